@@ -1,0 +1,143 @@
+/*
+ * checks.c -- refuse what upstream would turn into out-of-bounds reads or
+ * writes, before any buffer is touched.
+ *
+ * Upstream trusts its input: a truth at x == 1.0 indexes column w (the next
+ * row, anchor plane or image, or past the buffer), a class id of `classes`
+ * writes into the next anchor's entries, a mask index >= total reads past the
+ * anchors.  The oracle refuses those inputs instead of reproducing the spill.
+ * Behaviour upstream *defines* (the x == 0 terminator, int truncation of
+ * class ids and cells, a slightly negative x landing in cell 0) is accepted.
+ */
+#include <limits.h>
+#include <math.h>
+
+#include "dn_internal.h"
+
+static int fits_int(long long v)
+{
+    return v >= 0 && v <= INT_MAX;
+}
+
+static int check_tree(const layer *l)
+{
+    const tree *t = l->softmax_tree;
+    long long count, g, last;
+    int i;
+    if (!t->parent || !t->group || !t->group_size || !t->group_offset) return DN_E_LAYER;
+    if (t->n < 1 || t->n > l->classes || t->groups < 1) return DN_E_LAYER;
+    for (i = 0; i < t->n; ++i) {
+        /* Parents come first in a darknet tree file; demanding it keeps every
+         * walk up the tree finite and in bounds. */
+        if (t->parent[i] < -1 || t->parent[i] >= i) return DN_E_LAYER;
+        if (t->group[i] < 0 || t->group[i] >= t->groups) return DN_E_LAYER;
+    }
+    count = 0;
+    for (g = 0; g < t->groups; ++g) {
+        if (t->group_size[g] < 0 || t->group_offset[g] < 0) return DN_E_LAYER;
+        if ((long long)t->group_offset[g] + t->group_size[g] > t->n) return DN_E_LAYER;
+        count += t->group_size[g];
+    }
+    if (count != t->n) return DN_E_LAYER;
+    /* The CPU forward softmaxes each group at element offsets g = 0 ..
+     * n*w*h-1 (upstream's group_offset bug), reaching element
+     * coords+1 + (sum of group sizes) + n*w*h*group_size - 1 of each image at
+     * most.  It must stay inside the image. */
+    last = 0;
+    count = l->coords + 1;
+    for (g = 0; g < t->groups; ++g) {
+        long long reach = count + (long long)t->group_size[g]*l->n*l->w*l->h - 1;
+        if (t->group_size[g] > 0 && reach > last) last = reach;
+        count += t->group_size[g];
+    }
+    if (last >= l->inputs) return DN_E_LAYER;
+    return DN_OK;
+}
+
+int check_layer(const layer l)
+{
+    long long c, outputs;
+    int k;
+    if (l.batch < 1 || l.w < 1 || l.h < 1 || l.n < 1 || l.classes < 1) return DN_E_LAYER;
+    if (!l.biases || !l.output || !l.delta || !l.cost) return DN_E_LAYER;
+    c = (long long)l.n*(l.coords + 1 + l.classes);
+    outputs = c*l.w*l.h;
+    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*l.batch)) return DN_E_LAYER;
+    if (l.c != c || l.outputs != outputs || l.inputs != l.outputs) return DN_E_LAYER;
+    if (l.map && l.map_len < 1) return DN_E_LAYER;
+    if (l.type == DN_YOLO) {
+        if (l.coords != 4 || l.total < 1 || !l.mask) return DN_E_LAYER;
+        if (l.truths != DN_YOLO_MAX_TRUTHS*5) return DN_E_LAYER;
+        /* More than 90 would read the next image's truths. */
+        if (l.max_boxes < 0 || l.max_boxes > DN_YOLO_MAX_TRUTHS) return DN_E_LAYER;
+        for (k = 0; k < l.n; ++k) {
+            if (l.mask[k] < 0 || l.mask[k] >= l.total) return DN_E_LAYER;
+        }
+        if (l.softmax_tree) return DN_E_LAYER;
+        return DN_OK;
+    }
+    if (l.type == DN_REGION) {
+        if (l.coords < 4) return DN_E_LAYER;
+        if (l.truths != DN_REGION_MAX_TRUTHS*(l.coords + 1)) return DN_E_LAYER;
+        if (l.softmax_tree) return check_tree(&l);
+        return DN_OK;
+    }
+    return DN_E_LAYER;
+}
+
+/* Upstream reads a class id as (int)truth[coords] and then, when a map is
+ * set, map[class].  Both steps must stay in range. */
+static int check_class(const layer *l, float c, int use_map)
+{
+    int cls;
+    int limit = (use_map && l->map) ? l->map_len : l->classes;
+    if (!(c > -1 && c < limit)) return (use_map && l->map) ? DN_E_MAP_INDEX : DN_E_TRUTH_CLASS;
+    cls = (int)c;
+    if (use_map && l->map) cls = l->map[cls];
+    if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
+    return DN_OK;
+}
+
+static int check_row(const layer *l, const float *row)
+{
+    int k, err;
+    float fx, fy;
+    for (k = 0; k <= l->coords; ++k) {
+        if (!isfinite(row[k])) return DN_E_TRUTH_VALUE;
+    }
+    if (l->type == DN_REGION && l->softmax_tree && is_onlyclass_row(row)) {
+        /* Classification-only label: its class goes to the tree unmapped. */
+        return check_class(l, row[l->coords], 0);
+    }
+    if (!(row[2] > 0 && row[3] > 0)) return DN_E_TRUTH_SIZE;
+    /* The cell is (int)(truth.x * l.w) with the product in float. */
+    fx = row[0]*l->w;
+    fy = row[1]*l->h;
+    if (!(fx > -1 && fx < l->w && fy > -1 && fy < l->h)) return DN_E_TRUTH_CELL;
+    err = check_class(l, row[l->coords], 1);
+    return err;
+}
+
+int check_truths(const layer l, const float *truth, int *bad_image, int *bad_row)
+{
+    int b, t, err;
+    int rows = l.type == DN_YOLO ? l.max_boxes : DN_REGION_MAX_TRUTHS;
+    int cols = l.coords + 1;
+    if (bad_image) *bad_image = -1;
+    if (bad_row) *bad_row = -1;
+    for (b = 0; b < l.batch; ++b) {
+        for (t = 0; t < rows; ++t) {
+            const float *row = truth + b*l.truths + t*cols;
+            if (!row[0]) break;  /* upstream: if(!truth.x) break; */
+            err = check_row(&l, row);
+            if (err != DN_OK) {
+                if (bad_image) *bad_image = b;
+                if (bad_row) *bad_row = t;
+                return err;
+            }
+            /* The tree path stops at the first classification-only row. */
+            if (l.type == DN_REGION && l.softmax_tree && is_onlyclass_row(row)) break;
+        }
+    }
+    return DN_OK;
+}

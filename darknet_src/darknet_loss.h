@@ -1,0 +1,190 @@
+/*
+ * darknet_loss.h -- the one public header of the pydarknet_loss C core.
+ *
+ * A bit-exact reproduction of the loss-layer arithmetic of pjreddie/darknet
+ * at commit f6afaabcdf85f77e7aff2ec55c020c0e297c77f9 (src/yolo_layer.c,
+ * src/region_layer.c, src/box.c and the pieces of activations/blas/utils they
+ * use).  The code is our own; the names at the boundary are darknet's, so that
+ * people who know darknet find `layer`, `network`, `box` and
+ * `forward_yolo_layer` where they expect them.
+ *
+ * Differences from upstream's interface, all deliberate:
+ *   - nothing prints: the statistics upstream printf()s are written to
+ *     `*layer.stats` (when that pointer is not NULL);
+ *   - no globals, no allocation inside forward passes;
+ *   - forward functions return 0, or a negative DN_E* code *before touching
+ *     any buffer* when the input would make upstream read or write outside
+ *     its buffers (a truth whose cell lies outside the grid, a class id
+ *     outside [0, classes)).  Upstream would silently corrupt memory there.
+ *
+ * Build with -O2 -fno-fast-math -ffp-contract=off (never -ffast-math or
+ * -march=native): bit-exactness depends on it.
+ *
+ * This header is also the single source of truth for the cffi binding:
+ * build_ffi.py feeds it to cdef() after dropping preprocessor lines, so it
+ * must stay plain C declarations (no macros beyond integer #defines).
+ */
+#ifndef DARKNET_LOSS_H
+#define DARKNET_LOSS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fixed truth strides.  Upstream allocates net.truth per image with room for
+ * 90 boxes for [yolo] (whatever `max` says) and 30 for [region]. */
+#define DN_YOLO_MAX_TRUTHS 90
+#define DN_REGION_MAX_TRUTHS 30
+
+/* Return codes.  The forward functions check their input first and return
+ * one of these, without touching any buffer, where upstream would read or
+ * write outside its buffers or where a truth row is not a box at all. */
+#define DN_OK 0
+#define DN_E_LAYER -1           /* the layer is inconsistent (sizes, mask, max_boxes, tree) */
+#define DN_E_TRUTH_VALUE -2     /* a used truth row holds NaN or an infinity */
+#define DN_E_TRUTH_SIZE -3      /* a used truth row has w <= 0 or h <= 0 */
+#define DN_E_TRUTH_CELL -4      /* (int)(x*w) or (int)(y*h), in float, lies outside the grid */
+#define DN_E_MAP_INDEX -5       /* a class id lies outside the class map */
+#define DN_E_TRUTH_CLASS -6     /* a class id (after the map) lies outside [0, classes) */
+
+/* Layer types, as darknet's LAYER_TYPE names them. */
+#define DN_YOLO 1
+#define DN_REGION 2
+
+typedef struct box {
+    float x, y, w, h;
+} box;
+
+/* darknet's tree (read_tree): a softmax hierarchy. */
+typedef struct tree {
+    int *leaf;
+    int n;
+    int *parent;
+    int *child;
+    int *group;
+    char **name;
+    int groups;
+    int *group_size;
+    int *group_offset;
+} tree;
+
+/* The statistics upstream prints at the end of a training forward, as the
+ * float values it passes to printf (already divided: 0/0 is NaN).
+ * [yolo]:   "Region %d Avg IOU: %f, Class: %f, Obj: %f, No Obj: %f, .5R: %f, .75R: %f,  count: %d"
+ * [region]: "Region Avg IOU: %f, Class: %f, Obj: %f, No Obj: %f, Avg Recall: %f,  count: %d"
+ * recall75 is [yolo] only. */
+typedef struct loss_stats {
+    float avg_iou;
+    float avg_cat;
+    float avg_obj;
+    float avg_anyobj;
+    float recall;
+    float recall75;
+    int count;
+    int class_count;
+} loss_stats;
+
+/* The subset of darknet's `layer` that the loss layers read. */
+typedef struct layer {
+    int type;                 /* DN_YOLO or DN_REGION */
+    int batch;
+    int w, h, c;              /* grid width/height; c = n*(classes+coords+1) */
+    int n;                    /* anchors in this layer (len(mask) for [yolo]) */
+    int total;                /* [yolo]: all anchors of the network */
+    int classes;
+    int coords;               /* 4 for [yolo] */
+    int outputs, inputs;      /* per image: w*h*c */
+    int truths;               /* per image truth stride in floats */
+    int max_boxes;            /* [yolo] `max`; [region] parses it but never reads it */
+    int *mask;                /* [yolo]: n anchor indices into biases */
+    const int *map;           /* optional class map, borrowed (NULL when absent) */
+    int map_len;              /* entries in map; ids at or beyond it are refused */
+    float *biases;            /* anchors: 2*total ([yolo]) or 2*n ([region]) */
+
+    float ignore_thresh;      /* [yolo] */
+    float truth_thresh;       /* [yolo] */
+
+    int softmax;              /* [region] */
+    int background;
+    int rescore;
+    int bias_match;
+    float thresh;
+    float coord_scale;
+    float object_scale;
+    float noobject_scale;
+    float class_scale;
+    float mask_scale;         /* truncated to int when used, as upstream does */
+    float temperature;        /* softmax-tree temperature; upstream's parser leaves it 0 */
+    const tree *softmax_tree; /* borrowed */
+
+    /* Written by the forward pass (through the pointers: the layer itself is
+     * passed as `const layer`, as upstream does). */
+    float *output;            /* batch*outputs */
+    float *delta;             /* batch*outputs */
+    float *cost;              /* one float */
+    loss_stats *stats;        /* may be NULL */
+} layer;
+
+/* The subset of darknet's `network` that the loss layers read. */
+typedef struct network {
+    const float *input;       /* batch*inputs, darknet layout [b][anchor][entry][row][col] */
+    const float *truth;       /* batch*truths */
+    int train;
+    int w, h;                 /* network input size (net.w, net.h) */
+    int index;                /* layer index, only printed by upstream */
+    size_t seen;              /* upstream's *net.seen ([region] prior rule) */
+} network;
+
+/* ---- box.c ---- */
+box float_to_box(const float *f, int stride);
+float overlap(float x1, float w1, float x2, float w2);
+float box_intersection(box a, box b);
+float box_union(box a, box b);
+float box_iou(box a, box b);
+float box_rmse(box a, box b);
+/* out[i] = box_iou / box_rmse of rows i of a and b (n rows of x, y, w, h). */
+void box_iou_rows(const float *a, const float *b, int n, float *out);
+void box_rmse_rows(const float *a, const float *b, int n, float *out);
+
+/* ---- activations.c ---- */
+float logistic_activate(float x);
+void activate_array_logistic(float *x, int n);
+void softmax(const float *input, int n, float temp, int stride, float *output);
+void softmax_cpu(const float *input, int n, int batch, int batch_offset, int groups,
+                 int group_offset, int stride, float temp, float *output);
+
+/* ---- utils.c ---- */
+float mag_array(const float *a, int n);
+int int_index(const int *a, int val, int n);
+
+/* ---- checks.c ---- */
+/* DN_OK, or DN_E_LAYER when the layer's fields cannot be run safely. */
+int check_layer(const layer l);
+/* Scan the truth rows a forward pass of `l` will read (per image: rows before
+ * the first x == 0, at most max_boxes for [yolo] and 30 for [region]) and
+ * report the first bad one in *bad_image, *bad_row (either may be NULL). */
+int check_truths(const layer l, const float *truth, int *bad_image, int *bad_row);
+
+/* ---- yolo_layer.c ---- */
+/* Fill the shape fields of a [yolo] layer without allocating anything; the
+ * caller then points mask, biases, output, delta, cost (and stats) at its own
+ * buffers.  Returns DN_OK or DN_E_LAYER. */
+int yolo_layer_init(layer *l, int batch, int w, int h, int n, int total, int classes);
+/* darknet's make_yolo_layer: allocates every buffer (mask copied, or 0..n-1
+ * when NULL; biases set to .5; ignore_thresh .5, truth_thresh 1, max 90 as
+ * parse_yolo defaults them).  Release with free_layer().  On failure the
+ * returned layer has output == NULL. */
+layer make_yolo_layer(int batch, int w, int h, int n, int total, const int *mask, int classes);
+/* Frees what make_*_layer allocated. */
+void free_layer(layer l);
+int forward_yolo_layer(const layer l, network net);
+box get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
+                 int lw, int lh, int w, int h, int stride);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DARKNET_LOSS_H */

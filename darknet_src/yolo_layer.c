@@ -1,0 +1,279 @@
+/*
+ * yolo_layer.c -- darknet's [yolo] layer (YOLOv3), forward pass, reproduced
+ * operation for operation from upstream src/yolo_layer.c at f6afaab.
+ *
+ * Types matter here more than anywhere: an int times a float is a float, exp
+ * and log take and return doubles, and every store into a float rounds.  Each
+ * expression below keeps upstream's types and evaluation order; where that is
+ * not obvious a comment says so.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dn_internal.h"
+
+int yolo_layer_init(layer *l, int batch, int w, int h, int n, int total, int classes)
+{
+    layer z;
+    memset(&z, 0, sizeof z);
+    *l = z;
+    if (batch < 1 || w < 1 || h < 1 || n < 1 || total < 1 || classes < 1) return DN_E_LAYER;
+    if ((long long)w*h*n*(classes + 4 + 1)*batch > 0x7fffffffLL) return DN_E_LAYER;
+    l->type = DN_YOLO;
+    l->batch = batch;
+    l->w = w;
+    l->h = h;
+    l->n = n;
+    l->total = total;
+    l->classes = classes;
+    l->coords = 4;
+    l->c = n*(classes + 4 + 1);
+    l->outputs = h*w*l->c;
+    l->inputs = l->outputs;
+    l->truths = DN_YOLO_MAX_TRUTHS*(4 + 1);
+    /* parse_yolo's defaults. */
+    l->max_boxes = DN_YOLO_MAX_TRUTHS;
+    l->ignore_thresh = .5f;
+    l->truth_thresh = 1;
+    return DN_OK;
+}
+
+layer make_yolo_layer(int batch, int w, int h, int n, int total, const int *mask, int classes)
+{
+    layer l;
+    int i;
+    if (yolo_layer_init(&l, batch, w, h, n, total, classes) != DN_OK) return l;
+    l.mask = calloc((size_t)n, sizeof(int));
+    l.biases = calloc((size_t)total*2, sizeof(float));
+    l.cost = calloc(1, sizeof(float));
+    l.stats = calloc(1, sizeof(loss_stats));
+    l.delta = calloc((size_t)batch*l.outputs, sizeof(float));
+    l.output = calloc((size_t)batch*l.outputs, sizeof(float));
+    if (!l.mask || !l.biases || !l.cost || !l.stats || !l.delta || !l.output) {
+        free_layer(l);
+        memset(&l, 0, sizeof l);
+        return l;
+    }
+    for (i = 0; i < n; ++i) l.mask[i] = mask ? mask[i] : i;
+    for (i = 0; i < total*2; ++i) l.biases[i] = .5;
+    return l;
+}
+
+void free_layer(layer l)
+{
+    free(l.mask);
+    free(l.biases);
+    free(l.cost);
+    free(l.stats);
+    free(l.delta);
+    free(l.output);
+}
+
+/* The predicted box of anchor n at cell (i, j), in units of the network input:
+ * x, y in float; w, h as exp(double) * bias / size in double, then rounded. */
+box get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
+                 int lw, int lh, int w, int h, int stride)
+{
+    box b;
+    b.x = (i + x[index + 0*stride]) / lw;
+    b.y = (j + x[index + 1*stride]) / lh;
+    b.w = (float)(exp((double)x[index + 2*stride]) * biases[2*n] / w);
+    b.h = (float)(exp((double)x[index + 3*stride]) * biases[2*n + 1] / h);
+    return b;
+}
+
+/* Writes scale * (target - x) for the four box entries; returns the IoU of the
+ * prediction with the truth.  tw = log(truth.w*w / bias): product and quotient
+ * in float, log in double. */
+static float delta_yolo_box(box truth, const float *x, const float *biases, int n, int index,
+                            int i, int j, int lw, int lh, int w, int h, float *delta,
+                            float scale, int stride)
+{
+    box pred = get_yolo_box(x, biases, n, index, i, j, lw, lh, w, h, stride);
+    float iou = box_iou(pred, truth);
+
+    float tx = (truth.x*lw - i);
+    float ty = (truth.y*lh - j);
+    float tw = (float)log((double)(truth.w*w / biases[2*n]));
+    float th = (float)log((double)(truth.h*h / biases[2*n + 1]));
+
+    delta[index + 0*stride] = scale * (tx - x[index + 0*stride]);
+    delta[index + 1*stride] = scale * (ty - x[index + 1*stride]);
+    delta[index + 2*stride] = scale * (tw - x[index + 2*stride]);
+    delta[index + 3*stride] = scale * (th - x[index + 3*stride]);
+    return iou;
+}
+
+/* Class deltas 1 - p for the truth class and 0 - p elsewhere.  Upstream's
+ * short-circuit: if the first class entry of this cell already holds a
+ * non-zero delta (an earlier truth hit the same cell and anchor), only the
+ * new class's entry is set and the others keep the earlier values. */
+static void delta_yolo_class(const float *output, float *delta, int index, int class_id,
+                             int classes, int stride, float *avg_cat)
+{
+    int n;
+    if (delta[index]) {
+        delta[index + stride*class_id] = 1 - output[index + stride*class_id];
+        if (avg_cat) *avg_cat += output[index + stride*class_id];
+        return;
+    }
+    for (n = 0; n < classes; ++n) {
+        delta[index + stride*n] = ((n == class_id) ? 1 : 0) - output[index + stride*n];
+        if (n == class_id && avg_cat) *avg_cat += output[index + stride*n];
+    }
+}
+
+/* (int)truth[4], then the optional map: a fractional id such as 2.7 is 2. */
+static int truth_class(const layer *l, const float *truth_row)
+{
+    int class_id = (int)truth_row[4];
+    if (l->map) class_id = l->map[class_id];
+    return class_id;
+}
+
+int forward_yolo_layer(const layer l, network net)
+{
+    int i, j, b, t, n, err;
+    const int wh = l.w*l.h;
+    float avg_iou = 0;
+    float recall = 0;
+    float recall75 = 0;
+    float avg_cat = 0;
+    float avg_obj = 0;
+    float avg_anyobj = 0;
+    int count = 0;
+    int class_count = 0;
+
+    err = check_layer(l);
+    if (err != DN_OK || !net.input) return DN_E_LAYER;
+    if (net.train) {
+        if (!net.truth || net.w < 1 || net.h < 1) return DN_E_LAYER;
+        err = check_truths(l, net.truth, NULL, NULL);
+        if (err != DN_OK) return err;
+    }
+
+    memcpy(l.output, net.input, (size_t)l.outputs*l.batch*sizeof(float));
+    for (b = 0; b < l.batch; ++b) {
+        for (n = 0; n < l.n; ++n) {
+            /* x, y, then objectness and classes; w and h stay raw. */
+            int index = entry_index(&l, b, n*wh, 0);
+            activate_array_logistic(l.output + index, 2*wh);
+            index = entry_index(&l, b, n*wh, 4);
+            activate_array_logistic(l.output + index, (1 + l.classes)*wh);
+        }
+    }
+    memset(l.delta, 0, (size_t)l.outputs*l.batch*sizeof(float));
+    if (!net.train) return DN_OK;
+
+    *(l.cost) = 0;
+    for (b = 0; b < l.batch; ++b) {
+        const float *truths = net.truth + b*l.truths;
+
+        /* Every cell and anchor: objectness target 0, unless the best IoU
+         * with any truth beats ignore_thresh (no delta) or truth_thresh. */
+        for (j = 0; j < l.h; ++j) {
+            for (i = 0; i < l.w; ++i) {
+                for (n = 0; n < l.n; ++n) {
+                    int box_index = entry_index(&l, b, n*wh + j*l.w + i, 0);
+                    box pred = get_yolo_box(l.output, l.biases, l.mask[n], box_index, i, j,
+                                            l.w, l.h, net.w, net.h, wh);
+                    float best_iou = 0;
+                    int best_t = 0;
+                    int obj_index;
+                    for (t = 0; t < l.max_boxes; ++t) {
+                        box truth = float_to_box(truths + t*(4 + 1), 1);
+                        float iou;
+                        if (!truth.x) break;  /* a truth with x == 0 ends the list */
+                        iou = box_iou(pred, truth);
+                        if (iou > best_iou) {
+                            best_iou = iou;
+                            best_t = t;
+                        }
+                    }
+                    obj_index = entry_index(&l, b, n*wh + j*l.w + i, 4);
+                    avg_anyobj += l.output[obj_index];
+                    l.delta[obj_index] = 0 - l.output[obj_index];
+                    if (best_iou > l.ignore_thresh) {
+                        l.delta[obj_index] = 0;
+                    }
+                    if (best_iou > l.truth_thresh) {
+                        const float *row = truths + best_t*(4 + 1);
+                        int class_index = entry_index(&l, b, n*wh + j*l.w + i, 4 + 1);
+                        box truth = float_to_box(row, 1);
+                        l.delta[obj_index] = 1 - l.output[obj_index];
+                        delta_yolo_class(l.output, l.delta, class_index, truth_class(&l, row),
+                                         l.classes, wh, 0);
+                        delta_yolo_box(truth, l.output, l.biases, l.mask[n], box_index, i, j,
+                                       l.w, l.h, net.w, net.h, l.delta,
+                                       (2 - truth.w*truth.h), wh);
+                    }
+                }
+            }
+        }
+
+        /* Every truth: the best of all `total` anchors by shape alone; if it
+         * belongs to this layer's mask, its cell gets the box, objectness and
+         * class deltas.  A later truth in the same cell and anchor overwrites
+         * the box and objectness deltas of an earlier one. */
+        for (t = 0; t < l.max_boxes; ++t) {
+            const float *row = truths + t*(4 + 1);
+            box truth = float_to_box(row, 1);
+            box truth_shift;
+            float best_iou = 0;
+            int best_n = 0;
+            int mask_n;
+            if (!truth.x) break;
+            /* Cell indices: float product truncated to int. */
+            i = (int)(truth.x*l.w);
+            j = (int)(truth.y*l.h);
+            truth_shift = truth;
+            truth_shift.x = truth_shift.y = 0;
+            for (n = 0; n < l.total; ++n) {
+                box pred = {0, 0, 0, 0};
+                float iou;
+                pred.w = l.biases[2*n]/net.w;
+                pred.h = l.biases[2*n + 1]/net.h;
+                iou = box_iou(pred, truth_shift);
+                if (iou > best_iou) {
+                    best_iou = iou;
+                    best_n = n;
+                }
+            }
+
+            mask_n = int_index(l.mask, best_n, l.n);
+            if (mask_n >= 0) {
+                int box_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 0);
+                int obj_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4);
+                int class_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4 + 1);
+                float iou = delta_yolo_box(truth, l.output, l.biases, best_n, box_index, i, j,
+                                           l.w, l.h, net.w, net.h, l.delta,
+                                           (2 - truth.w*truth.h), wh);
+                avg_obj += l.output[obj_index];
+                l.delta[obj_index] = 1 - l.output[obj_index];
+                delta_yolo_class(l.output, l.delta, class_index, truth_class(&l, row),
+                                 l.classes, wh, &avg_cat);
+                ++count;
+                ++class_count;
+                if (iou > .5) recall += 1;
+                if (iou > .75) recall75 += 1;
+                avg_iou += iou;
+            }
+        }
+    }
+    /* pow(float, 2) in double, rounded back into the float cost. */
+    *(l.cost) = (float)pow((double)mag_array(l.delta, l.outputs*l.batch), 2);
+    if (l.stats) {
+        /* The values upstream hands to printf: float sums divided by ints in
+         * float, so no truths give 0/0 = NaN. */
+        l.stats->avg_iou = avg_iou/count;
+        l.stats->avg_cat = avg_cat/class_count;
+        l.stats->avg_obj = avg_obj/count;
+        l.stats->avg_anyobj = avg_anyobj/(l.w*l.h*l.n*l.batch);
+        l.stats->recall = recall/count;
+        l.stats->recall75 = recall75/count;
+        l.stats->count = count;
+        l.stats->class_count = class_count;
+    }
+    return DN_OK;
+}

@@ -1,0 +1,26 @@
+"""pydarknet_loss: a bit-exact oracle for darknet's YOLO losses.
+
+Reproduces the arithmetic of pjreddie/darknet (commit f6afaab) for the
+``[yolo]`` layer, bit for bit, from NumPy.  See README.md.
+"""
+from ._native import BUILD_CFLAGS
+from ._validate import DarknetQuirkWarning
+from .boxes import box_iou, box_rmse
+from .layers import YoloLayer, YoloResult, YoloStats
+
+__version__ = "0.1.0"
+
+#: The upstream darknet commit whose arithmetic is reproduced.
+UPSTREAM_COMMIT = "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9"
+
+__all__ = [
+    "BUILD_CFLAGS",
+    "DarknetQuirkWarning",
+    "UPSTREAM_COMMIT",
+    "YoloLayer",
+    "YoloResult",
+    "YoloStats",
+    "box_iou",
+    "box_rmse",
+    "__version__",
+]

@@ -1,0 +1,198 @@
+"""Every input rule in one place, with messages that say what was expected.
+
+Nothing here converts silently: a wrong dtype is an error, not a cast; a list
+where an array is expected is an error, not a conversion.  The one thing done
+quietly is making a non-contiguous float32 array contiguous (a copy of the
+same values in the same logical layout).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import warnings
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+INT_MAX = 2**31 - 1
+
+
+class DarknetQuirkWarning(UserWarning):
+    """Upstream darknet will do something surprising (but defined) with this input."""
+
+
+def integer(name: str, value: Any, *, minimum: Optional[int] = None,
+            maximum: Optional[int] = None) -> int:
+    """An int (or NumPy integer); bools and floats are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    v = operator.index(value)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
+    return v
+
+
+def number(name: str, value: Any) -> float:
+    """A real number (bools, strings and complex numbers refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def real32(name: str, value: Any) -> np.float32:
+    """A finite real number, rounded to float32 as darknet's float fields are."""
+    v = number(name, value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    return np.float32(v)
+
+
+def int_array(name: str, values: Any, *, allow_empty: bool = False) -> np.ndarray:
+    """A 1-D sequence of integers as a C-contiguous int32 array."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or values.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be a 1-D integer array, got {values.dtype} of shape {values.shape}")
+        items = [int(v) for v in values]
+    elif isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
+        items = [integer(f"{name}[{i}]", v) for i, v in enumerate(values)]
+    else:
+        raise TypeError(f"{name} must be a list of integers, got {type(values).__name__}")
+    if not items and not allow_empty:
+        raise ValueError(f"{name} must not be empty")
+    for i, v in enumerate(items):
+        if not -2**31 <= v <= INT_MAX:
+            raise ValueError(f"{name}[{i}] = {v} does not fit a C int")
+    return np.array(items, dtype=np.int32)
+
+
+def anchors32(values: Any) -> np.ndarray:
+    """Anchor sizes as float32 (upstream: atof, then stored in a float)."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or values.dtype.kind not in "iuf":
+            raise TypeError(f"anchors must be a 1-D numeric array, got {values.dtype} of shape {values.shape}")
+        items = [float(v) for v in values]
+    elif isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
+        items = [float(real32(f"anchors[{i}]", v)) for i, v in enumerate(values)]
+    else:
+        raise TypeError(f"anchors must be a list of numbers (w, h pairs), got {type(values).__name__}")
+    if not items:
+        raise ValueError("anchors must not be empty")
+    if len(items) % 2:
+        raise ValueError(f"anchors must come in (w, h) pairs, got {len(items)} values")
+    for i, v in enumerate(items):
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"anchors[{i}] = {v!r}: anchor sizes must be positive and finite")
+    return np.array(items, dtype=np.float64).astype(np.float32)
+
+
+def class_map(values: Any, classes: int) -> Optional[np.ndarray]:
+    if values is None:
+        return None
+    m = int_array("map", values)
+    bad = np.flatnonzero((m < 0) | (m >= classes))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"map[{i}] = {int(m[i])} sends a class outside [0, {classes})")
+    return m
+
+
+def float32_array(name: str, a: Any, ndim: int) -> np.ndarray:
+    """A native float32 ndarray of the given rank, C-contiguous (copied only
+    when it is not contiguous already)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
+    if a.dtype != np.float32:
+        raise TypeError(
+            f"{name} must have dtype float32 (native byte order), got {a.dtype.str}; "
+            f"convert it yourself, e.g. {name}.astype(np.float32): the oracle never casts silently")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+    if a.size > INT_MAX:
+        raise ValueError(f"{name} has {a.size} elements, more than the C core indexes ({INT_MAX})")
+    return np.ascontiguousarray(a)
+
+
+def layer_input(x: Any, *, channels: int, what: str) -> np.ndarray:
+    """x: float32 (B, C, H, W) with C fixed by the layer."""
+    x = float32_array("x", x, 4)
+    b, c, h, w = x.shape
+    if b < 1 or h < 1 or w < 1:
+        raise ValueError(f"x must have a non-empty batch and grid, got shape {x.shape}")
+    if c != channels:
+        raise ValueError(f"x has {c} channels, expected {channels} = {what} "
+                         "(darknet layout: (B, C, H, W))")
+    return x
+
+
+def truth_buffer(truth: Any, *, batch: int, rows: int, cols: int, used_rows: int) -> np.ndarray:
+    """Darknet's packed truth buffer (batch, rows, cols), float32.
+
+    `truth` is either that buffer already, or a list of `batch` arrays of
+    shape (k, cols) with k <= rows, which is packed with zeros after the last
+    box.  `used_rows` is how many rows per image upstream reads at most.
+    """
+    if isinstance(truth, np.ndarray):
+        t = float32_array("truth", truth, 3)
+        if t.shape != (batch, rows, cols):
+            raise ValueError(
+                f"truth must have shape ({batch}, {rows}, {cols}) (batch, darknet's fixed {rows} rows, "
+                f"x y w h class), got {t.shape}; or pass a list of {batch} arrays of shape (k, {cols})")
+        return t
+    if not isinstance(truth, (list, tuple)):
+        raise TypeError(f"truth must be a float32 array of shape ({batch}, {rows}, {cols}) or a list of "
+                        f"{batch} float32 arrays of shape (k, {cols}), got {type(truth).__name__}")
+    if len(truth) != batch:
+        raise ValueError(f"truth lists {len(truth)} images but x has batch {batch}")
+    packed = np.zeros((batch, rows, cols), dtype=np.float32)
+    for b, boxes in enumerate(truth):
+        a = float32_array(f"truth[{b}]", boxes, 2)
+        if a.shape[1] != cols:
+            raise ValueError(f"truth[{b}] must have shape (k, {cols}), got {a.shape}")
+        k = a.shape[0]
+        if k > rows:
+            raise ValueError(f"truth[{b}] has {k} boxes; darknet's truth buffer holds at most {rows} per image")
+        zero = np.flatnonzero(a[:, 0] == 0)
+        if zero.size:
+            r = int(zero[0])
+            warnings.warn(
+                f"truth[{b}] row {r} has x == 0: upstream stops reading an image's truths at the first "
+                f"x == 0, so rows {r}..{k - 1} of image {b} are ignored", DarknetQuirkWarning, stacklevel=4)
+        elif k > used_rows:
+            warnings.warn(
+                f"truth[{b}] has {k} boxes but the layer reads at most {used_rows} (max_boxes): "
+                f"rows {used_rows}..{k - 1} are ignored", DarknetQuirkWarning, stacklevel=4)
+        packed[b, :k] = a
+    return packed
+
+
+_WHY = {
+    "value": "holds NaN or an infinity",
+    "size": "has a non-positive width or height",
+}
+
+
+def truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h: int,
+                classes: int, class_col: int, map_: Optional[np.ndarray]) -> ValueError:
+    """The message for a truth row the C core refused (checks.c)."""
+    r = truth[image, row]
+    where = f"truth image {image}, row {row} ({', '.join(f'{float(v):.9g}' for v in r)})"
+    if kind in _WHY:
+        return ValueError(f"{where} {_WHY[kind]}")
+    if kind == "cell":
+        fx = np.float32(r[0]) * np.float32(w)
+        fy = np.float32(r[1]) * np.float32(h)
+        return ValueError(
+            f"{where}: its cell (int)(x*{w}) = (int){float(fx):.9g}, (int)(y*{h}) = (int){float(fy):.9g} "
+            f"(float32, as upstream computes it) lies outside the {w}x{h} grid; upstream would write "
+            f"into a neighbouring cell or past its buffer. Expected 0 <= x*{w} < {w} and 0 <= y*{h} < {h}")
+    c = float(r[class_col])
+    if kind == "map":
+        n = 0 if map_ is None else len(map_)
+        return ValueError(f"{where}: class id {c:g} (truncated to int) is outside the map's {n} entries")
+    mapped = ""
+    if map_ is not None and -1 < c < len(map_):
+        mapped = f", mapped to {int(map_[int(c)])}"
+    return ValueError(f"{where}: class id {c:g} (truncated to int{mapped}) is outside [0, {classes})")

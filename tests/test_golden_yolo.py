@@ -1,0 +1,48 @@
+"""Every [yolo] golden case, computed by upstream itself, bit for bit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import goldens as G
+
+CASES = G.repo_cases("yolo")
+
+
+def test_every_shared_yolo_case_is_in_the_repo() -> None:
+    assert len(CASES) == 83
+    assert G.shared_only_cases("yolo") == []
+
+
+@pytest.mark.parametrize("path", CASES, ids=G.ids(CASES))
+def test_yolo_case(path: Path) -> None:
+    d = G.load(path)
+    p = d["params"]
+    layer = G.yolo_layer(p)
+    kwargs = dict(net_w=p["net_w"], net_h=p["net_h"], train=bool(d["train"]), index=p["net_index"])
+    if "x_times_w_eq_w" in d["tags"]:
+        # Upstream spilled into a neighbouring cell or image here; we refuse.
+        with pytest.raises(ValueError, match="outside the .* grid"):
+            layer.forward(d["input"], d["truth"], **kwargs)
+        return
+    res = layer.forward(d["input"], d["truth"], **kwargs)
+    assert G.bits_equal(res.output, d["output"]), G.first_difference(res.output, d["output"])
+    assert G.bits_equal(res.delta, d["delta"]), G.first_difference(res.delta, d["delta"])
+    assert G.bits_equal(np.float32(res.cost), d["cost"]), (res.cost, d["cost"])
+    if d["train"]:
+        assert res.stats is not None
+        assert G.bits_equal(res.stats.as_array(), d["stats"]), (res.stats, d["stats"])
+        assert res.stats.count == int(d["count"])
+        assert res.stats.line() + "\n" == d["text"]
+    else:
+        assert res.stats is None
+        assert int(d["count"]) == -1
+
+
+@pytest.mark.skipif(G.shared_golden() is None, reason=G.SHARED_REASON)
+@pytest.mark.parametrize("path", CASES, ids=G.ids(CASES))
+def test_repo_copy_matches_shared(path: Path) -> None:
+    shared = G.shared_golden() / "cases" / path.name
+    assert shared.read_bytes() == path.read_bytes()
