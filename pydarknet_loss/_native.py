@@ -63,7 +63,8 @@ class _Call:
     """A C layer and network over NumPy buffers; keeps every buffer alive
     for as long as the structs point at it."""
 
-    def __init__(self, spec: YoloSpec, batch: int, h: int, w: int) -> None:
+    def __init__(self, spec: YoloSpec, batch: int, h: int, w: int,
+                 out: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
         self.keep: list[Any] = []
         self.layer = ffi.new("layer *")
         rc = lib.yolo_layer_init(self.layer, batch, w, h, len(spec.mask), spec.total, spec.classes)
@@ -78,8 +79,11 @@ class _Call:
         if spec.map is not None:
             l.map = self._ptr(_i32, spec.map)
             l.map_len = len(spec.map)
-        self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
-        self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
+        if out is None:
+            self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
+            self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
+        else:
+            self.output, self.delta = out
         l.output = self._ptr(_f32, self.output)
         l.delta = self._ptr(_f32, self.delta)
         self.cost = ffi.new("float *")
@@ -110,8 +114,9 @@ class _Call:
         return int(lib.forward_yolo_layer(self.layer[0], net[0]))
 
 
-def yolo_call(spec: YoloSpec, batch: int, h: int, w: int) -> _Call:
-    return _Call(spec, batch, h, w)
+def yolo_call(spec: YoloSpec, batch: int, h: int, w: int,
+              out: Optional[tuple[np.ndarray, np.ndarray]] = None) -> _Call:
+    return _Call(spec, batch, h, w, out)
 
 
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:

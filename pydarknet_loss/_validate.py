@@ -196,3 +196,22 @@ def truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h
     if map_ is not None and -1 < c < len(map_):
         mapped = f", mapped to {int(map_[int(c)])}"
     return ValueError(f"{where}: class id {c:g} (truncated to int{mapped}) is outside [0, {classes})")
+
+
+def out_buffers(out: Any, shape: tuple) -> Optional[tuple]:
+    """Caller-provided (output, delta) arrays: writable, C-contiguous float32
+    of the input's shape, and not the same memory."""
+    if out is None:
+        return None
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError("out must be a tuple (output, delta) of float32 arrays")
+    for name, a in zip(("output", "delta"), out):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32:
+            raise TypeError(f"out {name} must be a float32 numpy.ndarray")
+        if a.shape != shape:
+            raise ValueError(f"out {name} must have the input's shape {shape}, got {a.shape}")
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(f"out {name} must be C-contiguous and writable")
+    if np.shares_memory(out[0], out[1]):
+        raise ValueError("out output and delta must not share memory")
+    return out

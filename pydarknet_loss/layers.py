@@ -149,14 +149,18 @@ class YoloLayer:
             truth_thresh=self.truth_thresh, map=self.map)
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416,
-                net_h: int = 416, train: bool = True, index: int = 0) -> YoloResult:
+                net_h: int = 416, train: bool = True, index: int = 0,
+                out: Optional[tuple[np.ndarray, np.ndarray]] = None) -> YoloResult:
         """Run upstream's forward_yolo_layer.
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
         ``truth``: float32 (B, 90, 5) packed (rows x, y, w, h, class; zeros
         after the last box), or a list of B float32 arrays of shape (k, 5).
         Not needed when ``train`` is False.  ``index`` is the layer index
-        upstream prints in its statistics line.
+        upstream prints in its statistics line.  ``out``: optional
+        (output, delta) float32 arrays of x's shape to write into instead of
+        allocating new ones (for repeated calls on large inputs); the result
+        then refers to them.
         """
         x = _validate.layer_input(x, channels=self.channels,
                                   what=f"len(mask)={self.n} * (5 + classes={self.classes})")
@@ -166,7 +170,10 @@ class YoloLayer:
         index = _validate.integer("index", index)
         if not isinstance(train, (bool, np.bool_)):
             raise TypeError(f"train must be a bool, got {type(train).__name__}")
-        call = _native.yolo_call(self._spec(), batch, h, w)
+        out = _validate.out_buffers(out, x.shape)
+        if out is not None and any(np.shares_memory(x, a) for a in out):
+            raise ValueError("out arrays must not share memory with x")
+        call = _native.yolo_call(self._spec(), batch, h, w, out)
         packed = None
         if truth is not None or train:
             if truth is None:

@@ -17,7 +17,10 @@ import pydarknet_loss as pdl
 
 HERE = Path(__file__).resolve().parent
 COMMIT_DIR = "pjreddie-f6afaab"
+#: The shared set's in-repo copy.
 REPO_GOLDEN = HERE / "golden" / COMMIT_DIR
+#: Cases our own upstream build computed for these tests (same format).
+EXTRA_GOLDEN = HERE / "golden" / "extra-f6afaab"
 
 
 def shared_golden() -> Optional[Path]:
@@ -39,8 +42,12 @@ def manifest(root: Path, folder: str = "cases") -> List[Dict[str, Any]]:
     return json.loads((root / folder / "MANIFEST.json").read_text())["cases"]
 
 
-def repo_cases(kind: str, folder: str = "cases") -> List[Path]:
-    return [REPO_GOLDEN / folder / c["file"] for c in manifest(REPO_GOLDEN, folder) if c["kind"] == kind]
+def repo_cases(kind: str, folder: str = "cases", root: Path = REPO_GOLDEN) -> List[Path]:
+    return [root / folder / c["file"] for c in manifest(root, folder) if c["kind"] == kind]
+
+
+def extra_cases(kind: str, folder: str = "cases") -> List[Path]:
+    return repo_cases(kind, folder, EXTRA_GOLDEN)
 
 
 def shared_only_cases(kind: str, folder: str = "cases") -> List[str]:
@@ -99,4 +106,4 @@ def yolo_layer(p: Dict[str, Any]) -> pdl.YoloLayer:
 
 
 def ids(paths: List[Path]) -> List[str]:
-    return [p.stem for p in paths]
+    return [f"{p.parent.parent.name}/{p.stem}" for p in paths]

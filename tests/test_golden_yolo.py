@@ -8,11 +8,12 @@ import pytest
 
 import goldens as G
 
-CASES = G.repo_cases("yolo")
+SHARED_SET = G.repo_cases("yolo")
+CASES = SHARED_SET + G.extra_cases("yolo")
 
 
 def test_every_shared_yolo_case_is_in_the_repo() -> None:
-    assert len(CASES) == 83
+    assert len(SHARED_SET) == 83
     assert G.shared_only_cases("yolo") == []
 
 
@@ -42,7 +43,7 @@ def test_yolo_case(path: Path) -> None:
 
 
 @pytest.mark.skipif(G.shared_golden() is None, reason=G.SHARED_REASON)
-@pytest.mark.parametrize("path", CASES, ids=G.ids(CASES))
+@pytest.mark.parametrize("path", SHARED_SET, ids=G.ids(SHARED_SET))
 def test_repo_copy_matches_shared(path: Path) -> None:
     shared = G.shared_golden() / "cases" / path.name
     assert shared.read_bytes() == path.read_bytes()
