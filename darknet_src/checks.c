@@ -25,7 +25,9 @@ static int check_tree(const layer *l)
     long long count, g, last;
     int i;
     if (!t->parent || !t->group || !t->group_size || !t->group_offset) return DN_E_LAYER;
-    if (t->n < 1 || t->n > l->classes || t->groups < 1) return DN_E_LAYER;
+    /* One tree node per class: the softmax covers the groups, and truth
+     * classes walk parent[] from any id in [0, classes). */
+    if (t->n != l->classes || t->groups < 1) return DN_E_LAYER;
     for (i = 0; i < t->n; ++i) {
         /* Parents come first in a darknet tree file; demanding it keeps every
          * walk up the tree finite and in bounds. */

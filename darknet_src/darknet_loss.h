@@ -155,6 +155,23 @@ void softmax(const float *input, int n, float temp, int stride, float *output);
 void softmax_cpu(const float *input, int n, int batch, int batch_offset, int groups,
                  int group_offset, int stride, float temp, float *output);
 
+/* ---- tree.c ---- */
+/* Fills *t from a parent array (parent[i] in [-1, i)) the way read_tree()
+ * builds it line by line, without allocating: the caller provides child,
+ * group and leaf (n ints each) and group_size, group_offset (n+1 ints each);
+ * the tree points at them and at parent.  t->name is left NULL. */
+int tree_init(tree *t, int n, int *parent, int *child, int *group, int *leaf,
+              int *group_size, int *group_offset);
+/* darknet's read_tree(): one "name parent" line per node.  Returns NULL when
+ * the file cannot be read or a line is malformed (no name, a name longer than
+ * 255 bytes, no integer parent, or a parent outside [-1, line index));
+ * *bad_line then holds the 1-based line number (0 when the file could not be
+ * read at all).  Release with free_tree(). */
+tree *read_tree_checked(const char *filename, int *bad_line);
+tree *read_tree(const char *filename);
+void free_tree(tree *t);
+float get_hierarchy_probability(const float *x, const tree *hier, int c, int stride);
+
 /* ---- utils.c ---- */
 float mag_array(const float *a, int n);
 int int_index(const int *a, int val, int n);
@@ -182,6 +199,19 @@ void free_layer(layer l);
 int forward_yolo_layer(const layer l, network net);
 box get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
                  int lw, int lh, int w, int h, int stride);
+
+/* ---- region_layer.c ---- */
+/* As yolo_layer_init for [region]: shape fields and parse_region's defaults
+ * (thresh .5, every scale 1), no allocation.  total is set to n. */
+int region_layer_init(layer *l, int batch, int w, int h, int n, int classes, int coords);
+/* darknet's make_region_layer: allocates biases (.5), output, delta, cost and
+ * stats; release with free_layer().  map and softmax_tree are borrowed. */
+layer make_region_layer(int batch, int w, int h, int n, int classes, int coords);
+/* The CPU build's forward_region_layer.  (Its backward_region_layer is empty:
+ * the CPU build hands no gradient on.) */
+int forward_region_layer(const layer l, network net);
+box get_region_box(const float *x, const float *biases, int n, int index, int i, int j,
+                   int w, int h, int stride);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,13 @@
 """pydarknet_loss: a bit-exact oracle for darknet's YOLO losses.
 
 Reproduces the arithmetic of pjreddie/darknet (commit f6afaab) for the
-``[yolo]`` layer, bit for bit, from NumPy.  See README.md.
+``[yolo]`` and ``[region]`` layers, bit for bit, from NumPy.  See README.md.
 """
 from ._native import BUILD_CFLAGS
 from ._validate import DarknetQuirkWarning
 from .boxes import box_iou, box_rmse
-from .layers import YoloLayer, YoloResult, YoloStats
+from .layers import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResult, YoloStats
+from .tree import Tree, read_tree
 
 __version__ = "0.1.0"
 
@@ -16,11 +17,16 @@ UPSTREAM_COMMIT = "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9"
 __all__ = [
     "BUILD_CFLAGS",
     "DarknetQuirkWarning",
+    "RegionLayer",
+    "RegionResult",
+    "RegionStats",
+    "Tree",
     "UPSTREAM_COMMIT",
     "YoloLayer",
     "YoloResult",
     "YoloStats",
     "box_iou",
     "box_rmse",
+    "read_tree",
     "__version__",
 ]

@@ -1,14 +1,15 @@
 """The only module that touches the compiled core.
 
-Buffers in, buffers out: it points C `layer`/`network` structs at NumPy
-arrays (without copying), calls one C function and hands back NumPy arrays
-and plain numbers.  It validates nothing that the public API has not already
-validated, except what the C core itself reports.
+Buffers in, buffers out: it points C `layer`/`network`/`tree` structs at
+NumPy arrays (without copying), calls one C function and hands back NumPy
+arrays and plain numbers.  It validates nothing that the public API has not
+already validated, except what the C core itself reports.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -45,40 +46,98 @@ def _i32(a: np.ndarray) -> Any:
     return ffi.cast("int *", ffi.from_buffer(a))
 
 
+# ---- trees ----------------------------------------------------------------
+
+TREE_ARRAYS = ("parent", "child", "group", "leaf", "group_size", "group_offset")
+
+
+def tree_arrays(parent: np.ndarray) -> Optional[Dict[str, np.ndarray]]:
+    """read_tree's group structure for a parent array (int32), as NumPy
+    arrays; None when the C core refuses the parents."""
+    n = len(parent)
+    parent = np.ascontiguousarray(parent, dtype=np.int32)
+    arrays = {"parent": parent}
+    for name, size in (("child", n), ("group", n), ("leaf", n), ("group_size", n + 1), ("group_offset", n + 1)):
+        arrays[name] = np.zeros(size, dtype=np.int32)
+    t = ffi.new("tree *")
+    rc = lib.tree_init(t, n, *(_i32(arrays[k]) for k in TREE_ARRAYS))
+    if rc != DN_OK:
+        return None
+    arrays["group_size"] = arrays["group_size"][:t.groups].copy()
+    arrays["group_offset"] = arrays["group_offset"][:t.groups].copy()
+    return arrays
+
+
+def read_tree_file(path: str) -> Tuple[Optional[np.ndarray], Optional[List[str]], int]:
+    """(parents, names, 0) of a darknet tree file, or (None, None, bad line)
+    when the C reader refuses it (bad line 0: unreadable)."""
+    bad = ffi.new("int *")
+    t = lib.read_tree_checked(os.fsencode(path), bad)
+    if t == ffi.NULL:
+        return None, None, int(bad[0])
+    try:
+        parents = np.array([t.parent[i] for i in range(t.n)], dtype=np.int32)
+        names = [ffi.string(t.name[i]).decode("utf-8", "replace") for i in range(t.n)]
+    finally:
+        lib.free_tree(t)
+    return parents, names, 0
+
+
+def tree_struct(arrays: Dict[str, np.ndarray], keep: List[Any]) -> Any:
+    """A `tree *` over the arrays of tree_arrays() (kept alive via `keep`)."""
+    t = ffi.new("tree *")
+    t.n = len(arrays["parent"])
+    t.groups = len(arrays["group_size"])
+    for name in TREE_ARRAYS:
+        keep.append(arrays[name])
+        setattr(t, name, _i32(arrays[name]))
+    keep.append(t)
+    return t
+
+
+# ---- layers ---------------------------------------------------------------
+
 @dataclass
-class YoloSpec:
+class LayerSpec:
     """What the C `layer` needs besides the input's shape."""
 
+    kind: str  # "yolo" or "region"
+    n: int
     classes: int
-    total: int
-    mask: np.ndarray  # int32, C-contiguous
-    biases: np.ndarray  # float32, 2*total
-    max_boxes: int
-    ignore_thresh: np.float32
-    truth_thresh: np.float32
-    map: Optional[np.ndarray]  # int32 or None
+    biases: np.ndarray  # float32
+    total: int = 0  # [yolo]
+    coords: int = 4
+    mask: Optional[np.ndarray] = None  # int32, [yolo]
+    map: Optional[np.ndarray] = None  # int32
+    tree: Optional[Dict[str, np.ndarray]] = None  # tree_arrays()
+    scalars: Dict[str, Any] = field(default_factory=dict)  # C field name -> value
 
 
-class _Call:
-    """A C layer and network over NumPy buffers; keeps every buffer alive
-    for as long as the structs point at it."""
+class Call:
+    """A C layer over NumPy buffers for one forward pass; keeps every buffer
+    alive for as long as the structs point at it."""
 
-    def __init__(self, spec: YoloSpec, batch: int, h: int, w: int,
-                 out: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
-        self.keep: list[Any] = []
-        self.layer = ffi.new("layer *")
-        rc = lib.yolo_layer_init(self.layer, batch, w, h, len(spec.mask), spec.total, spec.classes)
+    def __init__(self, spec: LayerSpec, batch: int, h: int, w: int,
+                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> None:
+        self.spec = spec
+        self.keep: List[Any] = []
+        self.layer = l = ffi.new("layer *")
+        if spec.kind == "yolo":
+            rc = lib.yolo_layer_init(l, batch, w, h, spec.n, spec.total, spec.classes)
+        else:
+            rc = lib.region_layer_init(l, batch, w, h, spec.n, spec.classes, spec.coords)
         if rc != DN_OK:
-            raise ValueError("layer sizes do not fit the C core (too large or not positive)")
-        l = self.layer
-        l.mask = self._ptr(_i32, spec.mask)
+            raise ValueError("the layer's sizes do not fit the C core (too large or not positive)")
         l.biases = self._ptr(_f32, spec.biases)
-        l.max_boxes = spec.max_boxes
-        l.ignore_thresh = spec.ignore_thresh
-        l.truth_thresh = spec.truth_thresh
+        if spec.mask is not None:
+            l.mask = self._ptr(_i32, spec.mask)
         if spec.map is not None:
             l.map = self._ptr(_i32, spec.map)
             l.map_len = len(spec.map)
+        if spec.tree is not None:
+            l.softmax_tree = tree_struct(spec.tree, self.keep)
+        for name, value in spec.scalars.items():
+            setattr(l, name, value)
         if out is None:
             self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
             self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
@@ -95,14 +154,17 @@ class _Call:
         self.keep.append(a)
         return conv(a)
 
-    def check_truths(self, truth: np.ndarray) -> tuple[int, int, int]:
+    def check_layer(self) -> int:
+        return int(lib.check_layer(self.layer[0]))
+
+    def check_truths(self, truth: np.ndarray) -> Tuple[int, int, int]:
         """(code, image, row) of the first truth row the C core refuses."""
         bad = ffi.new("int[2]")
         rc = lib.check_truths(self.layer[0], _f32(truth), bad, bad + 1)
-        return rc, bad[0], bad[1]
+        return int(rc), int(bad[0]), int(bad[1])
 
-    def forward_yolo(self, x: np.ndarray, truth: Optional[np.ndarray], net_w: int, net_h: int,
-                     train: bool, index: int) -> int:
+    def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int = 0,
+                net_h: int = 0, index: int = 0, seen: int = 0) -> int:
         net = ffi.new("network *")
         net.input = _f32(x)
         if truth is not None:
@@ -111,12 +173,9 @@ class _Call:
         net.w = net_w
         net.h = net_h
         net.index = index
-        return int(lib.forward_yolo_layer(self.layer[0], net[0]))
-
-
-def yolo_call(spec: YoloSpec, batch: int, h: int, w: int,
-              out: Optional[tuple[np.ndarray, np.ndarray]] = None) -> _Call:
-    return _Call(spec, batch, h, w, out)
+        net.seen = seen
+        fn = lib.forward_yolo_layer if self.spec.kind == "yolo" else lib.forward_region_layer
+        return int(fn(self.layer[0], net[0]))
 
 
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:

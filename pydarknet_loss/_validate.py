@@ -88,6 +88,35 @@ def anchors32(values: Any) -> np.ndarray:
     return np.array(items, dtype=np.float64).astype(np.float32)
 
 
+def biases(anchors: Any, count: Any, count_name: str) -> tuple:
+    """(count, biases): anchors in pairs into a float32 array of 2*count
+    values, the rest at upstream's 0.5; count defaults to the number of pairs."""
+    if anchors is None:
+        if count is None:
+            raise ValueError(f"give anchors (w, h pairs) or {count_name}")
+        pairs = np.zeros(0, dtype=np.float32)
+    else:
+        pairs = anchors32(anchors)
+    n_pairs = len(pairs) // 2
+    n = n_pairs if count is None else integer(count_name, count, minimum=1)
+    if n_pairs > n:
+        raise ValueError(f"anchors give {n_pairs} pairs but {count_name} is {n}: upstream would "
+                         "write past its biases")
+    b = np.full(2 * n, 0.5, dtype=np.float32)
+    b[:len(pairs)] = pairs
+    return n, b
+
+
+def flag(name: str, value: Any) -> int:
+    """A 0/1 option (bool or int), as darknet's cfg ints are used."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    v = integer(name, value)
+    if v not in (0, 1):
+        raise ValueError(f"{name} must be 0 or 1 (or a bool), got {v}")
+    return v
+
+
 def class_map(values: Any, classes: int) -> Optional[np.ndarray]:
     if values is None:
         return None

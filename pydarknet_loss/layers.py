@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _native, _validate
+from .tree import Tree, as_tree
 
-YOLO_MAX_TRUTHS = 90  # upstream's truth stride per image, whatever `max` says
+YOLO_MAX_TRUTHS = 90  # upstream's truth stride per image for [yolo], whatever `max` says
+REGION_MAX_TRUTHS = 30  # and for [region]
 
 TruthLike = Union[np.ndarray, Sequence[np.ndarray]]
+OutBuffers = Tuple[np.ndarray, np.ndarray]
 
 
 def _fmt(v: float) -> str:
@@ -20,6 +24,14 @@ def _fmt(v: float) -> str:
         return "-nan" if math.copysign(1.0, v) < 0 else "nan"
     return "%f" % v
 
+
+def _check_build(build: str) -> str:
+    if build not in ("cpu", "gpu"):
+        raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
+    return build
+
+
+# ---- statistics -------------------------------------------------------------
 
 @dataclass(frozen=True)
 class YoloStats:
@@ -49,11 +61,31 @@ class YoloStats:
                          self.recall, self.recall75], dtype=np.float64)
 
 
-def _check_build(build: str) -> str:
-    if build not in ("cpu", "gpu"):
-        raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
-    return build
+@dataclass(frozen=True)
+class RegionStats:
+    """The values upstream's forward_region_layer prints, exactly."""
 
+    avg_iou: float
+    avg_cat: float
+    avg_obj: float
+    avg_anyobj: float
+    recall: float
+    count: int
+
+    def line(self) -> str:
+        """Upstream's printed line (it prints no layer index), without the
+        trailing newline."""
+        return (f"Region Avg IOU: {_fmt(self.avg_iou)}, Class: {_fmt(self.avg_cat)}, "
+                f"Obj: {_fmt(self.avg_obj)}, No Obj: {_fmt(self.avg_anyobj)}, "
+                f"Avg Recall: {_fmt(self.recall)},  count: {self.count}")
+
+    def as_array(self) -> np.ndarray:
+        """The five printed floats as float64, in print order."""
+        return np.array([self.avg_iou, self.avg_cat, self.avg_obj, self.avg_anyobj, self.recall],
+                        dtype=np.float64)
+
+
+# ---- results ----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class YoloResult:
@@ -71,7 +103,100 @@ class YoloResult:
         return self.delta.copy()
 
 
-class YoloLayer:
+@dataclass(frozen=True)
+class RegionResult:
+    """What one forward_region_layer call (CPU build) leaves behind."""
+
+    output: np.ndarray  #: l.output, float32, shape of x
+    delta: np.ndarray  #: l.delta, float32, shape of x
+    cost: np.float32  #: *l.cost = pow(mag_array(delta), 2)
+    stats: Optional[RegionStats]  #: None when train=False
+    n: int = field(default=1, repr=False)
+    coords: int = field(default=4, repr=False)
+    background: int = field(default=0, repr=False)
+
+    def net_delta(self, build: str = "cpu") -> np.ndarray:
+        """What backward_region_layer adds to net.delta.
+
+        ``"cpu"``: zero.  Upstream's CPU backward_region_layer has its whole
+        body commented out, so a CPU build trains the layers below on no
+        gradient from [region] at all.
+
+        ``"gpu"``: backward_region_layer_gpu multiplies delta by the logistic's
+        derivative (1-y)*y, computed in float as the kernel does, on x, y, the
+        mask coords (coords > 4) and objectness (unless background); classes
+        and w, h pass as they are.  So on a GPU build x, y and objectness learn
+        a squared error on the sigmoid's output, not a cross-entropy on its
+        logit.  This applies the GPU backward to this result's output and
+        delta, which are the CPU build's: a GPU build's own forward differs
+        (its logistic runs expf in float, it activates the mask coords, and its
+        tree softmax is per cell).
+        """
+        if _check_build(build) == "cpu":
+            return np.zeros_like(self.delta)
+        b, c, h, w = self.delta.shape
+        per_anchor = c // self.n
+        entries = [0, 1, *range(4, self.coords)] + ([] if self.background else [self.coords])
+        y = self.output.reshape(b, self.n, per_anchor, h, w)[:, :, entries]
+        nd = self.delta.copy()
+        v = nd.reshape(b, self.n, per_anchor, h, w)
+        v[:, :, entries] = v[:, :, entries] * ((np.float32(1) - y) * y)
+        return nd
+
+
+# ---- layers -----------------------------------------------------------------
+
+class _LossLayer:
+    """What [yolo] and [region] share: input checks, truth packing, the call."""
+
+    kind = ""
+    rows = 0  # the truth buffer's rows per image
+    n: int
+    classes: int
+    coords: int
+    map: Optional[np.ndarray]
+
+    def _spec(self) -> _native.LayerSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def channels(self) -> int:
+        """C of the layer's input: n * (coords + 1 + classes)."""
+        return self.n * (self.coords + 1 + self.classes)
+
+    def _used_rows(self) -> int:
+        return self.rows
+
+    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, **net: int) -> Tuple[_native.Call, bool]:
+        x = _validate.layer_input(
+            x, channels=self.channels,
+            what=f"n={self.n} * (coords={self.coords} + 1 + classes={self.classes})")
+        batch, _, h, w = x.shape
+        if not isinstance(train, (bool, np.bool_)):
+            raise TypeError(f"train must be a bool, got {type(train).__name__}")
+        out = _validate.out_buffers(out, x.shape)
+        if out is not None and any(np.shares_memory(x, a) for a in out):
+            raise ValueError("out arrays must not share memory with x")
+        call = _native.Call(self._spec(), batch, h, w, out)
+        if call.check_layer() != _native.DN_OK:  # pragma: no cover - the constructor checked it all
+            raise ValueError(f"the C core refused {self!r} on a {w}x{h} grid")
+        packed = None
+        if truth is not None or train:
+            if truth is None:
+                raise ValueError("train=True needs truth")
+            packed = _validate.truth_buffer(truth, batch=batch, rows=self.rows, cols=self.coords + 1,
+                                            used_rows=self._used_rows())
+            rc, image, row = call.check_truths(packed)
+            if rc != _native.DN_OK:
+                raise _validate.truth_error(_native.ERRORS[rc], image, row, packed, w=w, h=h,
+                                            classes=self.classes, class_col=self.coords, map_=self.map)
+        rc = call.forward(x, packed, train=bool(train), **net)
+        if rc != _native.DN_OK:  # pragma: no cover - everything was checked above
+            raise RuntimeError(f"the C core refused the input ({_native.ERRORS.get(rc, rc)})")
+        return call, bool(train)
+
+
+class YoloLayer(_LossLayer):
     """Darknet's ``[yolo]`` layer (YOLOv3), bit-exact to upstream f6afaab.
 
     Parameters follow ``parse_yolo``; defaults are its defaults.  ``anchors``
@@ -93,6 +218,8 @@ class YoloLayer:
     """
 
     kind = "yolo"
+    rows = YOLO_MAX_TRUTHS
+    coords = 4
 
     def __init__(self, classes: int = 20, anchors: Optional[Sequence[float]] = None,
                  mask: Optional[Sequence[int]] = None, ignore_thresh: float = 0.5,
@@ -100,20 +227,7 @@ class YoloLayer:
                  map: Optional[Sequence[int]] = None, total: Optional[int] = None,
                  jitter: float = 0.2, random: int = 0) -> None:
         self.classes = _validate.integer("classes", classes, minimum=1)
-        if anchors is None:
-            if total is None:
-                raise ValueError("give anchors (w, h pairs) or total")
-            pairs = np.zeros(0, dtype=np.float32)
-        else:
-            pairs = _validate.anchors32(anchors)
-        n_pairs = len(pairs) // 2
-        self.total = n_pairs if total is None else _validate.integer("total", total, minimum=1)
-        if n_pairs > self.total:
-            raise ValueError(f"anchors give {n_pairs} pairs but total is {self.total}: upstream would "
-                             "write past its biases")
-        biases = np.full(2 * self.total, 0.5, dtype=np.float32)
-        biases[:len(pairs)] = pairs
-        self.anchors = biases
+        self.total, self.anchors = _validate.biases(anchors, total, "total")
         if mask is None:
             self.mask = np.arange(self.total, dtype=np.int32)
         else:
@@ -126,31 +240,29 @@ class YoloLayer:
         self.n = len(self.mask)
         self.ignore_thresh = _validate.real32("ignore_thresh", ignore_thresh)
         self.truth_thresh = _validate.real32("truth_thresh", truth_thresh)
-        self.max_boxes = _validate.integer(
-            "max_boxes", max_boxes, minimum=0, maximum=YOLO_MAX_TRUTHS)
+        self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0, maximum=YOLO_MAX_TRUTHS)
         self.map = _validate.class_map(map, self.classes)
         self.jitter = _validate.real32("jitter", jitter)
         self.random = _validate.integer("random", random)
-
-    @property
-    def channels(self) -> int:
-        """C of the layer's input: len(mask) * (5 + classes)."""
-        return self.n * (4 + 1 + self.classes)
 
     def __repr__(self) -> str:
         return (f"YoloLayer(classes={self.classes}, total={self.total}, mask={self.mask.tolist()}, "
                 f"ignore_thresh={float(self.ignore_thresh):g}, truth_thresh={float(self.truth_thresh):g}, "
                 f"max_boxes={self.max_boxes}, map={'None' if self.map is None else 'len %d' % len(self.map)})")
 
-    def _spec(self) -> _native.YoloSpec:
-        return _native.YoloSpec(
-            classes=self.classes, total=self.total, mask=self.mask, biases=self.anchors,
-            max_boxes=self.max_boxes, ignore_thresh=self.ignore_thresh,
-            truth_thresh=self.truth_thresh, map=self.map)
+    def _used_rows(self) -> int:
+        return self.max_boxes
+
+    def _spec(self) -> _native.LayerSpec:
+        return _native.LayerSpec(
+            kind="yolo", n=self.n, classes=self.classes, total=self.total, biases=self.anchors,
+            mask=self.mask, map=self.map,
+            scalars=dict(max_boxes=self.max_boxes, ignore_thresh=self.ignore_thresh,
+                         truth_thresh=self.truth_thresh))
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416,
                 net_h: int = 416, train: bool = True, index: int = 0,
-                out: Optional[tuple[np.ndarray, np.ndarray]] = None) -> YoloResult:
+                out: Optional[OutBuffers] = None) -> YoloResult:
         """Run upstream's forward_yolo_layer.
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
@@ -162,31 +274,10 @@ class YoloLayer:
         allocating new ones (for repeated calls on large inputs); the result
         then refers to them.
         """
-        x = _validate.layer_input(x, channels=self.channels,
-                                  what=f"len(mask)={self.n} * (5 + classes={self.classes})")
-        batch, _, h, w = x.shape
         net_w = _validate.integer("net_w", net_w, minimum=1)
         net_h = _validate.integer("net_h", net_h, minimum=1)
         index = _validate.integer("index", index)
-        if not isinstance(train, (bool, np.bool_)):
-            raise TypeError(f"train must be a bool, got {type(train).__name__}")
-        out = _validate.out_buffers(out, x.shape)
-        if out is not None and any(np.shares_memory(x, a) for a in out):
-            raise ValueError("out arrays must not share memory with x")
-        call = _native.yolo_call(self._spec(), batch, h, w, out)
-        packed = None
-        if truth is not None or train:
-            if truth is None:
-                raise ValueError("train=True needs truth")
-            packed = _validate.truth_buffer(truth, batch=batch, rows=YOLO_MAX_TRUTHS, cols=5,
-                                            used_rows=self.max_boxes)
-            rc, image, row = call.check_truths(packed)
-            if rc != _native.DN_OK:
-                raise _validate.truth_error(_native.ERRORS[rc], image, row, packed, w=w, h=h,
-                                            classes=self.classes, class_col=4, map_=self.map)
-        rc = call.forward_yolo(x, packed, net_w, net_h, bool(train), index)
-        if rc != _native.DN_OK:  # pragma: no cover - everything was checked above
-            raise RuntimeError(f"the C core refused the input ({_native.ERRORS.get(rc, rc)})")
+        call, train = self._run(x, truth, train=train, out=out, net_w=net_w, net_h=net_h, index=index)
         stats = None
         if train:
             s = call.stats
@@ -195,3 +286,126 @@ class YoloLayer:
                               count=s.count, index=index)
         return YoloResult(output=call.output, delta=call.delta,
                           cost=np.float32(call.cost[0]) if train else np.float32(0), stats=stats)
+
+
+class RegionLayer(_LossLayer):
+    """Darknet's ``[region]`` layer (YOLOv2, YOLO9000), the CPU build's
+    forward pass, bit-exact to upstream f6afaab.
+
+    Parameters follow ``parse_region``; defaults are its defaults (``coords=4``,
+    ``softmax=0``, ``thresh=.5``, every scale 1, ``max=30``); ``num`` defaults to
+    the number of anchor pairs (anchors in grid cells).  ``tree`` is a darknet
+    tree file's path, a :class:`Tree`, or a parent array; ``map`` a list of
+    ints.  ``temperature`` is an extension: upstream's parser never sets it,
+    so it is 0 and the CPU tree softmax gives NaN; 1.0 makes the tree
+    arithmetic usable.  ``log``, ``sqrt``, ``absolute``, ``classfix``,
+    ``jitter``, ``random`` and ``max_boxes`` are parsed by upstream and never
+    read by the forward pass; they are kept for completeness.
+
+    Upstream behaviour reproduced on purpose, besides what :class:`YoloLayer`
+    lists (x == 0 terminator, int truncation, overwrites, NaN statistics):
+
+    * the truth buffer has 30 rows per image and all 30 are read, whatever
+      ``max_boxes`` says;
+    * while ``seen < 12800`` every cell and anchor is pulled towards its
+      anchor box at the cell centre (scale .01);
+    * ``mask_scale`` is truncated to int; the mask targets (``coords > 4``)
+      are read one entry late, from truth column 5, so the last one is the
+      class id; the CPU build leaves the mask coords un-activated;
+    * the flat class short-circuit is off when ``softmax`` is on, and it adds
+      nothing to the class statistic;
+    * the tree softmax applies the group offset per element (it mixes cells
+      and anchors when ``n*w*h > 1``) and at temperature 0 is NaN.
+    """
+
+    kind = "region"
+    rows = REGION_MAX_TRUTHS
+
+    def __init__(self, classes: int = 20, anchors: Optional[Sequence[float]] = None, coords: int = 4,
+                 num: Optional[int] = None, softmax: Union[bool, int] = False,
+                 background: Union[bool, int] = False, rescore: Union[bool, int] = False,
+                 bias_match: Union[bool, int] = False, thresh: float = 0.5, coord_scale: float = 1,
+                 object_scale: float = 1, noobject_scale: float = 1, class_scale: float = 1,
+                 mask_scale: float = 1, max_boxes: int = REGION_MAX_TRUTHS,
+                 map: Optional[Sequence[int]] = None, tree: Any = None, temperature: float = 0.0,
+                 jitter: float = 0.2, random: int = 0, log: int = 0, sqrt: int = 0,
+                 absolute: int = 0, classfix: int = 0) -> None:
+        self.classes = _validate.integer("classes", classes, minimum=1)
+        self.coords = _validate.integer("coords", coords, minimum=4)
+        self.num, self.anchors = _validate.biases(anchors, num, "num")
+        self.n = self.num
+        self.softmax = _validate.flag("softmax", softmax)
+        self.background = _validate.flag("background", background)
+        self.rescore = _validate.flag("rescore", rescore)
+        self.bias_match = _validate.flag("bias_match", bias_match)
+        self.thresh = _validate.real32("thresh", thresh)
+        self.coord_scale = _validate.real32("coord_scale", coord_scale)
+        self.object_scale = _validate.real32("object_scale", object_scale)
+        self.noobject_scale = _validate.real32("noobject_scale", noobject_scale)
+        self.class_scale = _validate.real32("class_scale", class_scale)
+        self.mask_scale = _validate.real32("mask_scale", mask_scale)
+        if not -2**31 < float(self.mask_scale) < 2**31:
+            raise ValueError(f"mask_scale = {float(self.mask_scale)!r} does not fit the int upstream truncates it to")
+        self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0)
+        self.map = _validate.class_map(map, self.classes)
+        self.tree: Optional[Tree] = as_tree(tree)
+        if self.tree is not None and self.tree.n != self.classes:
+            raise ValueError(f"the tree has {self.tree.n} nodes but classes is {self.classes}: "
+                             "upstream's tree has one node per class")
+        self.temperature = _validate.real32("temperature", temperature)
+        self.jitter = _validate.real32("jitter", jitter)
+        for name, value in (("random", random), ("log", log), ("sqrt", sqrt), ("absolute", absolute),
+                            ("classfix", classfix)):
+            setattr(self, name, _validate.integer(name, value))
+
+    def __repr__(self) -> str:
+        return (f"RegionLayer(classes={self.classes}, coords={self.coords}, num={self.num}, "
+                f"softmax={self.softmax}, background={self.background}, rescore={self.rescore}, "
+                f"bias_match={self.bias_match}, tree={self.tree!r})")
+
+    def _spec(self) -> _native.LayerSpec:
+        return _native.LayerSpec(
+            kind="region", n=self.n, classes=self.classes, coords=self.coords, biases=self.anchors,
+            map=self.map, tree=None if self.tree is None else self.tree._arrays(),
+            scalars=dict(softmax=self.softmax, background=self.background, rescore=self.rescore,
+                         bias_match=self.bias_match, thresh=self.thresh, coord_scale=self.coord_scale,
+                         object_scale=self.object_scale, noobject_scale=self.noobject_scale,
+                         class_scale=self.class_scale, mask_scale=self.mask_scale,
+                         temperature=self.temperature, max_boxes=min(self.max_boxes, 2**31 - 1)))
+
+    def _warn_tree(self, h: int, w: int) -> None:
+        if self.tree is None:
+            return
+        if self.temperature == 0:
+            warnings.warn(
+                "upstream's CPU softmax-tree path is broken and reproduced as is: parse_region never "
+                "sets the temperature, so it is 0 and every group's softmax is NaN (pass "
+                "temperature=1.0 to use the tree arithmetic)", _validate.DarknetQuirkWarning, stacklevel=3)
+        if self.n * h * w > 1:
+            warnings.warn(
+                f"upstream's CPU softmax-tree path applies the group offset per element: with "
+                f"n*w*h = {self.n * h * w} > 1 each group's softmax mixes entries of different cells "
+                "and anchors and overwrites them (reproduced as is)", _validate.DarknetQuirkWarning,
+                stacklevel=3)
+
+    def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, seen: int = 0,
+                train: bool = True, out: Optional[OutBuffers] = None) -> RegionResult:
+        """Run upstream's forward_region_layer (CPU build).
+
+        ``x``: float32 (B, num*(coords+1+classes), H, W).  ``truth``: float32
+        (B, 30, coords+1) packed, or a list of B float32 arrays of shape
+        (k, coords+1).  ``seen``: upstream's ``*net.seen`` (images seen so
+        far; below 12800 the prior-box rule applies).
+        """
+        seen = _validate.integer("seen", seen, minimum=0, maximum=2**63 - 1)
+        if isinstance(x, np.ndarray) and x.ndim == 4:
+            self._warn_tree(x.shape[2], x.shape[3])
+        call, train = self._run(x, truth, train=train, out=out, seen=seen)
+        stats = None
+        if train:
+            s = call.stats
+            stats = RegionStats(avg_iou=s.avg_iou, avg_cat=s.avg_cat, avg_obj=s.avg_obj,
+                                avg_anyobj=s.avg_anyobj, recall=s.recall, count=s.count)
+        return RegionResult(output=call.output, delta=call.delta,
+                            cost=np.float32(call.cost[0]) if train else np.float32(0), stats=stats,
+                            n=self.n, coords=self.coords, background=self.background)
