@@ -105,5 +105,24 @@ def yolo_layer(p: Dict[str, Any]) -> pdl.YoloLayer:
                          max_boxes=p["max_boxes"], map=p.get("map"))
 
 
+def region_layer(p: Dict[str, Any]) -> pdl.RegionLayer:
+    """The layer a golden case's params describe.  A tree path is relative to
+    the repository ("tests/...", our own small tree) or else to the shared
+    golden folder (upstream's data/9k.tree)."""
+    tree = p.get("tree")
+    if tree is not None:
+        base = HERE.parent if tree.startswith("tests/") else shared_golden()
+        if base is None:
+            raise FileNotFoundError(SHARED_REASON)
+        tree = base / tree
+    return pdl.RegionLayer(
+        classes=p["classes"], anchors=p["anchors"], coords=p["coords"], num=p["num"], softmax=p["softmax"],
+        background=p["background"], rescore=p["rescore"], bias_match=p["bias_match"], thresh=p["thresh"],
+        coord_scale=p["coord_scale"], object_scale=p["object_scale"], noobject_scale=p["noobject_scale"],
+        class_scale=p["class_scale"], mask_scale=p["mask_scale"], max_boxes=p["max_boxes"], map=p.get("map"),
+        tree=tree, temperature=p.get("temperature") or 0.0, log=p["log"], sqrt=p["sqrt"],
+        absolute=p["absolute"], classfix=p["classfix"])
+
+
 def ids(paths: List[Path]) -> List[str]:
     return [f"{p.parent.parent.name}/{p.stem}" for p in paths]

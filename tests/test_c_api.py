@@ -98,3 +98,35 @@ def test_makefile_lib_uses_the_same_flags() -> None:
     text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
     line = next(ln for ln in text.splitlines() if ln.startswith("STRICT_CFLAGS ="))
     assert line.split("=", 1)[1].split() == pdl.BUILD_CFLAGS.split()
+
+
+def test_make_region_layer_sets_parse_region_defaults() -> None:
+    l = lib.make_region_layer(1, 13, 13, 5, 20, 4)
+    try:
+        assert (l.c, l.truths, l.max_boxes, l.n, l.total) == (125, 150, 30, 5, 5)
+        assert l.thresh == np.float32(0.5)
+        assert (l.coord_scale, l.object_scale, l.noobject_scale, l.class_scale, l.mask_scale) == (1, 1, 1, 1, 1)
+        assert [l.biases[i] for i in range(10)] == [0.5] * 10
+        assert lib.check_layer(l) == lib.DN_OK
+    finally:
+        lib.free_layer(l)
+
+
+def test_check_layer_refuses_a_tree_that_does_not_fit() -> None:
+    parents = ffi.new("int[]", [-1, -1, 0])
+    bufs = [ffi.new("int[]", 4) for _ in range(5)]
+    t = ffi.new("tree *")
+    assert lib.tree_init(t, 3, parents, *bufs) == lib.DN_OK
+    l = lib.make_region_layer(1, 2, 2, 1, 3, 4)
+    try:
+        l.softmax_tree = t
+        assert lib.check_layer(l) == lib.DN_OK
+        t.n = 2  # one node per class, or the truth classes walk past parent[]
+        assert lib.check_layer(l) == lib.DN_E_LAYER
+        t.n = 3
+        t.group_size[0] = 5  # groups must tile the nodes
+        assert lib.check_layer(l) == lib.DN_E_LAYER
+    finally:
+        lib.free_layer(l)
+    bad = ffi.new("int[]", [-1, 2, 0])  # a parent after its child
+    assert lib.tree_init(t, 3, bad, *bufs) == lib.DN_E_LAYER

@@ -1,0 +1,50 @@
+"""Every [region] golden case, computed by upstream itself, bit for bit."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import pytest
+
+import goldens as G
+
+CASES = G.repo_cases("region") + G.extra_cases("region")
+TREE_CASES = G.shared_only_cases("region")
+
+
+def check(d: Dict[str, Any]) -> None:
+    layer = G.region_layer(d["params"])
+    kwargs = dict(seen=int(d["seen"]), train=bool(d["train"]))
+    if "x_times_w_eq_w" in d["tags"]:
+        with pytest.raises(ValueError, match="outside the .* grid"):
+            layer.forward(d["input"], d["truth"], **kwargs)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tree warnings are tested elsewhere
+        res = layer.forward(d["input"], d["truth"], **kwargs)
+    assert G.bits_equal(res.output, d["output"]), G.first_difference(res.output, d["output"])
+    assert G.bits_equal(res.delta, d["delta"]), G.first_difference(res.delta, d["delta"])
+    assert G.bits_equal(np.float32(res.cost), d["cost"]), (res.cost, d["cost"])
+    if d["train"]:
+        assert res.stats is not None
+        assert G.bits_equal(res.stats.as_array(), d["stats"]), (res.stats, d["stats"])
+        assert res.stats.count == int(d["count"])
+        assert res.stats.line() + "\n" == d["text"]
+    else:
+        assert res.stats is None and int(d["count"]) == -1
+
+
+@pytest.mark.parametrize("path", CASES, ids=G.ids(CASES))
+def test_region_case(path: Path) -> None:
+    check(G.load(path))
+
+
+@pytest.mark.skipif(G.shared_golden() is None, reason=G.SHARED_REASON)
+@pytest.mark.parametrize("name", TREE_CASES or ["none"])
+def test_region_tree_case_from_shared(name: str) -> None:
+    """The 9k-tree cases carry upstream data, so they are read from ../shared."""
+    d = G.load(G.shared_golden() / "cases" / name)
+    assert "softmax_tree" in d["tags"]
+    check(d)
