@@ -57,6 +57,18 @@ typedef struct box {
     float x, y, w, h;
 } box;
 
+/* darknet's box_label: one line of a label file, with its edges. */
+typedef struct box_label {
+    int id;
+    float x, y, w, h;
+    float left, right, top, bottom;
+} box_label;
+
+/* Why read_boxes_checked() refused a label file. */
+#define DN_LABEL_MALFORMED 1    /* a line is not "int float float float float" */
+#define DN_LABEL_RANGE 2        /* a negative class id, or x, y, w, h outside [0, 1] */
+#define DN_LABEL_UNREADABLE 3   /* the file cannot be opened or memory ran out */
+
 /* darknet's tree (read_tree): a softmax hierarchy. */
 typedef struct tree {
     int *leaf;
@@ -171,6 +183,23 @@ tree *read_tree_checked(const char *filename, int *bad_line);
 tree *read_tree(const char *filename);
 void free_tree(tree *t);
 float get_hierarchy_probability(const float *x, const tree *hier, int c, int stride);
+
+/* ---- data.c ---- */
+/* read_boxes' box_label for one "id x y w h" (left = x - w/2, ... in float). */
+box_label box_label_from(int id, float x, float y, float w, float h);
+/* darknet's read_boxes, line by line and strict: where upstream's fscanf
+ * loop silently stops (or misreads a "1.5" class as two numbers), this
+ * refuses the file and names the 1-based line and the reason (DN_LABEL_*).
+ * Blank lines are skipped.  Release the boxes with free_boxes(). */
+box_label *read_boxes_checked(const char *filename, int *n, int *bad_line, int *why);
+void free_boxes(box_label *boxes);
+void correct_boxes(box_label *boxes, int n, float dx, float dy, float sx, float sy, int flip);
+/* fill_truth_detection after read_boxes and without randomize_boxes:
+ * correct_boxes, truncation to num_boxes, then boxes under .001 wide or high
+ * dropped; writes rows of x, y, w, h, id into truth (num_boxes*5 floats,
+ * zeroed by the caller) and returns how many. */
+int fill_truth_detection_boxes(box_label *boxes, int count, int num_boxes, float *truth,
+                               float dx, float dy, float sx, float sy, int flip);
 
 /* ---- utils.c ---- */
 float mag_array(const float *a, int n);

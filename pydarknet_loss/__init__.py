@@ -6,7 +6,11 @@ Reproduces the arithmetic of pjreddie/darknet (commit f6afaab) for the
 from ._native import BUILD_CFLAGS
 from ._validate import DarknetQuirkWarning
 from .boxes import box_iou, box_rmse
+from .cfg import CfgError
+from .labels import Labels, pack_truth, read_labels
 from .layers import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResult, YoloStats
+from .network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult, calc_network_cost, example_cfg,
+                      train_loss)
 from .tree import Tree, read_tree
 
 __version__ = "0.1.0"
@@ -16,6 +20,17 @@ UPSTREAM_COMMIT = "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9"
 
 __all__ = [
     "BUILD_CFLAGS",
+    "CfgError",
+    "DarknetCfgWarning",
+    "LayerInfo",
+    "Labels",
+    "Network",
+    "NetworkResult",
+    "calc_network_cost",
+    "example_cfg",
+    "pack_truth",
+    "read_labels",
+    "train_loss",
     "DarknetQuirkWarning",
     "RegionLayer",
     "RegionResult",

@@ -184,3 +184,31 @@ def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     fn = lib.box_iou_rows if op == "iou" else lib.box_rmse_rows
     fn(_f32(a), _f32(b), a.shape[0], _f32(out))
     return out
+
+
+# ---- labels -----------------------------------------------------------------
+
+def read_boxes_file(path: str) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], int, int]:
+    """(ids, boxes, 0, 0) of a label file, or (None, None, bad line, why)."""
+    n = ffi.new("int[3]")
+    boxes = lib.read_boxes_checked(os.fsencode(path), n, n + 1, n + 2)
+    if boxes == ffi.NULL:
+        return None, None, int(n[1]), int(n[2])
+    try:
+        count = int(n[0])
+        ids = np.array([boxes[i].id for i in range(count)], dtype=np.int32)
+        xywh = np.array([(boxes[i].x, boxes[i].y, boxes[i].w, boxes[i].h) for i in range(count)],
+                        dtype=np.float32).reshape(count, 4)
+    finally:
+        lib.free_boxes(boxes)
+    return ids, xywh, 0, 0
+
+
+def fill_truth(ids: np.ndarray, xywh: np.ndarray, num_boxes: int, out: np.ndarray, dx: np.float32,
+               dy: np.float32, sx: np.float32, sy: np.float32, flip: int) -> int:
+    """fill_truth_detection_boxes into `out` (num_boxes*5 floats or more, zeroed)."""
+    count = len(ids)
+    labels = ffi.new("box_label[]", max(count, 1))
+    for i in range(count):
+        labels[i] = lib.box_label_from(int(ids[i]), *(float(v) for v in xywh[i]))
+    return int(lib.fill_truth_detection_boxes(labels, count, num_boxes, _f32(out), dx, dy, sx, sy, flip))
