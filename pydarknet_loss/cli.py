@@ -3,57 +3,64 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import UPSTREAM_COMMIT, __version__
 from ._native import BUILD_CFLAGS
-from .layers import YoloLayer
+from .network import Network, example_cfg, train_loss
 
-#: yolov3.cfg's anchors and heads: (darknet layer index, grid, mask).
-V3_ANCHORS = [10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119, 116, 90, 156, 198, 373, 326]
-V3_HEADS = [(82, 13, [6, 7, 8]), (94, 26, [3, 4, 5]), (106, 52, [0, 1, 2])]
-DEMO_CLASSES = 80
-DEMO_NET = 416
+DEMO_CFG = "tiny-yolov3"
 
 
-def demo_inputs(seed: int = 0) -> Tuple[List[np.ndarray], List[Tuple[int, YoloLayer, np.ndarray]]]:
-    """The demo's seeded data: two images' boxes, and per head its darknet
-    layer index, layer and input (logits ~ N(0, 1), as at the start of
-    training).  RandomState, whose streams NumPy keeps frozen, so the demo
-    prints the same numbers with every NumPy version."""
+def demo_inputs(seed: int = 0) -> Tuple[Network, List[Tuple[Dict[int, np.ndarray], List[np.ndarray], int]]]:
+    """The demo's network (the bundled tiny-yolov3.cfg) and seeded data for
+    one training batch: per subdivision, the loss layers' inputs (logits ~
+    N(0, 1), as at the start of training), the images' boxes (x, y, w, h,
+    class rows) and *net.seen during that forward.  RandomState, whose
+    streams NumPy keeps frozen, so the demo prints the same numbers with
+    every NumPy version."""
+    net = Network.from_cfg(example_cfg(DEMO_CFG))
     rng = np.random.RandomState(seed)
-    boxes = []
-    for k in (6, 3):
-        b = np.zeros((k, 5), np.float32)
-        b[:, 0:2] = rng.uniform(0.05, 0.95, (k, 2))
-        b[:, 2:4] = rng.uniform(0.03, 0.7, (k, 2))
-        b[:, 4] = rng.randint(0, DEMO_CLASSES, k)
-        boxes.append(b)
-    heads = []
-    for index, grid, mask in V3_HEADS:
-        layer = YoloLayer(classes=DEMO_CLASSES, anchors=V3_ANCHORS, mask=mask, ignore_thresh=0.7)
-        x = rng.standard_normal((2, layer.channels, grid, grid)).astype(np.float32)
-        heads.append((index, layer, x))
-    return boxes, heads
+    classes = net.loss_layers[0][1].classes
+    calls = []
+    for sub in range(net.subdivisions):
+        boxes = []
+        for _ in range(net.batch):
+            k = rng.randint(1, 6)
+            b = np.zeros((k, 5), np.float32)
+            b[:, 0:2] = rng.uniform(0.05, 0.95, (k, 2))
+            b[:, 2:4] = rng.uniform(0.05, 0.8, (k, 2))
+            b[:, 4] = rng.randint(0, classes, k)
+            boxes.append(b)
+        xs = {}
+        for index, layer in net.loss_layers:
+            info = net.layers[index]
+            xs[index] = rng.standard_normal((net.batch, info.c, info.h, info.w)).astype(np.float32)
+        calls.append((xs, boxes, (sub + 1) * net.batch))
+    return net, calls
 
 
 def demo(seed: int = 0) -> int:
-    """A YOLOv3 head on seeded data: darknet's printed lines and the costs."""
-    boxes, heads = demo_inputs(seed)
-    print(f"pydarknet_loss {__version__}: the [yolo] loss of darknet {UPSTREAM_COMMIT[:7]}, bit for bit")
-    print(f"Built-in example (seed {seed}): a YOLOv3 head, {DEMO_NET}x{DEMO_NET} input, {DEMO_CLASSES} "
-          f"classes, 2 images with {len(boxes[0])} and {len(boxes[1])} boxes, logits ~ N(0, 1)\n")
-    costs = []
-    for index, layer, x in heads:
-        res = layer.forward(x, boxes, net_w=DEMO_NET, net_h=DEMO_NET, index=index)
-        assert res.stats is not None
-        print(res.stats.line())
-        costs.append((index, x.shape[-1], res.cost))
-    print("\nlayer  grid    cost (*l.cost = pow(mag_array(delta), 2))")
-    for index, grid, cost in costs:
-        print(f"{index:>5}  {grid:>2}x{grid:<2}  {float(cost):.9g}  (float32 bits {cost.view(np.uint32):#010x})")
+    """One training batch of a small bundled network on seeded data:
+    darknet's printed lines, the network cost per subdivision, and what
+    train_network returns."""
+    net, calls = demo_inputs(seed)
+    print(f"pydarknet_loss {__version__}: darknet {UPSTREAM_COMMIT[:7]}'s YOLO losses, bit for bit")
+    print(f"Built-in example (seed {seed}): {DEMO_CFG}.cfg, {net.width}x{net.height} input, "
+          f"[yolo] layers {[i for i, _ in net.loss_layers]}; one batch of {net.batch * net.subdivisions} "
+          f"images in {net.subdivisions} subdivisions; logits ~ N(0, 1)\n")
+    results = []
+    for xs, boxes, seen in calls:
+        res = net.forward(xs, boxes, seen=seen)
+        for line in res.lines():
+            print(line)
+        print(f"  *net.cost = {float(res.cost):.9g}  (float32 bits {res.cost.view(np.uint32):#010x})")
+        results.append(res)
+    loss = train_loss(results, batch=net.batch)
+    print(f"\ntrain_network returns {float(loss):.9g}  (float32 bits {loss.view(np.uint32):#010x}): the sum of "
+          f"the {len(results)} costs over subdivisions*batch = {len(results) * net.batch}")
     return 0
 
 

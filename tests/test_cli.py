@@ -21,10 +21,28 @@ def test_demo_prints_upstreams_lines_and_costs(capsys: pytest.CaptureFixture) ->
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out.splitlines()
     expected = upstream_demo()
-    region = [ln for ln in out if ln.startswith("Region ")]
-    assert region == [ln for ln in expected if ln.startswith("Region ")]
-    bits = [ln.split()[-1].rstrip(")") for ln in out if "float32 bits" in ln]
-    assert [int(b, 16) for b in bits] == [int(ln.split()[1], 16) for ln in expected if ln.startswith("cost ")]
+    assert [ln for ln in out if ln.startswith("Region ")] == [ln for ln in expected if ln.startswith("Region ")]
+    # The network cost of each subdivision is upstream's calc_network_cost
+    # over its layers' costs ...
+    net_costs = [int(ln.split()[4], 16) for ln in expected if " net cost " in ln]
+    printed = [int(ln.split()[-1].rstrip(")"), 16) for ln in out if ln.startswith("  *net.cost")]
+    assert printed == net_costs
+    # ... and train_network's loss is their float sum over subdivisions*batch.
+    total = np.float32(0)
+    for bits in net_costs:
+        total = np.float32(total + np.array(bits, np.uint32).view(np.float32))
+    loss = np.float32(total / np.float32(2 * 2))
+    assert f"(float32 bits {int(loss.view(np.uint32)):#010x})" in out[-1]
+
+
+def test_each_layer_cost_of_the_demo_is_upstreams() -> None:
+    net, calls = cli.demo_inputs(0)
+    expected = {tuple(map(int, ln.split()[1:4:2])): int(ln.split()[-1], 16)
+                for ln in upstream_demo() if ln.startswith("call") and "layer" in ln}
+    for k, (xs, boxes, seen) in enumerate(calls):
+        res = net.forward(xs, boxes, seen=seen)
+        for index, r in res.layers.items():
+            assert int(r.cost.view(np.uint32)) == expected[(k, index)]
 
 
 def test_python_dash_m_runs_info() -> None:
@@ -34,7 +52,8 @@ def test_python_dash_m_runs_info() -> None:
 
 
 def test_demo_inputs_are_reproducible() -> None:
-    a, heads_a = cli.demo_inputs(3)
-    b, heads_b = cli.demo_inputs(3)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert all(np.array_equal(x[2], y[2]) for x, y in zip(heads_a, heads_b))
+    _, a = cli.demo_inputs(3)
+    _, b = cli.demo_inputs(3)
+    for (xa, ba, sa), (xb, bb, sb) in zip(a, b):
+        assert sa == sb and all(np.array_equal(x, y) for x, y in zip(ba, bb))
+        assert all(np.array_equal(xa[i], xb[i]) for i in xa)
