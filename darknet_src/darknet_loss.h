@@ -57,6 +57,18 @@ typedef struct box {
     float x, y, w, h;
 } box;
 
+/* darknet's detection: one box with its objectness and class probabilities.
+ * prob points at `classes` floats (200 for the [region] tree+map path), mask
+ * at coords-4 floats or NULL; both are the caller's. */
+typedef struct detection {
+    box bbox;
+    int classes;
+    float *prob;
+    float *mask;
+    float objectness;
+    int sort_class;
+} detection;
+
 /* darknet's box_label: one line of a label file, with its edges. */
 typedef struct box_label {
     int id;
@@ -160,6 +172,23 @@ float box_rmse(box a, box b);
 void box_iou_rows(const float *a, const float *b, int n, float *out);
 void box_rmse_rows(const float *a, const float *b, int n, float *out);
 
+/* do_nms_sort / do_nms_obj (upstream f6afaab).  The order is that of
+ * glibc 2.36's qsort on these 48-byte elements: a top-down merge sort that
+ * keeps the left element on ties, implemented here (the platform's qsort is
+ * never called), so the result does not depend on the C library.  Return 0,
+ * or -1 when the scratch memory cannot be had (nothing is changed then). */
+int do_nms_sort(detection *dets, int total, int classes, float thresh);
+int do_nms_obj(detection *dets, int total, int classes, float thresh);
+int nms_comparator(const void *pa, const void *pb);
+/* Fills n detections from arrays (bbox n*4, objectness n, sort_class n or
+ * NULL for 0) with prob[i] = prob + i*classes and mask[i] = mask + i*mask_n
+ * (NULL mask: none); dets_to_arrays reads them back, order[i] being the row
+ * of prob_base that detection i's prob points at. */
+void dets_from_arrays(detection *dets, int n, int classes, const float *bbox, const float *objectness,
+                      float *prob, const int *sort_class, float *mask, int mask_n);
+void dets_to_arrays(const detection *dets, int n, int classes, float *bbox, float *objectness,
+                    float *prob, int *sort_class, int *order, const float *prob_base);
+
 /* ---- activations.c ---- */
 float logistic_activate(float x);
 void activate_array_logistic(float *x, int n);
@@ -183,6 +212,9 @@ tree *read_tree_checked(const char *filename, int *bad_line);
 tree *read_tree(const char *filename);
 void free_tree(tree *t);
 float get_hierarchy_probability(const float *x, const tree *hier, int c, int stride);
+/* Multiplies each class probability by its parent's (parents first), in place. */
+void hierarchy_predictions(float *predictions, int n, const tree *hier, int only_leaves, int stride);
+int hierarchy_top_prediction(const float *predictions, const tree *hier, float thresh, int stride);
 
 /* ---- data.c ---- */
 /* read_boxes' box_label for one "id x y w h" (left = x - w/2, ... in float). */
@@ -229,6 +261,18 @@ int forward_yolo_layer(const layer l, network net);
 box get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
                  int lw, int lh, int w, int h, int stride);
 
+/* Detections ([yolo] on l.output, image 0; l.output is modified in place
+ * when batch == 2, as upstream's flip-averaging does).  dets must hold
+ * l.w*l.h*l.n entries: with batch 2 the count can exceed what
+ * yolo_num_detections() counted before the averaging, which is all upstream
+ * allocates. */
+int yolo_num_detections(const layer l, float thresh);
+void avg_flipped_yolo(const layer l);
+int get_yolo_detections(const layer l, int w, int h, int netw, int neth, float thresh, const int *map,
+                        int relative, detection *dets);
+/* The letterbox correction; new_w/new_h use int division as upstream's. */
+void correct_yolo_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative);
+
 /* ---- region_layer.c ---- */
 /* As yolo_layer_init for [region]: shape fields and parse_region's defaults
  * (thresh .5, every scale 1), no allocation.  total is set to n. */
@@ -241,6 +285,12 @@ layer make_region_layer(int batch, int w, int h, int n, int classes, int coords)
 int forward_region_layer(const layer l, network net);
 box get_region_box(const float *x, const float *biases, int n, int index, int i, int j,
                    int w, int h, int stride);
+/* All l.w*l.h*l.n detections of image 0 (index n*w*h + cell).  With a tree
+ * and a map, upstream reads map[0..199] and writes prob[0..199]: map must
+ * have 200 entries in [0, classes) and prob room for max(classes, 200). */
+void get_region_detections(const layer l, int w, int h, int netw, int neth, float thresh, const int *map,
+                           float tree_thresh, int relative, detection *dets);
+void correct_region_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative);
 
 #ifdef __cplusplus
 }

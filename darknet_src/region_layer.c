@@ -359,3 +359,91 @@ int forward_region_layer(const layer l, network net)
     }
     return DN_OK;
 }
+
+/* ---- detections ------------------------------------------------------------- */
+
+void correct_region_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative)
+{
+    correct_yolo_boxes(dets, n, w, h, netw, neth, relative);
+}
+
+/* Upstream's batch-2 flip averaging, the same index mix-up as [yolo]'s
+ * (entries = coords + 1 + classes). */
+static void avg_flipped_region(const layer *l)
+{
+    int i, j, n, z;
+    float *flip = l->output + l->outputs;
+    for (j = 0; j < l->h; ++j) {
+        for (i = 0; i < l->w/2; ++i) {
+            for (n = 0; n < l->n; ++n) {
+                for (z = 0; z < l->classes + l->coords + 1; ++z) {
+                    int i1 = z*l->w*l->h*l->n + n*l->w*l->h + j*l->w + i;
+                    int i2 = z*l->w*l->h*l->n + n*l->w*l->h + j*l->w + (l->w - i - 1);
+                    float swap = flip[i1];
+                    flip[i1] = flip[i2];
+                    flip[i2] = swap;
+                    if (z == 0) {
+                        flip[i1] = -flip[i1];
+                        flip[i2] = -flip[i2];
+                    }
+                }
+            }
+        }
+    }
+    for (i = 0; i < l->outputs; ++i) {
+        l->output[i] = (float)((l->output[i] + flip[i])/2.);
+    }
+}
+
+void get_region_detections(const layer l, int w, int h, int netw, int neth, float thresh, const int *map,
+                           float tree_thresh, int relative, detection *dets)
+{
+    int i, j, n;
+    float *predictions = l.output;
+    if (l.batch == 2) avg_flipped_region(&l);
+    for (i = 0; i < l.w*l.h; ++i) {
+        int row = i / l.w;
+        int col = i % l.w;
+        for (n = 0; n < l.n; ++n) {
+            int index = n*l.w*l.h + i;
+            int obj_index = entry_index(&l, 0, n*l.w*l.h + i, l.coords);
+            int box_index = entry_index(&l, 0, n*l.w*l.h + i, 0);
+            int mask_index = entry_index(&l, 0, n*l.w*l.h + i, 4);
+            int class_index = entry_index(&l, 0, n*l.w*l.h + i, l.coords + !l.background);
+            float scale;
+            for (j = 0; j < l.classes; ++j) dets[index].prob[j] = 0;
+            scale = l.background ? 1 : predictions[obj_index];
+            dets[index].bbox = get_region_box(predictions, l.biases, n, box_index, col, row, l.w, l.h,
+                                              l.w*l.h);
+            dets[index].objectness = scale > thresh ? scale : 0;
+            if (dets[index].mask) {
+                for (j = 0; j < l.coords - 4; ++j) {
+                    dets[index].mask[j] = l.output[mask_index + j*l.w*l.h];
+                }
+            }
+            if (l.softmax_tree) {
+                /* In place: each class times its parent's (output_after shows it). */
+                hierarchy_predictions(predictions + class_index, l.classes, l.softmax_tree, 0, l.w*l.h);
+                if (map) {
+                    /* Upstream reads 200 map entries whatever the map's length. */
+                    for (j = 0; j < 200; ++j) {
+                        int ci = entry_index(&l, 0, n*l.w*l.h + i, l.coords + 1 + map[j]);
+                        float prob = scale*predictions[ci];
+                        dets[index].prob[j] = (prob > thresh) ? prob : 0;
+                    }
+                } else {
+                    int top = hierarchy_top_prediction(predictions + class_index, l.softmax_tree,
+                                                       tree_thresh, l.w*l.h);
+                    dets[index].prob[top] = (scale > thresh) ? scale : 0;
+                }
+            } else if (dets[index].objectness) {
+                for (j = 0; j < l.classes; ++j) {
+                    int ci = entry_index(&l, 0, n*l.w*l.h + i, l.coords + 1 + j);
+                    float prob = scale*predictions[ci];
+                    dets[index].prob[j] = (prob > thresh) ? prob : 0;
+                }
+            }
+        }
+    }
+    correct_region_boxes(dets, l.w*l.h*l.n, w, h, netw, neth, relative);
+}

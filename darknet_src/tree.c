@@ -203,3 +203,49 @@ float get_hierarchy_probability(const float *x, const tree *hier, int c, int str
     }
     return p;
 }
+
+void hierarchy_predictions(float *predictions, int n, const tree *hier, int only_leaves, int stride)
+{
+    int j;
+    for (j = 0; j < n; ++j) {
+        int parent = hier->parent[j];
+        if (parent >= 0) {
+            predictions[j*stride] *= predictions[parent*stride];
+        }
+    }
+    if (only_leaves) {
+        for (j = 0; j < n; ++j) {
+            if (!hier->leaf[j]) predictions[j*stride] = 0;
+        }
+    }
+}
+
+/* Descend from the root group while p * (best of the group) beats thresh;
+ * return the deepest node reached (or the root group's best). */
+int hierarchy_top_prediction(const float *predictions, const tree *hier, float thresh, int stride)
+{
+    float p = 1;
+    int group = 0;
+    int i;
+    for (;;) {
+        float max = 0;
+        int max_i = 0;
+        for (i = 0; i < hier->group_size[group]; ++i) {
+            int index = i + hier->group_offset[group];
+            float val = predictions[(i + hier->group_offset[group])*stride];
+            if (val > max) {
+                max_i = index;
+                max = val;
+            }
+        }
+        if (p*max > thresh) {
+            p = p*max;
+            group = hier->child[max_i];
+            if (hier->child[max_i] < 0) return max_i;
+        } else if (group == 0) {
+            return max_i;
+        } else {
+            return hier->parent[hier->group_offset[group]];
+        }
+    }
+}

@@ -277,3 +277,112 @@ int forward_yolo_layer(const layer l, network net)
     }
     return DN_OK;
 }
+
+/* ---- detections ------------------------------------------------------------- */
+
+int yolo_num_detections(const layer l, float thresh)
+{
+    int i, n, count = 0;
+    for (i = 0; i < l.w*l.h; ++i) {
+        for (n = 0; n < l.n; ++n) {
+            int obj_index = entry_index(&l, 0, n*l.w*l.h + i, 4);
+            if (l.output[obj_index] > thresh) ++count;
+        }
+    }
+    return count;
+}
+
+/* Upstream's test-time flip averaging for batch 2.  Its indices treat the
+ * buffer as [entry][anchor][cell] while it is [anchor][entry][cell]: with
+ * z*w*h*n + n*w*h it mirrors and negates (z == 0) planes that belong to
+ * anchor 0's entries, never touches the middle column of an odd width, and
+ * only image 0 is averaged with the flipped image 1. */
+void avg_flipped_yolo(const layer l)
+{
+    int i, j, n, z;
+    float *flip = l.output + l.outputs;
+    for (j = 0; j < l.h; ++j) {
+        for (i = 0; i < l.w/2; ++i) {
+            for (n = 0; n < l.n; ++n) {
+                for (z = 0; z < l.classes + 4 + 1; ++z) {
+                    int i1 = z*l.w*l.h*l.n + n*l.w*l.h + j*l.w + i;
+                    int i2 = z*l.w*l.h*l.n + n*l.w*l.h + j*l.w + (l.w - i - 1);
+                    float swap = flip[i1];
+                    flip[i1] = flip[i2];
+                    flip[i2] = swap;
+                    if (z == 0) {
+                        flip[i1] = -flip[i1];
+                        flip[i2] = -flip[i2];
+                    }
+                }
+            }
+        }
+    }
+    for (i = 0; i < l.outputs; ++i) {
+        l.output[i] = (float)((l.output[i] + flip[i])/2.);
+    }
+}
+
+/* correct_yolo_boxes and correct_region_boxes are the same code upstream. */
+void correct_yolo_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative)
+{
+    int i;
+    int new_w = 0;
+    int new_h = 0;
+    /* Letterbox size with int division: a 1x1000 image gets new_w 0 and
+     * then inf/NaN boxes, as upstream does. */
+    if (((float)netw/w) < ((float)neth/h)) {
+        new_w = netw;
+        new_h = (h*netw)/w;
+    } else {
+        new_h = neth;
+        new_w = (w*neth)/h;
+    }
+    for (i = 0; i < n; ++i) {
+        box b = dets[i].bbox;
+        /* (netw - new_w)/2./netw is a double; the float quotient is promoted. */
+        b.x = (float)((b.x - (netw - new_w)/2./netw) / ((float)new_w/netw));
+        b.y = (float)((b.y - (neth - new_h)/2./neth) / ((float)new_h/neth));
+        b.w *= (float)netw/new_w;
+        b.h *= (float)neth/new_h;
+        if (!relative) {
+            b.x *= w;
+            b.w *= w;
+            b.y *= h;
+            b.h *= h;
+        }
+        dets[i].bbox = b;
+    }
+}
+
+int get_yolo_detections(const layer l, int w, int h, int netw, int neth, float thresh, const int *map,
+                        int relative, detection *dets)
+{
+    int i, j, n, count = 0;
+    const float *predictions = l.output;
+    (void)map;  /* upstream takes it and never reads it */
+    if (l.batch == 2) avg_flipped_yolo(l);
+    for (i = 0; i < l.w*l.h; ++i) {
+        int row = i / l.w;
+        int col = i % l.w;
+        for (n = 0; n < l.n; ++n) {
+            int obj_index = entry_index(&l, 0, n*l.w*l.h + i, 4);
+            int box_index;
+            float objectness = predictions[obj_index];
+            if (objectness <= thresh) continue;
+            box_index = entry_index(&l, 0, n*l.w*l.h + i, 0);
+            dets[count].bbox = get_yolo_box(predictions, l.biases, l.mask[n], box_index, col, row,
+                                            l.w, l.h, netw, neth, l.w*l.h);
+            dets[count].objectness = objectness;
+            dets[count].classes = l.classes;
+            for (j = 0; j < l.classes; ++j) {
+                int class_index = entry_index(&l, 0, n*l.w*l.h + i, 4 + 1 + j);
+                float prob = objectness*predictions[class_index];
+                dets[count].prob[j] = (prob > thresh) ? prob : 0;
+            }
+            ++count;
+        }
+    }
+    correct_yolo_boxes(dets, count, w, h, netw, neth, relative);
+    return count;
+}

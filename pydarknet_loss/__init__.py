@@ -7,6 +7,7 @@ from ._native import BUILD_CFLAGS
 from ._validate import DarknetQuirkWarning
 from .boxes import box_iou, box_rmse
 from .cfg import CfgError
+from .detections import Detections, nms_obj, nms_sort
 from .labels import Labels, pack_truth, read_labels
 from .layers import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResult, YoloStats
 from .network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult, calc_network_cost, example_cfg,
@@ -22,12 +23,15 @@ __all__ = [
     "BUILD_CFLAGS",
     "CfgError",
     "DarknetCfgWarning",
+    "Detections",
     "LayerInfo",
     "Labels",
     "Network",
     "NetworkResult",
     "calc_network_cost",
     "example_cfg",
+    "nms_obj",
+    "nms_sort",
     "pack_truth",
     "read_labels",
     "train_loss",

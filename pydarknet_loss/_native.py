@@ -113,6 +113,34 @@ class LayerSpec:
     scalars: Dict[str, Any] = field(default_factory=dict)  # C field name -> value
 
 
+def _layer_struct(spec: LayerSpec, batch: int, h: int, w: int, keep: List[Any]) -> Any:
+    """A C layer for `spec` on a (batch, c, h, w) input, without buffers."""
+    l = ffi.new("layer *")
+    keep.append(l)
+    if spec.kind == "yolo":
+        rc = lib.yolo_layer_init(l, batch, w, h, spec.n, spec.total, spec.classes)
+    else:
+        rc = lib.region_layer_init(l, batch, w, h, spec.n, spec.classes, spec.coords)
+    if rc != DN_OK:
+        raise ValueError("the layer's sizes do not fit the C core (too large or not positive)")
+
+    def ptr(conv: Any, a: np.ndarray) -> Any:
+        keep.append(a)
+        return conv(a)
+
+    l.biases = ptr(_f32, spec.biases)
+    if spec.mask is not None:
+        l.mask = ptr(_i32, spec.mask)
+    if spec.map is not None:
+        l.map = ptr(_i32, spec.map)
+        l.map_len = len(spec.map)
+    if spec.tree is not None:
+        l.softmax_tree = tree_struct(spec.tree, keep)
+    for name, value in spec.scalars.items():
+        setattr(l, name, value)
+    return l
+
+
 class Call:
     """A C layer over NumPy buffers for one forward pass; keeps every buffer
     alive for as long as the structs point at it."""
@@ -121,23 +149,7 @@ class Call:
                  out: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> None:
         self.spec = spec
         self.keep: List[Any] = []
-        self.layer = l = ffi.new("layer *")
-        if spec.kind == "yolo":
-            rc = lib.yolo_layer_init(l, batch, w, h, spec.n, spec.total, spec.classes)
-        else:
-            rc = lib.region_layer_init(l, batch, w, h, spec.n, spec.classes, spec.coords)
-        if rc != DN_OK:
-            raise ValueError("the layer's sizes do not fit the C core (too large or not positive)")
-        l.biases = self._ptr(_f32, spec.biases)
-        if spec.mask is not None:
-            l.mask = self._ptr(_i32, spec.mask)
-        if spec.map is not None:
-            l.map = self._ptr(_i32, spec.map)
-            l.map_len = len(spec.map)
-        if spec.tree is not None:
-            l.softmax_tree = tree_struct(spec.tree, self.keep)
-        for name, value in spec.scalars.items():
-            setattr(l, name, value)
+        self.layer = l = _layer_struct(spec, batch, h, w, self.keep)
         if out is None:
             self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
             self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
@@ -212,3 +224,76 @@ def fill_truth(ids: np.ndarray, xywh: np.ndarray, num_boxes: int, out: np.ndarra
     for i in range(count):
         labels[i] = lib.box_label_from(int(ids[i]), *(float(v) for v in xywh[i]))
     return int(lib.fill_truth_detection_boxes(labels, count, num_boxes, _f32(out), dx, dy, sx, sy, flip))
+
+
+# ---- detections and NMS --------------------------------------------------------
+
+def _read_dets(dets: Any, n: int, classes: int, prob_base: np.ndarray,
+               sort_class: bool = False) -> Dict[str, np.ndarray]:
+    out = {"bbox": np.empty((n, 4), np.float32), "objectness": np.empty(n, np.float32),
+           "prob": np.empty((n, classes), np.float32), "sort_class": np.empty(n, np.int32),
+           "order": np.empty(n, np.int32)}
+    lib.dets_to_arrays(dets, n, classes, _f32(out["bbox"]), _f32(out["objectness"]), _f32(out["prob"]),
+                       _i32(out["sort_class"]), _i32(out["order"]), _f32(prob_base))
+    if not sort_class:
+        del out["sort_class"], out["order"]
+    return out
+
+
+def _empty_dets(n: int, width: int, mask_n: int = 0) -> Tuple[Any, np.ndarray, Optional[np.ndarray]]:
+    m = max(n, 1)
+    dets = ffi.new("detection[]", m)
+    prob = np.zeros((m, width), np.float32)
+    mask = np.zeros((m, mask_n), np.float32) if mask_n else None
+    zeros4 = np.zeros((m, 4), np.float32)
+    zeros = np.zeros(m, np.float32)
+    lib.dets_from_arrays(dets, m, width, _f32(zeros4), _f32(zeros), _f32(prob), ffi.NULL,
+                         _f32(mask) if mask is not None else ffi.NULL, mask_n)
+    return dets, prob, mask
+
+
+def yolo_detections(spec: LayerSpec, output: np.ndarray, img_w: int, img_h: int, net_w: int, net_h: int,
+                    thresh: np.float32, relative: bool) -> Dict[str, Any]:
+    keep: List[Any] = []
+    batch, _, h, w = output.shape
+    after = np.array(output, dtype=np.float32, order="C", copy=True)
+    l = _layer_struct(spec, batch, h, w, keep)
+    l.output = _f32(after)
+    num_alloc = int(lib.yolo_num_detections(l[0], thresh))
+    n = w * h * spec.n
+    dets, prob, _ = _empty_dets(n, spec.classes)
+    count = int(lib.get_yolo_detections(l[0], img_w, img_h, net_w, net_h, thresh, ffi.NULL, int(relative), dets))
+    res: Dict[str, Any] = _read_dets(dets, count, spec.classes, prob)
+    res.update(output_after=after, num_alloc_upstream=num_alloc)
+    return res
+
+
+def region_detections(spec: LayerSpec, output: np.ndarray, img_w: int, img_h: int, net_w: int, net_h: int,
+                      thresh: np.float32, tree_thresh: np.float32, relative: bool,
+                      cmap: Optional[np.ndarray]) -> Dict[str, Any]:
+    keep: List[Any] = []
+    batch, _, h, w = output.shape
+    after = np.array(output, dtype=np.float32, order="C", copy=True)
+    l = _layer_struct(spec, batch, h, w, keep)
+    l.output = _f32(after)
+    n = w * h * spec.n
+    mask_n = spec.coords - 4
+    dets, prob, mask = _empty_dets(n, spec.classes, mask_n)
+    map_ptr = _i32(cmap) if cmap is not None else ffi.NULL
+    lib.get_region_detections(l[0], img_w, img_h, net_w, net_h, thresh, map_ptr, tree_thresh, int(relative), dets)
+    res: Dict[str, Any] = _read_dets(dets, n, spec.classes, prob)
+    res.update(output_after=after, mask=None if mask is None else mask[:n].copy())
+    return res
+
+
+def nms(which: str, bbox: np.ndarray, objectness: np.ndarray, prob: np.ndarray, sort_class: np.ndarray,
+        thresh: np.float32) -> Dict[str, np.ndarray]:
+    n, classes = prob.shape
+    dets = ffi.new("detection[]", max(n, 1))
+    work = np.array(prob, dtype=np.float32, order="C", copy=True)
+    lib.dets_from_arrays(dets, n, classes, _f32(bbox), _f32(objectness), _f32(work), _i32(sort_class),
+                         ffi.NULL, 0)
+    fn = lib.do_nms_sort if which == "sort" else lib.do_nms_obj
+    if fn(dets, n, classes, thresh) != 0:
+        raise MemoryError("no memory for the NMS scratch buffers")
+    return _read_dets(dets, n, classes, work, sort_class=True)

@@ -68,7 +68,7 @@ def int_array(name: str, values: Any, *, allow_empty: bool = False) -> np.ndarra
     return np.array(items, dtype=np.int32)
 
 
-def anchors32(values: Any) -> np.ndarray:
+def anchors32(values: Any, *, pairs: bool = True) -> np.ndarray:
     """Anchor sizes as float32 (upstream: atof, then stored in a float)."""
     if isinstance(values, np.ndarray):
         if values.ndim != 1 or values.dtype.kind not in "iuf":
@@ -78,9 +78,9 @@ def anchors32(values: Any) -> np.ndarray:
         items = [float(real32(f"anchors[{i}]", v)) for i, v in enumerate(values)]
     else:
         raise TypeError(f"anchors must be a list of numbers (w, h pairs), got {type(values).__name__}")
-    if not items:
+    if pairs and not items:
         raise ValueError("anchors must not be empty")
-    if len(items) % 2:
+    if pairs and len(items) % 2:
         raise ValueError(f"anchors must come in (w, h) pairs, got {len(items)} values")
     for i, v in enumerate(items):
         if not (math.isfinite(v) and v > 0):
@@ -89,21 +89,22 @@ def anchors32(values: Any) -> np.ndarray:
 
 
 def biases(anchors: Any, count: Any, count_name: str) -> tuple:
-    """(count, biases): anchors in pairs into a float32 array of 2*count
-    values, the rest at upstream's 0.5; count defaults to the number of pairs."""
+    """(count, biases): anchors into a float32 array of 2*count values, the
+    rest at upstream's 0.5.  count defaults to the number of pairs; when it is
+    given, fewer values (even an odd number, as a cfg can hold) are allowed,
+    as upstream's parser allows them."""
     if anchors is None:
         if count is None:
             raise ValueError(f"give anchors (w, h pairs) or {count_name}")
-        pairs = np.zeros(0, dtype=np.float32)
+        values = np.zeros(0, dtype=np.float32)
     else:
-        pairs = anchors32(anchors)
-    n_pairs = len(pairs) // 2
-    n = n_pairs if count is None else integer(count_name, count, minimum=1)
-    if n_pairs > n:
-        raise ValueError(f"anchors give {n_pairs} pairs but {count_name} is {n}: upstream would "
-                         "write past its biases")
+        values = anchors32(anchors, pairs=count is None)
+    n = len(values) // 2 if count is None else integer(count_name, count, minimum=1)
+    if len(values) > 2 * n:
+        raise ValueError(f"anchors give {len(values)} values ({len(values) / 2:g} pairs) but {count_name} is {n}: "
+                         "upstream would write past its biases")
     b = np.full(2 * n, 0.5, dtype=np.float32)
-    b[:len(pairs)] = pairs
+    b[:len(values)] = values
     return n, b
 
 
@@ -225,6 +226,16 @@ def truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h
     if map_ is not None and -1 < c < len(map_):
         mapped = f", mapped to {int(map_[int(c)])}"
     return ValueError(f"{where}: class id {c:g} (truncated to int{mapped}) is outside [0, {classes})")
+
+
+def image_sizes(img_w: Any, img_h: Any, net_w: Any, net_h: Any) -> tuple:
+    """Positive image and network sizes whose letterbox products fit a C int."""
+    sizes = tuple(integer(name, v, minimum=1) for name, v in
+                  (("img_w", img_w), ("img_h", img_h), ("net_w", net_w), ("net_h", net_h)))
+    iw, ih, nw, nh = sizes
+    if ih * nw > INT_MAX or iw * nh > INT_MAX:
+        raise ValueError("img_h*net_w and img_w*net_h must fit a C int (upstream multiplies them in int)")
+    return sizes
 
 
 def out_buffers(out: Any, shape: tuple) -> Optional[tuple]:

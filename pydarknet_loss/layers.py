@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _native, _validate
+from .detections import Detections
 from .tree import Tree, as_tree
 
 YOLO_MAX_TRUTHS = 90  # upstream's truth stride per image for [yolo], whatever `max` says
@@ -287,6 +288,24 @@ class YoloLayer(_LossLayer):
         return YoloResult(output=call.output, delta=call.delta,
                           cost=np.float32(call.cost[0]) if train else np.float32(0), stats=stats)
 
+    def detections(self, output: np.ndarray, *, img_w: int, img_h: int, net_w: int = 416, net_h: int = 416,
+                   thresh: float = 0.5, relative: bool = True) -> Detections:
+        """upstream's get_yolo_detections with correct_yolo_boxes.
+
+        ``output`` is the activated buffer, what ``forward(..., train=False)
+        .output`` returns; it is not modified (``output_after`` holds the
+        buffer as upstream leaves it).  Boxes come from image 0; with a
+        batch of 2, image 1 is taken as the mirrored image and averaged in,
+        with upstream's index mix-up (anchor 0's first planes negated, an odd
+        width's middle column untouched).  The letterbox uses int division.
+        """
+        output = _validate.layer_input(output, channels=self.channels,
+                                       what=f"len(mask)={self.n} * (5 + classes={self.classes})")
+        img_w, img_h, net_w, net_h = _validate.image_sizes(img_w, img_h, net_w, net_h)
+        res = _native.yolo_detections(self._spec(), output, img_w, img_h, net_w, net_h,
+                                      _validate.real32("thresh", thresh), bool(relative))
+        return Detections(**res)
+
 
 class RegionLayer(_LossLayer):
     """Darknet's ``[region]`` layer (YOLOv2, YOLO9000), the CPU build's
@@ -409,3 +428,37 @@ class RegionLayer(_LossLayer):
         return RegionResult(output=call.output, delta=call.delta,
                             cost=np.float32(call.cost[0]) if train else np.float32(0), stats=stats,
                             n=self.n, coords=self.coords, background=self.background)
+
+    def detections(self, output: np.ndarray, *, img_w: int, img_h: int, net_w: int = 416, net_h: int = 416,
+                   thresh: float = 0.5, relative: bool = True, tree_thresh: float = 0.5,
+                   map: Optional[Sequence[int]] = None) -> Detections:
+        """upstream's get_region_detections with correct_region_boxes: all
+        num*h*w detections of image 0 (index anchor*h*w + cell), in that
+        order.  Batch 2 is flip-averaged as [yolo]'s.  With a tree the class
+        probabilities are multiplied down the hierarchy in place; then
+        ``map`` (tree only) picks 200 classes, as upstream reads map[0..199]
+        whatever its length, so a map must have at least 200 entries; without
+        a map the deepest class above ``tree_thresh`` gets the objectness.
+        ``mask`` holds the mask coords when coords > 4.
+        """
+        output = _validate.layer_input(
+            output, channels=self.channels,
+            what=f"n={self.n} * (coords={self.coords} + 1 + classes={self.classes})")
+        img_w, img_h, net_w, net_h = _validate.image_sizes(img_w, img_h, net_w, net_h)
+        cmap = None
+        if map is not None and self.tree is None:
+            warnings.warn("map is only read on the tree path; upstream ignores it for this layer",
+                          _validate.DarknetQuirkWarning, stacklevel=2)
+        if map is not None and self.tree is not None:
+            cmap = _validate.class_map(map, self.classes)
+            if len(cmap) < 200:
+                raise ValueError(f"map has {len(cmap)} entries; upstream's tree+map path reads map[0..199] "
+                                 "whatever its length (upstream's own coco9k.map, 80 lines, overruns)")
+            if self.classes < 200:
+                raise ValueError(f"upstream's tree+map path writes 200 class probabilities into a "
+                                 f"{self.classes}-class detection")
+            cmap = np.ascontiguousarray(cmap[:200])
+        res = _native.region_detections(self._spec(), output, img_w, img_h, net_w, net_h,
+                                        _validate.real32("thresh", thresh),
+                                        _validate.real32("tree_thresh", tree_thresh), bool(relative), cmap)
+        return Detections(**res)
