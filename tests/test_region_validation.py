@@ -47,7 +47,7 @@ def test_channels_must_match_num_coords_classes() -> None:
 
 
 def test_more_anchor_pairs_than_num() -> None:
-    with pytest.raises(ValueError, match="5 pairs but num is 3"):
+    with pytest.raises(ValueError, match=r"10 values \(5 pairs\) but num is 3"):
         layer(num=3)
 
 

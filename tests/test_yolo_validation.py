@@ -101,7 +101,7 @@ def test_anchors_must_come_in_pairs() -> None:
 
 
 def test_anchors_beyond_total_are_refused() -> None:
-    with pytest.raises(ValueError, match="9 pairs but total is 3"):
+    with pytest.raises(ValueError, match=r"18 values \(9 pairs\) but total is 3"):
         layer(total=3, mask=[0, 1, 2])
 
 
@@ -192,3 +192,11 @@ def test_rows_beyond_max_boxes_are_not_checked_and_warn_from_a_list() -> None:
     with pytest.warns(pdl.DarknetQuirkWarning, match="reads at most 1"):
         res = l.forward(x_for(l), [boxes, boxes[:1]])
     assert res.stats.count == 2
+
+
+def test_fewer_anchor_values_than_total_keep_upstreams_half() -> None:
+    # A cfg can list an odd number of values; upstream leaves the rest at .5.
+    l = layer(anchors=[10, 13, 16], total=2, mask=[0, 1])
+    assert l.anchors.tolist() == [10, 13, 16, 0.5]
+    with pytest.raises(ValueError, match="pairs, got 3"):
+        layer(anchors=[10, 13, 16], mask=[0])
