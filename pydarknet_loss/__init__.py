@@ -3,21 +3,19 @@
 Reproduces the arithmetic of pjreddie/darknet (commit f6afaab) for the
 ``[yolo]`` and ``[region]`` layers, bit for bit, from NumPy.  See README.md.
 """
+from ._version import UPSTREAM_COMMIT, __version__
 from ._native import BUILD_CFLAGS
 from ._validate import DarknetQuirkWarning
 from .boxes import box_iou, box_rmse
 from .cfg import CfgError
+from .compare import ParityReport, assert_parity, compare
 from .detections import Detections, nms_obj, nms_sort
 from .labels import Labels, pack_truth, read_labels
 from .layers import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResult, YoloStats
 from .network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult, calc_network_cost, example_cfg,
                       train_loss)
 from .tree import Tree, read_tree
-
-__version__ = "0.1.0"
-
-#: The upstream darknet commit whose arithmetic is reproduced.
-UPSTREAM_COMMIT = "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9"
+from . import golden
 
 __all__ = [
     "BUILD_CFLAGS",
@@ -28,8 +26,12 @@ __all__ = [
     "Labels",
     "Network",
     "NetworkResult",
+    "ParityReport",
+    "assert_parity",
+    "compare",
     "calc_network_cost",
     "example_cfg",
+    "golden",
     "nms_obj",
     "nms_sort",
     "pack_truth",

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import UPSTREAM_COMMIT, __version__
+from ._version import UPSTREAM_COMMIT, __version__
 from ._native import BUILD_CFLAGS
+from . import golden
+from .compare import Tolerance
 from .network import Network, example_cfg, train_loss
 
 DEMO_CFG = "tiny-yolov3"
@@ -64,11 +68,105 @@ def demo(seed: int = 0) -> int:
     return 0
 
 
+def cuda_build_present() -> bool:
+    """Whether a CUDA build of the GPU path is installed (none ships yet)."""
+    import importlib.util
+
+    return importlib.util.find_spec("pydarknet_loss._core_cuda") is not None
+
+
 def info() -> int:
     print(f"pydarknet_loss {__version__}")
     print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}")
     print(f"core flags: {BUILD_CFLAGS}")
+    print(f"CUDA build: {'present' if cuda_build_present() else 'absent (CPU core only)'}")
     return 0
+
+
+def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
+    """The layers `golden export` draws cases for, with their case params."""
+    if args.cfg is not None:
+        net = Network.from_cfg(args.cfg)
+        specs = []
+        for index, layer in net.loss_layers:
+            info = net.layers[index]
+            tree = info.params.get("tree_file")
+            params = golden.layer_params(layer, w=info.w, h=info.h, batch=net.batch, net_w=net.width,
+                                         net_h=net.height, net_index=index, tree=None)
+            if tree is not None:
+                raise SystemExit("golden export: cfgs with a softmax tree are not exported (upstream's CPU tree "
+                                 "path gives NaN; pass --layer-json with temperature to export tree cases)")
+            specs.append({"kind": layer.kind, "layer": layer, "params": params})
+        if not specs:
+            raise SystemExit(f"golden export: {args.cfg} has no [yolo] or [region] layer")
+        return specs
+    spec = json.loads(Path(args.layer_json).read_text())
+    if not isinstance(spec, dict) or spec.get("kind") not in ("yolo", "region"):
+        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo' or 'region' "
+                         "and the keys of a golden case's params")
+    kind = spec.pop("kind")
+    spec.setdefault("batch", 1)
+    missing = [k for k in ("w", "h") if k not in spec]
+    if missing:
+        raise SystemExit(f"golden export: --layer-json lacks {', '.join(missing)} (the grid size)")
+    base = Path(args.layer_json).resolve().parent
+    if kind == "yolo":
+        spec.setdefault("total", len(spec.get("anchors", [])) // 2 or 1)
+        spec.setdefault("ignore_thresh", 0.5)
+        spec.setdefault("truth_thresh", 1.0)
+        spec.setdefault("max_boxes", 90)
+        spec.setdefault("net_w", 416)
+        spec.setdefault("net_h", 416)
+    else:
+        for key, default in (("coords", 4), ("softmax", 0), ("background", 0), ("rescore", 0), ("bias_match", 0),
+                             ("thresh", 0.5), ("coord_scale", 1), ("object_scale", 1), ("noobject_scale", 1),
+                             ("class_scale", 1), ("mask_scale", 1), ("max_boxes", 30)):
+            spec.setdefault(key, default)
+        spec.setdefault("num", len(spec.get("anchors", [])) // 2 or 1)
+    layer = golden.layer_from_params(kind, spec, base)
+    params = golden.layer_params(layer, w=spec["w"], h=spec["h"], batch=spec["batch"],
+                                 net_w=spec.get("net_w", 0), net_h=spec.get("net_h", 0),
+                                 net_index=spec.get("net_index", 0), tree=spec.get("tree"))
+    return [{"kind": kind, "layer": layer, "params": params}]
+
+
+def golden_export(args: argparse.Namespace) -> int:
+    specs = _export_layers(args)
+    show = args.progress if args.progress is not None else (sys.stderr.isatty() and args.cases >= 20)
+    paths = golden.export(specs, args.cases, args.seed, args.out,
+                          progress=golden.text_progress() if show else None)
+    print(f"wrote {len(paths)} cases and MANIFEST.json to {args.out}")
+    return 0
+
+
+def _load_actual(path: Path) -> Dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in ("output", "delta", "cost") if k in z.files}
+
+
+def golden_check(args: argparse.Namespace) -> int:
+    files = golden.case_files(args.golden)
+    if not files:
+        print(f"no training-forward golden cases in {args.golden}", file=sys.stderr)
+        return 2
+    failed = 0
+    tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
+    for path in files:
+        actual_path = Path(args.actual) / path.name
+        if not actual_path.is_file():
+            print(f"{path.name}: MISSING {actual_path}")
+            failed += 1
+            continue
+        case = golden.GoldenCase.load(path)
+        report = case.check(_load_actual(actual_path), **tol)
+        if report.ok:
+            print(f"{path.name}: ok")
+        else:
+            failed += 1
+            print(f"{path.name}: {report}")
+    print(f"{len(files) - failed} of {len(files)} cases match ({Tolerance(**tol)})"
+          + (f"; {failed} do not" if failed else ""))
+    return 1 if failed else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -77,11 +175,41 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run the built-in example and print darknet's lines")
     p_demo.add_argument("--seed", type=int, default=0)
-    sub.add_parser("info", help="version, upstream commit and build flags")
+    sub.add_parser("info", help="version, upstream commit, build flags, CUDA build")
+    p_golden = sub.add_parser("golden", help="export golden cases")
+    gsub = p_golden.add_subparsers(dest="golden_command", required=True)
+    p_exp = gsub.add_parser("export", help="write golden cases computed by the oracle")
+    src = p_exp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cfg", type=Path, help="a darknet cfg: cases for each of its loss layers")
+    src.add_argument("--layer-json", type=Path, help="one object: kind plus a golden case's params")
+    p_exp.add_argument("--cases", type=int, default=10)
+    p_exp.add_argument("--seed", type=int, default=0)
+    p_exp.add_argument("--out", type=Path, required=True)
+    p_exp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="show a progress bar (default: on a terminal for 20 cases or more)")
+    p_chk = sub.add_parser("check", help="compare another implementation's outputs with golden cases")
+    p_chk.add_argument("--golden", type=Path, required=True, help="folder of golden cases")
+    p_chk.add_argument("--actual", type=Path, required=True,
+                       help="folder of .npz files named as the cases, with output, delta and/or cost")
+    p_chk.add_argument("--atol", type=float, default=0.0)
+    p_chk.add_argument("--rtol", type=float, default=0.0)
+    p_chk.add_argument("--max-ulp", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.command == "demo":
-        return demo(args.seed)
-    return info()
+    try:
+        if args.command == "demo":
+            return demo(args.seed)
+        if args.command == "info":
+            return info()
+        if args.command == "golden":
+            if args.cases < 1:
+                ap.error("--cases must be at least 1")
+            return golden_export(args)
+        return golden_check(args)
+    except BrokenPipeError:  # e.g. `pydarknet-loss demo | head`
+        return 0
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"pydarknet-loss: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

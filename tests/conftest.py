@@ -4,6 +4,8 @@ import importlib.util
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     spec = importlib.util.find_spec("pydarknet_loss._core")

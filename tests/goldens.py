@@ -100,9 +100,9 @@ def first_difference(a: np.ndarray, b: np.ndarray) -> str:
 
 def yolo_layer(p: Dict[str, Any]) -> pdl.YoloLayer:
     """The layer a golden case's params describe."""
-    return pdl.YoloLayer(classes=p["classes"], anchors=p["anchors"], total=p["total"], mask=p["mask"],
-                         ignore_thresh=p["ignore_thresh"], truth_thresh=p["truth_thresh"],
-                         max_boxes=p["max_boxes"], map=p.get("map"))
+    layer = pdl.golden.layer_from_params("yolo", p)
+    assert isinstance(layer, pdl.YoloLayer)
+    return layer
 
 
 def region_layer(p: Dict[str, Any]) -> pdl.RegionLayer:
@@ -110,18 +110,14 @@ def region_layer(p: Dict[str, Any]) -> pdl.RegionLayer:
     the repository ("tests/...", our own small tree) or else to the shared
     golden folder (upstream's data/9k.tree)."""
     tree = p.get("tree")
+    base = None
     if tree is not None:
         base = HERE.parent if tree.startswith("tests/") else shared_golden()
         if base is None:
             raise FileNotFoundError(SHARED_REASON)
-        tree = base / tree
-    return pdl.RegionLayer(
-        classes=p["classes"], anchors=p["anchors"], coords=p["coords"], num=p["num"], softmax=p["softmax"],
-        background=p["background"], rescore=p["rescore"], bias_match=p["bias_match"], thresh=p["thresh"],
-        coord_scale=p["coord_scale"], object_scale=p["object_scale"], noobject_scale=p["noobject_scale"],
-        class_scale=p["class_scale"], mask_scale=p["mask_scale"], max_boxes=p["max_boxes"], map=p.get("map"),
-        tree=tree, temperature=p.get("temperature") or 0.0, log=p["log"], sqrt=p["sqrt"],
-        absolute=p["absolute"], classfix=p["classfix"])
+    layer = pdl.golden.layer_from_params("region", p, base)
+    assert isinstance(layer, pdl.RegionLayer)
+    return layer
 
 
 def ids(paths: List[Path]) -> List[str]:
