@@ -149,6 +149,12 @@ typedef struct layer {
     float *delta;             /* batch*outputs */
     float *cost;              /* one float */
     loss_stats *stats;        /* may be NULL */
+    /* Optional, for the implied loss (NULL normally): for every entry the
+     * forward pass gives a delta, the target t and scale s with
+     * delta = s*(t - v), v being the output (or the raw input for w, h and
+     * the mask coords); target_scale is NaN where an entry has no term. */
+    float *target;            /* batch*outputs, or NULL */
+    float *target_scale;      /* batch*outputs, or NULL */
 } layer;
 
 /* The subset of darknet's `network` that the loss layers read. */

@@ -73,8 +73,8 @@ box get_region_box(const float *x, const float *biases, int n, int index, int i,
     return b;
 }
 
-static float delta_region_box(box truth, const float *x, const float *biases, int n, int index,
-                              int i, int j, int w, int h, float *delta, float scale, int stride)
+static float delta_region_box(const layer *l, box truth, const float *x, const float *biases, int n,
+                              int index, int i, int j, int w, int h, float scale, int stride)
 {
     box pred = get_region_box(x, biases, n, index, i, j, w, h, stride);
     float iou = box_iou(pred, truth);
@@ -84,20 +84,20 @@ static float delta_region_box(box truth, const float *x, const float *biases, in
     float tw = (float)log((double)(truth.w*w / biases[2*n]));
     float th = (float)log((double)(truth.h*h / biases[2*n + 1]));
 
-    delta[index + 0*stride] = scale * (tx - x[index + 0*stride]);
-    delta[index + 1*stride] = scale * (ty - x[index + 1*stride]);
-    delta[index + 2*stride] = scale * (tw - x[index + 2*stride]);
-    delta[index + 3*stride] = scale * (th - x[index + 3*stride]);
+    put_delta(l, index + 0*stride, scale * (tx - x[index + 0*stride]), tx, scale);
+    put_delta(l, index + 1*stride, scale * (ty - x[index + 1*stride]), ty, scale);
+    put_delta(l, index + 2*stride, scale * (tw - x[index + 2*stride]), tw, scale);
+    put_delta(l, index + 3*stride, scale * (th - x[index + 3*stride]), th, scale);
     return iou;
 }
 
 /* Upstream passes mask_scale (a float) to an int parameter: 1.7 scales by 1. */
-static void delta_region_mask(const float *truth, const float *x, int n, int index, float *delta,
+static void delta_region_mask(const layer *l, const float *truth, const float *x, int n, int index,
                               int stride, int scale)
 {
     int i;
     for (i = 0; i < n; ++i) {
-        delta[index + i*stride] = scale*(truth[i] - x[index + i*stride]);
+        put_delta(l, index + i*stride, scale*(truth[i] - x[index + i*stride]), truth[i], (float)scale);
     }
 }
 
@@ -106,7 +106,7 @@ static void delta_region_mask(const float *truth, const float *x, int n, int ind
  * to avg_cat.  With a tree: walk from the class up to the root, pushing every
  * sibling group towards 0 and the node itself towards 1; avg_cat gets the
  * product of the probabilities along the way. */
-static void delta_region_class(const float *output, float *delta, int index, int class_id,
+static void delta_region_class(const layer *l, const float *output, int index, int class_id,
                                int classes, const tree *hier, float scale, int stride,
                                float *avg_cat, int tag)
 {
@@ -119,20 +119,22 @@ static void delta_region_class(const float *output, float *delta, int index, int
             g = hier->group[class_id];
             offset = hier->group_offset[g];
             for (i = 0; i < hier->group_size[g]; ++i) {
-                delta[index + stride*(offset + i)] = scale * (0 - output[index + stride*(offset + i)]);
+                put_delta(l, index + stride*(offset + i), scale * (0 - output[index + stride*(offset + i)]),
+                          0, scale);
             }
-            delta[index + stride*class_id] = scale * (1 - output[index + stride*class_id]);
+            put_delta(l, index + stride*class_id, scale * (1 - output[index + stride*class_id]), 1, scale);
             class_id = hier->parent[class_id];
         }
         *avg_cat += pred;
         return;
     }
-    if (delta[index] && tag) {
-        delta[index + stride*class_id] = scale * (1 - output[index + stride*class_id]);
+    if (l->delta[index] && tag) {
+        put_delta(l, index + stride*class_id, scale * (1 - output[index + stride*class_id]), 1, scale);
         return;
     }
     for (n = 0; n < classes; ++n) {
-        delta[index + stride*n] = scale * (((n == class_id) ? 1 : 0) - output[index + stride*n]);
+        put_delta(l, index + stride*n, scale * (((n == class_id) ? 1 : 0) - output[index + stride*n]),
+                  (n == class_id) ? 1 : 0, scale);
         if (n == class_id) *avg_cat += output[index + stride*n];
     }
 }
@@ -208,6 +210,7 @@ int forward_region_layer(const layer l, network net)
     activate_region(&l, net.input);
     memset(l.delta, 0, (size_t)l.outputs*l.batch*sizeof(float));
     if (!net.train) return DN_OK;
+    clear_targets(&l);
 
     *(l.cost) = 0;
     for (b = 0; b < l.batch; ++b) {
@@ -231,7 +234,7 @@ int forward_region_layer(const layer l, network net)
                     int oi = entry_index(&l, b, n, l.coords);
                     float scale = l.output[oi];
                     float p;
-                    l.delta[oi] = l.noobject_scale * (0 - l.output[oi]);
+                    put_delta(&l, oi, l.noobject_scale * (0 - l.output[oi]), 0, l.noobject_scale);
                     p = scale*get_hierarchy_probability(l.output + ci, l.softmax_tree, class_id, wh);
                     if (p > maxp) {
                         maxp = p;
@@ -240,11 +243,11 @@ int forward_region_layer(const layer l, network net)
                 }
                 class_index = entry_index(&l, b, maxi, l.coords + 1);
                 obj_index = entry_index(&l, b, maxi, l.coords);
-                delta_region_class(l.output, l.delta, class_index, class_id, l.classes,
+                delta_region_class(&l, l.output, class_index, class_id, l.classes,
                                    l.softmax_tree, l.class_scale, wh, &avg_cat, !l.softmax);
                 /* Upstream computes an objectness delta here and then
                  * overwrites it with 0. */
-                l.delta[obj_index] = 0;
+                clear_delta(&l, obj_index);
                 ++class_count;
                 onlyclass = 1;
                 break;
@@ -267,10 +270,13 @@ int forward_region_layer(const layer l, network net)
                         if (iou > best_iou) best_iou = iou;
                     }
                     avg_anyobj += l.output[obj_index];
-                    l.delta[obj_index] = l.noobject_scale * (0 - l.output[obj_index]);
-                    if (l.background) l.delta[obj_index] = l.noobject_scale * (1 - l.output[obj_index]);
+                    put_delta(&l, obj_index, l.noobject_scale * (0 - l.output[obj_index]), 0, l.noobject_scale);
+                    if (l.background) {
+                        put_delta(&l, obj_index, l.noobject_scale * (1 - l.output[obj_index]), 1,
+                                  l.noobject_scale);
+                    }
                     if (best_iou > l.thresh) {
-                        l.delta[obj_index] = 0;
+                        clear_delta(&l, obj_index);
                     }
                     /* Early training: pull every box towards its anchor at
                      * the cell centre.  (i + .5)/w is computed in double. */
@@ -280,8 +286,8 @@ int forward_region_layer(const layer l, network net)
                         truth.y = (float)((j + .5)/l.h);
                         truth.w = l.biases[2*n]/l.w;
                         truth.h = l.biases[2*n + 1]/l.h;
-                        delta_region_box(truth, l.output, l.biases, n, box_index, i, j, l.w, l.h,
-                                         l.delta, .01f, wh);
+                        delta_region_box(&l, truth, l.output, l.biases, n, box_index, i, j, l.w, l.h,
+                                         .01f, wh);
                     }
                 }
             }
@@ -317,30 +323,29 @@ int forward_region_layer(const layer l, network net)
             }
 
             box_index = entry_index(&l, b, best_n*wh + j*l.w + i, 0);
-            iou = delta_region_box(truth, l.output, l.biases, best_n, box_index, i, j, l.w, l.h,
-                                   l.delta, l.coord_scale * (2 - truth.w*truth.h), wh);
+            iou = delta_region_box(&l, truth, l.output, l.biases, best_n, box_index, i, j, l.w, l.h,
+                                   l.coord_scale * (2 - truth.w*truth.h), wh);
             if (l.coords > 4) {
                 /* Upstream reads the mask targets from row + 5, one past
                  * where they start: the last one read is the class id. */
                 int mask_index = entry_index(&l, b, best_n*wh + j*l.w + i, 4);
-                delta_region_mask(row + 5, l.output, l.coords - 4, mask_index, l.delta, wh,
-                                  (int)l.mask_scale);
+                delta_region_mask(&l, row + 5, l.output, l.coords - 4, mask_index, wh, (int)l.mask_scale);
             }
             if (iou > .5) recall += 1;
             avg_iou += iou;
 
             obj_index = entry_index(&l, b, best_n*wh + j*l.w + i, l.coords);
             avg_obj += l.output[obj_index];
-            l.delta[obj_index] = l.object_scale * (1 - l.output[obj_index]);
+            put_delta(&l, obj_index, l.object_scale * (1 - l.output[obj_index]), 1, l.object_scale);
             if (l.rescore) {
-                l.delta[obj_index] = l.object_scale * (iou - l.output[obj_index]);
+                put_delta(&l, obj_index, l.object_scale * (iou - l.output[obj_index]), iou, l.object_scale);
             }
             if (l.background) {
-                l.delta[obj_index] = l.object_scale * (0 - l.output[obj_index]);
+                put_delta(&l, obj_index, l.object_scale * (0 - l.output[obj_index]), 0, l.object_scale);
             }
 
             class_index = entry_index(&l, b, best_n*wh + j*l.w + i, l.coords + 1);
-            delta_region_class(l.output, l.delta, class_index, region_truth_class(&l, row), l.classes,
+            delta_region_class(&l, l.output, class_index, region_truth_class(&l, row), l.classes,
                                l.softmax_tree, l.class_scale, wh, &avg_cat, !l.softmax);
             ++count;
             ++class_count;

@@ -86,8 +86,8 @@ box get_yolo_box(const float *x, const float *biases, int n, int index, int i, i
 /* Writes scale * (target - x) for the four box entries; returns the IoU of the
  * prediction with the truth.  tw = log(truth.w*w / bias): product and quotient
  * in float, log in double. */
-static float delta_yolo_box(box truth, const float *x, const float *biases, int n, int index,
-                            int i, int j, int lw, int lh, int w, int h, float *delta,
+static float delta_yolo_box(const layer *l, box truth, const float *x, const float *biases, int n,
+                            int index, int i, int j, int lw, int lh, int w, int h,
                             float scale, int stride)
 {
     box pred = get_yolo_box(x, biases, n, index, i, j, lw, lh, w, h, stride);
@@ -98,10 +98,10 @@ static float delta_yolo_box(box truth, const float *x, const float *biases, int 
     float tw = (float)log((double)(truth.w*w / biases[2*n]));
     float th = (float)log((double)(truth.h*h / biases[2*n + 1]));
 
-    delta[index + 0*stride] = scale * (tx - x[index + 0*stride]);
-    delta[index + 1*stride] = scale * (ty - x[index + 1*stride]);
-    delta[index + 2*stride] = scale * (tw - x[index + 2*stride]);
-    delta[index + 3*stride] = scale * (th - x[index + 3*stride]);
+    put_delta(l, index + 0*stride, scale * (tx - x[index + 0*stride]), tx, scale);
+    put_delta(l, index + 1*stride, scale * (ty - x[index + 1*stride]), ty, scale);
+    put_delta(l, index + 2*stride, scale * (tw - x[index + 2*stride]), tw, scale);
+    put_delta(l, index + 3*stride, scale * (th - x[index + 3*stride]), th, scale);
     return iou;
 }
 
@@ -109,17 +109,18 @@ static float delta_yolo_box(box truth, const float *x, const float *biases, int 
  * short-circuit: if the first class entry of this cell already holds a
  * non-zero delta (an earlier truth hit the same cell and anchor), only the
  * new class's entry is set and the others keep the earlier values. */
-static void delta_yolo_class(const float *output, float *delta, int index, int class_id,
+static void delta_yolo_class(const layer *l, const float *output, int index, int class_id,
                              int classes, int stride, float *avg_cat)
 {
     int n;
-    if (delta[index]) {
-        delta[index + stride*class_id] = 1 - output[index + stride*class_id];
+    if (l->delta[index]) {
+        put_delta(l, index + stride*class_id, 1 - output[index + stride*class_id], 1, 1);
         if (avg_cat) *avg_cat += output[index + stride*class_id];
         return;
     }
     for (n = 0; n < classes; ++n) {
-        delta[index + stride*n] = ((n == class_id) ? 1 : 0) - output[index + stride*n];
+        put_delta(l, index + stride*n, ((n == class_id) ? 1 : 0) - output[index + stride*n],
+                  (n == class_id) ? 1 : 0, 1);
         if (n == class_id && avg_cat) *avg_cat += output[index + stride*n];
     }
 }
@@ -165,6 +166,7 @@ int forward_yolo_layer(const layer l, network net)
     }
     memset(l.delta, 0, (size_t)l.outputs*l.batch*sizeof(float));
     if (!net.train) return DN_OK;
+    clear_targets(&l);
 
     *(l.cost) = 0;
     for (b = 0; b < l.batch; ++b) {
@@ -193,20 +195,18 @@ int forward_yolo_layer(const layer l, network net)
                     }
                     obj_index = entry_index(&l, b, n*wh + j*l.w + i, 4);
                     avg_anyobj += l.output[obj_index];
-                    l.delta[obj_index] = 0 - l.output[obj_index];
+                    put_delta(&l, obj_index, 0 - l.output[obj_index], 0, 1);
                     if (best_iou > l.ignore_thresh) {
-                        l.delta[obj_index] = 0;
+                        clear_delta(&l, obj_index);
                     }
                     if (best_iou > l.truth_thresh) {
                         const float *row = truths + best_t*(4 + 1);
                         int class_index = entry_index(&l, b, n*wh + j*l.w + i, 4 + 1);
                         box truth = float_to_box(row, 1);
-                        l.delta[obj_index] = 1 - l.output[obj_index];
-                        delta_yolo_class(l.output, l.delta, class_index, truth_class(&l, row),
-                                         l.classes, wh, 0);
-                        delta_yolo_box(truth, l.output, l.biases, l.mask[n], box_index, i, j,
-                                       l.w, l.h, net.w, net.h, l.delta,
-                                       (2 - truth.w*truth.h), wh);
+                        put_delta(&l, obj_index, 1 - l.output[obj_index], 1, 1);
+                        delta_yolo_class(&l, l.output, class_index, truth_class(&l, row), l.classes, wh, 0);
+                        delta_yolo_box(&l, truth, l.output, l.biases, l.mask[n], box_index, i, j,
+                                       l.w, l.h, net.w, net.h, (2 - truth.w*truth.h), wh);
                     }
                 }
             }
@@ -246,13 +246,11 @@ int forward_yolo_layer(const layer l, network net)
                 int box_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 0);
                 int obj_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4);
                 int class_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4 + 1);
-                float iou = delta_yolo_box(truth, l.output, l.biases, best_n, box_index, i, j,
-                                           l.w, l.h, net.w, net.h, l.delta,
-                                           (2 - truth.w*truth.h), wh);
+                float iou = delta_yolo_box(&l, truth, l.output, l.biases, best_n, box_index, i, j,
+                                           l.w, l.h, net.w, net.h, (2 - truth.w*truth.h), wh);
                 avg_obj += l.output[obj_index];
-                l.delta[obj_index] = 1 - l.output[obj_index];
-                delta_yolo_class(l.output, l.delta, class_index, truth_class(&l, row),
-                                 l.classes, wh, &avg_cat);
+                put_delta(&l, obj_index, 1 - l.output[obj_index], 1, 1);
+                delta_yolo_class(&l, l.output, class_index, truth_class(&l, row), l.classes, wh, &avg_cat);
                 ++count;
                 ++class_count;
                 if (iou > .5) recall += 1;
