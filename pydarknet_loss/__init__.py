@@ -15,7 +15,7 @@ from .layers import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResul
 from .network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult, calc_network_cost, example_cfg,
                       train_loss)
 from .tree import Tree, read_tree
-from . import golden
+from . import golden, implied
 
 __all__ = [
     "BUILD_CFLAGS",
@@ -32,6 +32,7 @@ __all__ = [
     "calc_network_cost",
     "example_cfg",
     "golden",
+    "implied",
     "nms_obj",
     "nms_sort",
     "pack_truth",
@@ -51,3 +52,12 @@ __all__ = [
     "read_tree",
     "__version__",
 ]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # pdl.torch needs PyTorch, an optional extra: imported on first use.
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

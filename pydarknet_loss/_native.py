@@ -146,7 +146,7 @@ class Call:
     alive for as long as the structs point at it."""
 
     def __init__(self, spec: LayerSpec, batch: int, h: int, w: int,
-                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> None:
+                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None, targets: bool = False) -> None:
         self.spec = spec
         self.keep: List[Any] = []
         self.layer = l = _layer_struct(spec, batch, h, w, self.keep)
@@ -161,6 +161,13 @@ class Call:
         self.stats = ffi.new("loss_stats *")
         l.cost = self.cost
         l.stats = self.stats
+        self.target: Optional[np.ndarray] = None
+        self.target_scale: Optional[np.ndarray] = None
+        if targets:
+            self.target = np.zeros_like(self.output)
+            self.target_scale = np.full_like(self.output, np.nan)
+            l.target = self._ptr(_f32, self.target)
+            l.target_scale = self._ptr(_f32, self.target_scale)
 
     def _ptr(self, conv: Any, a: np.ndarray) -> Any:
         self.keep.append(a)

@@ -168,7 +168,8 @@ class _LossLayer:
     def _used_rows(self) -> int:
         return self.rows
 
-    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, **net: int) -> Tuple[_native.Call, bool]:
+    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: bool = False,
+             **net: int) -> Tuple[_native.Call, bool]:
         x = _validate.layer_input(
             x, channels=self.channels,
             what=f"n={self.n} * (coords={self.coords} + 1 + classes={self.classes})")
@@ -178,7 +179,7 @@ class _LossLayer:
         out = _validate.out_buffers(out, x.shape)
         if out is not None and any(np.shares_memory(x, a) for a in out):
             raise ValueError("out arrays must not share memory with x")
-        call = _native.Call(self._spec(), batch, h, w, out)
+        call = _native.Call(self._spec(), batch, h, w, out, targets=targets)
         if call.check_layer() != _native.DN_OK:  # pragma: no cover - the constructor checked it all
             raise ValueError(f"the C core refused {self!r} on a {w}x{h} grid")
         packed = None

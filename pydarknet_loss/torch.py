@@ -1,0 +1,155 @@
+"""PyTorch modules for the implied loss (``pip install 'pydarknet_loss[torch]'``).
+
+``YoloLoss`` and ``RegionLoss`` are drop-in losses whose autograd gradient
+with respect to the layer's raw input is minus what darknet hands on: a
+training loop that minimises them moves the network exactly as darknet
+does.  Each call runs the oracle on the input (on the CPU, in float32) to
+fix the selection (assignments, ignored cells, overwrites, targets and
+scales), then evaluates the terms of :mod:`pydarknet_loss.implied` in
+float64 on the input's device.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import implied
+from .layers import RegionLayer, YoloLayer
+
+__all__ = ["YoloLoss", "RegionLoss"]
+
+
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(x, min=0) + torch.log1p(torch.exp(-torch.abs(x)))
+
+
+def _sigmoid(x: torch.Tensor) -> torch.Tensor:
+    # torch.sigmoid: the same value in float64, with a gradient that stays
+    # finite where exp(-x) overflows.
+    return torch.sigmoid(x)
+
+
+class _ImpliedModule(nn.Module):
+    last_parts: Optional[Dict[str, float]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_parts = None
+
+    def _select(self, x: np.ndarray, truth: Any) -> implied.Selection:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, truth: Any) -> torch.Tensor:
+        """The implied loss at ``x`` (float32, (B, C, H, W), darknet's
+        layout); ``truth`` as the layer's forward takes it."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != torch.float32:
+            raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {x.dtype}")
+        sel = self._select(x.detach().cpu().numpy(), truth)
+        loss, parts = _terms(implied.ImpliedLoss(sel), x)
+        self.last_parts = {k: float(v.detach()) for k, v in parts.items()}
+        return loss
+
+
+class YoloLoss(_ImpliedModule):
+    """The [yolo] implied loss (see pydarknet_loss.implied)."""
+
+    def __init__(self, layer: YoloLayer, net_w: int = 416, net_h: int = 416) -> None:
+        super().__init__()
+        if not isinstance(layer, YoloLayer):
+            raise TypeError("YoloLoss needs a YoloLayer")
+        self.layer, self.net_w, self.net_h = layer, net_w, net_h
+
+    def _select(self, x: np.ndarray, truth: Any) -> implied.Selection:
+        return implied.select(x, truth, self.layer, net_w=self.net_w, net_h=self.net_h)
+
+
+class RegionLoss(_ImpliedModule):
+    """The [region] implied loss for a darknet build: ``"gpu"`` (squared
+    errors on the sigmoid for x, y and objectness) or ``"cpu"`` (a constant:
+    the CPU build hands on no gradient)."""
+
+    def __init__(self, layer: RegionLayer, seen: int = 0, build: str = "gpu") -> None:
+        super().__init__()
+        if not isinstance(layer, RegionLayer):
+            raise TypeError("RegionLoss needs a RegionLayer")
+        if build not in ("cpu", "gpu"):
+            raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
+        self.layer, self.seen, self.build = layer, seen, build
+
+    def _select(self, x: np.ndarray, truth: Any) -> implied.Selection:
+        return implied.select(x, truth, self.layer, build=self.build, seen=self.seen)
+
+
+def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:
+    """The same terms as ImpliedLoss.value, in torch (float64)."""
+    s = loss.sel
+    dev = x.device
+    parts = {k: torch.zeros((), dtype=torch.float64, device=dev) for k in implied.PARTS}
+    if s.kind == "region" and s.build == "cpu":
+        return (x * 0).sum().double(), parts
+    b, c, h, w = x.shape
+    X = x.double().reshape(b, s.n, c // s.n, h, w)
+    has = torch.from_numpy(s.has).to(dev)
+    S = torch.from_numpy(np.where(s.has, s.scale, 0.0)).to(dev)
+    T = torch.from_numpy(np.where(s.has, s.target, 0.0)).to(dev)
+    assigned = torch.from_numpy(s.assigned[:, :, None]).to(dev)
+    co = s.coords
+
+    def bce(sl: slice) -> torch.Tensor:
+        x, t = X[:, :, sl], T[:, :, sl]
+        # softplus(x) - t*x without cancellation, as implied._bce.
+        return S[:, :, sl] * ((1 - t) * torch.clamp(x, min=0) - t * torch.clamp(x, max=0)
+                              + torch.log1p(torch.exp(-torch.abs(x))))
+
+    def se_raw(sl: slice) -> torch.Tensor:
+        return S[:, :, sl] / 2 * (X[:, :, sl] - T[:, :, sl]) ** 2
+
+    def se_sigmoid(sl: slice) -> torch.Tensor:
+        return S[:, :, sl] / 2 * (_sigmoid(X[:, :, sl]) - T[:, :, sl]) ** 2
+
+    xy = bce(slice(0, 2)) if s.kind == "yolo" else se_sigmoid(slice(0, 2))
+    wh = se_raw(slice(2, 4))
+    zero = torch.zeros((), dtype=torch.float64, device=dev)
+    for name, v in (("xy", xy), ("wh", wh)):
+        parts[name] = torch.where(assigned, v, zero).sum()
+        parts["prior"] = parts["prior"] + torch.where(assigned, zero, v).sum()
+    obj_sl = slice(co, co + 1)
+    if s.kind == "yolo":
+        obj = bce(obj_sl)
+    else:
+        obj = (se_raw if s.background else se_sigmoid)(obj_sl)
+    parts["obj_pos"] = torch.where(assigned, obj, zero).sum()
+    parts["obj_neg"] = torch.where(assigned, zero, obj).sum()
+    if s.kind == "region" and co > 4:
+        m, t, sc = X[:, :, 4:co], T[:, :, 4:co], S[:, :, 4:co]
+        parts["mask"] = (sc * ((1 + t) * m ** 3 / 3 - m ** 4 / 4 - t * m ** 2 / 2)).sum()
+    cls = slice(co + 1, None)
+    if s.kind == "yolo" or (not s.softmax and s.groups is None):
+        parts["class"] = bce(cls).sum()
+    else:
+        total = zero
+        tau = s.temperature
+        for off, size in loss._softmax_groups():
+            if size < 2:
+                continue
+            sl = slice(co + 1 + off, co + 1 + off + size)
+            cells = has[:, :, sl].any(dim=2)
+            if not bool(cells.any()):
+                continue
+            t = T[:, :, sl]
+            sc = S[:, :, sl].amax(dim=2)
+            z = X[:, :, sl] / tau
+            zc = (t * z).sum(dim=2, keepdim=True)
+            others = torch.where(t == 1, torch.tensor(-np.inf, dtype=torch.float64, device=dev), z - zc)
+            a = torch.logsumexp(others, dim=2)
+            total = total + torch.where(cells, sc * tau * _softplus(a), zero).sum()
+        parts["class"] = total
+    value = zero
+    for k in implied.PARTS:
+        value = value + parts[k]
+    return value, parts

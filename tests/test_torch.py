@@ -1,0 +1,76 @@
+"""The PyTorch modules: autograd's gradient is minus darknet's net_delta on
+every golden case (CI installs the CPU wheel for this job)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import goldens as G
+import implied_cases as IC
+import pydarknet_loss as pdl
+
+torch = pytest.importorskip("torch", reason="PyTorch is the optional [torch] extra; CI installs it for this job")
+
+CASES = [(p, "cpu") for p in IC.training_cases("yolo")] + [
+    (p, b) for p in IC.training_cases("region") for b in ("gpu", "cpu")]
+
+
+@pytest.mark.parametrize("path,build", CASES, ids=[f"{G.ids([p])[0]}-{b}" for p, b in CASES])
+def test_autograd_gradient_is_minus_net_delta(path: Path, build: str) -> None:
+    d = G.load(path)
+    p = d["params"]
+    if IC.expected_refusal(d, build):
+        with pytest.raises(pdl.implied.NotAGradientError):
+            pdl.torch.RegionLoss(G.region_layer(p), seen=int(d["seen"]), build=build)(
+                torch.tensor(d["input"]), d["truth"])
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pdl.DarknetQuirkWarning)
+        ref, layer = IC.build_loss(d, build)
+        if d["kind"] == "yolo":
+            crit = pdl.torch.YoloLoss(layer, net_w=p["net_w"], net_h=p["net_h"])
+        else:
+            crit = pdl.torch.RegionLoss(layer, seen=int(d["seen"]), build=build)
+        x = torch.tensor(d["input"], requires_grad=True)
+        loss = crit(x, d["truth"])
+    loss.backward()
+    minus_nd = -ref.net_delta.astype(np.float64)
+    g = x.grad.numpy().astype(np.float64)
+    # The gradient reaches x in float32: one more rounding.
+    bound = ref.rounding_bound(d["input"]) + np.spacing(np.abs(minus_nd).astype(np.float32))
+    assert (np.abs(g - minus_nd) <= bound).all(), np.max(np.abs(g - minus_nd) / bound)
+    value, parts = ref.value(d["input"])
+    assert float(loss) == pytest.approx(value, rel=1e-12, abs=1e-12)
+    assert crit.last_parts == pytest.approx(parts, rel=1e-12, abs=1e-12)
+
+
+def test_a_training_step_moves_x_as_darknet_would() -> None:
+    d = G.load(IC.training_cases("yolo")[3])
+    p = d["params"]
+    layer = G.yolo_layer(p)
+    x = torch.tensor(d["input"], requires_grad=True)
+    opt = torch.optim.SGD([x], lr=0.1)
+    crit = pdl.torch.YoloLoss(layer, net_w=p["net_w"], net_h=p["net_h"])
+    opt.zero_grad()
+    crit(x, d["truth"]).backward()
+    opt.step()
+    delta = layer.forward(d["input"], d["truth"], net_w=p["net_w"], net_h=p["net_h"]).delta
+    # darknet's update: x += lr * delta (delta is minus the gradient).
+    expect = d["input"].astype(np.float64) + 0.1 * delta.astype(np.float64)
+    # (float32 arithmetic in the step: a relative 1e-6 covers its rounding;
+    # any other update rule would be off by far more.)
+    assert np.allclose(x.detach().numpy(), expect, rtol=1e-6, atol=1e-6)
+
+
+def test_module_arguments() -> None:
+    layer = pdl.YoloLayer(classes=1, anchors=[10, 13], mask=[0])
+    crit = pdl.torch.YoloLoss(layer)
+    with pytest.raises(TypeError, match="float32"):
+        crit(torch.zeros((1, 6, 2, 2), dtype=torch.float64), [np.zeros((0, 5), np.float32)])
+    with pytest.raises(TypeError, match="RegionLayer"):
+        pdl.torch.RegionLoss(layer)
+    with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
+        pdl.torch.RegionLoss(pdl.RegionLayer(classes=1, anchors=[1, 1]), build="x")
