@@ -143,3 +143,12 @@ int check_truths(const layer l, const float *truth, int *bad_image, int *bad_row
     }
     return DN_OK;
 }
+
+int dn_check_forward(const layer *l, const network *net, int type)
+{
+    if (check_layer(*l) != DN_OK || l->type != type || !net->input) return DN_E_LAYER;
+    if (!net->train) return DN_OK;
+    /* [yolo] divides anchors by the network size. */
+    if (!net->truth || (type == DN_YOLO && (net->w < 1 || net->h < 1))) return DN_E_LAYER;
+    return check_truths(*l, net->truth, NULL, NULL);
+}

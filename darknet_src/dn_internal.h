@@ -44,6 +44,24 @@ static inline void clear_delta(const layer *l, int i)
     if (l->target) l->target_scale[i] = NAN;
 }
 
+/* delta_yolo_box / delta_region_box (yolo_layer.c). */
+float dn_delta_box(const layer *l, box truth, const float *x, const float *biases, int n, int index,
+                   int i, int j, int lw, int lh, int w, int h, float scale, int stride);
+
+/* The forward functions' prologue (checks.c): the layer of the right type,
+ * and for training the truths, all checked before any buffer is touched. */
+int dn_check_forward(const layer *l, const network *net, int type);
+
+/* What a sum of statistics over a forward pass adds up to. */
+typedef struct dn_sums {
+    float avg_iou, recall, recall75, avg_cat, avg_obj, avg_anyobj;
+    int count, class_count;
+} dn_sums;
+
+/* The forward functions' epilogue (utils.c): *l->cost = pow(mag_array(delta),
+ * 2) and the printed statistics, divided as upstream divides them. */
+void dn_finish_forward(const layer *l, const dn_sums *s);
+
 /* Start of a training forward: no entry has a term yet. */
 static inline void clear_targets(const layer *l)
 {

@@ -61,34 +61,11 @@ layer make_region_layer(int batch, int w, int h, int n, int classes, int coords)
     return l;
 }
 
-/* As get_yolo_box, with the grid size standing in for the network size. */
+/* get_yolo_box with the grid size standing in for the network size. */
 box get_region_box(const float *x, const float *biases, int n, int index, int i, int j,
                    int w, int h, int stride)
 {
-    box b;
-    b.x = (i + x[index + 0*stride]) / w;
-    b.y = (j + x[index + 1*stride]) / h;
-    b.w = (float)(exp((double)x[index + 2*stride]) * biases[2*n] / w);
-    b.h = (float)(exp((double)x[index + 3*stride]) * biases[2*n + 1] / h);
-    return b;
-}
-
-static float delta_region_box(const layer *l, box truth, const float *x, const float *biases, int n,
-                              int index, int i, int j, int w, int h, float scale, int stride)
-{
-    box pred = get_region_box(x, biases, n, index, i, j, w, h, stride);
-    float iou = box_iou(pred, truth);
-
-    float tx = (truth.x*w - i);
-    float ty = (truth.y*h - j);
-    float tw = (float)log((double)(truth.w*w / biases[2*n]));
-    float th = (float)log((double)(truth.h*h / biases[2*n + 1]));
-
-    put_delta(l, index + 0*stride, scale * (tx - x[index + 0*stride]), tx, scale);
-    put_delta(l, index + 1*stride, scale * (ty - x[index + 1*stride]), ty, scale);
-    put_delta(l, index + 2*stride, scale * (tw - x[index + 2*stride]), tw, scale);
-    put_delta(l, index + 3*stride, scale * (th - x[index + 3*stride]), th, scale);
-    return iou;
+    return get_yolo_box(x, biases, n, index, i, j, w, h, w, h, stride);
 }
 
 /* Upstream passes mask_scale (a float) to an int parameter: 1.7 scales by 1. */
@@ -190,21 +167,10 @@ int forward_region_layer(const layer l, network net)
     int i, j, b, t, n, err;
     const int wh = l.w*l.h;
     const int cols = l.coords + 1;
-    float avg_iou = 0;
-    float recall = 0;
-    float avg_cat = 0;
-    float avg_obj = 0;
-    float avg_anyobj = 0;
-    int count = 0;
-    int class_count = 0;
+    dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
 
-    err = check_layer(l);
-    if (err != DN_OK || l.type != DN_REGION || !net.input) return DN_E_LAYER;
-    if (net.train) {
-        if (!net.truth) return DN_E_LAYER;
-        err = check_truths(l, net.truth, NULL, NULL);
-        if (err != DN_OK) return err;
-    }
+    err = dn_check_forward(&l, &net, DN_REGION);
+    if (err != DN_OK) return err;
 
     memcpy(l.output, net.input, (size_t)l.outputs*l.batch*sizeof(float));
     activate_region(&l, net.input);
@@ -244,11 +210,11 @@ int forward_region_layer(const layer l, network net)
                 class_index = entry_index(&l, b, maxi, l.coords + 1);
                 obj_index = entry_index(&l, b, maxi, l.coords);
                 delta_region_class(&l, l.output, class_index, class_id, l.classes,
-                                   l.softmax_tree, l.class_scale, wh, &avg_cat, !l.softmax);
+                                   l.softmax_tree, l.class_scale, wh, &sums.avg_cat, !l.softmax);
                 /* Upstream computes an objectness delta here and then
                  * overwrites it with 0. */
                 clear_delta(&l, obj_index);
-                ++class_count;
+                ++sums.class_count;
                 onlyclass = 1;
                 break;
             }
@@ -269,7 +235,7 @@ int forward_region_layer(const layer l, network net)
                         iou = box_iou(pred, truth);
                         if (iou > best_iou) best_iou = iou;
                     }
-                    avg_anyobj += l.output[obj_index];
+                    sums.avg_anyobj += l.output[obj_index];
                     put_delta(&l, obj_index, l.noobject_scale * (0 - l.output[obj_index]), 0, l.noobject_scale);
                     if (l.background) {
                         put_delta(&l, obj_index, l.noobject_scale * (1 - l.output[obj_index]), 1,
@@ -286,8 +252,8 @@ int forward_region_layer(const layer l, network net)
                         truth.y = (float)((j + .5)/l.h);
                         truth.w = l.biases[2*n]/l.w;
                         truth.h = l.biases[2*n + 1]/l.h;
-                        delta_region_box(&l, truth, l.output, l.biases, n, box_index, i, j, l.w, l.h,
-                                         .01f, wh);
+                        dn_delta_box(&l, truth, l.output, l.biases, n, box_index, i, j, l.w, l.h, l.w, l.h,
+                                     .01f, wh);
                     }
                 }
             }
@@ -323,19 +289,19 @@ int forward_region_layer(const layer l, network net)
             }
 
             box_index = entry_index(&l, b, best_n*wh + j*l.w + i, 0);
-            iou = delta_region_box(&l, truth, l.output, l.biases, best_n, box_index, i, j, l.w, l.h,
-                                   l.coord_scale * (2 - truth.w*truth.h), wh);
+            iou = dn_delta_box(&l, truth, l.output, l.biases, best_n, box_index, i, j, l.w, l.h, l.w, l.h,
+                               l.coord_scale * (2 - truth.w*truth.h), wh);
             if (l.coords > 4) {
                 /* Upstream reads the mask targets from row + 5, one past
                  * where they start: the last one read is the class id. */
                 int mask_index = entry_index(&l, b, best_n*wh + j*l.w + i, 4);
                 delta_region_mask(&l, row + 5, l.output, l.coords - 4, mask_index, wh, (int)l.mask_scale);
             }
-            if (iou > .5) recall += 1;
-            avg_iou += iou;
+            if (iou > .5) sums.recall += 1;
+            sums.avg_iou += iou;
 
             obj_index = entry_index(&l, b, best_n*wh + j*l.w + i, l.coords);
-            avg_obj += l.output[obj_index];
+            sums.avg_obj += l.output[obj_index];
             put_delta(&l, obj_index, l.object_scale * (1 - l.output[obj_index]), 1, l.object_scale);
             if (l.rescore) {
                 put_delta(&l, obj_index, l.object_scale * (iou - l.output[obj_index]), iou, l.object_scale);
@@ -346,22 +312,12 @@ int forward_region_layer(const layer l, network net)
 
             class_index = entry_index(&l, b, best_n*wh + j*l.w + i, l.coords + 1);
             delta_region_class(&l, l.output, class_index, region_truth_class(&l, row), l.classes,
-                               l.softmax_tree, l.class_scale, wh, &avg_cat, !l.softmax);
-            ++count;
-            ++class_count;
+                               l.softmax_tree, l.class_scale, wh, &sums.avg_cat, !l.softmax);
+            ++sums.count;
+            ++sums.class_count;
         }
     }
-    *(l.cost) = (float)pow((double)mag_array(l.delta, l.outputs*l.batch), 2);
-    if (l.stats) {
-        l.stats->avg_iou = avg_iou/count;
-        l.stats->avg_cat = avg_cat/class_count;
-        l.stats->avg_obj = avg_obj/count;
-        l.stats->avg_anyobj = avg_anyobj/(l.w*l.h*l.n*l.batch);
-        l.stats->recall = recall/count;
-        l.stats->recall75 = 0;
-        l.stats->count = count;
-        l.stats->class_count = class_count;
-    }
+    dn_finish_forward(&l, &sums);
     return DN_OK;
 }
 
@@ -372,40 +328,12 @@ void correct_region_boxes(detection *dets, int n, int w, int h, int netw, int ne
     correct_yolo_boxes(dets, n, w, h, netw, neth, relative);
 }
 
-/* Upstream's batch-2 flip averaging, the same index mix-up as [yolo]'s
- * (entries = coords + 1 + classes). */
-static void avg_flipped_region(const layer *l)
-{
-    int i, j, n, z;
-    float *flip = l->output + l->outputs;
-    for (j = 0; j < l->h; ++j) {
-        for (i = 0; i < l->w/2; ++i) {
-            for (n = 0; n < l->n; ++n) {
-                for (z = 0; z < l->classes + l->coords + 1; ++z) {
-                    int i1 = z*l->w*l->h*l->n + n*l->w*l->h + j*l->w + i;
-                    int i2 = z*l->w*l->h*l->n + n*l->w*l->h + j*l->w + (l->w - i - 1);
-                    float swap = flip[i1];
-                    flip[i1] = flip[i2];
-                    flip[i2] = swap;
-                    if (z == 0) {
-                        flip[i1] = -flip[i1];
-                        flip[i2] = -flip[i2];
-                    }
-                }
-            }
-        }
-    }
-    for (i = 0; i < l->outputs; ++i) {
-        l->output[i] = (float)((l->output[i] + flip[i])/2.);
-    }
-}
-
 void get_region_detections(const layer l, int w, int h, int netw, int neth, float thresh, const int *map,
                            float tree_thresh, int relative, detection *dets)
 {
     int i, j, n;
     float *predictions = l.output;
-    if (l.batch == 2) avg_flipped_region(&l);
+    if (l.batch == 2) avg_flipped_yolo(l);
     for (i = 0; i < l.w*l.h; ++i) {
         int row = i / l.w;
         int col = i % l.w;

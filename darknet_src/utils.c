@@ -3,7 +3,7 @@
  */
 #include <math.h>
 
-#include "darknet_loss.h"
+#include "dn_internal.h"
 
 /* Euclidean norm: float squares summed in float, in index order, then sqrt in
  * double rounded to float.  The layers' cost is pow(mag_array(delta), 2). */
@@ -25,4 +25,21 @@ int int_index(const int *a, int val, int n)
         if (a[i] == val) return i;
     }
     return -1;
+}
+
+void dn_finish_forward(const layer *l, const dn_sums *s)
+{
+    /* pow(float, 2) in double, rounded back into the float cost. */
+    *(l->cost) = (float)pow((double)mag_array(l->delta, l->outputs*l->batch), 2);
+    if (!l->stats) return;
+    /* The values upstream hands to printf: float sums divided by ints in
+     * float, so a layer without truths gives 0/0 = NaN. */
+    l->stats->avg_iou = s->avg_iou/s->count;
+    l->stats->avg_cat = s->avg_cat/s->class_count;
+    l->stats->avg_obj = s->avg_obj/s->count;
+    l->stats->avg_anyobj = s->avg_anyobj/(l->w*l->h*l->n*l->batch);
+    l->stats->recall = s->recall/s->count;
+    l->stats->recall75 = l->type == DN_YOLO ? s->recall75/s->count : 0;
+    l->stats->count = s->count;
+    l->stats->class_count = s->class_count;
 }

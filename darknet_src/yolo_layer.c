@@ -83,12 +83,12 @@ box get_yolo_box(const float *x, const float *biases, int n, int index, int i, i
     return b;
 }
 
-/* Writes scale * (target - x) for the four box entries; returns the IoU of the
- * prediction with the truth.  tw = log(truth.w*w / bias): product and quotient
- * in float, log in double. */
-static float delta_yolo_box(const layer *l, box truth, const float *x, const float *biases, int n,
-                            int index, int i, int j, int lw, int lh, int w, int h,
-                            float scale, int stride)
+/* delta_yolo_box (and delta_region_box, the same code upstream with the grid
+ * size for the network size): writes scale * (target - x) for the four box
+ * entries and returns the IoU of the prediction with the truth.
+ * tw = log(truth.w*w / bias): product and quotient in float, log in double. */
+float dn_delta_box(const layer *l, box truth, const float *x, const float *biases, int n, int index,
+                   int i, int j, int lw, int lh, int w, int h, float scale, int stride)
 {
     box pred = get_yolo_box(x, biases, n, index, i, j, lw, lh, w, h, stride);
     float iou = box_iou(pred, truth);
@@ -137,22 +137,10 @@ int forward_yolo_layer(const layer l, network net)
 {
     int i, j, b, t, n, err;
     const int wh = l.w*l.h;
-    float avg_iou = 0;
-    float recall = 0;
-    float recall75 = 0;
-    float avg_cat = 0;
-    float avg_obj = 0;
-    float avg_anyobj = 0;
-    int count = 0;
-    int class_count = 0;
+    dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
 
-    err = check_layer(l);
-    if (err != DN_OK || !net.input) return DN_E_LAYER;
-    if (net.train) {
-        if (!net.truth || net.w < 1 || net.h < 1) return DN_E_LAYER;
-        err = check_truths(l, net.truth, NULL, NULL);
-        if (err != DN_OK) return err;
-    }
+    err = dn_check_forward(&l, &net, DN_YOLO);
+    if (err != DN_OK) return err;
 
     memcpy(l.output, net.input, (size_t)l.outputs*l.batch*sizeof(float));
     for (b = 0; b < l.batch; ++b) {
@@ -194,7 +182,7 @@ int forward_yolo_layer(const layer l, network net)
                         }
                     }
                     obj_index = entry_index(&l, b, n*wh + j*l.w + i, 4);
-                    avg_anyobj += l.output[obj_index];
+                    sums.avg_anyobj += l.output[obj_index];
                     put_delta(&l, obj_index, 0 - l.output[obj_index], 0, 1);
                     if (best_iou > l.ignore_thresh) {
                         clear_delta(&l, obj_index);
@@ -205,7 +193,7 @@ int forward_yolo_layer(const layer l, network net)
                         box truth = float_to_box(row, 1);
                         put_delta(&l, obj_index, 1 - l.output[obj_index], 1, 1);
                         delta_yolo_class(&l, l.output, class_index, truth_class(&l, row), l.classes, wh, 0);
-                        delta_yolo_box(&l, truth, l.output, l.biases, l.mask[n], box_index, i, j,
+                        dn_delta_box(&l, truth, l.output, l.biases, l.mask[n], box_index, i, j,
                                        l.w, l.h, net.w, net.h, (2 - truth.w*truth.h), wh);
                     }
                 }
@@ -246,33 +234,21 @@ int forward_yolo_layer(const layer l, network net)
                 int box_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 0);
                 int obj_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4);
                 int class_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4 + 1);
-                float iou = delta_yolo_box(&l, truth, l.output, l.biases, best_n, box_index, i, j,
+                float iou = dn_delta_box(&l, truth, l.output, l.biases, best_n, box_index, i, j,
                                            l.w, l.h, net.w, net.h, (2 - truth.w*truth.h), wh);
-                avg_obj += l.output[obj_index];
+                sums.avg_obj += l.output[obj_index];
                 put_delta(&l, obj_index, 1 - l.output[obj_index], 1, 1);
-                delta_yolo_class(&l, l.output, class_index, truth_class(&l, row), l.classes, wh, &avg_cat);
-                ++count;
-                ++class_count;
-                if (iou > .5) recall += 1;
-                if (iou > .75) recall75 += 1;
-                avg_iou += iou;
+                delta_yolo_class(&l, l.output, class_index, truth_class(&l, row), l.classes, wh, &sums.avg_cat);
+                ++sums.count;
+                ++sums.class_count;
+                if (iou > .5) sums.recall += 1;
+                if (iou > .75) sums.recall75 += 1;
+                sums.avg_iou += iou;
             }
         }
     }
     /* pow(float, 2) in double, rounded back into the float cost. */
-    *(l.cost) = (float)pow((double)mag_array(l.delta, l.outputs*l.batch), 2);
-    if (l.stats) {
-        /* The values upstream hands to printf: float sums divided by ints in
-         * float, so no truths give 0/0 = NaN. */
-        l.stats->avg_iou = avg_iou/count;
-        l.stats->avg_cat = avg_cat/class_count;
-        l.stats->avg_obj = avg_obj/count;
-        l.stats->avg_anyobj = avg_anyobj/(l.w*l.h*l.n*l.batch);
-        l.stats->recall = recall/count;
-        l.stats->recall75 = recall75/count;
-        l.stats->count = count;
-        l.stats->class_count = class_count;
-    }
+    dn_finish_forward(&l, &sums);
     return DN_OK;
 }
 
@@ -290,8 +266,9 @@ int yolo_num_detections(const layer l, float thresh)
     return count;
 }
 
-/* Upstream's test-time flip averaging for batch 2.  Its indices treat the
- * buffer as [entry][anchor][cell] while it is [anchor][entry][cell]: with
+/* Upstream's test-time flip averaging for batch 2 (get_region_detections
+ * repeats the same loop with coords + 1 + classes entries).  Its indices treat
+ * the buffer as [entry][anchor][cell] while it is [anchor][entry][cell]: with
  * z*w*h*n + n*w*h it mirrors and negates (z == 0) planes that belong to
  * anchor 0's entries, never touches the middle column of an odd width, and
  * only image 0 is averaged with the flipped image 1. */
@@ -302,7 +279,7 @@ void avg_flipped_yolo(const layer l)
     for (j = 0; j < l.h; ++j) {
         for (i = 0; i < l.w/2; ++i) {
             for (n = 0; n < l.n; ++n) {
-                for (z = 0; z < l.classes + 4 + 1; ++z) {
+                for (z = 0; z < l.classes + l.coords + 1; ++z) {
                     int i1 = z*l.w*l.h*l.n + n*l.w*l.h + j*l.w + i;
                     int i2 = z*l.w*l.h*l.n + n*l.w*l.h + j*l.w + (l.w - i - 1);
                     float swap = flip[i1];

@@ -98,6 +98,21 @@ def first_difference(a: np.ndarray, b: np.ndarray) -> str:
     return f"{int(diff.sum())} elements differ; first at {i}: ours {a[i]!r} upstream {b[i]!r}"
 
 
+def assert_matches(res: Any, d: Dict[str, Any]) -> None:
+    """An oracle forward result equals a golden case: output, delta, cost
+    and the printed statistics, bit for bit."""
+    assert bits_equal(res.output, d["output"]), first_difference(res.output, d["output"])
+    assert bits_equal(res.delta, d["delta"]), first_difference(res.delta, d["delta"])
+    assert bits_equal(np.float32(res.cost), d["cost"]), (res.cost, d["cost"])
+    if d["train"]:
+        assert res.stats is not None
+        assert bits_equal(res.stats.as_array(), d["stats"]), (res.stats, d["stats"])
+        assert res.stats.count == int(d["count"])
+        assert res.stats.line() + "\n" == d["text"]
+    else:
+        assert res.stats is None and int(d["count"]) == -1
+
+
 def yolo_layer(p: Dict[str, Any]) -> pdl.YoloLayer:
     """The layer a golden case's params describe."""
     layer = pdl.golden.layer_from_params("yolo", p)

@@ -130,3 +130,15 @@ def test_check_layer_refuses_a_tree_that_does_not_fit() -> None:
         lib.free_layer(l)
     bad = ffi.new("int[]", [-1, 2, 0])  # a parent after its child
     assert lib.tree_init(t, 3, bad, *bufs) == lib.DN_E_LAYER
+
+
+def test_forward_refuses_a_layer_of_the_other_type() -> None:
+    l = lib.make_region_layer(1, 2, 2, 1, 3, 4)
+    try:
+        x = np.zeros(l.outputs, np.float32)
+        net = ffi.new("network *")
+        net.input = ffi.cast("float *", ffi.from_buffer(x))
+        assert lib.forward_yolo_layer(l, net[0]) == lib.DN_E_LAYER  # would read l.mask (NULL)
+        assert lib.forward_region_layer(l, net[0]) == lib.DN_OK
+    finally:
+        lib.free_layer(l)

@@ -24,16 +24,7 @@ def check(d: Dict[str, Any]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tree warnings are tested elsewhere
         res = layer.forward(d["input"], d["truth"], **kwargs)
-    assert G.bits_equal(res.output, d["output"]), G.first_difference(res.output, d["output"])
-    assert G.bits_equal(res.delta, d["delta"]), G.first_difference(res.delta, d["delta"])
-    assert G.bits_equal(np.float32(res.cost), d["cost"]), (res.cost, d["cost"])
-    if d["train"]:
-        assert res.stats is not None
-        assert G.bits_equal(res.stats.as_array(), d["stats"]), (res.stats, d["stats"])
-        assert res.stats.count == int(d["count"])
-        assert res.stats.line() + "\n" == d["text"]
-    else:
-        assert res.stats is None and int(d["count"]) == -1
+    G.assert_matches(res, d)
 
 
 @pytest.mark.parametrize("path", CASES, ids=G.ids(CASES))

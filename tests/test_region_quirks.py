@@ -28,13 +28,6 @@ def run(d: Dict[str, Any], truth: Any = None, seen: Any = None, **over: Any) -> 
                              seen=int(d["seen"]) if seen is None else seen, train=bool(d["train"]))
 
 
-def assert_upstream(d: Dict[str, Any], res: pdl.RegionResult) -> None:
-    assert G.bits_equal(res.output, d["output"])
-    assert G.bits_equal(res.delta, d["delta"]), G.first_difference(res.delta, d["delta"])
-    assert G.bits_equal(np.float32(res.cost), d["cost"])
-    if d["train"]:
-        assert G.bits_equal(res.stats.as_array(), d["stats"])
-        assert res.stats.line() + "\n" == d["text"]
 
 
 def anchor_block(res: pdl.RegionResult, d: Dict[str, Any], a: int) -> np.ndarray:
@@ -46,8 +39,8 @@ def anchor_block(res: pdl.RegionResult, d: Dict[str, Any], a: int) -> np.ndarray
 def test_prior_rule_applies_below_12800_images_seen() -> None:
     below, at = case("prior_seen_12799"), case("prior_seen_12800")
     r_below, r_at = run(below), run(at)
-    assert_upstream(below, r_below)
-    assert_upstream(at, r_at)
+    G.assert_matches(r_below, below)
+    G.assert_matches(r_at, at)
     # At 12800 the x, y, w, h deltas of cells without a truth are 0; below,
     # every cell and anchor is pulled towards its anchor (scale .01).
     xy_below = r_below.delta.reshape(1, 5, 9, 3, 4)[:, :, :4]
@@ -59,7 +52,7 @@ def test_prior_rule_applies_below_12800_images_seen() -> None:
 def test_flat_short_circuit_is_on_without_softmax() -> None:
     d = case("dup_short_circuit")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     # Both truths land in cell (1, 1) with one anchor: classes 0 and 2 are
     # pushed to 1, class 1 to 0.
     hit = [a for a in range(5) if anchor_block(res, d, a)[0, 5:, 1, 1].any()]
@@ -72,7 +65,7 @@ def test_flat_short_circuit_is_on_without_softmax() -> None:
 def test_short_circuit_is_off_with_softmax() -> None:
     d = case("dup_softmax_no_short_circuit")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     hit = [a for a in range(5) if anchor_block(res, d, a)[0, 5:, 1, 1].any()]
     cls = anchor_block(res, d, hit[0])[0, 5:, 1, 1]
     p = res.output.reshape(1, 5, 9, 3, 4)[0, hit[0], 5:, 1, 1]
@@ -83,7 +76,7 @@ def test_short_circuit_is_off_with_softmax() -> None:
 def test_mask_targets_are_read_from_column_5_and_mask_scale_truncates() -> None:
     d = case("mask_coords")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     assert d["params"]["coords"] == 6 and d["params"]["mask_scale"] == pytest.approx(2.9)
     t = d["truth"][0, 0]  # x y w h m0 m1 class
     h, w = d["input"].shape[2:]
@@ -101,7 +94,7 @@ def test_mask_targets_are_read_from_column_5_and_mask_scale_truncates() -> None:
 def test_mask_scale_below_one_truncates_to_zero() -> None:
     d = case("mask_scale_below_one")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     mask_rows = res.delta.reshape(1, 5, 10, 3, 4)[:, :, 4]
     assert not mask_rows.any()
 
@@ -109,7 +102,7 @@ def test_mask_scale_below_one_truncates_to_zero() -> None:
 def test_background_softmax_starts_at_objectness() -> None:
     d = case("background_softmax")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     # Objectness and the 4 classes form one softmax group per cell.
     o = res.output.reshape(1, 5, 9, 3, 4)[:, :, 4:]
     assert np.allclose(o.sum(axis=2), 1, atol=1e-6)
@@ -120,7 +113,7 @@ def test_tree_at_temperature_zero_is_nan_and_warns() -> None:
     layer = G.region_layer(d["params"])
     with pytest.warns(pdl.DarknetQuirkWarning, match="temperature"):
         res = layer.forward(d["input"], d["truth"], seen=int(d["seen"]))
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     assert np.isnan(res.output[0, 5:]).all() and math.isnan(res.cost)
 
 
@@ -129,7 +122,7 @@ def test_tree_group_offset_bug_overwrites_other_cells_and_warns() -> None:
     layer = G.region_layer(d["params"])
     with pytest.warns(pdl.DarknetQuirkWarning, match="group offset"):
         res = layer.forward(d["input"], d["truth"], seen=int(d["seen"]))
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     # A per-cell softmax (what the GPU build does) gives different outputs:
     # the CPU path mixed cells and anchors.
     per = 4 + 1 + 14
@@ -148,7 +141,7 @@ def test_tree_group_offset_bug_overwrites_other_cells_and_warns() -> None:
 def test_tree_with_temperature_one_on_one_cell_is_a_proper_softmax() -> None:
     d = case("tree_t1_one_cell")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     t = pdl.read_tree(G.HERE / "data" / "small.tree")
     probs = res.output[0, 5:, 0, 0]
     for g in range(t.groups):
@@ -159,7 +152,7 @@ def test_tree_with_temperature_one_on_one_cell_is_a_proper_softmax() -> None:
 def test_classification_only_label_skips_the_images_boxes() -> None:
     d = case("tree_t1_onlyclass")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     # Image 0 holds a classification-only row: its box rows are skipped, so
     # only image 1's box counts.
     assert res.stats.count == 1
@@ -195,6 +188,6 @@ def test_net_delta_cpu_is_zero_and_gpu_applies_the_logistic_derivative() -> None
 def test_zero_truths_give_nan_statistics() -> None:
     d = case("zero_truths")
     res = run(d)
-    assert_upstream(d, res)
+    G.assert_matches(res, d)
     assert res.stats.count == 0 and math.isnan(res.stats.avg_iou)
     assert "Avg Recall: -nan" in res.stats.line()

@@ -43,7 +43,7 @@ def test_autograd_gradient_is_minus_net_delta(path: Path, build: str) -> None:
     bound = ref.rounding_bound(d["input"]) + np.spacing(np.abs(minus_nd).astype(np.float32))
     assert (np.abs(g - minus_nd) <= bound).all(), np.max(np.abs(g - minus_nd) / bound)
     value, parts = ref.value(d["input"])
-    assert float(loss) == pytest.approx(value, rel=1e-12, abs=1e-12)
+    assert float(loss.detach()) == pytest.approx(value, rel=1e-12, abs=1e-12)
     assert crit.last_parts == pytest.approx(parts, rel=1e-12, abs=1e-12)
 
 
