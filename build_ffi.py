@@ -26,7 +26,8 @@ HEADER = SRC / "darknet_loss.h"
 #: module as in a static build; -fno-wrapv undoes the -fwrapv Python's own
 #: CFLAGS add; the alignments keep the hot loops' placement from costing a few
 #: percent depending on where the linker happens to put them.
-STRICT_CFLAGS = ["-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off", "-fno-semantic-interposition", "-fno-wrapv", "-falign-functions=64", "-falign-loops=64"]
+STRICT_CFLAGS = ["-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off",
+                 "-fno-semantic-interposition", "-fno-wrapv", "-falign-functions=64", "-falign-loops=64"]
 
 _DEFINE = re.compile(r"^#define\s+(\w+)\s+(-?\d+)\b")
 

@@ -72,7 +72,7 @@ def write_data(tmp: Path, xs: List[np.ndarray], truth: np.ndarray) -> None:
     """The workload in the files bench_core.c reads."""
     batch = truth.shape[0]
     with open(tmp / "spec.txt", "w") as f:
-        for (g, m), x in zip(HEADS, xs):
+        for g, m in HEADS:
             f.write(f"{g} {g} {CLASSES} {len(ANCHORS) // 2} {batch} {NET} {NET} {IGNORE_THRESH} "
                     f"{m[0]} {m[1]} {m[2]}\n")
     for k, x in enumerate(xs):

@@ -108,15 +108,15 @@ class Section:
     def has(self, key: str) -> bool:
         return self.find(key) is not None
 
-    def int(self, key: str, default: int) -> int:
+    def get_int(self, key: str, default: int) -> int:
         v = self.find(key)
         return default if v is None else c_atoi(v)
 
-    def float(self, key: str, default: float) -> np.float32:
+    def get_float(self, key: str, default: float) -> np.float32:
         v = self.find(key)
         return np.float32(default) if v is None else c_float(v)
 
-    def str(self, key: str, default: Optional[str] = None) -> Optional[str]:
+    def get_str(self, key: str, default: Optional[str] = None) -> Optional[str]:
         v = self.find(key)
         return default if v is None else v
 

@@ -39,7 +39,7 @@ def demo_inputs(seed: int = 0) -> Tuple[Network, List[Tuple[Dict[int, np.ndarray
             b[:, 4] = rng.randint(0, classes, k)
             boxes.append(b)
         xs = {}
-        for index, layer in net.loss_layers:
+        for index, _ in net.loss_layers:
             info = net.layers[index]
             xs[index] = rng.standard_normal((net.batch, info.c, info.h, info.w)).astype(np.float32)
         calls.append((xs, boxes, (sub + 1) * net.batch))

@@ -374,9 +374,11 @@ class RegionLayer(_LossLayer):
                              "upstream's tree has one node per class")
         self.temperature = _validate.real32("temperature", temperature)
         self.jitter = _validate.real32("jitter", jitter)
-        for name, value in (("random", random), ("log", log), ("sqrt", sqrt), ("absolute", absolute),
-                            ("classfix", classfix)):
-            setattr(self, name, _validate.integer(name, value))
+        self.random = _validate.integer("random", random)
+        self.log = _validate.integer("log", log)
+        self.sqrt = _validate.integer("sqrt", sqrt)
+        self.absolute = _validate.integer("absolute", absolute)
+        self.classfix = _validate.integer("classfix", classfix)
 
     def __repr__(self) -> str:
         return (f"RegionLayer(classes={self.classes}, coords={self.coords}, num={self.num}, "

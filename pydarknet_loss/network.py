@@ -156,45 +156,45 @@ class Network:
     def _parse_net(self, s: Section) -> None:
         """parse_net_options: the fields the loss needs, and every lookup
         upstream makes (so that the same keys count as used)."""
-        batch = s.int("batch", 1)
+        batch = s.get_int("batch", 1)
         for key, default in (("learning_rate", .001), ("momentum", .9), ("decay", .0001)):
-            s.float(key, default)
-        subdivs = s.int("subdivisions", 1)
-        self.time_steps = s.int("time_steps", 1)
-        s.int("notruth", 0)
+            s.get_float(key, default)
+        subdivs = s.get_int("subdivisions", 1)
+        self.time_steps = s.get_int("time_steps", 1)
+        s.get_int("notruth", 0)
         if subdivs == 0:
             raise CfgError(f"{s.where(self.path)}: subdivisions=0 (upstream divides by it)")
         self.batch = _cdiv(batch, subdivs) * self.time_steps
         self.subdivisions = subdivs
-        self.random = s.int("random", 0)
-        if s.int("adam", 0):
+        self.random = s.get_int("random", 0)
+        if s.get_int("adam", 0):
             for key, default in (("B1", .9), ("B2", .999), ("eps", .0000001)):
-                s.float(key, default)
-        self.height = s.int("height", 0)
-        self.width = s.int("width", 0)
-        self.channels = s.int("channels", 0)
-        self.inputs = s.int("inputs", self.height * self.width * self.channels)
+                s.get_float(key, default)
+        self.height = s.get_int("height", 0)
+        self.width = s.get_int("width", 0)
+        self.channels = s.get_int("channels", 0)
+        self.inputs = s.get_int("inputs", self.height * self.width * self.channels)
         for key in ("max_crop", "min_crop", "center"):
-            s.int(key, 0)
+            s.get_int(key, 0)
         for key in ("max_ratio", "min_ratio", "clip", "angle", "aspect", "saturation", "exposure", "hue"):
-            s.float(key, 0)
+            s.get_float(key, 0)
         if not self.inputs and not (self.height and self.width and self.channels):
             raise CfgError(f"{s.where(self.path)}: no input size (height, width, channels or inputs)")
-        policy = s.str("policy", "constant")
-        s.int("burn_in", 0)
-        s.float("power", 4)
+        policy = s.get_str("policy", "constant")
+        s.get_int("burn_in", 0)
+        s.get_float("power", 4)
         if policy == "step":
-            s.int("step", 1)
-            s.float("scale", 1)
+            s.get_int("step", 1)
+            s.get_float("scale", 1)
         elif policy == "steps":
             if s.find("steps") is None or s.find("scales") is None:
                 raise CfgError(f"{s.where(self.path)}: the steps policy needs steps and scales")
         elif policy == "exp":
-            s.float("gamma", 1)
+            s.get_float("gamma", 1)
         elif policy == "sigmoid":
-            s.float("gamma", 1)
-            s.int("step", 1)
-        s.int("max_batches", 0)
+            s.get_float("gamma", 1)
+            s.get_int("step", 1)
+        s.get_int("max_batches", 0)
         self.net_options = {o.key: o.value for o in s.options}
 
     def _file(self, value: str) -> Path:
@@ -236,16 +236,16 @@ class Network:
     # ---- one method per layer type: upstream's parse_* and make_*_layer ------
 
     def _l_convolutional(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        n, size, stride = s.int("filters", 1), s.int("size", 1), s.int("stride", 1)
-        pad, padding = s.int("pad", 0), s.int("padding", 0)
-        groups = s.int("groups", 1)
+        n, size, stride = s.get_int("filters", 1), s.get_int("size", 1), s.get_int("stride", 1)
+        pad, padding = s.get_int("pad", 0), s.get_int("padding", 0)
+        groups = s.get_int("groups", 1)
         if pad:
             padding = _cdiv(size, 2)
-        s.str("activation", "logistic")
+        s.get_str("activation", "logistic")
         self._need_image(s, p, "convolutional")
         for key in ("batch_normalize", "binary", "xnor", "flipped"):
-            s.int(key, 0)
-        s.float("dot", 0)
+            s.get_int(key, 0)
+        s.get_float("dot", 0)
         l.w, l.h, l.c = p.w, p.h, p.c
         l.out_h = _cdiv(p.h + 2 * padding - size, stride) + 1
         l.out_w = _cdiv(p.w + 2 * padding - size, stride) + 1
@@ -255,11 +255,11 @@ class Network:
         l.params.update(n=n, size=size, stride=stride, pad=padding, groups=groups)
 
     def _l_deconvolutional(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        n, size, stride = s.int("filters", 1), s.int("size", 1), s.int("stride", 1)
-        s.str("activation", "logistic")
+        n, size, stride = s.get_int("filters", 1), s.get_int("size", 1), s.get_int("stride", 1)
+        s.get_str("activation", "logistic")
         self._need_image(s, p, "deconvolutional")
-        s.int("batch_normalize", 0)
-        pad, padding = s.int("pad", 0), s.int("padding", 0)
+        s.get_int("batch_normalize", 0)
+        pad, padding = s.get_int("pad", 0), s.get_int("padding", 0)
         if pad:
             padding = _cdiv(size, 2)
         l.w, l.h, l.c = p.w, p.h, p.c
@@ -271,8 +271,8 @@ class Network:
         l.params.update(n=n, size=size, stride=stride, pad=padding)
 
     def _l_local(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        n, size, stride, pad = s.int("filters", 1), s.int("size", 1), s.int("stride", 1), s.int("pad", 0)
-        s.str("activation", "logistic")
+        n, size, stride, pad = s.get_int("filters", 1), s.get_int("size", 1), s.get_int("stride", 1), s.get_int("pad", 0)
+        s.get_str("activation", "logistic")
         self._need_image(s, p, "local")
         l.w, l.h, l.c = p.w, p.h, p.c
         h = p.h - size if not pad else p.h - 1
@@ -288,7 +288,7 @@ class Network:
         l.c = l.out_c = p.c
 
     def _l_activation(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        s.str("activation", "linear")
+        s.get_str("activation", "linear")
         l.inputs = l.outputs = p.inputs
         self._same_shape(p, l)
 
@@ -305,28 +305,28 @@ class Network:
         l.inputs, l.outputs = p.inputs, output
 
     def _l_rnn(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        output = s.int("output", 1)
-        s.str("activation", "logistic")
-        s.int("batch_normalize", 0)
+        output = s.get_int("output", 1)
+        s.get_str("activation", "logistic")
+        s.get_int("batch_normalize", 0)
         self._recurrent(s, p, l, output)
-        s.int("shortcut", 0)
+        s.get_int("shortcut", 0)
 
     def _l_gru(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        output = s.int("output", 1)
-        s.int("batch_normalize", 0)
+        output = s.get_int("output", 1)
+        s.get_int("batch_normalize", 0)
         self._recurrent(s, p, l, output)
-        s.int("tanh", 0)
+        s.get_int("tanh", 0)
 
     def _l_lstm(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        output = s.int("output", 1)
-        s.int("batch_normalize", 0)
+        output = s.get_int("output", 1)
+        s.get_int("batch_normalize", 0)
         self._recurrent(s, p, l, output)
 
     def _l_crnn(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        output_filters = s.int("output_filters", 1)
-        s.int("hidden_filters", 1)
-        s.str("activation", "logistic")
-        s.int("batch_normalize", 0)
+        output_filters = s.get_int("output_filters", 1)
+        s.get_int("hidden_filters", 1)
+        s.get_str("activation", "logistic")
+        s.get_int("batch_normalize", 0)
         if p.time_steps == 0:
             raise ZeroDivisionError
         l.batch = _cdiv(p.batch, p.time_steps)
@@ -334,31 +334,32 @@ class Network:
         l.out_w, l.out_h, l.out_c = p.w, p.h, output_filters
         l.inputs = p.h * p.w * p.c
         l.outputs = l.out_h * l.out_w * l.out_c
-        s.int("shortcut", 0)
+        s.get_int("shortcut", 0)
 
     def _l_connected(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        output = s.int("output", 1)
-        s.str("activation", "logistic")
-        s.int("batch_normalize", 0)
+        output = s.get_int("output", 1)
+        s.get_str("activation", "logistic")
+        s.get_int("batch_normalize", 0)
         l.inputs, l.outputs = p.inputs, output
         l.w, l.h, l.c = 1, 1, p.inputs
         l.out_w, l.out_h, l.out_c = 1, 1, output
 
     def _l_softmax(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        groups = s.int("groups", 1)
+        groups = s.get_int("groups", 1)
         l.inputs = l.outputs = p.inputs
-        s.float("temperature", 1)
-        tree = s.str("tree")
+        s.get_float("temperature", 1)
+        tree = s.get_str("tree")
         if tree is not None:
             l.params["tree"] = str(self._file(tree))
         l.w, l.h, l.c = p.w, p.h, p.c  # out_w/out_h/out_c stay 0, as upstream leaves them
-        s.float("spatial", 0)
-        s.int("noloss", 0)
+        s.get_float("spatial", 0)
+        s.get_int("noloss", 0)
         l.params.update(groups=groups)
 
     def _l_detection(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        coords, classes = s.int("coords", 1), s.int("classes", 1)
-        rescore, num, side = s.int("rescore", 0), s.int("num", 1), s.int("side", 7)
+        coords, classes = s.get_int("coords", 1), s.get_int("classes", 1)
+        s.get_int("rescore", 0)
+        num, side = s.get_int("num", 1), s.get_int("side", 7)
         if side * side * ((1 + coords) * num + classes) != p.inputs:
             raise CfgError(f"{s.where(self.path)}: side*side*((1+coords)*num+classes) = "
                            f"{side * side * ((1 + coords) * num + classes)} but the previous layer outputs "
@@ -366,41 +367,41 @@ class Network:
         l.inputs = l.outputs = p.inputs
         l.w = l.h = side
         for key in ("softmax", "sqrt"):
-            s.int(key, 0)
-        s.int("max", 90)
-        s.float("coord_scale", 1)
-        s.int("forced", 0)
+            s.get_int(key, 0)
+        s.get_int("max", 90)
+        s.get_float("coord_scale", 1)
+        s.get_int("forced", 0)
         for key in ("object_scale", "noobject_scale", "class_scale"):
-            s.float(key, 1)
-        s.float("jitter", .2)
-        s.int("random", 0)
-        s.int("reorg", 0)
+            s.get_float(key, 1)
+        s.get_float("jitter", .2)
+        s.get_int("random", 0)
+        s.get_int("reorg", 0)
         l.params.update(n=num, classes=classes, coords=coords, side=side,
                         truths=side * side * (1 + coords + classes))
 
     def _l_cost(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        s.str("type", "sse")
-        s.float("scale", 1)
+        s.get_str("type", "sse")
+        s.get_float("scale", 1)
         l.inputs = l.outputs = p.inputs
         for key, default in (("ratio", 0), ("noobj", 1), ("thresh", 0)):
-            s.float(key, default)
+            s.get_float(key, default)
 
     def _l_crop(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        crop_h, crop_w = s.int("crop_height", 1), s.int("crop_width", 1)
-        s.int("flip", 0)
+        crop_h, crop_w = s.get_int("crop_height", 1), s.get_int("crop_width", 1)
+        s.get_int("flip", 0)
         for key, default in (("angle", 0), ("saturation", 1), ("exposure", 1)):
-            s.float(key, default)
+            s.get_float(key, default)
         self._need_image(s, p, "crop")
-        s.int("noadjust", 0)
+        s.get_int("noadjust", 0)
         l.w, l.h, l.c = p.w, p.h, p.c
         l.out_w, l.out_h, l.out_c = crop_w, crop_h, p.c
         l.inputs = p.w * p.h * p.c
         l.outputs = l.out_w * l.out_h * l.out_c
-        s.float("shift", 0)
+        s.get_float("shift", 0)
 
     def _l_reorg(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        stride = s.int("stride", 1)
-        reverse, flatten, extra = s.int("reverse", 0), s.int("flatten", 0), s.int("extra", 0)
+        stride = s.get_int("stride", 1)
+        reverse, flatten, extra = s.get_int("reverse", 0), s.get_int("flatten", 0), s.get_int("extra", 0)
         self._need_image(s, p, "reorg")
         l.w, l.h, l.c = p.w, p.h, p.c
         if reverse:
@@ -415,9 +416,9 @@ class Network:
         l.params.update(stride=stride, reverse=reverse, flatten=flatten, extra=extra)
 
     def _l_maxpool(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        stride = s.int("stride", 1)
-        size = s.int("size", stride)
-        padding = s.int("padding", size - 1)
+        stride = s.get_int("stride", 1)
+        size = s.get_int("size", stride)
+        padding = s.get_int("padding", size - 1)
         self._need_image(s, p, "maxpool")
         l.w, l.h, l.c = p.w, p.h, p.c
         l.out_w = _cdiv(p.w + padding - size, stride) + 1
@@ -435,14 +436,14 @@ class Network:
         l.inputs = p.h * p.w * p.c
 
     def _l_dropout(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        s.float("probability", .5)
+        s.get_float("probability", .5)
         l.inputs = l.outputs = p.inputs
         l.out_w, l.out_h, l.out_c = p.w, p.h, p.c
 
     def _l_normalization(self, s: Section, p: _Params, l: LayerInfo) -> None:
         for key, default in (("alpha", .0001), ("beta", .75), ("kappa", 1)):
-            s.float(key, default)
-        s.int("size", 5)
+            s.get_float(key, default)
+        s.get_int("size", 5)
         self._same_shape(p, l)
         l.inputs = l.outputs = p.w * p.h * p.c
 
@@ -461,13 +462,13 @@ class Network:
         l.w, l.h, l.c = src.out_w, src.out_h, src.out_c
         l.out_w, l.out_h, l.out_c = p.w, p.h, p.c
         l.outputs = l.inputs = p.w * p.h * p.c
-        s.str("activation", "linear")
-        s.float("alpha", 1)
-        s.float("beta", 1)
+        s.get_str("activation", "linear")
+        s.get_float("alpha", 1)
+        s.get_float("beta", 1)
         l.params.update(index=index)
 
     def _l_upsample(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        stride = s.int("stride", 2)
+        stride = s.get_int("stride", 2)
         l.w, l.h, l.c = p.w, p.h, p.c
         l.out_w, l.out_h, l.out_c = p.w * stride, p.h * stride, p.c
         if stride < 0:
@@ -475,7 +476,7 @@ class Network:
             l.out_w, l.out_h = _cdiv(p.w, stride), _cdiv(p.h, stride)
         l.outputs = l.out_w * l.out_h * l.out_c
         l.inputs = p.w * p.h * p.c
-        s.float("scale", 1)
+        s.get_float("scale", 1)
         l.params.update(stride=stride)
 
     def _l_route(self, s: Section, p: _Params, l: LayerInfo) -> None:
@@ -495,7 +496,7 @@ class Network:
         l.params.update(n=len(idx), input_layers=idx, input_sizes=[self.layers[i].outputs for i in idx])
 
     def _l_iseg(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        classes, ids = s.int("classes", 20), s.int("ids", 32)
+        classes, ids = s.get_int("classes", 20), s.get_int("ids", 32)
         l.w = l.out_w = p.w
         l.h = l.out_h = p.h
         l.c = l.out_c = classes + ids
@@ -514,8 +515,8 @@ class Network:
                 f"{p.inputs} ({p.c}x{p.h}x{p.w}); upstream asserts l.outputs == params.inputs")
 
     def _l_yolo(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        classes = s.int("classes", 20)
-        total = s.int("num", 1)
+        classes = s.get_int("classes", 20)
+        total = s.get_int("num", 1)
         mask_s = s.find("mask")
         mask = int_list(mask_s) if mask_s is not None else None
         n = len(mask) if mask is not None else total
@@ -524,12 +525,12 @@ class Network:
         l.c = l.out_c = n * (classes + 4 + 1)
         l.outputs = l.inputs = p.h * p.w * l.c
         self._check_inputs(s, l, p, f"n*(classes+5)*w*h with n={n}, classes={classes}")
-        max_boxes = s.int("max", 90)
-        jitter = s.float("jitter", .2)
-        ignore_thresh = s.float("ignore_thresh", .5)
-        truth_thresh = s.float("truth_thresh", 1)
-        random = s.int("random", 0)
-        map_file = s.str("map")
+        max_boxes = s.get_int("max", 90)
+        jitter = s.get_float("jitter", .2)
+        ignore_thresh = s.get_float("ignore_thresh", .5)
+        truth_thresh = s.get_float("truth_thresh", 1)
+        random = s.get_int("random", 0)
+        map_file = s.get_str("map")
         cmap = read_map(self._file(map_file)) if map_file is not None else None
         anchors_s = s.find("anchors")
         anchors = float_list(anchors_s) if anchors_s is not None else None
@@ -538,24 +539,24 @@ class Network:
         l.params.update(n=n, classes=classes, total=total, truths=90 * 5, map_file=map_file)
 
     def _l_region(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        coords, classes, num = s.int("coords", 4), s.int("classes", 20), s.int("num", 1)
+        coords, classes, num = s.get_int("coords", 4), s.get_int("classes", 20), s.get_int("num", 1)
         l.w = l.out_w = p.w
         l.h = l.out_h = p.h
         l.c = l.out_c = num * (classes + coords + 1)
         l.outputs = l.inputs = p.h * p.w * l.c
         self._check_inputs(s, l, p, f"num*(classes+coords+1)*w*h with num={num}, classes={classes}, coords={coords}")
-        log, sqrt = s.int("log", 0), s.int("sqrt", 0)
-        softmax, background = s.int("softmax", 0), s.int("background", 0)
-        max_boxes = s.int("max", 30)
-        jitter = s.float("jitter", .2)
-        rescore = s.int("rescore", 0)
-        thresh = s.float("thresh", .5)
-        classfix, absolute, random = s.int("classfix", 0), s.int("absolute", 0), s.int("random", 0)
-        coord_scale, object_scale = s.float("coord_scale", 1), s.float("object_scale", 1)
-        noobject_scale, mask_scale = s.float("noobject_scale", 1), s.float("mask_scale", 1)
-        class_scale = s.float("class_scale", 1)
-        bias_match = s.int("bias_match", 0)
-        tree_file, map_file = s.str("tree"), s.str("map")
+        log, sqrt = s.get_int("log", 0), s.get_int("sqrt", 0)
+        softmax, background = s.get_int("softmax", 0), s.get_int("background", 0)
+        max_boxes = s.get_int("max", 30)
+        jitter = s.get_float("jitter", .2)
+        rescore = s.get_int("rescore", 0)
+        thresh = s.get_float("thresh", .5)
+        classfix, absolute, random = s.get_int("classfix", 0), s.get_int("absolute", 0), s.get_int("random", 0)
+        coord_scale, object_scale = s.get_float("coord_scale", 1), s.get_float("object_scale", 1)
+        noobject_scale, mask_scale = s.get_float("noobject_scale", 1), s.get_float("mask_scale", 1)
+        class_scale = s.get_float("class_scale", 1)
+        bias_match = s.get_int("bias_match", 0)
+        tree_file, map_file = s.get_str("tree"), s.get_str("map")
         tree = self._file(tree_file) if tree_file is not None else None
         cmap = read_map(self._file(map_file)) if map_file is not None else None
         anchors_s = s.find("anchors")

@@ -22,8 +22,6 @@ from .network import Network
 class DarknetOracle:
     """What the ``darknet_oracle`` fixture returns."""
 
-    YoloLayer = YoloLayer
-    RegionLayer = RegionLayer
     compare = staticmethod(compare)
     assert_parity = staticmethod(assert_parity)
 

@@ -45,21 +45,21 @@ def test_reader_strips_all_whitespace_and_keeps_the_first_key() -> None:
     sections = parse_cfg_text(text)
     assert [s.type for s in sections] == ["[net]", "[yolo]"]
     net, yolo = sections
-    assert net.int("width", 0) == 416  # "4 16" -> "416": spaces inside values go too
-    assert net.int("height", 0) == 8
-    assert yolo.int("classes", 20) == 3  # the first occurrence wins
-    assert yolo.str("mask") == "0,1,2"
+    assert net.get_int("width", 0) == 416  # "4 16" -> "416": spaces inside values go too
+    assert net.get_int("height", 0) == 8
+    assert yolo.get_int("classes", 20) == 3  # the first occurrence wins
+    assert yolo.get_str("mask") == "0,1,2"
     assert [o.key for o in yolo.unused()] == ["classes"]  # the second one is never read
 
 
 def test_reader_comments_are_whole_lines_only() -> None:
     s = parse_cfg_text("[net]\nsize=3#three\n")[0]
-    assert s.str("size") == "3#three" and s.int("size", 0) == 3
+    assert s.get_str("size") == "3#three" and s.get_int("size", 0) == 3
 
 
 def test_reader_line_without_equals_and_trailing_equals() -> None:
     s = parse_cfg_text("[net]\nflag\nwidth=8\n")[0]
-    assert s.find("flag") is None and s.int("width", 0) == 8
+    assert s.find("flag") is None and s.get_int("width", 0) == 8
     with pytest.raises(CfgError, match=r"line 2: 'width=' has no value"):
         parse_cfg_text("[net]\nwidth=\n")
 

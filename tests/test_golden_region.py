@@ -5,7 +5,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict
 
-import numpy as np
 import pytest
 
 import goldens as G

@@ -176,7 +176,8 @@ def test_class_outside_range(cls: float) -> None:
 
 
 def test_class_outside_the_map() -> None:
-    with pytest.raises(ValueError, match=r"truth image 0, row 1 .*class id 2.5 \(truncated to int\) is outside the map's 2 entries"):
+    with pytest.raises(ValueError, match=r"truth image 0, row 1 .*class id 2.5 \(truncated to int\) "
+                                         r"is outside the map's 2 entries"):
         fwd(layer(map=[2, 1]), truth(2, (0, 1, [0.5, 0.5, 0.2, 0.2, 2.5])))
 
 
