@@ -271,7 +271,8 @@ class Network:
         l.params.update(n=n, size=size, stride=stride, pad=padding)
 
     def _l_local(self, s: Section, p: _Params, l: LayerInfo) -> None:
-        n, size, stride, pad = s.get_int("filters", 1), s.get_int("size", 1), s.get_int("stride", 1), s.get_int("pad", 0)
+        n, size = s.get_int("filters", 1), s.get_int("size", 1)
+        stride, pad = s.get_int("stride", 1), s.get_int("pad", 0)
         s.get_str("activation", "logistic")
         self._need_image(s, p, "local")
         l.w, l.h, l.c = p.w, p.h, p.c
