@@ -122,11 +122,11 @@ class ParityReport:
     @property
     def ok(self) -> bool:
         """The verdict under the tolerance."""
-        return not self.problems and not any(c.mismatches for c in self.components) and self.cost_ok
+        return not self.problems and not self.mismatches and self.cost_ok
 
     @property
     def mismatches(self) -> int:
-        return sum(c.mismatches for c in self.components)
+        return sum(c.mismatches for c in self.components if not c.component.startswith("class "))
 
     def __bool__(self) -> bool:
         return self.ok
@@ -279,15 +279,23 @@ def compare(expected: Union[YoloResult, RegionResult, Mapping[str, Any]], actual
         groups: Dict[str, List[int]] = {}
         for k, nm in enumerate(names):
             groups.setdefault(_group(nm), []).append(k)
-        for g, idx in groups.items():
+        def stats(name: str, idx: List[int]) -> ComponentStats:
             sel = (slice(None), slice(None), idx)
             bd = bad[sel]
             fin = ~np.isnan(absd[sel])
-            report.components.append(ComponentStats(
-                array=key, component=g, size=int(bd.size), mismatches=int(bd.sum()),
+            return ComponentStats(
+                array=key, component=name, size=int(bd.size), mismatches=int(bd.sum()),
                 max_abs=float(absd[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
                 max_rel=float(rel[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
-                max_ulp=int(ulp[sel][bd].max()) if bd.any() else 0))
+                max_ulp=int(ulp[sel][bd].max()) if bd.any() else 0)
+
+        for g, idx in groups.items():
+            report.components.append(stats(g, idx))
+            if g == "classes":
+                # Each class block that differs gets its own row.
+                for k in idx:
+                    if bad[:, :, k].any():
+                        report.components.append(stats(names[k], [k]))
         flat = np.flatnonzero(bad)
         if flat.size:
             order = flat[np.argsort(-ulp.ravel()[flat], kind="stable")[:worst]]

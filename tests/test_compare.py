@@ -115,6 +115,9 @@ def test_a_missing_class_short_circuit() -> None:
     assert "class short-circuit not reproduced" in issue.message
     assert "keeps 2 classes at 1 - p, the implementation 1" in issue.message
     assert "disagreements in kind" in str(report)
+    # The class block that differs has its own row in the table.
+    rows = [(c.component, c.mismatches) for c in report.components if c.array == "delta"]
+    assert ("classes", 1) in rows and ("class 0", 1) in rows and not any(r[0] == "class 1" for r in rows)
 
 
 def test_nhwc_layout() -> None:
