@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -124,9 +125,16 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
             spec.setdefault(key, default)
         spec.setdefault("num", len(spec.get("anchors", [])) // 2 or 1)
     layer = golden.layer_from_params(kind, spec, base)
+    tree = spec.get("tree")
+    if tree is not None:
+        # Cases name their tree relative to where GoldenCase.load looks (the
+        # output folder, or its parent for a folder named cases/ as in the
+        # shared layout).
+        case_base = golden.default_base(Path(args.out).resolve() / "case.npz")
+        tree = os.path.relpath(base / tree, case_base)
     params = golden.layer_params(layer, w=spec["w"], h=spec["h"], batch=spec["batch"],
                                  net_w=spec.get("net_w", 0), net_h=spec.get("net_h", 0),
-                                 net_index=spec.get("net_index", 0), tree=spec.get("tree"))
+                                 net_index=spec.get("net_index", 0), tree=tree)
     return [{"kind": kind, "layer": layer, "params": params}]
 
 

@@ -95,7 +95,7 @@ class GoldenCase:
                    stats=d["stats"], count=int(d["count"]), text=str(d["text"]), tags=json.loads(str(d["tags"])),
                    seen=int(d["seen"]) if "seen" in d else 0,
                    provenance=json.loads(str(d["provenance"])) if "provenance" in d else {},
-                   base_dir=Path(base_dir) if base_dir is not None else _default_base(p))
+                   base_dir=Path(base_dir) if base_dir is not None else default_base(p))
 
     def layer(self, need_tree: bool = True) -> Union[YoloLayer, RegionLayer]:
         return layer_from_params(self.kind, self.params, self.base_dir, need_tree=need_tree)
@@ -119,7 +119,8 @@ class GoldenCase:
         return compare(self.expected(), actual, self.layer(need_tree=False), **tol)
 
 
-def _default_base(path: Path) -> Path:
+def default_base(path: Path) -> Path:
+    """Where tree/map paths in a case's params are relative to."""
     # Shared layout: <root>/cases/case.npz with tree paths like data/9k.tree
     # relative to <root>; our own cases use paths relative to the case folder.
     return path.parent.parent if path.parent.name in ("cases", "inference") else path.parent

@@ -79,6 +79,20 @@ def test_export_from_layer_json_and_the_progress_bar(tmp_path: Path, capsys: pyt
         assert G.bits_equal(res.delta, c.delta) and G.bits_equal(np.float32(res.cost), c.cost)
 
 
+def test_export_of_a_tree_layer_names_the_tree_relative_to_the_output(tmp_path: Path) -> None:
+    spec = tmp_path / "spec" / "layer.json"
+    spec.parent.mkdir()
+    (spec.parent / "t.tree").write_text((G.HERE / "data" / "small.tree").read_text())
+    spec.write_text(json.dumps({"kind": "region", "classes": 14, "num": 1, "anchors": [1, 1], "softmax": 1,
+                                "tree": "t.tree", "temperature": 1.0, "w": 1, "h": 1, "batch": 2}))
+    out = tmp_path / "elsewhere" / "cases"
+    assert cli.main(["golden", "export", "--layer-json", str(spec), "--cases", "2", "--out", str(out)]) == 0
+    for case in golden.load_cases(out):
+        assert case.params["tree"] == "../spec/t.tree"  # relative to elsewhere/, as for the shared cases/
+        res = case.run()
+        assert G.bits_equal(res.delta, case.delta)
+
+
 def test_check_passes_on_itself_and_fails_readably_on_a_perturbed_copy(tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     export(tmp_path / "g", 4, 5)
