@@ -112,18 +112,8 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
         raise SystemExit(f"golden export: --layer-json lacks {', '.join(missing)} (the grid size)")
     base = Path(args.layer_json).resolve().parent
     if kind == "yolo":
-        spec.setdefault("total", len(spec.get("anchors", [])) // 2 or 1)
-        spec.setdefault("ignore_thresh", 0.5)
-        spec.setdefault("truth_thresh", 1.0)
-        spec.setdefault("max_boxes", 90)
         spec.setdefault("net_w", 416)
         spec.setdefault("net_h", 416)
-    else:
-        for key, default in (("coords", 4), ("softmax", 0), ("background", 0), ("rescore", 0), ("bias_match", 0),
-                             ("thresh", 0.5), ("coord_scale", 1), ("object_scale", 1), ("noobject_scale", 1),
-                             ("class_scale", 1), ("mask_scale", 1), ("max_boxes", 30)):
-            spec.setdefault(key, default)
-        spec.setdefault("num", len(spec.get("anchors", [])) // 2 or 1)
     layer = golden.layer_from_params(kind, spec, base)
     tree = spec.get("tree")
     if tree is not None:

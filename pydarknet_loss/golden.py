@@ -29,32 +29,33 @@ PathLike = Union[str, "os.PathLike[str]"]
 Result = Union[YoloResult, RegionResult]
 
 
+#: The params keys each layer's constructor takes (same names); absent keys
+#: take the constructor's defaults, which are upstream's parser defaults.
+LAYER_KEYS = {
+    "yolo": ("classes", "anchors", "total", "mask", "ignore_thresh", "truth_thresh", "max_boxes", "map"),
+    "region": ("classes", "anchors", "coords", "num", "softmax", "background", "rescore", "bias_match", "thresh",
+               "coord_scale", "object_scale", "noobject_scale", "class_scale", "mask_scale", "max_boxes", "map",
+               "log", "sqrt", "absolute", "classfix"),
+}
+
+
 def layer_from_params(kind: str, params: Dict[str, Any], base_dir: Optional[PathLike] = None,
                       *, need_tree: bool = True) -> Union[YoloLayer, RegionLayer]:
     """The layer a case's ``params`` describe.  A region ``tree`` path is
     read relative to ``base_dir``; with ``need_tree=False`` a missing tree
     file is left out (enough to name components)."""
-    p = params
-    if kind == "yolo":
-        return YoloLayer(classes=p["classes"], anchors=p["anchors"], total=p["total"], mask=p.get("mask"),
-                         ignore_thresh=p["ignore_thresh"], truth_thresh=p["truth_thresh"],
-                         max_boxes=p["max_boxes"], map=p.get("map"))
-    if kind != "region":
+    if kind not in LAYER_KEYS:
         raise ValueError(f"not a training-forward case kind: {kind!r} (expected 'yolo' or 'region')")
-    tree = p.get("tree")
+    kw = {k: params[k] for k in LAYER_KEYS[kind] if params.get(k) is not None}
+    if kind == "yolo":
+        return YoloLayer(**kw)
+    tree = params.get("tree")
     if tree is not None:
         path = Path(tree) if base_dir is None else Path(base_dir) / tree
-        if not path.is_file() and not need_tree:
-            tree = None
-        else:
-            tree = path
-    return RegionLayer(
-        classes=p["classes"], anchors=p["anchors"], coords=p["coords"], num=p["num"], softmax=p["softmax"],
-        background=p["background"], rescore=p["rescore"], bias_match=p["bias_match"], thresh=p["thresh"],
-        coord_scale=p["coord_scale"], object_scale=p["object_scale"], noobject_scale=p["noobject_scale"],
-        class_scale=p["class_scale"], mask_scale=p["mask_scale"], max_boxes=p.get("max_boxes", 30),
-        map=p.get("map"), tree=tree, temperature=p.get("temperature") or 0.0, log=p.get("log", 0),
-        sqrt=p.get("sqrt", 0), absolute=p.get("absolute", 0), classfix=p.get("classfix", 0))
+        if path.is_file() or need_tree:
+            kw["tree"] = path
+    # The shared cases write temperature null for upstream's 0.
+    return RegionLayer(temperature=params.get("temperature") or 0.0, **kw)
 
 
 @dataclass
