@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .layers import RegionLayer, YoloLayer
+from .layers import RegionLayer, RegionResult, YoloLayer
 
 PARTS = ("xy", "wh", "obj_pos", "obj_neg", "class", "prior", "mask")
 
@@ -118,8 +118,6 @@ def select(x: np.ndarray, truth: Any, layer: Any, *, build: str = "cpu", net_w: 
         extra: Dict[str, Any] = {}
     elif isinstance(layer, RegionLayer):
         call, _ = layer._run(x, truth, train=True, out=None, targets=True, seen=seen)
-        from .layers import RegionResult
-
         rr = RegionResult(output=call.output, delta=call.delta, cost=np.float32(0), stats=None, n=layer.n,
                           coords=layer.coords, background=layer.background)
         res_delta = call.delta
@@ -175,16 +173,11 @@ class ImpliedLoss:
                 "class": slice(c + 1, None)}
 
     # -- per-element terms and their derivatives ------------------------------------
-    def _elementwise(self, X: np.ndarray) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
-        """Per-role (value, derivative) arrays for every separable entry;
+    def _elementwise(self, X: np.ndarray) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray],
+                                                   Dict[str, np.ndarray]]:
+        """Per-role value, derivative and the size of the intermediate values
+        whose float64 rounding the value carries, for every separable entry;
         entries without a term are 0."""
-        vals, ders, _ = self._elementwise3(X)
-        return vals, ders
-
-    def _elementwise3(self, X: np.ndarray) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray],
-                                                    Dict[str, np.ndarray]]:
-        """As _elementwise, plus per role the size of the intermediate values
-        whose float64 rounding errors the value carries."""
         s = self.sel
         S = np.where(s.has, s.scale, 0.0)
         T = s.target
@@ -284,7 +277,7 @@ class ImpliedLoss:
         if s.kind == "region" and s.build == "cpu":
             return 0.0, parts
         X = self._X(x)
-        vals, _ = self._elementwise(X)
+        vals, _, _ = self._elementwise(X)
         assigned = s.assigned[:, :, None]
         for role in ("xy", "wh"):
             v = vals[role]
@@ -310,7 +303,7 @@ class ImpliedLoss:
         g = np.zeros_like(X)
         if s.kind == "region" and s.build == "cpu":
             return g.reshape(np.shape(x))
-        _, ders = self._elementwise(X)
+        _, ders, _ = self._elementwise(X)
         r = self._roles()
         for role, d in ders.items():
             g[:, :, r[role]] = d
@@ -324,8 +317,8 @@ class ImpliedLoss:
         s = self.sel
         g = np.zeros_like(X)
         size = np.zeros_like(X)
-        vp, _, mp = self._elementwise3(X + step)
-        vm, _, mm = self._elementwise3(X - step)
+        vp, _, mp = self._elementwise(X + step)
+        vm, _, mm = self._elementwise(X - step)
         r = self._roles()
         for role in vp:
             g[:, :, r[role]] = (vp[role] - vm[role]) / (2 * step[:, :, r[role]])
