@@ -279,23 +279,13 @@ def compare(expected: Union[YoloResult, RegionResult, Mapping[str, Any]], actual
         groups: Dict[str, List[int]] = {}
         for k, nm in enumerate(names):
             groups.setdefault(_group(nm), []).append(k)
-        def stats(name: str, idx: List[int]) -> ComponentStats:
-            sel = (slice(None), slice(None), idx)
-            bd = bad[sel]
-            fin = ~np.isnan(absd[sel])
-            return ComponentStats(
-                array=key, component=name, size=int(bd.size), mismatches=int(bd.sum()),
-                max_abs=float(absd[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
-                max_rel=float(rel[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
-                max_ulp=int(ulp[sel][bd].max()) if bd.any() else 0)
-
         for g, idx in groups.items():
-            report.components.append(stats(g, idx))
+            report.components.append(_component(key, g, idx, bad, absd, rel, ulp))
             if g == "classes":
                 # Each class block that differs gets its own row.
                 for k in idx:
                     if bad[:, :, k].any():
-                        report.components.append(stats(names[k], [k]))
+                        report.components.append(_component(key, names[k], [k], bad, absd, rel, ulp))
         flat = np.flatnonzero(bad)
         if flat.size:
             order = flat[np.argsort(-ulp.ravel()[flat], kind="stable")[:worst]]
@@ -317,6 +307,19 @@ def compare(expected: Union[YoloResult, RegionResult, Mapping[str, Any]], actual
             report.cost = (float(e), float(a), int(u))
             report.cost_ok = bool(tol.passes(e, a, u))
     return report
+
+
+def _component(array: str, name: str, idx: List[int], bad: np.ndarray, absd: np.ndarray, rel: np.ndarray,
+               ulp: np.ndarray) -> ComponentStats:
+    """The row of one component (entries idx of every anchor) of one array."""
+    sel = (slice(None), slice(None), idx)
+    bd = bad[sel]
+    fin = ~np.isnan(absd[sel])
+    return ComponentStats(
+        array=array, component=name, size=int(bd.size), mismatches=int(bd.sum()),
+        max_abs=float(absd[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
+        max_rel=float(rel[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
+        max_ulp=int(ulp[sel][bd].max()) if bd.any() else 0)
 
 
 def _kind_issues(e5: np.ndarray, a5: np.ndarray, layer: LayerLike) -> List[KindIssue]:
