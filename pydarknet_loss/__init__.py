@@ -6,16 +6,17 @@ Reproduces the arithmetic of pjreddie/darknet (commit f6afaab) for the
 from ._version import UPSTREAM_COMMIT, __version__
 from ._native import BUILD_CFLAGS
 from ._validate import DarknetQuirkWarning
-from .boxes import box_iou, box_rmse
-from .cfg import CfgError
-from .compare import ParityReport, assert_parity, compare
-from .detections import Detections, nms_obj, nms_sort
-from .labels import Labels, pack_truth, read_labels
-from .layers import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResult, YoloStats
-from .network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult, calc_network_cost, example_cfg,
-                      train_loss)
-from .tree import Tree, read_tree
-from . import golden, implied
+from .layers.boxes import box_iou, box_rmse
+from .layers.detections import Detections, nms_obj, nms_sort
+from .layers.pjreddie import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResult, YoloStats
+from .files.cfg import CfgError
+from .files.labels import Labels, pack_truth, read_labels
+from .files.network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult, calc_network_cost, example_cfg,
+                            train_loss)
+from .files.tree import Tree, read_tree
+from .parity.compare import ParityReport, assert_parity, compare
+from .parity import golden
+from . import implied
 
 __all__ = [
     "BUILD_CFLAGS",

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .layers import RegionLayer, RegionResult, YoloLayer
+from .layers.pjreddie import RegionLayer, RegionResult, YoloLayer
 
 PARTS = ("xy", "wh", "obj_pos", "obj_neg", "class", "prior", "mask")
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from . import implied
-from .layers import RegionLayer, YoloLayer
+from .layers.pjreddie import RegionLayer, YoloLayer
 
 __all__ = ["YoloLoss", "RegionLoss"]
 

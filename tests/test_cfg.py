@@ -12,7 +12,7 @@ import pytest
 
 import goldens as G
 import pydarknet_loss as pdl
-from pydarknet_loss.cfg import CfgError, c_atof, c_atoi, parse_cfg_text
+from pydarknet_loss.files.cfg import CfgError, c_atof, c_atoi, parse_cfg_text
 
 SHAPE_FIELDS = ("batch", "w", "h", "c", "out_w", "out_h", "out_c", "inputs", "outputs")
 YOLO_FIELDS = {"classes": "classes", "n": "n", "total": "total", "max_boxes": "max_boxes", "random": "random"}

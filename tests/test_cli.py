@@ -9,7 +9,7 @@ import pytest
 
 import goldens as G
 import pydarknet_loss as pdl
-from pydarknet_loss import cli
+from pydarknet_loss.parity import cli
 
 
 def upstream_demo() -> list:

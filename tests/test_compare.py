@@ -12,7 +12,7 @@ import pytest
 
 import goldens as G
 import pydarknet_loss as pdl
-from pydarknet_loss.compare import ulp_distance
+from pydarknet_loss.parity.compare import ulp_distance
 
 NAMES = {c["name"]: c["file"] for c in G.manifest(G.EXTRA_GOLDEN) if c["kind"] == "yolo"}
 

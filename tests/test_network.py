@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pydarknet_loss as pdl
-from pydarknet_loss import cli
+from pydarknet_loss.parity import cli
 
 
 def f32(bits: int) -> np.float32:

@@ -13,7 +13,7 @@ import pytest
 
 import goldens as G
 import pydarknet_loss as pdl
-from pydarknet_loss import cli, golden
+from pydarknet_loss.parity import cli, golden
 
 
 def export(out: Path, cases: int = 6, seed: int = 7, *extra: str) -> None:
@@ -178,4 +178,4 @@ def test_plugin_is_registered_through_the_entry_point() -> None:
     from importlib.metadata import entry_points
 
     eps = entry_points(group="pytest11")
-    assert any(ep.name == "pydarknet_loss" and ep.value == "pydarknet_loss.pytest_plugin" for ep in eps)
+    assert any(ep.name == "pydarknet_loss" and ep.value == "pydarknet_loss.parity.plugin" for ep in eps)

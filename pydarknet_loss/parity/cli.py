@@ -10,11 +10,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ._version import UPSTREAM_COMMIT, __version__
-from ._native import BUILD_CFLAGS
+from .._version import UPSTREAM_COMMIT, __version__
+from .._native import BUILD_CFLAGS
 from . import golden
 from .compare import Tolerance
-from .network import Network, example_cfg, train_loss
+from ..files.network import Network, example_cfg, train_loss
 
 DEMO_CFG = "tiny-yolov3"
 

@@ -20,10 +20,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _native
-from ._version import UPSTREAM_COMMIT, __version__
+from .. import _native
+from .._version import UPSTREAM_COMMIT, __version__
 from .compare import ParityReport, compare
-from .layers import RegionLayer, RegionResult, YoloLayer, YoloResult
+from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 
 PathLike = Union[str, "os.PathLike[str]"]
 Result = Union[YoloResult, RegionResult]

@@ -5,7 +5,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import _native, _validate
+from .. import _native, _validate
 
 BoxLike = Union[np.ndarray, "tuple[float, float, float, float]", "list[float]"]
 

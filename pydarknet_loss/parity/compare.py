@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from .layers import RegionLayer, RegionResult, YoloLayer, YoloResult
+from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 
 LayerLike = Union[YoloLayer, RegionLayer]
 ARRAYS = ("output", "delta")

@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _native, _validate
+from .. import _native, _validate
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -8,8 +8,8 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _native, _validate
-from .layers import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
+from .. import _native, _validate
+from ..layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -16,9 +16,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _validate
+from .. import _validate
 from .cfg import CfgError, PathLike, Section, c_atoi, float_list, int_list, parse_cfg_text, read_map, unused_fields
-from .layers import RegionLayer, RegionResult, YoloLayer, YoloResult
+from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 
 LossLayer = Union[YoloLayer, RegionLayer]
 LossResult = Union[YoloResult, RegionResult]

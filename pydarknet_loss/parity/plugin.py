@@ -15,8 +15,8 @@ import pytest
 
 from . import golden
 from .compare import ParityReport, assert_parity, compare
-from .layers import RegionLayer, YoloLayer
-from .network import Network
+from ..layers.pjreddie import RegionLayer, YoloLayer
+from ..files.network import Network
 
 
 class DarknetOracle:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _native, _validate
+from .. import _native, _validate
 
 
 @dataclass(frozen=True, eq=False)

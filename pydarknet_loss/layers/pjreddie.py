@@ -8,9 +8,9 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _native, _validate
+from .. import _native, _validate
 from .detections import Detections
-from .tree import Tree, as_tree
+from ..files.tree import Tree, as_tree
 
 YOLO_MAX_TRUTHS = 90  # upstream's truth stride per image for [yolo], whatever `max` says
 REGION_MAX_TRUTHS = 30  # and for [region]
