@@ -298,6 +298,45 @@ void get_region_detections(const layer l, int w, int h, int netw, int neth, floa
                            float tree_thresh, int relative, detection *dets);
 void correct_region_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative);
 
+/* ---- record.c ---- */
+/* Which rows of an image's truth list upstream reads. */
+#define DN_ROW_READ 0           /* read by both loops */
+#define DN_ROW_TERMINATOR 1     /* the first row with x == 0: the list ends here */
+#define DN_ROW_AFTER 2          /* after that terminator */
+#define DN_ROW_BEYOND_MAX 3     /* [yolo]: at or beyond max_boxes, before any terminator */
+
+/* What a training forward decided, for explaining where another
+ * implementation departs from it.  Every pointer is the caller's.
+ * Per cell and anchor (batch*n*h*w entries, ((b*n + a)*h + j)*w + i):
+ *   best_iou, best_truth: the ignore loop's best IoU and its row (0 and -1
+ *   when no truth overlaps), over the rows upstream reads;
+ *   best_iou_ext, best_truth_ext: the same over those rows and every row
+ *   upstream does not read that still looks like a box (finite, w, h > 0,
+ *   its cell inside the grid).
+ * Per truth row (batch*rows entries, rows = l.truths/(coords + 1)):
+ *   row_status: DN_ROW_*;
+ *   best_anchor: the anchor loop 2 picks for the row ([yolo]: an index into
+ *   the biases, over all `total` anchors; [region]: 0..n-1), -1 when the row
+ *   is not a box inside the grid;
+ *   best_in_mask: [yolo]: the mask index of the best anchor among the
+ *   mask's alone; [region]: best_anchor;
+ *   row_iou: IoU of the prediction at the row's cell and anchor with the
+ *   truth (NaN when its anchor is not in this layer). */
+typedef struct loss_record {
+    float *best_iou;
+    int *best_truth;
+    float *best_iou_ext;
+    int *best_truth_ext;
+    int *row_status;
+    int *best_anchor;
+    int *best_in_mask;
+    float *row_iou;
+} loss_record;
+
+/* Fills rec for a layer whose l.output a training forward of the same net
+ * has just computed.  Returns DN_OK, or DN_E_LAYER for an unusable layer. */
+int record_loss_layer(const layer l, network net, loss_record rec);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,7 +15,7 @@ from .files.network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult
                             train_loss)
 from .files.tree import Tree, read_tree
 from .parity.compare import ParityReport, assert_parity, compare
-from .parity import golden
+from .parity import golden, mistakes
 from . import implied
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "example_cfg",
     "golden",
     "implied",
+    "mistakes",
     "nms_obj",
     "nms_sort",
     "pack_truth",

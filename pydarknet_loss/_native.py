@@ -197,6 +197,31 @@ class Call:
         return int(fn(self.layer[0], net[0]))
 
 
+def record(call: Call, truth: np.ndarray, *, net_w: int = 0, net_h: int = 0) -> Dict[str, np.ndarray]:
+    """record_loss_layer after a training forward of `call` on `truth`: the
+    decisions the forward took, as arrays (see darknet_loss.h)."""
+    l = call.layer
+    cells = (l.batch, l.n, l.h, l.w)
+    rows = (l.batch, l.truths // (l.coords + 1))
+    out = {"best_iou": np.empty(cells, np.float32), "best_truth": np.empty(cells, np.int32),
+           "best_iou_ext": np.empty(cells, np.float32), "best_truth_ext": np.empty(cells, np.int32),
+           "row_status": np.empty(rows, np.int32), "best_anchor": np.empty(rows, np.int32),
+           "best_in_mask": np.empty(rows, np.int32), "row_iou": np.empty(rows, np.float32)}
+    rec = ffi.new("loss_record *")
+    for name, a in out.items():
+        setattr(rec, name, _f32(a) if a.dtype == np.float32 else _i32(a))
+    net = ffi.new("network *")
+    net.input = l.output
+    net.truth = _f32(truth)
+    net.train = 1
+    net.w = net_w
+    net.h = net_h
+    rc = lib.record_loss_layer(l[0], net[0], rec[0])
+    if rc != DN_OK:  # pragma: no cover - the forward accepted the same layer
+        raise RuntimeError(f"the C core refused to record the forward ({ERRORS.get(rc, rc)})")
+    return out
+
+
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """box_iou or box_rmse of matching rows of two C-contiguous (n, 4) float32 arrays."""
     out = np.empty(a.shape[0], dtype=np.float32)

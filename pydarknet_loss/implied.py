@@ -224,8 +224,7 @@ class ImpliedLoss:
         return vals, ders, mags
 
     def _softmax_groups(self) -> List[Tuple[int, int]]:
-        s = self.sel
-        return s.groups if s.groups is not None else [(0, s.classes)]
+        return _groups(self.sel)
 
     def _ce(self, X: np.ndarray, groups: Optional[List[Tuple[int, int]]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Softmax cross-entropy per group of each assigned cell: value
@@ -360,60 +359,75 @@ class ImpliedLoss:
 
     def rounding_bound(self, x: np.ndarray) -> np.ndarray:
         """Per entry, how far darknet's float32 net_delta may lie from the
-        exact value of its own formula: two float32 ULPs of every rounding
-        step upstream takes (the output y, t - y, the scale, the GPU's
-        (1-y)*y factor, and for a softmax the float sum over its group).
-        Where net_delta is exactly 0 the bound is 1e-6 absolute.  This is
-        the tolerance within which the implied loss's gradient equals
-        -net_delta; relative to net_delta itself it can be thousands of ULPs
-        when t - y cancels (y's own rounding is half an ULP of y)."""
-        s = self.sel
-        u32 = lambda v: np.spacing(np.abs(v).astype(np.float32)).astype(np.float64)  # noqa: E731
-        S = np.abs(np.where(s.has, s.scale, 0))
-        T = np.abs(np.where(s.has, s.target, 0))
-        V = s.output.astype(np.float64)
-        nd = s.net_delta.astype(np.float64)
-        bound = u32(S * np.maximum(T, np.abs(V)))
-        c0 = s.coords + 1
-        if s.kind == "region" and (s.softmax or s.groups is not None):
-            # The CPU softmax: e = exp(x/T - max/T) with the argument rounded
-            # in float (an absolute error that exp turns into a relative
-            # one), then a float sum over the group and a division.
-            rel = np.zeros_like(V)
-            groups = list(self._softmax_groups())
-            start = c0
-            if s.background and s.groups is None:
-                groups, start = [(0, s.classes + 1)], s.coords
-            X = self._X(x)
-            tau = s.temperature or 1.0
-            for off, size in groups:
-                if size == 0:
-                    continue
-                sl = slice(start + off, start + off + size)
-                z = X[:, :, sl] / tau
-                m = np.max(z, axis=2, keepdims=True)
-                with np.errstate(invalid="ignore"):
-                    arg = np.abs(z) + np.abs(m) + np.abs(z - m)
-                rel[:, :, sl] = 2.0 ** -24 * (np.nan_to_num(arg, nan=0.0, posinf=0.0) + size + 3)
-            bound = bound + rel * S * np.abs(V)
-        if s.kind == "region" and s.build == "gpu":
-            idx = [0, 1, *range(4, s.coords)] + ([] if s.background else [s.coords])
-            factor = np.ones_like(V)
-            factor[:, :, idx] = np.abs((1 - V) * V)[:, :, idx]
-            extra = np.zeros_like(V)
-            extra[:, :, idx] = (np.abs(s.delta.astype(np.float64)) * u32(V))[:, :, idx]
-            bound = bound * factor + extra
-        if s.kind == "region" and s.build == "cpu":
-            bound = np.zeros_like(V)
-        bound = 2 * (bound + u32(nd))
-        out = np.where(nd == 0, 1e-6, bound)
-        return out.reshape(out.shape[0], -1, out.shape[3], out.shape[4])
+        exact value of its own formula (see :func:`rounding_bound`)."""
+        return rounding_bound(self.sel, x)
 
     @property
     def net_delta(self) -> np.ndarray:
         """What darknet hands on, in the input's layout: minus the gradient."""
         nd = self.sel.net_delta
         return nd.reshape(nd.shape[0], -1, nd.shape[3], nd.shape[4])
+
+
+def _groups(s: Selection) -> List[Tuple[int, int]]:
+    return s.groups if s.groups is not None else [(0, s.classes)]
+
+
+def rounding_bound(s: Selection, x: np.ndarray, of: str = "net_delta") -> np.ndarray:
+    """Per entry, how far darknet's float32 ``net_delta`` (or, with
+    ``of="delta"``, the forward's own ``delta``) may lie from the exact value
+    of its own formula: two float32 ULPs of every rounding step upstream
+    takes (the output y, t - y, the scale, the GPU's (1-y)*y factor, and for
+    a softmax the float sum over its group).  Where the value is exactly 0
+    the bound is 1e-6 absolute.  This is the tolerance within which the
+    implied loss's gradient equals -net_delta, and within which a float32
+    implementation of darknet's formulas agrees with darknet; relative to the
+    value itself it can be thousands of ULPs when t - y cancels (y's own
+    rounding is half an ULP of y)."""
+    if of not in ("net_delta", "delta"):
+        raise ValueError(f"of must be 'net_delta' or 'delta', got {of!r}")
+    u32 = lambda v: np.spacing(np.abs(v).astype(np.float32)).astype(np.float64)  # noqa: E731
+    S = np.abs(np.where(s.has, s.scale, 0))
+    T = np.abs(np.where(s.has, s.target, 0))
+    V = s.output.astype(np.float64)
+    gpu = of == "net_delta" and s.kind == "region" and s.build == "gpu"
+    nothing = of == "net_delta" and s.kind == "region" and s.build == "cpu"
+    nd = (s.net_delta if of == "net_delta" else s.delta).astype(np.float64)
+    bound = u32(S * np.maximum(T, np.abs(V)))
+    c0 = s.coords + 1
+    if s.kind == "region" and (s.softmax or s.groups is not None):
+        # The CPU softmax: e = exp(x/T - max/T) with the argument rounded
+        # in float (an absolute error that exp turns into a relative
+        # one), then a float sum over the group and a division.
+        rel = np.zeros_like(V)
+        groups = list(_groups(s))
+        start = c0
+        if s.background and s.groups is None:
+            groups, start = [(0, s.classes + 1)], s.coords
+        X = _split(np.asarray(x, dtype=np.float64), s.n)
+        tau = s.temperature or 1.0
+        for off, size in groups:
+            if size == 0:
+                continue
+            sl = slice(start + off, start + off + size)
+            z = X[:, :, sl] / tau
+            m = np.max(z, axis=2, keepdims=True)
+            with np.errstate(invalid="ignore"):
+                arg = np.abs(z) + np.abs(m) + np.abs(z - m)
+            rel[:, :, sl] = 2.0 ** -24 * (np.nan_to_num(arg, nan=0.0, posinf=0.0) + size + 3)
+        bound = bound + rel * S * np.abs(V)
+    if gpu:
+        idx = [0, 1, *range(4, s.coords)] + ([] if s.background else [s.coords])
+        factor = np.ones_like(V)
+        factor[:, :, idx] = np.abs((1 - V) * V)[:, :, idx]
+        extra = np.zeros_like(V)
+        extra[:, :, idx] = (np.abs(s.delta.astype(np.float64)) * u32(V))[:, :, idx]
+        bound = bound * factor + extra
+    if nothing:
+        bound = np.zeros_like(V)
+    bound = 2 * (bound + u32(nd))
+    out = np.where(nd == 0, 1e-6, bound)
+    return out.reshape(out.shape[0], -1, out.shape[3], out.shape[4])
 
 
 def yolo(x: np.ndarray, truth: Any, layer: YoloLayer, *, net_w: int = 416, net_h: int = 416) -> ImpliedLoss:

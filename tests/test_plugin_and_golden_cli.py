@@ -110,7 +110,7 @@ def test_check_passes_on_itself_and_fails_readably_on_a_perturbed_copy(tmp_path:
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual)]) == 1
     out = capsys.readouterr().out
     assert "case_0001_yolo.npz: [yolo] parity FAILED" in out
-    assert "delta[image 0, anchor 0, row 2, col 3, objectness]" in out and "3 of 4 cases match" in out
+    assert "delta[image 0, anchor 0 (mask 0), row 2, col 3, objectness]" in out and "3 of 4 cases match" in out
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--max-ulp", "1"]) == 0
     (actual / "case_0002_yolo.npz").unlink()
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--max-ulp", "1"]) == 1

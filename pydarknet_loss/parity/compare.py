@@ -1,17 +1,25 @@
 """Compare another implementation's output, delta and cost with the
-oracle's: where, by how much, and where it disagrees in kind."""
+oracle's: where they differ, by how much (headroom included when they
+agree), and why (:mod:`.diagnose`)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
+from . import diagnose as dg
+from .diagnose import Cause
 
 LayerLike = Union[YoloLayer, RegionLayer]
 ARRAYS = ("output", "delta")
+LAYOUTS = ("nchw", "nhwc", "bahwc")
+TOLERANCES = ("exact", "float32")
+#: Per-class rows shown in a report before "N more".
+CLASS_ROWS = 3
+ULP_INF = np.iinfo(np.int64).max
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -28,96 +36,124 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = np.abs(ordered(a) - ordered(b))
     na, nb = np.isnan(a), np.isnan(b)
     d = np.where(na & nb, 0, d)
-    return np.where(na ^ nb, np.iinfo(np.int64).max, d)
+    return np.where(na ^ nb, ULP_INF, d)
+
+
+def same_sign(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where a ULP distance means something: both values of one sign (a zero
+    of either sign goes with anything), neither NaN."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    return ~((a > 0) & (b < 0) | (a < 0) & (b > 0)) & ~(np.isnan(a) | np.isnan(b))
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """A value passes when it is within ``max_ulp`` ULP, or within
-    ``atol + rtol*|expected|``.  All zero (the default) means exact (NaN
-    matching NaN, the sign of zero ignored)."""
+    """A value passes when it is bit-equal (NaN matching NaN, the sign of
+    zero ignored); or, with ``float32``, within darknet's own rounding bound
+    for that element; or within ``max_ulp`` ULP, or ``atol + rtol*|expected|``."""
 
     atol: float = 0.0
     rtol: float = 0.0
     max_ulp: int = 0
+    float32: bool = False
 
-    def passes(self, expected: np.ndarray, actual: np.ndarray, ulp: np.ndarray) -> np.ndarray:
+    def passes(self, expected: np.ndarray, actual: np.ndarray, ulp: np.ndarray,
+               bound: Optional[np.ndarray] = None) -> np.ndarray:
         ok = ulp <= self.max_ulp
-        if self.atol or self.rtol:
-            e64, a64 = expected.astype(np.float64), actual.astype(np.float64)
-            with np.errstate(invalid="ignore"):
+        e64, a64 = expected.astype(np.float64), actual.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            if self.atol or self.rtol:
                 ok |= np.abs(a64 - e64) <= self.atol + self.rtol * np.abs(e64)
+            if self.float32 and bound is not None:
+                ok |= np.abs(a64 - e64) <= bound
         return ok
 
     def __str__(self) -> str:
-        if not (self.atol or self.rtol or self.max_ulp):
-            return "exact"
-        return f"atol={self.atol:g}, rtol={self.rtol:g}, max_ulp={self.max_ulp}"
+        parts = ["float32 (darknet's own rounding)" if self.float32 else "exact"]
+        extra = [f"{k}={v:g}" for k, v in (("atol", self.atol), ("rtol", self.rtol)) if v]
+        if self.max_ulp:
+            extra.append(f"max_ulp={self.max_ulp}")
+        return ", ".join(parts + extra)
 
 
 @dataclass(frozen=True)
 class ComponentStats:
-    """One component (x, y, w, h, mask, objectness, classes) of one array."""
+    """One component (x, y, w, h, mask, objectness, classes, class k) of one
+    array: how many elements fail, and the largest differences over ALL its
+    elements (the headroom, when nothing fails).  ``max_ulp`` counts only
+    pairs of one sign; ``max_rel`` only where the expected value is not 0
+    (None when there is none)."""
 
     array: str
     component: str
     size: int
     mismatches: int
     max_abs: float
-    max_rel: float
-    max_ulp: int
+    max_rel: Optional[float]
+    max_ulp: Optional[int]
+    sign_flips: int = 0
 
 
 @dataclass(frozen=True)
 class Location:
-    """One element: where it is and both values."""
+    """One element: where it is, both values and why it differs."""
 
     array: str
     image: int
-    anchor: int
+    anchor: int  #: index into the layer's mask ([yolo]) or anchor ([region])
     row: int
     col: int
     component: str
     expected: float
     actual: float
     ulp: int
+    cfg_anchor: Optional[int] = None  #: [yolo]: the cfg's anchor index, mask[anchor]
+    cause: str = ""
+
+    def where(self) -> str:
+        a = (f"anchor {self.cfg_anchor} (mask {self.anchor})" if self.cfg_anchor is not None
+             else f"anchor {self.anchor}")
+        return f"{self.array}[image {self.image}, {a}, row {self.row}, col {self.col}, {self.component}]"
 
     def __str__(self) -> str:
-        return (f"{self.array}[image {self.image}, anchor {self.anchor}, row {self.row}, col {self.col}, "
-                f"{self.component}]: expected {self.expected!r}, got {self.actual!r} ({_ulp_str(self.ulp)})")
+        why = f" [{self.cause}]" if self.cause else ""
+        return f"{self.where()}: expected {self.expected!r}, got {self.actual!r} ({_ulp_str(self.ulp)}){why}"
 
 
-@dataclass(frozen=True)
-class KindIssue:
-    """A disagreement in kind, found from where the deltas are non-zero."""
-
-    kind: str  # "assignment", "ignored_as_negative", "negative_as_ignored", "short_circuit"
-    image: int
-    anchor: int
-    row: int
-    col: int
-    message: str
+def _ulp_str(u: Optional[int]) -> str:
+    if u is None:
+        return "-"
+    return "NaN vs number" if u == ULP_INF else f"{u} ulp"
 
 
-def _ulp_str(u: int) -> str:
-    return "NaN vs number" if u == np.iinfo(np.int64).max else f"{u} ulp"
+def _rel_str(r: Optional[float]) -> str:
+    return "-" if r is None else f"{r:.3g}"
 
 
 @dataclass
 class ParityReport:
-    """The comparison of an implementation with the oracle."""
+    """The comparison of an implementation with the oracle.
 
-    kind: str  # "yolo" or "region"
+    ``ok`` is the verdict; ``causes`` the reasons elements fail, most
+    elements first (:class:`~pydarknet_loss.parity.diagnose.Cause`);
+    ``components`` the per-component table; ``worst`` the worst elements;
+    ``cost`` (expected, actual, ulp)."""
+
+    kind: str
     tolerance: Tolerance
     components: List[ComponentStats] = field(default_factory=list)
     worst: List[Location] = field(default_factory=list)
-    issues: List[KindIssue] = field(default_factory=list)
-    cost: Optional[Tuple[float, float, int]] = None  # expected, actual, ulp
+    causes: List[Cause] = field(default_factory=list)
+    cost: Optional[Tuple[float, float, int]] = None
     cost_ok: bool = True
     shape: Tuple[int, ...] = ()
-    problems: List[str] = field(default_factory=list)  # missing arrays, bad shapes
+    problems: List[str] = field(default_factory=list)
+    explained: bool = False  #: whether input and truth were given, so the causes come from the oracle's record
     _diff: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _codes: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _names: List[str] = field(default_factory=list, repr=False)
+    _mask: Optional[List[int]] = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -131,27 +167,46 @@ class ParityReport:
     def __bool__(self) -> bool:
         return self.ok
 
+    def cause_map(self, name: str) -> np.ndarray:
+        """A str array of the named array's shape (darknet's (B, C, H, W)):
+        ``""`` where the element passes, else its cause code."""
+        if name not in self._codes:
+            raise KeyError(f"no array {name!r} was compared (compared: {', '.join(self._codes) or 'none'})")
+        c = self._codes[name]
+        b, n, p, h, w = c.shape
+        return c.reshape(b, n * p, h, w).astype(str)
+
     def __str__(self) -> str:
-        head = (f"[{self.kind}] parity {'OK' if self.ok else 'FAILED'} ({self.tolerance}); "
-                f"{self.mismatches} mismatching elements of shape {self.shape}")
-        lines = [head]
+        verdict = "OK" if self.ok else "FAILED"
+        total = sum(c.size for c in self.components if c.component not in _CLASS_ROWS_NAMES
+                    and not c.component.startswith("class "))
+        lines = [f"[{self.kind}] parity {verdict} (tolerance: {self.tolerance}); {self.mismatches} of {total} "
+                 f"elements fail" + (f", arrays of shape {self.shape}" if self.shape else "")]
         for p in self.problems:
             lines.append(f"  problem: {p}")
         if self.components:
-            lines.append(f"  {'array':<7}{'component':<12}{'elements':>9}{'mismatch':>9}{'max abs':>12}"
-                         f"{'max rel':>11}{'max ulp':>17}")
+            lines.append(f"  {'array':<7}{'component':<14}{'elements':>9}{'fail':>7}{'max abs':>12}"
+                         f"{'max rel':>10}{'max ulp':>16}")
             for c in self.components:
-                lines.append(f"  {c.array:<7}{c.component:<12}{c.size:>9}{c.mismatches:>9}{c.max_abs:>12.4g}"
-                             f"{c.max_rel:>11.3g}{_ulp_str(c.max_ulp) if c.max_ulp else '0':>17}")
+                flips = f" ({c.sign_flips} sign flips)" if c.sign_flips else ""
+                lines.append(f"  {c.array:<7}{c.component:<14}{c.size:>9}{c.mismatches:>7}{c.max_abs:>12.4g}"
+                             f"{_rel_str(c.max_rel):>10}{_ulp_str(c.max_ulp):>16}{flips}")
         if self.cost is not None:
             e, a, u = self.cost
-            lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)})")
-        if self.issues:
-            lines.append("  disagreements in kind:")
-            for i in self.issues[:10]:
-                lines.append(f"    - {i.message}")
-            if len(self.issues) > 10:
-                lines.append(f"    ... and {len(self.issues) - 10} more")
+            lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)}){'' if self.cost_ok else ' FAILS'}")
+        if self.causes:
+            lines.append("  causes (most elements first):")
+            for k, c in enumerate(self.causes, 1):
+                where = []
+                if c.cells:
+                    where.append(f"{len(c.cells)} cell{'s' if len(c.cells) > 1 else ''}")
+                if c.truth_rows:
+                    where.append(f"truth rows {_rows(c.truth_rows)}")
+                lines.append(f"    {k}. {c.code}: {c.count} element{'s' if c.count != 1 else ''}"
+                             + (f" ({'; '.join(where)})" if where else ""))
+                lines.extend(_wrap(c.message, "       "))
+        elif not self.ok and not self.explained and self.mismatches:
+            lines.append("  (pass input= and truth= to have each difference explained)")
         if self.worst and not self.ok:
             lines.append("  worst elements:")
             for w in self.worst:
@@ -159,9 +214,19 @@ class ParityReport:
         return "\n".join(lines)
 
     def plot(self, path: str) -> str:
-        """Write a PNG heatmap per component of where the arrays differ (ULP
-        distance, log scale, summed over images and anchors).  Needs
-        matplotlib (``pip install 'pydarknet_loss[plot]'``)."""
+        """Write a PNG heatmap per array and component of where the arrays
+        differ: log10(1 + ULP distance) of failing elements, summed over
+        images, anchors and entries, on the layer's grid (columns across,
+        rows down).  Needs matplotlib (``pip install 'pydarknet_loss[plot]'``)."""
+        fig = self.figure()
+        import matplotlib.pyplot as plt
+
+        fig.savefig(path, format="png", dpi=80)
+        plt.close(fig)
+        return path
+
+    def figure(self) -> Any:
+        """The matplotlib Figure that :meth:`plot` saves."""
         try:
             import matplotlib
 
@@ -178,24 +243,44 @@ class ParityReport:
             raise ValueError("nothing was compared, so there is nothing to plot")
         cols = min(4, len(panels))
         rows = math.ceil(len(panels) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
         for ax in axes.ravel():
             ax.axis("off")
         for ax, (arr, idx, comp) in zip(axes.ravel(), panels):
-            d = self._diff[arr][:, :, idx]  # (B, n, entries, H, W) ULP distances of failing elements
+            d = self._diff[arr][:, :, idx]
             heat = np.log10(1 + np.minimum(d, 2**31).astype(np.float64).sum(axis=(0, 1, 2)))
             im = ax.imshow(heat, cmap="magma", interpolation="nearest", vmin=0)
             ax.set_title(f"{arr}: {comp}", fontsize=9)
             ax.axis("on")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        fig.suptitle(f"[{self.kind}] log10(1 + ULP distance) of failing elements, summed over images, "
-                     "anchors and entries", fontsize=10)
+            ax.set_xlabel("col (grid x)", fontsize=8)
+            ax.set_ylabel("row (grid y)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            cb.set_label("log10(1 + ULP)", fontsize=7)
+        fig.suptitle(f"[{self.kind}] where the implementation departs from darknet ({self.tolerance}): failing "
+                     "elements' ULP distance, summed over images, anchors and entries", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=80)
-        plt.close(fig)
-        return path
+        return fig
+
+
+_CLASS_ROWS_NAMES = ("classes",)
+
+
+def _rows(rows: Sequence[Tuple[int, int]], limit: int = 6) -> str:
+    s = ", ".join(f"{b}:{t}" for b, t in rows[:limit])
+    return s + (f" (+{len(rows) - limit})" if len(rows) > limit else "")
+
+
+def _wrap(text: str, indent: str, width: int = 110) -> List[str]:
+    out, line = [], indent
+    for word in text.split():
+        if len(line) + len(word) + 1 > width and line.strip():
+            out.append(line)
+            line = indent
+        line += ("" if line == indent else " ") + word
+    if line.strip():
+        out.append(line)
+    return out
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -204,17 +289,33 @@ def _get(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
-def _as_nchw(a: Any, layout: str, name: str) -> np.ndarray:
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"actual {name} must be a numpy.ndarray, got {type(a).__name__}")
+def to_numpy(a: Any, name: str) -> np.ndarray:
+    """A NumPy array from a NumPy array or a torch tensor (CPU or CUDA,
+    detached and copied to the host); anything else is refused."""
+    if isinstance(a, np.ndarray):
+        return a
+    mod = type(a).__module__
+    if mod.startswith("torch") and hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    raise TypeError(f"{name} must be a numpy.ndarray or a torch.Tensor, got {type(a).__name__}")
+
+
+def _to_nchw(a: np.ndarray, layout: str, name: str, n: int) -> np.ndarray:
+    """A (B, C, H, W) view of an array in `layout`; shape errors name the layout."""
+    if layout == "bahwc":
+        if a.ndim != 5 or a.shape[1] != n:
+            raise ValueError(f"{name} must have 5 dimensions (B, A={n}, H, W, 5+classes) with layout='bahwc', "
+                             f"got shape {a.shape}")
+        b, an, h, w, p = a.shape
+        return a.transpose(0, 1, 4, 2, 3).reshape(b, an * p, h, w)
     if a.ndim != 4:
-        raise ValueError(f"actual {name} must have 4 dimensions, got shape {a.shape}")
-    if layout == "nhwc":
-        a = np.transpose(a, (0, 3, 1, 2))
-    return np.asarray(a, dtype=np.float32) if a.dtype == np.float32 else a
+        raise ValueError(f"{name} must have 4 dimensions ({'B, H, W, C' if layout == 'nhwc' else 'B, C, H, W'}), "
+                         f"got shape {a.shape}" + (" (pass layout='bahwc' for (B, A, H, W, 5+classes))"
+                                                   if a.ndim == 5 else ""))
+    return a.transpose(0, 3, 1, 2) if layout == "nhwc" else a
 
 
-def component_names(layer: LayerLike) -> List[str]:
+def component_names(layer: Any) -> List[str]:
     """Names of the entries of one anchor, in darknet's order."""
     coords = layer.coords
     names = ["x", "y", "w", "h"] + [f"mask{i}" for i in range(coords - 4)] + ["objectness"]
@@ -225,157 +326,191 @@ def _group(name: str) -> str:
     return "classes" if name.startswith("class ") else name
 
 
-def compare(expected: Union[YoloResult, RegionResult, Mapping[str, Any]], actual: Any,
-            layer: LayerLike, *, layout: str = "nchw", atol: float = 0.0, rtol: float = 0.0,
-            max_ulp: int = 0, worst: int = 10) -> ParityReport:
-    """Compare another implementation with the oracle.
+def _guess_layout(shape: Tuple[int, ...], want: Tuple[int, ...], n: int) -> str:
+    b, c, h, w = want
+    if shape == (b, h, w, c):
+        return " (it looks like (B, H, W, C): pass layout='nhwc')"
+    if len(shape) == 5 and shape == (b, n, h, w, c // n):
+        return " (it looks like (B, A, H, W, 5+classes): pass layout='bahwc')"
+    return ""
 
-    ``expected``: an oracle result (``layer.forward(...)``) or a mapping with
-    ``output``/``delta``/``cost`` (a golden case).  ``actual``: a mapping or
-    object with any of ``output``, ``delta``, ``cost`` (float32 arrays in
-    darknet's (B, C, H, W) layout, or (B, H, W, C) with ``layout="nhwc"``).
-    Arrays present in ``actual`` are compared; the default tolerance is
-    exact.
+
+def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.ndarray] = None,
+            truth: Any = None, net_w: int = 416, net_h: int = 416, seen: int = 0, layout: str = "nchw",
+            tolerance: str = "exact", atol: float = 0.0, rtol: float = 0.0, max_ulp: int = 0,
+            worst: int = 10) -> ParityReport:
+    """Compare another implementation with the oracle, and explain each difference.
+
+    ``expected``: an oracle result (``layer.forward(...)``), a golden case
+    (whose input and truth are then used), or a mapping with
+    ``output``/``delta``/``cost``.  ``actual``: a mapping or object with any
+    of ``output``, ``delta``, ``cost``: NumPy arrays or torch tensors (CPU or
+    CUDA), float32, in ``layout`` ``"nchw"`` (darknet's (B, C, H, W)),
+    ``"nhwc"`` or ``"bahwc"`` ((B, A, H, W, 5+classes)).
+
+    ``input`` and ``truth`` (the raw layer input and truths both sides saw;
+    ``net_w``, ``net_h`` for [yolo], ``seen`` for [region]) let every
+    element that fails be attributed to one cause (``report.causes``), from
+    what the oracle did on that input.
+
+    ``tolerance``: ``"exact"`` (bit for bit, the default) or ``"float32"``:
+    darknet's own per-element rounding bound, the principled tolerance for
+    a float32 implementation (needs ``input`` and ``truth``).  ``atol``,
+    ``rtol`` and ``max_ulp`` widen either.
     """
-    if not isinstance(layer, (YoloLayer, RegionLayer)):
+    if not isinstance(layer, (YoloLayer, RegionLayer)) and not getattr(layer, "_parity_layer", False):
         raise TypeError("layer must be the YoloLayer or RegionLayer the expected result came from")
-    if layout not in ("nchw", "nhwc"):
-        raise ValueError(f"layout must be 'nchw' or 'nhwc', got {layout!r}")
-    tol = Tolerance(float(atol), float(rtol), int(max_ulp))
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
+    if tolerance not in TOLERANCES:
+        raise ValueError(f"tolerance must be 'exact' or 'float32', got {tolerance!r}")
+    case = expected if hasattr(expected, "expected") and hasattr(expected, "input") else None
+    if case is not None:
+        input = case.input if input is None else input
+        truth = case.truth if truth is None else truth
+        net_w = case.params.get("net_w", net_w) if hasattr(case, "params") else net_w
+        net_h = case.params.get("net_h", net_h) if hasattr(case, "params") else net_h
+        seen = getattr(case, "seen", seen)
+        if not case.train:
+            truth = None
+        expected = case.expected()
+    tol = Tolerance(float(atol), float(rtol), int(max_ulp), float32=tolerance == "float32")
     names = component_names(layer)
     per = len(names)
-    report = ParityReport(kind=layer.kind, tolerance=tol, _names=names)
+    n = layer.n
+    report = ParityReport(kind=layer.kind, tolerance=tol, _names=names,
+                          _mask=[int(m) for m in layer.mask] if getattr(layer, "mask", None) is not None else None)
     present = [k for k in ARRAYS if _get(actual, k) is not None]
     if not present and _get(actual, "cost") is None:
         raise ValueError("actual has none of output, delta, cost")
+
+    ev: Optional[dg.Evidence] = None
+    if input is not None:
+        x = to_numpy(input, "input")
+        if truth is not None:
+            ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
+            report.explained = True
+    if tol.float32 and ev is None and present:
+        raise ValueError("tolerance='float32' needs input= and truth=: the bound is darknet's own rounding of each "
+                         "element on that input (a golden case carries both)")
+
+    arrays: List[dg.Array] = []
     for key in present:
         exp = _get(expected, key)
         if exp is None:
             report.problems.append(f"expected has no {key} to compare with")
             continue
-        exp = np.asarray(exp, dtype=np.float32)
-        act = _as_nchw(_get(actual, key), layout, key)
+        exp = np.asarray(exp)
+        if exp.dtype != np.float32:
+            raise TypeError(f"expected {key} must be float32 (darknet's arrays), got {exp.dtype}")
+        raw = to_numpy(_get(actual, key), f"actual {key}")
+        try:
+            act = _to_nchw(raw, layout, f"actual {key}", n)
+        except ValueError as exc:
+            report.problems.append(f"{exc}{_guess_layout(raw.shape, exp.shape, n)}")
+            continue
         report.shape = exp.shape
         if act.shape != exp.shape:
-            report.problems.append(f"{key}: shape {act.shape} (as NCHW), expected {exp.shape}")
+            report.problems.append(f"{key}: shape {raw.shape} (layout {layout!r}), expected {exp.shape} as (B, C, H, W)"
+                                   + _guess_layout(raw.shape, exp.shape, n))
             continue
         if act.dtype != np.float32:
-            report.problems.append(f"{key}: dtype {act.dtype}, expected float32 (compared after casting)")
+            report.problems.append(
+                f"{key} has dtype {act.dtype}; darknet computes float32, so a float32 implementation is what the "
+                "oracle reproduces: compute in float32 (the comparison below casts your values to float32)")
+            if act.dtype.kind not in "fiu":
+                continue
             act = act.astype(np.float32)
         b, c, h, w = exp.shape
         if c % per:
             raise ValueError(f"{key} has {c} channels, not a multiple of {per} entries per anchor for this layer")
-        n = c // per
-        e5 = exp.reshape(b, n, per, h, w)
-        a5 = act.reshape(b, n, per, h, w)
+        e5 = np.ascontiguousarray(exp).reshape(b, c // per, per, h, w)
+        a5 = np.ascontiguousarray(act).reshape(b, c // per, per, h, w)
         ulp = ulp_distance(e5, a5)
-        bad = ~tol.passes(e5, a5, ulp)
+        bound = ev.bound[key] if ev is not None else None
+        bad = ~tol.passes(e5, a5, ulp, bound)
         report._diff[key] = np.where(bad, ulp, 0)
-        with np.errstate(invalid="ignore", over="ignore"):
-            absd = np.abs(a5.astype(np.float64) - e5.astype(np.float64))
-            e_abs = np.abs(e5.astype(np.float64))
-            # Relative to |expected|; against an expected 0 any difference is infinitely relative.
-            rel = np.where(e_abs > 0, absd / np.where(e_abs > 0, e_abs, 1), np.where(absd > 0, np.inf, 0))
-        groups: Dict[str, List[int]] = {}
-        for k, nm in enumerate(names):
-            groups.setdefault(_group(nm), []).append(k)
-        for g, idx in groups.items():
-            report.components.append(_component(key, g, idx, bad, absd, rel, ulp))
-            if g == "classes":
-                # Each class block that differs gets its own row.
-                for k in idx:
-                    if bad[:, :, k].any():
-                        report.components.append(_component(key, names[k], [k], bad, absd, rel, ulp))
-        flat = np.flatnonzero(bad)
+        arrays.append(dg.Array(key, e5, a5, bad, ev, layer))
+        report.components.extend(_components(key, names, e5, a5, bad, ulp))
+
+    diag = dg.diagnose(arrays, ev)
+    report.causes = diag.causes
+    report._codes = diag.codes
+    for arr in arrays:
+        flat = np.flatnonzero(arr.fail)
         if flat.size:
+            ulp = ulp_distance(arr.E, arr.A)
             order = flat[np.argsort(-ulp.ravel()[flat], kind="stable")[:worst]]
+            codes = diag.codes[arr.name]
             for f in order:
-                bi, ai, ei, ri, ci = np.unravel_index(f, bad.shape)
-                report.worst.append(Location(key, int(bi), int(ai), int(ri), int(ci), names[ei],
-                                             float(e5[bi, ai, ei, ri, ci]), float(a5[bi, ai, ei, ri, ci]),
-                                             int(ulp[bi, ai, ei, ri, ci])))
-        if key == "delta":
-            report.issues.extend(_kind_issues(e5, a5, layer))
+                bi, ai, ei, ri, ci = (int(v) for v in np.unravel_index(f, arr.fail.shape))
+                report.worst.append(Location(arr.name, bi, ai, ri, ci, names[ei], float(arr.E[bi, ai, ei, ri, ci]),
+                                             float(arr.A[bi, ai, ei, ri, ci]), int(ulp[bi, ai, ei, ri, ci]),
+                                             cfg_anchor=None if report._mask is None else report._mask[ai],
+                                             cause=str(codes[bi, ai, ei, ri, ci])))
     act_cost = _get(actual, "cost")
     if act_cost is not None:
         exp_cost = _get(expected, "cost")
         if exp_cost is None:
             report.problems.append("expected has no cost to compare with")
         else:
-            e, a = np.array(np.float32(exp_cost)), np.array(np.float32(act_cost))
+            ac = to_numpy(act_cost, "actual cost") if not np.isscalar(act_cost) else act_cost
+            e, a = np.array(np.float32(exp_cost)), np.array(np.asarray(ac).astype(np.float32).reshape(()))
             u = ulp_distance(e, a)
             report.cost = (float(e), float(a), int(u))
             report.cost_ok = bool(tol.passes(e, a, u))
     return report
 
 
+def _components(key: str, names: List[str], e5: np.ndarray, a5: np.ndarray, bad: np.ndarray,
+                ulp: np.ndarray) -> List[ComponentStats]:
+    """The table rows of one array: a row per component, the classes as one
+    row, then the worst few classes that fail and how many more."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        absd = np.abs(a5.astype(np.float64) - e5.astype(np.float64))
+        e_abs = np.abs(e5.astype(np.float64))
+        rel = np.where(e_abs > 0, absd / np.where(e_abs > 0, e_abs, 1), np.nan)
+    same = same_sign(e5, a5)
+    groups: Dict[str, List[int]] = {}
+    for k, nm in enumerate(names):
+        groups.setdefault(_group(nm), []).append(k)
+    out = []
+    for g, idx in groups.items():
+        out.append(_component(key, g, idx, bad, absd, rel, ulp, same))
+        if g == "classes" and len(idx) > 1:
+            failing = [k for k in idx if bad[:, :, k].any()]
+            failing.sort(key=lambda k: (-int(bad[:, :, k].sum()), k))
+            for k in failing[:CLASS_ROWS]:
+                out.append(_component(key, names[k], [k], bad, absd, rel, ulp, same))
+            if len(failing) > CLASS_ROWS:
+                more = failing[CLASS_ROWS:]
+                out.append(ComponentStats(array=key, component=f"+{len(more)} classes", size=int(bad[:, :, more].size),
+                                          mismatches=int(bad[:, :, more].sum()), max_abs=float(np.nanmax(
+                                              np.where(bad[:, :, more], absd[:, :, more], 0), initial=0.0)),
+                                          max_rel=None, max_ulp=None))
+    return out
+
+
 def _component(array: str, name: str, idx: List[int], bad: np.ndarray, absd: np.ndarray, rel: np.ndarray,
-               ulp: np.ndarray) -> ComponentStats:
-    """The row of one component (entries idx of every anchor) of one array."""
+               ulp: np.ndarray, same: np.ndarray) -> ComponentStats:
+    """One row: failures, and the largest differences over every element
+    (finite ones for abs/rel; ULPs only between values of one sign)."""
     sel = (slice(None), slice(None), idx)
-    bd = bad[sel]
-    fin = ~np.isnan(absd[sel])
+    bd, ad, rl, up, sm = bad[sel], absd[sel], rel[sel], ulp[sel], same[sel]
+    fin = np.isfinite(ad)
+    relf = np.isfinite(rl)
+    nan_vs_num = up == ULP_INF
     return ComponentStats(
         array=array, component=name, size=int(bd.size), mismatches=int(bd.sum()),
-        max_abs=float(absd[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
-        max_rel=float(rel[sel][bd & fin].max()) if (bd & fin).any() else 0.0,
-        max_ulp=int(ulp[sel][bd].max()) if bd.any() else 0)
+        max_abs=float(ad[fin].max()) if fin.any() else 0.0,
+        max_rel=float(rl[relf].max()) if relf.any() else None,
+        max_ulp=ULP_INF if nan_vs_num.any() else (int(up[sm].max()) if sm.any() else None),
+        sign_flips=int((~sm & ~np.isnan(ad)).sum()))
 
 
-def _kind_issues(e5: np.ndarray, a5: np.ndarray, layer: LayerLike) -> List[KindIssue]:
-    """Where expected and actual deltas are non-zero decides the kind:
-    a cell and anchor is *assigned* a truth when its class deltas are
-    non-zero (only assigned cells get class deltas), *ignored* when it is not
-    assigned and its objectness delta is exactly 0."""
-    issues: List[KindIssue] = []
-    obj = layer.coords
-    cls = slice(layer.coords + 1, None)
-    e_assigned = (e5[:, :, cls] != 0).any(axis=2)
-    a_assigned = (a5[:, :, cls] != 0).any(axis=2)
-    missing = np.argwhere(e_assigned & ~a_assigned)
-    extra = np.argwhere(a_assigned & ~e_assigned)
-    for b, n, r, c in missing:
-        same_cell = [m for m in extra if m[0] == b and m[2] == r and m[3] == c]
-        near = (f"; the implementation assigns anchor {same_cell[0][1]} of that cell instead" if same_cell else
-                "; the implementation assigns no anchor of that cell" if not a_assigned[b, :, r, c].any() else "")
-        issues.append(KindIssue("assignment", int(b), int(n), int(r), int(c),
-                                f"image {b}: upstream assigns a truth to anchor {n} at row {r}, col {c}{near}"))
-    for b, n, r, c in extra:
-        if any(m[0] == b and m[2] == r and m[3] == c for m in missing):
-            continue
-        issues.append(KindIssue("assignment", int(b), int(n), int(r), int(c),
-                                f"image {b}: the implementation assigns a truth to anchor {n} at row {r}, col {c}, "
-                                "where upstream assigns none (another cell or anchor than upstream's)"))
-    unassigned = ~e_assigned & ~a_assigned
-    e_obj, a_obj = e5[:, :, obj], a5[:, :, obj]
-    for b, n, r, c in np.argwhere(unassigned & (e_obj == 0) & (a_obj != 0)):
-        issues.append(KindIssue("ignored_as_negative", int(b), int(n), int(r), int(c),
-                                f"image {b}, anchor {n}, row {r}, col {c}: upstream ignores this cell (its best IoU "
-                                "beats the threshold: objectness delta 0) but the implementation treats it as "
-                                "a negative"))
-    for b, n, r, c in np.argwhere(unassigned & (e_obj != 0) & (a_obj == 0)):
-        issues.append(KindIssue("negative_as_ignored", int(b), int(n), int(r), int(c),
-                                f"image {b}, anchor {n}, row {r}, col {c}: upstream pushes this cell's objectness "
-                                "to 0 but the implementation ignores it"))
-    both = e_assigned & a_assigned
-    e_pos = (e5[:, :, cls] > 0).sum(axis=2)
-    a_pos = (a5[:, :, cls] > 0).sum(axis=2)
-    for b, n, r, c in np.argwhere(both & (e_pos >= 2) & (a_pos < e_pos)):
-        issues.append(KindIssue("short_circuit", int(b), int(n), int(r), int(c),
-                                f"image {b}, anchor {n}, row {r}, col {c}: two truths share this cell and anchor; "
-                                f"upstream's class short-circuit keeps {int(e_pos[b, n, r, c])} classes at 1 - p, "
-                                f"the implementation {int(a_pos[b, n, r, c])} (class short-circuit not reproduced)"))
-    for b, n, r, c in np.argwhere(both & (a_pos >= 2) & (e_pos < a_pos)):
-        issues.append(KindIssue("short_circuit", int(b), int(n), int(r), int(c),
-                                f"image {b}, anchor {n}, row {r}, col {c}: the implementation keeps "
-                                f"{int(a_pos[b, n, r, c])} classes at 1 - p where upstream keeps "
-                                f"{int(e_pos[b, n, r, c])} (a short-circuit upstream does not apply here)"))
-    return issues
-
-
-def assert_parity(expected: Any, actual: Any, layer: LayerLike, **tol: Any) -> ParityReport:
+def assert_parity(expected: Any, actual: Any, layer: LayerLike, **kw: Any) -> ParityReport:
     """compare(), raising AssertionError with the report when it fails."""
-    report = compare(expected, actual, layer, **tol)
+    report = compare(expected, actual, layer, **kw)
     if not report.ok:
         raise AssertionError("\n" + str(report))
     return report

@@ -1,0 +1,194 @@
+/*
+ * record.c -- what a training forward decided, recorded for the parity
+ * toolkit's diagnosis: which truth each cell's ignore test saw, which anchor
+ * each truth went to, and what an implementation that reads more of the
+ * truth list, or picks anchors among the mask alone, would have seen.
+ *
+ * It reruns the decisions of forward_yolo_layer / forward_region_layer with
+ * the same arithmetic (get_yolo_box, box_iou, the same loops, ties and NaN
+ * handling) on the output a forward pass has just left in l.output.  It
+ * writes no delta and changes nothing the forward computed.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "dn_internal.h"
+
+/* A row upstream does not read, but that an implementation reading on
+ * would take for a box: finite, positive size, its cell inside the grid. */
+static int box_like(const layer *l, const float *row)
+{
+    int k;
+    float fx, fy;
+    for (k = 0; k < 4; ++k) {
+        if (!isfinite(row[k])) return 0;
+    }
+    if (!(row[2] > 0 && row[3] > 0)) return 0;
+    fx = row[0]*l->w;
+    fy = row[1]*l->h;
+    return fx > -1 && fx < l->w && fy > -1 && fy < l->h;
+}
+
+/* Which rows of one image upstream reads (DN_ROW_*). */
+static void row_statuses(const layer *l, const float *truths, int rows, int cols, int *status)
+{
+    int t, state = DN_ROW_READ;
+    int limit = l->type == DN_YOLO ? l->max_boxes : rows;
+    for (t = 0; t < rows; ++t) {
+        const float *row = truths + t*cols;
+        if (state == DN_ROW_READ && !row[0]) {
+            status[t] = DN_ROW_TERMINATOR;
+            state = DN_ROW_AFTER;
+            continue;
+        }
+        if (state == DN_ROW_READ && t >= limit) state = DN_ROW_BEYOND_MAX;
+        status[t] = state;
+    }
+}
+
+/* The best anchor of loop 2 for a [yolo] truth: over all `total` anchors by
+ * the IoU of centred boxes, first strict maximum from 0 (so NaN never wins
+ * and no overlap leaves anchor 0); and the same among the mask's anchors. */
+static void yolo_best_anchor(const layer *l, const network *net, box truth, int *best_n, int *best_k)
+{
+    int n;
+    float best = 0, best_m = 0;
+    box shift = truth;
+    shift.x = shift.y = 0;
+    *best_n = 0;
+    *best_k = 0;
+    for (n = 0; n < l->total; ++n) {
+        box pred = {0, 0, 0, 0};
+        float iou;
+        pred.w = l->biases[2*n]/net->w;
+        pred.h = l->biases[2*n + 1]/net->h;
+        iou = box_iou(pred, shift);
+        if (iou > best) {
+            best = iou;
+            *best_n = n;
+        }
+    }
+    for (n = 0; n < l->n; ++n) {
+        box pred = {0, 0, 0, 0};
+        float iou;
+        pred.w = l->biases[2*l->mask[n]]/net->w;
+        pred.h = l->biases[2*l->mask[n] + 1]/net->h;
+        iou = box_iou(pred, shift);
+        if (iou > best_m) {
+            best_m = iou;
+            *best_k = n;
+        }
+    }
+}
+
+/* [region]'s loop 2: the anchor whose box at the truth's cell (or, with
+ * bias_match, whose anchor shape) best matches the truth's shape. */
+static int region_best_anchor(const layer *l, box truth, int i, int j, int b)
+{
+    const int wh = l->w*l->h;
+    int n, best_n = 0;
+    float best = 0;
+    box shift = truth;
+    shift.x = shift.y = 0;
+    for (n = 0; n < l->n; ++n) {
+        int bi = entry_index(l, b, n*wh + j*l->w + i, 0);
+        box pred = get_region_box(l->output, l->biases, n, bi, i, j, l->w, l->h, wh);
+        float iou;
+        if (l->bias_match) {
+            pred.w = l->biases[2*n]/l->w;
+            pred.h = l->biases[2*n + 1]/l->h;
+        }
+        pred.x = pred.y = 0;
+        iou = box_iou(pred, shift);
+        if (iou > best) {
+            best = iou;
+            best_n = n;
+        }
+    }
+    return best_n;
+}
+
+int record_loss_layer(const layer l, network net, loss_record rec)
+{
+    const int wh = l.w*l.h;
+    const int cols = l.coords + 1;
+    const int rows = l.truths/cols;
+    int b, i, j, n, t;
+    if (check_layer(l) != DN_OK || !net.truth || !rec.row_status) return DN_E_LAYER;
+    if (l.type == DN_YOLO && (net.w < 1 || net.h < 1)) return DN_E_LAYER;
+    for (b = 0; b < l.batch; ++b) {
+        const float *truths = net.truth + b*l.truths;
+        int *status = rec.row_status + b*rows;
+        row_statuses(&l, truths, rows, cols, status);
+
+        /* The ignore loop: best IoU of every prediction with the rows read,
+         * and with every box-like row (read or not). */
+        for (j = 0; j < l.h; ++j) {
+            for (i = 0; i < l.w; ++i) {
+                for (n = 0; n < l.n; ++n) {
+                    int box_index = entry_index(&l, b, n*wh + j*l.w + i, 0);
+                    int cell = ((b*l.n + n)*l.h + j)*l.w + i;
+                    box pred = l.type == DN_YOLO
+                        ? get_yolo_box(l.output, l.biases, l.mask[n], box_index, i, j, l.w, l.h, net.w, net.h, wh)
+                        : get_region_box(l.output, l.biases, n, box_index, i, j, l.w, l.h, wh);
+                    float best = 0, best_ext = 0;
+                    int best_t = -1, best_t_ext = -1;
+                    for (t = 0; t < rows; ++t) {
+                        const float *row = truths + t*cols;
+                        float iou;
+                        if (status[t] != DN_ROW_READ && !box_like(&l, row)) continue;
+                        iou = box_iou(pred, float_to_box(row, 1));
+                        if (status[t] == DN_ROW_READ && iou > best) {
+                            best = iou;
+                            best_t = t;
+                        }
+                        if (iou > best_ext) {
+                            best_ext = iou;
+                            best_t_ext = t;
+                        }
+                    }
+                    rec.best_iou[cell] = best;
+                    rec.best_truth[cell] = best_t;
+                    rec.best_iou_ext[cell] = best_ext;
+                    rec.best_truth_ext[cell] = best_t_ext;
+                }
+            }
+        }
+
+        /* Loop 2, for every row that is (or looks like) a box. */
+        for (t = 0; t < rows; ++t) {
+            const float *row = truths + t*cols;
+            int r = b*rows + t;
+            box truth;
+            rec.best_anchor[r] = -1;
+            rec.best_in_mask[r] = -1;
+            rec.row_iou[r] = NAN;
+            /* Rows upstream reads passed check_truths, so only a tree's
+             * class-only row (and unread non-boxes) are skipped here. */
+            if (!box_like(&l, row)) continue;
+            truth = float_to_box(row, 1);
+            i = (int)(truth.x*l.w);
+            j = (int)(truth.y*l.h);
+            if (l.type == DN_YOLO) {
+                int best_n, best_k, mask_n;
+                yolo_best_anchor(&l, &net, truth, &best_n, &best_k);
+                rec.best_anchor[r] = best_n;
+                rec.best_in_mask[r] = best_k;
+                mask_n = int_index(l.mask, best_n, l.n);
+                if (mask_n >= 0) {
+                    int bi = entry_index(&l, b, mask_n*wh + j*l.w + i, 0);
+                    box pred = get_yolo_box(l.output, l.biases, best_n, bi, i, j, l.w, l.h, net.w, net.h, wh);
+                    rec.row_iou[r] = box_iou(pred, truth);
+                }
+            } else {
+                int best_n = region_best_anchor(&l, truth, i, j, b);
+                int bi = entry_index(&l, b, best_n*wh + j*l.w + i, 0);
+                box pred = get_region_box(l.output, l.biases, best_n, bi, i, j, l.w, l.h, wh);
+                rec.best_anchor[r] = best_n;
+                rec.best_in_mask[r] = best_n;
+                rec.row_iou[r] = box_iou(pred, truth);
+            }
+        }
+    }
+    return DN_OK;
+}
