@@ -371,7 +371,13 @@ static void delta_yolo_class(const ab_yolo_layer *l, int index, int class_id, in
         const float alpha = 0.5f;
         const int ti = index + stride*class_id;
         const float pt = output[ti] + 0.000000000000001F;
-        const float grad = -(1 - pt)*(2*pt*logf(pt) + pt - 1);
+        float grad = -(1 - pt)*(2*pt*logf(pt) + pt - 1);
+        /* A NaN pt makes both factors NaN, of opposite signs, and which one
+         * a product of two NaNs returns is the compiler's choice of operand
+         * order, not C's.  Upstream's build (gcc 12, -O2) returns the second
+         * factor's; so does this, whatever order this build picks, so that
+         * a NaN cost prints as upstream's "-nan" or "nan". */
+        if (isnan(pt)) grad = 2*pt*logf(pt) + pt - 1;
         for (n = 0; n < l->classes; ++n) {
             delta[index + stride*n] = (((n == class_id) ? 1 : 0) - output[index + stride*n]);
             delta[index + stride*n] *= alpha*grad;

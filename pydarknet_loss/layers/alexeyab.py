@@ -191,6 +191,7 @@ class YoloLayer:
     """
 
     coords = 4
+    kind = "yolo_ab"  #: the golden cases' kind
 
     def __init__(self, classes: int = 20, anchors: Optional[Sequence[float]] = None,
                  mask: Optional[Sequence[int]] = None, total: Optional[int] = None, max_boxes: int = 200,
@@ -217,6 +218,11 @@ class YoloLayer:
         self.ignore_thresh = self._real("ignore_thresh", ignore_thresh)
         self.truth_thresh = self._real("truth_thresh", truth_thresh)
         self.iou_thresh = self._real("iou_thresh", iou_thresh)
+        if self.truth_thresh < 0 and self.max_boxes == 0:
+            raise ValueError(
+                f"truth_thresh = {float(self.truth_thresh):g} < 0 with max_boxes = 0: every cell then takes truth "
+                "row 0 as its truth (best_iou = 0 already beats truth_thresh), and with max_boxes = 0 the truth "
+                "buffer has no row 0 (upstream reads outside it)")
         if not isinstance(iou_loss, str) or iou_loss not in IOU_LOSS_ENUM:
             raise ValueError(f"iou_loss must be one of {', '.join(IOU_LOSS_ENUM)}, got {iou_loss!r} (upstream's "
                              "parser reads any other string as 'iou'; say 'iou' if you mean it)")
