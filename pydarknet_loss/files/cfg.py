@@ -202,7 +202,13 @@ def read_map(path: PathLike) -> List[int]:
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [c_atoi(s) for s in lines]
+    out = []
+    for nu, s in enumerate(lines, start=1):
+        try:
+            out.append(c_atoi(s))
+        except CfgError as exc:
+            raise CfgError(f"{p}, line {nu}: {exc}") from None
+    return out
 
 
 def unused_fields(sections: List[Section]) -> List[Tuple[int, str]]:

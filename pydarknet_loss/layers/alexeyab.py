@@ -355,6 +355,10 @@ class YoloLayer:
         out = _validate.out_buffers(out, x.shape)
         if out is not None and any(np.shares_memory(x, a) for a in out):
             raise ValueError("out arrays must not share memory with x")
+        if batch * self.max_boxes * 6 > _validate.INT_MAX:
+            raise ValueError(f"the truth buffer would hold batch*max_boxes*6 = {batch}*{self.max_boxes}*6 = "
+                             f"{batch * self.max_boxes * 6} floats, more than a C int counts ({_validate.INT_MAX}): "
+                             "upstream's l.truths*batch overflows")
         call = _native.ABCall(self._spec(), batch, h, w, out)
         if call.check_layer() != _native.DN_OK:
             raise ValueError(f"the C core refused {self!r} on a {w}x{h} grid (sizes too large for a C int?)")

@@ -113,3 +113,18 @@ def upsample(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     l.inputs = p.w * p.h * p.c
     s.get_float("scale", 1)
     l.params.update(stride=stride)
+
+
+def check_anchor_count(net: "Network", s: Section, total: int) -> None:
+    """num= sizes the anchors (calloc(total*2) floats upstream, an int product)."""
+    if 2 * total > INT_MAX:
+        raise CfgError(f"{s.where(net.path)}: num={total} asks for 2*num = {2 * total} anchors, beyond the C int "
+                       "upstream multiplies it in (it would overflow, or allocate an absurd size)")
+
+
+def check_input_size(net: "Network", s: Section, **sizes: int) -> None:
+    """[net] height, width, channels, inputs: negative sizes make upstream size every layer from garbage."""
+    for key, v in sizes.items():
+        if v < 0:
+            raise CfgError(f"{s.where(net.path)}: {key}={v}; a negative input size makes upstream size every "
+                           "layer from garbage")

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Dict, List
 import numpy as np
 
 from ..cfg import CfgError, Section, c_atof, c_atoi, read_map
-from ._common import INT_MAX, Flavor, LayerInfo, Params, cdiv, check_inputs, need_image, upsample
+from ._common import (INT_MAX, Flavor, LayerInfo, Params, cdiv, check_anchor_count, check_input_size, check_inputs,
+                      need_image, upsample)
 from ..._validate import DarknetQuirkWarning
 from ...layers import alexeyab as ab
 
@@ -183,11 +184,7 @@ def parse_net(net: "Network", s: Section) -> None:
     if batch < time_steps:
         batch = time_steps
     f.update(batch=batch, time_steps=time_steps, h=h, w=w, c=c, inputs=inputs)
-    for key in ("height", "width", "channels"):
-        v = {"height": h, "width": w, "channels": c}[key]
-        if v < 0:
-            raise CfgError(f"{s.where(net.path)}: {key}={v}; a negative input size makes upstream size every "
-                           "layer from garbage")
+    check_input_size(net, s, height=h, width=w, channels=c, inputs=inputs)
     net.batch, net.subdivisions, net.time_steps = batch, subdivs, time_steps
     net.height, net.width, net.channels, net.inputs = h, w, c, inputs
     net.random = 0
@@ -365,6 +362,7 @@ def yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     """parse_yolo and make_yolo_layer."""
     classes = s.get_int("classes", 20)
     total = s.get_int("num", 1)
+    check_anchor_count(net, s, total)
     mask = s.read("mask", lambda v: _value_list(v, c_atoi))
     n = len(mask) if mask is not None else total
     max_boxes = s.get_int("max", 200)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..cfg import CfgError, Section, c_atoi, float_list, int_list, read_map
-from ._common import Flavor, LayerInfo, Params, cdiv, check_inputs, need_image, same_shape, upsample
+from ._common import (Flavor, LayerInfo, Params, cdiv, check_anchor_count, check_input_size, check_inputs, need_image,
+                      same_shape, upsample)
 from ...layers.pjreddie import RegionLayer, YoloLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -303,6 +304,7 @@ def iseg(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
 def yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     classes = s.get_int("classes", 20)
     total = s.get_int("num", 1)
+    check_anchor_count(net, s, total)
     mask = s.read("mask", int_list)
     n = len(mask) if mask is not None else total
     l.w = l.out_w = p.w
@@ -325,6 +327,7 @@ def yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
 
 def region(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     coords, classes, num = s.get_int("coords", 4), s.get_int("classes", 20), s.get_int("num", 1)
+    check_anchor_count(net, s, num)
     l.w = l.out_w = p.w
     l.h = l.out_h = p.h
     l.c = l.out_c = num * (classes + coords + 1)
@@ -386,7 +389,9 @@ def parse_net(net: "Network", s: Section) -> None:
     net.height = s.get_int("height", 0)
     net.width = s.get_int("width", 0)
     net.channels = s.get_int("channels", 0)
+    check_input_size(net, s, height=net.height, width=net.width, channels=net.channels)
     net.inputs = s.get_int("inputs", net.height * net.width * net.channels)
+    check_input_size(net, s, inputs=net.inputs)
     for key in ("max_crop", "min_crop", "center"):
         s.get_int(key, 0)
     for key in ("max_ratio", "min_ratio", "clip", "angle", "aspect", "saturation", "exposure", "hue"):
