@@ -444,3 +444,32 @@ def test_network_cost_averages_layers_with_a_cost_slot() -> None:
     """get_network_cost: float sum over the layers that have l.cost, divided by
     their count; the same arithmetic as pjreddie's calc_network_cost."""
     assert pdl.calc_network_cost([f32(1), f32(2), f32(4)]) == f32(f32(7) / f32(3))
+
+
+@pytest.mark.parametrize("loss", ["mse", "giou", "diou", "ciou", "iou"])
+def test_iou_loss_deltas_are_not_a_gradient(loss: str) -> None:
+    """The IoU-loss box delta skips the chain rule through the logistic for
+    x, y but takes it through exp for w, h: measured here, the Jacobian of the
+    delta in the raw input is not symmetric (a gradient's would be), and
+    pdl.implied refuses with NotAGradientError."""
+    l = alexeyab.YoloLayer(classes=1, anchors=[30, 40], iou_loss=loss, iou_normalizer=1.0)
+    x = np.zeros((1, 6, 1, 1), np.float32)
+    x[0, :4, 0, 0] = [0.3, -0.2, 0.1, 0.2]
+    truth = [np.array([[0.6, 0.45, 0.12, 0.09, 0]], np.float32)]
+
+    def box_delta(v: np.ndarray) -> np.ndarray:
+        return l.forward(v, truth, net_w=416, net_h=416).delta[0, :4, 0, 0].astype(np.float64)
+
+    h = np.float32(1e-2)
+    jac = np.zeros((4, 4))
+    for k in range(4):
+        xp, xm = x.copy(), x.copy()
+        xp[0, k] += h
+        xm[0, k] -= h
+        jac[:, k] = (box_delta(xp) - box_delta(xm)) / (2 * float(h))
+    if loss == "mse":  # the control: each MSE box delta depends on its own entry alone
+        assert np.allclose(jac, jac.T, rtol=0.05, atol=1e-3) and np.count_nonzero(np.diag(jac)) == 4
+        return
+    assert not np.allclose(jac, jac.T, rtol=0.05, atol=1e-3)
+    with pytest.raises(pdl.implied.NotAGradientError, match=f"iou_loss={loss}"):
+        pdl.implied.yolo(x, truth, l)
