@@ -30,9 +30,6 @@ from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 LossLayer = Union[YoloLayer, RegionLayer, _ab.YoloLayer]
 LossResult = Union[YoloResult, RegionResult, _ab.YoloResult]
 
-# The pjreddie tables, under the names this module has always exported.
-from .flavors.pjreddie import COMMON_OPTIONS, COST_TYPES, TYPE_NAMES  # noqa: E402
-
 class DarknetCfgWarning(UserWarning):
     """What upstream's parser would print about a cfg: unused fields, skipped lines."""
 
@@ -58,6 +55,17 @@ class Network:
     (f6afaab: [yolo] is pjreddie.YoloLayer, [region] RegionLayer) or
     ``"alexeyab"`` (59596d7: [yolo] is alexeyab.YoloLayer).
     """
+
+    # set by the flavor's parse_net ([net])
+    batch: int  #: batch/subdivisions*time_steps (AlexeyAB: clamped to at least 1)
+    subdivisions: int
+    time_steps: int
+    height: int
+    width: int
+    channels: int
+    inputs: int
+    random: int
+    upstream_net: Dict[str, Any]  #: (alexeyab) the [net] fields upstream's JSON records
 
     def __init__(self, sections: List[Section], *, path: str = "<cfg>",
                  base_dir: Optional[PathLike] = None, flavor: str = "pjreddie") -> None:

@@ -193,7 +193,7 @@ class YoloLayer:
     coords = 4
     kind = "yolo_ab"  #: the golden cases' kind
 
-    def __init__(self, classes: int = 20, anchors: Optional[Sequence[float]] = None,
+    def __init__(self, classes: int = 20, anchors: Union[Sequence[float], np.ndarray, None] = None,
                  mask: Optional[Sequence[int]] = None, total: Optional[int] = None, max_boxes: int = 200,
                  ignore_thresh: float = .5, truth_thresh: float = 1, iou_thresh: float = 1,
                  iou_thresh_kind: str = "iou", iou_loss: str = "mse", iou_normalizer: float = .75,
@@ -392,7 +392,7 @@ class YoloLayer:
             cls_normalizer=_f32(self.cls_normalizer), show_details=self.show_details)
         sums = call.sums()
         warn: Tuple[Any, ...] = ()
-        if sums["skipped_truths"]:
+        if sums["skipped_truths"] and packed is not None:
             warn = (self.n * h * w, self.classes, self._skipped_rows(packed))
         return YoloResult(output=call.output, delta=call.delta, cost=np.float32(call.cost[0]), stats=stats,
                           count=s.count, labels=call.labels, class_ids=call.class_ids,

@@ -69,7 +69,7 @@ class Flavor:
     sections: Mapping[str, str]  #: section name as written ("[conv]") -> canonical type
     rules: Mapping[str, Rule]  #: canonical type -> rule
     parse_net: Callable[["Network", Section], None]  #: parse_net_options (sets the Network's fields)
-    after_layer: Callable[[Section], None]  #: the lookups parse_network_cfg makes after every parse_*
+    after_layer: Callable[[Section], Optional[Dict[str, Any]]]  #: parse_network_cfg's lookups after every parse_*
     cost_types: Tuple[str, ...]  #: types whose make_*_layer allocates l.cost (the network cost averages them)
     forward_loss: Callable[..., Any]  #: (network, layer info, x, truth, seen, train) -> a layer result
     unmodelled: Mapping[str, str] = field(default_factory=dict)  #: types upstream knows, not sized here: why

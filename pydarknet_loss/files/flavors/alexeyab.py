@@ -157,7 +157,7 @@ def parse_net(net: "Network", s: Section) -> None:
         s.get_float(key, default)
     if not inputs and not (h and w and c):
         raise CfgError(f"{s.where(net.path)}: no input size (height, width, channels or inputs); upstream stops")
-    policy = s.get_str("policy", "constant")
+    policy = str(s.get_str("policy", "constant"))
     f["policy"] = POLICIES.get(policy, 0)
     if policy not in POLICIES:
         warnings.warn(f"{s.where(net.path)}: policy={policy} is not a policy upstream knows; it goes with "
@@ -394,7 +394,7 @@ def yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
         warnings.warn(f"{s.where(net.path)}: iou_thresh_kind={kind}: upstream prints 'Wrong iou_thresh_kind' "
                       "and uses iou", DarknetQuirkWarning, stacklevel=5)
     f["beta_nms"] = s.get_float("beta_nms", 0.6)
-    nms_kind = s.get_str("nms_kind", "default")
+    nms_kind = str(s.get_str("nms_kind", "default"))
     f["nms_kind_enum"] = {"greedynms": 1, "diounms": 2}.get(nms_kind, 0)
     f["jitter"] = s.get_float("jitter", .2)
     f["resize"] = s.get_float("resize", 1.0)
@@ -431,7 +431,7 @@ def yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
         iou_thresh_kind=kind_name, iou_loss=loss_name, iou_normalizer=f["iou_normalizer"],
         obj_normalizer=f["obj_normalizer"], cls_normalizer=f["cls_normalizer"],
         delta_normalizer=f["delta_normalizer"],
-        max_delta=None if max_delta == np.finfo(np.float32).max else max_delta, scale_x_y=f["scale_x_y"],
+        max_delta=None if max_delta == np.finfo(np.float32).max else float(max_delta), scale_x_y=f["scale_x_y"],
         new_coords=f["new_coords"], objectness_smooth=f["objectness_smooth"],
         label_smooth_eps=f["label_smooth_eps"], focal_loss=f["focal_loss"], counters_per_class=counters,
         map=cmap, show_details=f["show_details"])
@@ -464,7 +464,9 @@ def after_layer(s: Section) -> Dict[str, Any]:
 
 
 def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: int, train: bool) -> Any:
-    return info.loss.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
+    layer = info.loss
+    assert isinstance(layer, ab.YoloLayer)
+    return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
 
 
 UNMODELLED = {t: "its shape rules are not modelled by this package's alexeyab flavor"

@@ -4,7 +4,7 @@ table ``Network`` walks.  Every option a parse_* reads is looked up here
 with upstream's default, so that the same keys count as used."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from ..cfg import CfgError, Section, c_atoi, float_list, int_list, read_map
 from ._common import (Flavor, LayerInfo, Params, cdiv, check_anchor_count, check_input_size, check_inputs, need_image,
@@ -420,15 +420,17 @@ COMMON_OPTIONS = ("truth", "onlyforward", "stopbackward", "dontsave", "dontload"
                   "dontloadscales", "learning_rate", "smooth")
 
 
-def after_layer(s: Section) -> None:
+def after_layer(s: Section) -> Optional[Dict[str, Any]]:
     for key in COMMON_OPTIONS:
         s.find(key)
+    return None
 
 
 def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: int, train: bool) -> Any:
     layer = info.loss
     if isinstance(layer, YoloLayer):
         return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
+    assert isinstance(layer, RegionLayer)
     return layer.forward(x, truth, seen=seen, train=train)
 
 
