@@ -193,3 +193,30 @@ def test_the_c_core_refuses_what_python_would_have(tmp_path) -> None:  # type: i
     call.delta[...] = 7
     rc = call.forward(x_for(l), t, train=True, net_w=416, net_h=416, index=0)
     assert rc == _native.lib.DN_E_TRUTH_CELL and np.all(call.delta == 7)
+
+
+def test_c_program_runs_the_alexeyab_layer_and_agrees_with_python(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import subprocess
+    from pathlib import Path
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    root = Path(__file__).resolve().parent.parent
+    src = root / "darknet_src"
+    exe = tmp_path / "ab_yolo_api"
+    subprocess.run([cc, "-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+                    "-I", str(src), str(root / "tests" / "c" / "ab_yolo_api.c"),
+                    *(str(src / f) for f in ("ab_yolo_layer.c", "ab_box.c", "box.c", "utils.c")),
+                    "-lm", "-o", str(exe)], check=True)
+    lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+    head = lines[0].split()
+    assert head[:2] == ["rc", "0"]
+    values = np.array([[float.fromhex(v) for v in ln.split()] for ln in lines[1:-1]], dtype=np.float32)
+    l = layer(iou_loss="ciou", iou_normalizer=.07, scale_x_y=1.05, iou_thresh=.213, max_delta=5)
+    x = np.array([((i * 37) % 11 - 5) / 4 for i in range(3 * 7 * 4)], dtype=np.float32).reshape(1, 21, 2, 2)
+    res = l.forward(x, [np.array([[.3, .6, .3, .4, 1, 7]], np.float32)], net_w=416, net_h=416, index=30)
+    assert np.array_equal(values[:, 0], res.output.ravel()) and np.array_equal(values[:, 1], res.delta.ravel())
+    assert float.fromhex(head[3]) == res.cost and int(head[5]) == res.count
+    assert int(head[9]) == res.total_bbox
+    assert lines[-1] == "refused -4 1 untouched 1"
