@@ -65,6 +65,8 @@ class Network:
     channels: int
     inputs: int
     random: int
+    outputs: int  #: the network's output size, as upstream computes it
+    truths: int  #: net.truths
     upstream_net: Dict[str, Any]  #: (alexeyab) the [net] fields upstream's JSON records
 
     def __init__(self, sections: List[Section], *, path: str = "<cfg>",
@@ -86,24 +88,11 @@ class Network:
             info = self._parse_layer(s, p, count)
             self.layers.append(info)
             p.h, p.w, p.c, p.inputs = info.out_h, info.out_w, info.out_c, info.outputs
-        if self.flavor.name == "alexeyab":
-            self._stopbackward()
+        self.flavor.finish(self)  # what parse_network_cfg does after the last layer (outputs, truths, ...)
         self.unused = unused_fields(sections[1:])
         for line, text in self.unused:
             warnings.warn(f"{path}, line {line}: unused field '{text}' (upstream warns too)",
                           DarknetCfgWarning, stacklevel=3)
-        last = self.layers[-1] if self.layers else None
-        if self.flavor.name == "alexeyab":
-            # get_network_output_size: the last layer that is not [cost]
-            i = len(self.layers) - 1
-            while i > 0 and self.layers[i].type == "cost":
-                i -= 1
-            self.outputs = self.layers[i].outputs if self.layers else 0
-            self.truths = 0
-        else:
-            self.outputs = last.outputs if last else 0
-            truths = last.params.get("truths", 0) if last else 0
-            self.truths = truths or self.outputs
 
     # ---- construction -------------------------------------------------------
 
@@ -200,24 +189,14 @@ class Network:
                 f"{self.flavor.other_flavor}'s darknet, whose loss differs. Read it with "
                 f"flavor={self.flavor.other_flavor!r}")
 
-    def _stopbackward(self) -> None:
-        """parse_network_cfg_custom: layers before the last stopbackward=1 are onlyforward."""
-        last = -1
-        for l in self.layers:
-            if l.params.get("after", {}).get("stopbackward") == 1:
-                last = l.index
-        for l in self.layers[:max(last, 0)]:
-            if "after" in l.params:
-                l.params["after"]["onlyforward"] = 1
-
     def upstream_fields(self) -> Dict[str, Any]:
         """(alexeyab) What upstream's parse_network_cfg leaves, in the shared
         golden set's cfg JSON form: [net] fields, every layer's sizes and
         parse_yolo's fields."""
-        if self.flavor.name != "alexeyab":
-            raise ValueError("upstream_fields() is the alexeyab flavor's JSON form")
-        from .flavors.alexeyab import upstream_fields
-        return upstream_fields(self)
+        if self.flavor.upstream_fields is None:
+            raise ValueError(f"upstream_fields() is the alexeyab flavor's JSON form (this network is "
+                             f"{self.flavor.name}'s)")
+        return self.flavor.upstream_fields(self)
 
     # ---- what users read -----------------------------------------------------------
 

@@ -31,6 +31,7 @@ with an empty layer).
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import TYPE_CHECKING, Any, Dict, List
 
@@ -469,6 +470,24 @@ def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: 
     return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
 
 
+def finish(net: "Network") -> None:
+    """parse_network_cfg_custom after the last layer: layers before the last
+    stopbackward=1 become onlyforward; net.outputs is get_network_output_size
+    (the last layer that is not [cost]); net.truths stays 0."""
+    last = -1
+    for l in net.layers:
+        if l.params.get("after", {}).get("stopbackward") == 1:
+            last = l.index
+    for l in net.layers[:max(last, 0)]:
+        if "after" in l.params:
+            l.params["after"]["onlyforward"] = 1
+    i = len(net.layers) - 1
+    while i > 0 and net.layers[i].type == "cost":
+        i -= 1
+    net.outputs = net.layers[i].outputs if net.layers else 0
+    net.truths = 0
+
+
 UNMODELLED = {t: "its shape rules are not modelled by this package's alexeyab flavor"
               for t in set(SECTIONS.values()) - {"convolutional", "maxpool", "route", "shortcut", "upsample",
                                                  "yolo"}}
@@ -478,7 +497,7 @@ FLAVOR = Flavor(
     rules={"convolutional": convolutional, "maxpool": maxpool, "route": route, "shortcut": shortcut,
            "upsample": upsample, "yolo": yolo},
     parse_net=parse_net, after_layer=after_layer, cost_types=COST_TYPES, forward_loss=forward_loss,
-    unmodelled=UNMODELLED,
+    unmodelled=UNMODELLED, finish=finish,
     type_enums={t: (LAYER_TYPES.index(t.upper() if t != "active" else "ACTIVE"),
                     t.upper() if t != "active" else "ACTIVE") for t in set(SECTIONS.values())},
     other_flavor="pjreddie")
@@ -502,3 +521,5 @@ def upstream_fields(net: "Network") -> Dict[str, Any]:
     f.update(n=len(net.layers), outputs=net.outputs)
     return dict(net=f, layers=layers)
 
+
+FLAVOR = dataclasses.replace(FLAVOR, upstream_fields=upstream_fields)

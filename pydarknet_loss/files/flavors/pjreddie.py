@@ -434,6 +434,14 @@ def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: 
     return layer.forward(x, truth, seen=seen, train=train)
 
 
+def finish(net: "Network") -> None:
+    """net.outputs: the last layer's; net.truths: the last layer's truths, else its outputs."""
+    last = net.layers[-1] if net.layers else None
+    net.outputs = last.outputs if last else 0
+    truths = last.params.get("truths", 0) if last else 0
+    net.truths = truths or net.outputs
+
+
 #: Section names upstream's string_to_layer_type knows, by canonical type.
 TYPE_NAMES = {
     "shortcut": ("shortcut",), "crop": ("crop",), "cost": ("cost",), "detection": ("detection",),
@@ -482,4 +490,4 @@ FLAVOR = Flavor(
     name="pjreddie", upstream=UPSTREAM,
     sections={f"[{alias}]": t for t, aliases in TYPE_NAMES.items() for alias in aliases},
     rules=RULES, parse_net=parse_net, after_layer=after_layer, cost_types=COST_TYPES, forward_loss=forward_loss,
-    other_options=ALEXEYAB_OPTIONS, other_flavor="alexeyab")
+    other_options=ALEXEYAB_OPTIONS, other_flavor="alexeyab", finish=finish)
