@@ -128,7 +128,7 @@ max=10
 """
 
 
-def test_alexeyab_shapes_route_groups_and_defaults() -> None:
+def test_route_groups_divide_outputs_and_w_h_are_the_first_inputs_input_size() -> None:
     net = pdl.Network.from_text(TINY_AB, flavor="alexeyab")
     assert net.batch == 2 and net.shapes == [(16, 32, 32), (8, 32, 32), (8, 16, 16), (21, 16, 16), (21, 16, 16)]
     # [route] w, h are its first input's *input* size (64), not its output size (32): upstream's JSON agrees
