@@ -337,6 +337,174 @@ typedef struct loss_record {
  * has just computed.  Returns DN_OK, or DN_E_LAYER for an unusable layer. */
 int record_loss_layer(const layer l, network net, loss_record rec);
 
+/* ==== AlexeyAB/darknet 59596d7: the [yolo] layer of the YOLOv4/YOLOv7 lineage ====
+ *
+ * AlexeyAB's forward_yolo_layer (src/yolo_layer.c, src/box.c at commit
+ * 59596d7880f6504768df41d6daa586f5cb2b932f) is a different loss from
+ * pjreddie's: box deltas accumulate, IoU-family box losses, normalizers,
+ * scale_x_y, new_coords, iou_thresh extra anchors, objectness_smooth, label
+ * smoothing, focal loss and per-class multipliers.  Its `layer` holds far
+ * more fields than pjreddie's, so it gets its own struct, `ab_yolo_layer`
+ * (the fields forward reads, named as upstream names them), and its own
+ * `ab_network_state` (upstream's `network_state`: input, truth, train,
+ * index, net.w/net.h).  pjreddie's `layer` is untouched.
+ *
+ * As for pjreddie: nothing prints (the "v3 (...)" statistics go to
+ * *l.stats; the out-of-range class warnings are counted, not printed), no
+ * globals, no system(); the forward returns a DN_E_* code before touching
+ * any buffer where upstream would read or write outside its buffers, or
+ * would run system() on a bad label.
+ */
+
+/* Truth rows are x, y, w, h, class_id, track_id; the image stride is
+ * l.truths = max_boxes*AB_TRUTH_SIZE floats (upstream's l.truth_size = 4 + 2). */
+#define AB_TRUTH_SIZE 6
+
+/* Return codes only the AlexeyAB layer gives (besides DN_E_*).
+ * DN_E_TRUTH_LABEL: a used row has x, y outside [0, 1] or w, h < 0, for which
+ * upstream prints "Wrong label" and runs system() to append it to bad_label.list.
+ * DN_E_TRUTH_INT: a class id or track id does not fit a C int ((int) is undefined there). */
+#define DN_E_TRUTH_LABEL -7
+#define DN_E_TRUTH_INT -8
+
+/* IOU_LOSS, in upstream's enum order (include/darknet.h). */
+#define AB_IOU 0
+#define AB_GIOU 1
+#define AB_MSE 2
+#define AB_DIOU 3
+#define AB_CIOU 4
+
+/* upstream's box.h types: a box as top/bottom/left/right, and dx_box_iou's
+ * result (named dt, db, dl, dr but holding d/dx, d/dy, d/dw, d/dh). */
+typedef struct boxabs {
+    float left, right, top, bot;
+} boxabs;
+
+typedef struct dxrep {
+    float dt, db, dl, dr;
+} dxrep;
+
+/* One image's partial sums, as upstream's per-image thread (process_batch)
+ * leaves them in its train_yolo_args; forward adds them in image order. */
+typedef struct ab_image_sums {
+    float tot_iou;            /* sum of IoU over assignments (float, in truth order) */
+    float tot_iou_loss;       /* sum of 1 - IoU */
+    float tot_giou_loss;      /* sum of 1 - GIoU */
+    int count;                /* assignments (best anchor + iou_thresh extras) */
+    int class_count;
+    long long total_bbox;     /* box deltas written (both loops): upstream's *net.total_bbox, exactly */
+    long long rewritten_bbox; /* ... onto a box delta already non-zero: *net.rewritten_bbox */
+    long long skipped_truths; /* truth rows skipped because (int)class_id is outside [0, classes) */
+} ab_image_sums;
+
+/* What upstream prints at the end of a training forward ("v3 (...)" on
+ * stderr), as the values passed to fprintf, and the counters. */
+typedef struct ab_yolo_stats {
+    float avg_iou;            /* tot_iou / count */
+    float class_loss;         /* obj_normalizer*|delta without box entries|^2 / batch (show_details != 0) */
+    float iou_loss;           /* (loss - class_loss) / batch, as upstream subtracts before dividing */
+    float total_loss;         /* pow(mag_array(delta), 2) / batch */
+    int count;                /* printed count: 1 when nothing was assigned */
+    ab_image_sums sums;       /* the per-image sums added in image order (count there is the raw one) */
+} ab_yolo_stats;
+
+/* The fields of AlexeyAB's `layer` that forward_yolo_layer reads. */
+typedef struct ab_yolo_layer {
+    int batch;
+    int w, h, c;              /* c = n*(classes + 4 + 1) */
+    int n;                    /* anchors in this layer (len(mask)) */
+    int total;                /* anchors of the network (num=) */
+    int classes;
+    int outputs, inputs;      /* per image: w*h*c */
+    int max_boxes;            /* max= (default 200) */
+    int truth_size;           /* AB_TRUTH_SIZE */
+    int truths;               /* max_boxes*truth_size: the truth stride per image */
+    const int *mask;          /* n anchor indices into biases */
+    const float *biases;      /* 2*total anchors (upstream's 0.5 where the cfg gives fewer) */
+    const int *map;           /* optional class map (NULL when absent), map_len entries */
+    int map_len;
+    const float *classes_multipliers; /* NULL, or `classes` values (ab_classes_multipliers) */
+
+    float ignore_thresh;      /* .5 */
+    float truth_thresh;       /* 1 */
+    float iou_thresh;         /* 1: the extra-anchor branch is off at >= 1 */
+    int iou_thresh_kind;      /* AB_IOU (AB_GIOU, AB_DIOU, AB_CIOU) */
+    int iou_loss;             /* AB_MSE (AB_IOU, AB_GIOU, AB_DIOU, AB_CIOU) */
+    float iou_normalizer;     /* .75 */
+    float obj_normalizer;     /* 1 */
+    float cls_normalizer;     /* 1 (acts only with classes_multipliers) */
+    float delta_normalizer;   /* 1 (never read by forward) */
+    float max_delta;          /* FLT_MAX means unset */
+    float scale_x_y;          /* 1 */
+    float label_smooth_eps;   /* 0 */
+    int new_coords;           /* 0 */
+    int objectness_smooth;    /* 0 */
+    int focal_loss;           /* 0 */
+    int show_details;         /* 1: the detailed cost and line */
+
+    /* Written by the forward pass (through the pointers). */
+    float *output;            /* batch*outputs */
+    float *delta;             /* batch*outputs */
+    float *cost;              /* one float */
+    int *labels;              /* batch*n*h*w track ids, -1 where unassigned; may be NULL */
+    int *class_ids;           /* batch*n*h*w class ids (after map), -1 elsewhere; may be NULL */
+    ab_yolo_stats *stats;     /* may be NULL */
+} ab_yolo_layer;
+
+/* upstream's network_state, the fields forward reads. */
+typedef struct ab_network_state {
+    const float *input;       /* batch*inputs, layout [b][anchor][entry][row][col] */
+    const float *truth;       /* batch*truths */
+    int train;
+    int index;                /* layer index, printed as "Region %d" */
+    int net_w, net_h;         /* state.net.w, state.net.h */
+} ab_network_state;
+
+/* ---- ab_box.c: AlexeyAB's box.c where it differs from pjreddie's ---- */
+/* box_iou with upstream's guard: 0 when the intersection or the union is 0. */
+float ab_box_iou(box a, box b);
+float ab_box_giou(box a, box b);
+float ab_box_diou(box a, box b);
+float ab_box_ciou(box a, box b);
+/* box_iou_kind: AB_IOU, AB_GIOU, AB_DIOU, AB_CIOU (anything else: ab_box_iou). */
+float ab_box_iou_kind(box a, box b, int iou_kind);
+boxabs ab_box_c(box a, box b);
+boxabs ab_to_tblr(box a);
+/* dx_box_iou: the gradient of IoU/GIoU/DIoU/CIoU in x, y, w, h (stored as dt, db, dl, dr). */
+dxrep ab_dx_box_iou(box pred, box truth, int iou_loss);
+
+/* ---- ab_yolo_layer.c ---- */
+/* 1.f/(1.f + expf(-x)): AlexeyAB's logistic, in float with expf (pjreddie's
+ * logistic_activate runs exp in double). */
+float ab_logistic_activate(float x);
+/* Shape fields and parse_yolo's defaults, no allocation; the caller points
+ * mask, biases, output, delta, cost (labels, class_ids, stats) at its own
+ * buffers.  Returns DN_OK or DN_E_LAYER. */
+int ab_yolo_layer_init(ab_yolo_layer *l, int batch, int w, int h, int n, int total, int classes, int max_boxes);
+/* get_classes_multipliers: counters below 1 count as 1, multiplier =
+ * max_counter/counter in float, clipped to max_delta.  Returns DN_OK, or
+ * DN_E_LAYER for classes < 1. */
+int ab_classes_multipliers(const int *counters_per_class, int classes, float max_delta, float *out);
+int ab_check_yolo_layer(const ab_yolo_layer *l);
+/* The first truth row a training forward of l would refuse (DN_E_*), in
+ * *bad_image, *bad_row (row -1: the layer itself). */
+int ab_check_yolo_truths(const ab_yolo_layer *l, const float *truth, int *bad_image, int *bad_row);
+/* Upstream's get_yolo_box with new_coords. */
+box ab_get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
+                    int lw, int lh, int w, int h, int stride, int new_coords);
+/* The whole forward: checks, then per image the activation, the training
+ * loops, and the sums in image order; then cost and statistics.  0 or DN_E_*. */
+int ab_forward_yolo_layer(const ab_yolo_layer l, ab_network_state state);
+/* The pieces, for a caller that runs images on threads (no checks: call
+ * ab_check_yolo_layer / ab_check_yolo_truths first).  Image b's activation
+ * (output, delta zeroed); its training loops (labels/class_ids reset to -1
+ * first), leaving its partial sums in *sums; then, with the images' sums
+ * added in image order by ab_image_sums_add, the cost and statistics. */
+void ab_yolo_activate_image(const ab_yolo_layer *l, const float *input, int b);
+void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *state, int b, ab_image_sums *sums);
+void ab_image_sums_add(ab_image_sums *acc, const ab_image_sums *image);
+void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums);
+
 #ifdef __cplusplus
 }
 #endif

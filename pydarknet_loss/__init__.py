@@ -17,6 +17,7 @@ from .files.tree import Tree, read_tree
 from .parity.compare import ParityReport, assert_parity, compare
 from .parity import golden, mistakes
 from . import implied
+from .layers import alexeyab
 
 __all__ = [
     "BUILD_CFLAGS",
@@ -49,6 +50,7 @@ __all__ = [
     "YoloLayer",
     "YoloResult",
     "YoloStats",
+    "alexeyab",
     "box_iou",
     "box_rmse",
     "read_tree",

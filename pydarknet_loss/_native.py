@@ -329,3 +329,105 @@ def nms(which: str, bbox: np.ndarray, objectness: np.ndarray, prob: np.ndarray, 
     if fn(dets, n, classes, thresh) != 0:
         raise MemoryError("no memory for the NMS scratch buffers")
     return _read_dets(dets, n, classes, work, sort_class=True)
+
+
+# ---- AlexeyAB [yolo] ------------------------------------------------------------
+
+ERRORS.update({
+    lib.DN_E_TRUTH_LABEL: "label",
+    lib.DN_E_TRUTH_INT: "int",
+})
+
+#: FLT_MAX: AlexeyAB's "max_delta not set".
+FLT_MAX = np.float32(np.finfo(np.float32).max)
+
+
+@dataclass
+class ABSpec:
+    """What the C `ab_yolo_layer` needs besides the input's shape."""
+
+    n: int
+    classes: int
+    total: int
+    max_boxes: int
+    biases: np.ndarray  # float32, 2*total
+    mask: np.ndarray  # int32
+    map: Optional[np.ndarray] = None  # int32
+    classes_multipliers: Optional[np.ndarray] = None  # float32, classes
+    scalars: Dict[str, Any] = field(default_factory=dict)  # C field name -> value
+
+
+def ab_classes_multipliers(counters: np.ndarray, classes: int, max_delta: np.float32) -> np.ndarray:
+    """get_classes_multipliers, computed by the C core."""
+    out = np.empty(classes, dtype=np.float32)
+    counters = np.ascontiguousarray(counters, dtype=np.int32)
+    if lib.ab_classes_multipliers(_i32(counters), classes, max_delta, _f32(out)) != DN_OK:
+        raise ValueError("counters_per_class: the C core refused it")
+    return out
+
+
+class ABCall:
+    """An `ab_yolo_layer` over NumPy buffers for one forward pass."""
+
+    def __init__(self, spec: ABSpec, batch: int, h: int, w: int,
+                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> None:
+        self.keep: List[Any] = []
+        self.layer = l = ffi.new("ab_yolo_layer *")
+        rc = lib.ab_yolo_layer_init(l, batch, w, h, spec.n, spec.total, spec.classes, spec.max_boxes)
+        if rc != DN_OK:
+            raise ValueError("the layer's sizes do not fit the C core (too large or not positive)")
+        l.biases = self._ptr(_f32, spec.biases)
+        l.mask = self._ptr(_i32, spec.mask)
+        if spec.map is not None:
+            l.map = self._ptr(_i32, spec.map)
+            l.map_len = len(spec.map)
+        if spec.classes_multipliers is not None:
+            l.classes_multipliers = self._ptr(_f32, spec.classes_multipliers)
+        for name, value in spec.scalars.items():
+            setattr(l, name, value)
+        if out is None:
+            self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
+            self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
+        else:
+            self.output, self.delta = out
+        # make_yolo_layer fills both with -1; a training forward resets them.
+        self.labels = np.full((batch, spec.n, h, w), -1, dtype=np.int32)
+        self.class_ids = np.full((batch, spec.n, h, w), -1, dtype=np.int32)
+        l.output = self._ptr(_f32, self.output)
+        l.delta = self._ptr(_f32, self.delta)
+        l.labels = self._ptr(_i32, self.labels)
+        l.class_ids = self._ptr(_i32, self.class_ids)
+        self.cost = ffi.new("float *")
+        self.stats = ffi.new("ab_yolo_stats *")
+        l.cost = self.cost
+        l.stats = self.stats
+
+    def _ptr(self, conv: Any, a: np.ndarray) -> Any:
+        self.keep.append(a)
+        return conv(a)
+
+    def check_layer(self) -> int:
+        return int(lib.ab_check_yolo_layer(self.layer))
+
+    def check_truths(self, truth: np.ndarray) -> Tuple[int, int, int]:
+        """(code, image, row) of the first truth row the C core refuses."""
+        bad = ffi.new("int[2]")
+        rc = lib.ab_check_yolo_truths(self.layer, _f32(truth), bad, bad + 1)
+        return int(rc), int(bad[0]), int(bad[1])
+
+    def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int, net_h: int,
+                index: int) -> int:
+        st = ffi.new("ab_network_state *")
+        st.input = _f32(x)
+        if truth is not None:
+            st.truth = _f32(truth)
+        st.train = 1 if train else 0
+        st.net_w = net_w
+        st.net_h = net_h
+        st.index = index
+        return int(lib.ab_forward_yolo_layer(self.layer[0], st[0]))
+
+    def sums(self) -> Dict[str, Any]:
+        s = self.stats.sums
+        return {k: getattr(s, k) for k in ("tot_iou", "tot_iou_loss", "tot_giou_loss", "count", "class_count",
+                                           "total_bbox", "rewritten_bbox", "skipped_truths")}

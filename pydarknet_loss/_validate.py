@@ -255,3 +255,81 @@ def out_buffers(out: Any, shape: tuple) -> Optional[tuple]:
     if np.shares_memory(out[0], out[1]):
         raise ValueError("out output and delta must not share memory")
     return out
+
+
+# ---- AlexeyAB [yolo] --------------------------------------------------------------
+
+def ab_truth_buffer(truth: Any, *, batch: int, max_boxes: int) -> np.ndarray:
+    """AlexeyAB's truth buffer (batch, max_boxes, 6): rows x, y, w, h,
+    class_id, track_id, the image stride following max_boxes.
+
+    ``truth`` is that buffer already, or a list of ``batch`` float32 arrays
+    of shape (k, 5) (track id 0) or (k, 6), k <= max_boxes, packed with
+    zeros after the last box.
+    """
+    if isinstance(truth, np.ndarray):
+        t = float32_array("truth", truth, 3)
+        if t.shape != (batch, max_boxes, 6):
+            raise ValueError(
+                f"truth must have shape ({batch}, {max_boxes}, 6) (batch, max_boxes rows: AlexeyAB's image "
+                f"stride is max_boxes*6; x y w h class_id track_id), got {t.shape}; or pass a list of "
+                f"{batch} arrays of shape (k, 5) or (k, 6)")
+        return t
+    if not isinstance(truth, (list, tuple)):
+        raise TypeError(f"truth must be a float32 array of shape ({batch}, {max_boxes}, 6) or a list of {batch} "
+                        f"float32 arrays of shape (k, 5) or (k, 6), got {type(truth).__name__}")
+    if len(truth) != batch:
+        raise ValueError(f"truth lists {len(truth)} images but x has batch {batch}")
+    packed = np.zeros((batch, max_boxes, 6), dtype=np.float32)
+    for b, boxes in enumerate(truth):
+        a = float32_array(f"truth[{b}]", boxes, 2)
+        if a.shape[1] not in (5, 6):
+            raise ValueError(f"truth[{b}] must have shape (k, 5) (x y w h class_id) or (k, 6) "
+                             f"(... track_id), got {a.shape}")
+        k = a.shape[0]
+        if k > max_boxes:
+            raise ValueError(f"truth[{b}] has {k} boxes; the layer's truth buffer holds max_boxes = {max_boxes} "
+                             "per image")
+        zero = np.flatnonzero(a[:, 0] == 0)
+        if zero.size:
+            r = int(zero[0])
+            warnings.warn(
+                f"truth[{b}] row {r} has x == 0: upstream stops reading an image's truths at the first "
+                f"x == 0, so rows {r}..{k - 1} of image {b} are ignored", DarknetQuirkWarning, stacklevel=4)
+        packed[b, :k, :a.shape[1]] = a
+    return packed
+
+
+def ab_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h: int, classes: int,
+                   map_: Optional[np.ndarray], truth_thresh: float) -> ValueError:
+    """The message for a truth row the AlexeyAB C core refused."""
+    r = truth[image, row]
+    where = f"truth image {image}, row {row} ({', '.join(f'{float(v):.9g}' for v in r)})"
+    if kind == "value":
+        return ValueError(f"{where} holds NaN or an infinity")
+    if kind == "label":
+        return ValueError(
+            f"{where}: x, y must lie in [0, 1] and w, h must not be negative; upstream prints 'Wrong label' "
+            "for this row and runs system() to append it to bad_label.list")
+    if kind == "int":
+        return ValueError(f"{where}: the class id or track id does not fit a C int (upstream converts "
+                          "them with (int), which is undefined there)")
+    if kind == "cell":
+        fx = np.float32(r[0]) * np.float32(w)
+        fy = np.float32(r[1]) * np.float32(h)
+        return ValueError(
+            f"{where}: its cell (int)(x*{w}) = (int){float(fx):.9g}, (int)(y*{h}) = (int){float(fy):.9g} "
+            f"(float32, as upstream computes it) lies outside the {w}x{h} grid; upstream would write "
+            f"into a neighbouring cell or past its buffer. Expected x*{w} < {w} and y*{h} < {h}")
+    c = float(r[4])
+    first = ""
+    if row == 0 and truth_thresh < 0:
+        first = (f" (truth_thresh = {truth_thresh:g} < 0: every cell without a better truth takes row 0's "
+                 "class, whatever row 0 holds)")
+    if kind == "map":
+        n = 0 if map_ is None else len(map_)
+        return ValueError(f"{where}: class id {c:g} (truncated to int) is outside the map's {n} entries{first}")
+    mapped = ""
+    if map_ is not None and -1 < c < len(map_):
+        mapped = f", mapped to {int(map_[int(c)])}"
+    return ValueError(f"{where}: class id {c:g} (truncated to int{mapped}) is outside [0, {classes}){first}")

@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .layers import alexeyab
 from .layers.pjreddie import RegionLayer, RegionResult, YoloLayer
 
 PARTS = ("xy", "wh", "obj_pos", "obj_neg", "class", "prior", "mask")
@@ -106,9 +107,30 @@ def _split(a: np.ndarray, n: int) -> np.ndarray:
     return a.reshape(b, n, c // n, h, w)
 
 
+def _refuse_alexeyab(layer: Any) -> None:
+    """AlexeyAB's [yolo]: no implied loss is derived here.  For the IoU losses
+    none exists: the box delta is dx_box_iou's gradient in the *activated* x, y
+    (no chain rule through the logistic or scale_x_y, nor through the cell
+    offset and grid size), but through exp for w, h; its corner selection,
+    "not divided by 2" w, h terms, NaN/inf zeroing and max_delta clipping
+    make it no exact gradient even there, and deltas of several truths are
+    added.  Its Jacobian in the raw input is not symmetric."""
+    if not isinstance(layer, alexeyab.YoloLayer):
+        return
+    if layer.iou_loss != "mse":
+        raise NotAGradientError(
+            f"AlexeyAB's [yolo] with iou_loss={layer.iou_loss}: the box delta is dx_box_iou's IoU gradient taken in "
+            "the activated x, y (no chain rule through the logistic and scale_x_y) but through exp for w, h, "
+            "with NaN/inf zeroed and max_delta clipping, added up over truths: it is not the gradient of any "
+            "function of the layer's input, so there is no implied loss")
+    raise NotImplementedError("no implied loss is derived for AlexeyAB's [yolo] (iou_loss=mse); the oracle gives "
+                              "its delta (layer.forward) bit for bit")
+
+
 def select(x: np.ndarray, truth: Any, layer: Any, *, build: str = "cpu", net_w: int = 416, net_h: int = 416,
            seen: int = 0) -> Selection:
     """The oracle forward pass that fixes the selection."""
+    _refuse_alexeyab(layer)
     if build not in ("cpu", "gpu"):
         raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
     if isinstance(layer, YoloLayer):
@@ -431,6 +453,7 @@ def rounding_bound(s: Selection, x: np.ndarray, of: str = "net_delta") -> np.nda
 
 
 def yolo(x: np.ndarray, truth: Any, layer: YoloLayer, *, net_w: int = 416, net_h: int = 416) -> ImpliedLoss:
+    _refuse_alexeyab(layer)
     if not isinstance(layer, YoloLayer):
         raise TypeError("yolo() needs a YoloLayer")
     return ImpliedLoss(select(x, truth, layer, net_w=net_w, net_h=net_h))

@@ -13,22 +13,26 @@ option_list.c, utils.c strip, atoi/atof).
   looked up are reported as unused, as upstream warns.
 * Numbers are read as C's atoi/atof read them: ``"3.7"`` is 3 as an int,
   ``"1e-3"`` and ``"0x1p-3"`` work as floats, trailing text is ignored; a
-  float is then stored in a C float.
+  float is then stored in a C float.  Only ASCII digits are digits (C's
+  atoi stops at ``"６"``, where Python's int() would read it).
+* A value that cannot be read (an int beyond a C int) is an error naming
+  the file, the line and the key.
 """
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_INT = re.compile(r"[ \t\n\v\f\r]*([+-]?\d+)")
-_HEX = r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?"
-_DEC = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+# [0-9], never \d: \d (and int()) accept every Unicode digit, C's isdigit only ASCII.
+_INT = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+_HEX = r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+_DEC = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _FLOAT = re.compile(r"[ \t\n\v\f\r]*([+-]?)(" + _HEX + "|" + _DEC + r"|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)",
                     re.IGNORECASE)
 
@@ -45,7 +49,7 @@ def c_atoi(s: str) -> int:
         return 0
     v = int(m.group(1))
     if not -2**31 <= v < 2**31:
-        raise CfgError(f"{s!r} does not fit a C int")
+        raise CfgError(f"{s!r} does not fit a C int (atoi's result is undefined there)")
     return v
 
 
@@ -92,29 +96,45 @@ class Section:
     type: str  # as written, brackets included, e.g. "[convolutional]"
     line: int
     options: List[Option] = field(default_factory=list)
+    path: str = "<cfg>"  # the file, for error messages
+    asked: set = field(default_factory=set, repr=False)  # every key looked up, found or not
 
     @property
     def name(self) -> str:
         return self.type[1:-1] if self.type.endswith("]") else self.type[1:]
 
-    def find(self, key: str) -> Optional[str]:
+    def option(self, key: str) -> Optional[Option]:
         """option_find: the first option with this key (marked used)."""
+        self.asked.add(key)
         for o in self.options:
             if o.key == key:
                 o.used = True
-                return o.value
+                return o
         return None
+
+    def find(self, key: str) -> Optional[str]:
+        o = self.option(key)
+        return None if o is None else o.value
+
+    def read(self, key: str, convert: Callable[[str], Any], default: Any = None) -> Any:
+        """The option's value through ``convert`` (default when absent); a
+        value that cannot be read is a CfgError naming file, line and key."""
+        o = self.option(key)
+        if o is None or o.value is None:
+            return default
+        try:
+            return convert(o.value)
+        except CfgError as exc:
+            raise CfgError(f"{self.path}, line {o.line} ({self.type}): {key}={o.value}: {exc}") from None
 
     def has(self, key: str) -> bool:
         return self.find(key) is not None
 
     def get_int(self, key: str, default: int) -> int:
-        v = self.find(key)
-        return default if v is None else c_atoi(v)
+        return self.read(key, c_atoi, default)
 
     def get_float(self, key: str, default: float) -> np.float32:
-        v = self.find(key)
-        return np.float32(default) if v is None else c_float(v)
+        return self.read(key, c_float, np.float32(default))
 
     def get_str(self, key: str, default: Optional[str] = None) -> Optional[str]:
         v = self.find(key)
@@ -139,7 +159,7 @@ def parse_cfg_text(text: str, path: str = "<cfg>") -> List[Section]:
         if not line or line[0] in "#;":
             continue
         if line[0] == "[":
-            sections.append(Section(type=line, line=nu))
+            sections.append(Section(type=line, line=nu, path=path))
             continue
         if not sections:
             # Upstream dereferences a NULL section here.
@@ -182,7 +202,13 @@ def read_map(path: PathLike) -> List[int]:
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [c_atoi(s) for s in lines]
+    out = []
+    for nu, s in enumerate(lines, start=1):
+        try:
+            out.append(c_atoi(s))
+        except CfgError as exc:
+            raise CfgError(f"{p}, line {nu}: {exc}") from None
+    return out
 
 
 def unused_fields(sections: List[Section]) -> List[Tuple[int, str]]:

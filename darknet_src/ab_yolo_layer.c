@@ -1,0 +1,734 @@
+/*
+ * ab_yolo_layer.c -- AlexeyAB/darknet's [yolo] layer, forward pass, reproduced
+ * operation for operation from upstream src/yolo_layer.c at 59596d7 (the
+ * CPU build: no GPU activation, no OpenMP).
+ *
+ * What differs from pjreddie's forward_yolo_layer (yolo_layer.c), in the
+ * order the forward meets it:
+ *   - the logistic is 1.f/(1.f + expf(-x)) in float (pjreddie: double exp);
+ *     with new_coords nothing is activated; x and y are then scaled by
+ *     scale_x_y around the cell centre;
+ *   - truth rows have 6 floats (x, y, w, h, class, track id) and the image
+ *     stride is max_boxes*6 (pjreddie: 5 floats, a fixed 90 rows);
+ *   - a class id outside [0, classes) is skipped (pjreddie indexes with it);
+ *   - loop 1 keeps two maxima: best_iou over all truths and best_match_iou
+ *     over truths when the cell has some class probability > 0.25; only
+ *     the latter decides the ignore_thresh rule;
+ *   - box_iou returns 0 for a zero intersection or union (ab_box.c);
+ *   - box deltas are added (+=), never overwritten, with IoU-family losses,
+ *     iou_normalizer, NaN/inf guards and max_delta; rewritten_bbox counts
+ *     the additions onto a non-zero box delta;
+ *   - the duplicate-hit test of the class delta looks at the *target*
+ *     class's entry (pjreddie: the first class's), and only multiplies by
+ *     classes_multipliers there;
+ *   - iou_thresh assigns further anchors of the mask, and then every cell's
+ *     box delta is divided by its number of positive class deltas;
+ *   - the cost and the statistics ("v3 (...)") are computed differently.
+ *
+ * Upstream runs every image in its own thread (process_batch) and adds the
+ * per-image float sums in image order afterwards.  ab_yolo_train_image is
+ * that per-image function and ab_image_sums_add that summation, so a caller
+ * may run images concurrently and get the same bits.  Upstream's
+ * *net.total_bbox / *net.rewritten_bbox are incremented by all threads
+ * without synchronisation (and can lose counts); here they are per-image
+ * counts added exactly.
+ *
+ * Types matter as in pjreddie's file: an int times a float is a float,
+ * exp/log/sqrt/pow take doubles, 0.5*eps is a double, and every store into a
+ * float rounds.  A comment names the upstream behaviour where a line's form
+ * is not obvious.
+ */
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "darknet_loss.h"
+
+/* A truth row's class id or track id truncated to int: (int)v.  Callers
+ * have checked (ab_check_yolo_truths) that v fits an int. */
+static inline int row_int(const float *row, int col)
+{
+    return (int)row[col];
+}
+
+static inline box row_box(const float *row)
+{
+    box b;
+    b.x = row[0];
+    b.y = row[1];
+    b.w = row[2];
+    b.h = row[3];
+    return b;
+}
+
+/* Upstream: static inline float logistic_activate(float x){return 1.f/(1.f + expf(-x));} */
+float ab_logistic_activate(float x)
+{
+    return 1.f/(1.f + expf(-x));
+}
+
+/* get_yolo_box.  Without new_coords this is pjreddie's: w, h as exp(double)
+ * times the anchor divided by the network size in double, then rounded.
+ * With new_coords: x_w*x_w*4*anchor/net_w in float. */
+box ab_get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
+                    int lw, int lh, int w, int h, int stride, int new_coords)
+{
+    box b;
+    b.x = (i + x[index + 0*stride])/lw;
+    b.y = (j + x[index + 1*stride])/lh;
+    if (new_coords) {
+        b.w = x[index + 2*stride]*x[index + 2*stride]*4*biases[2*n]/w;
+        b.h = x[index + 3*stride]*x[index + 3*stride]*4*biases[2*n + 1]/h;
+    } else {
+        b.w = (float)(exp(x[index + 2*stride])*biases[2*n]/w);
+        b.h = (float)(exp(x[index + 3*stride])*biases[2*n + 1]/h);
+    }
+    return b;
+}
+
+/* ---- layer set-up and checks ----------------------------------------------- */
+
+static int fits_int(long long v)
+{
+    return v >= 0 && v <= INT_MAX;
+}
+
+int ab_yolo_layer_init(ab_yolo_layer *l, int batch, int w, int h, int n, int total, int classes, int max_boxes)
+{
+    ab_yolo_layer z;
+    long long c, outputs, truths;
+    memset(&z, 0, sizeof z);
+    *l = z;
+    if (batch < 1 || w < 1 || h < 1 || n < 1 || total < 1 || classes < 1 || max_boxes < 0) return DN_E_LAYER;
+    c = (long long)n*(classes + 4 + 1);
+    outputs = c*w*h;
+    truths = (long long)max_boxes*AB_TRUTH_SIZE;
+    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*batch)) return DN_E_LAYER;
+    if (!fits_int(truths) || !fits_int(truths*batch)) return DN_E_LAYER;
+    l->batch = batch;
+    l->w = w;
+    l->h = h;
+    l->n = n;
+    l->total = total;
+    l->classes = classes;
+    l->c = (int)c;
+    l->outputs = (int)outputs;
+    l->inputs = l->outputs;
+    l->max_boxes = max_boxes;
+    l->truth_size = AB_TRUTH_SIZE;
+    l->truths = (int)truths;
+    /* parse_yolo's defaults */
+    l->ignore_thresh = .5f;
+    l->truth_thresh = 1;
+    l->iou_thresh = 1;
+    l->iou_thresh_kind = AB_IOU;
+    l->iou_loss = AB_MSE;
+    l->iou_normalizer = 0.75f;
+    l->obj_normalizer = 1;
+    l->cls_normalizer = 1;
+    l->delta_normalizer = 1;
+    l->max_delta = FLT_MAX;
+    l->scale_x_y = 1;
+    l->label_smooth_eps = 0;
+    l->show_details = 1;
+    return DN_OK;
+}
+
+/* get_classes_multipliers (parser.c). */
+int ab_classes_multipliers(const int *counters_per_class, int classes, float max_delta, float *out)
+{
+    float max_counter = 0;
+    int i;
+    if (classes < 1 || !counters_per_class || !out) return DN_E_LAYER;
+    for (i = 0; i < classes; ++i) {
+        const int c = counters_per_class[i] < 1 ? 1 : counters_per_class[i];
+        if (max_counter < c) max_counter = (float)c;
+    }
+    for (i = 0; i < classes; ++i) {
+        const int c = counters_per_class[i] < 1 ? 1 : counters_per_class[i];
+        out[i] = max_counter/c;
+        if (out[i] > max_delta) out[i] = max_delta;
+    }
+    return DN_OK;
+}
+
+int ab_check_yolo_layer(const ab_yolo_layer *l)
+{
+    long long c, outputs, truths;
+    int k;
+    if (!l) return DN_E_LAYER;
+    if (l->batch < 1 || l->w < 1 || l->h < 1 || l->n < 1 || l->total < 1 || l->classes < 1) return DN_E_LAYER;
+    if (l->max_boxes < 0 || l->truth_size != AB_TRUTH_SIZE) return DN_E_LAYER;
+    if (!l->mask || !l->biases || !l->output || !l->delta || !l->cost) return DN_E_LAYER;
+    c = (long long)l->n*(l->classes + 4 + 1);
+    outputs = c*l->w*l->h;
+    truths = (long long)l->max_boxes*AB_TRUTH_SIZE;
+    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*l->batch)) return DN_E_LAYER;
+    if (l->c != c || l->outputs != outputs || l->inputs != l->outputs) return DN_E_LAYER;
+    if (l->truths != truths || !fits_int(truths*l->batch)) return DN_E_LAYER;
+    for (k = 0; k < l->n; ++k) {
+        if (l->mask[k] < 0 || l->mask[k] >= l->total) return DN_E_LAYER;
+    }
+    if (l->iou_loss < AB_IOU || l->iou_loss > AB_CIOU) return DN_E_LAYER;
+    if (l->iou_thresh_kind < AB_IOU || l->iou_thresh_kind > AB_CIOU) return DN_E_LAYER;
+    if (l->map && l->map_len < 1) return DN_E_LAYER;
+    /* truth_thresh < 0 makes loop 1 read truth row 0 of every image (its
+     * best_t starts at 0); with max_boxes 0 there is no row 0. */
+    if (l->truth_thresh < 0 && l->max_boxes == 0) return DN_E_LAYER;
+    return DN_OK;
+}
+
+/* (int)v is defined only when v truncates into an int. */
+static int int_convertible(float v)
+{
+    return v > -2147483649.0 && v < 2147483648.0;
+}
+
+/* A class id used to index: in [0, classes) raw (upstream's own test), then
+ * inside the map, then mapped into [0, classes). */
+static int check_used_class(const ab_yolo_layer *l, int cls)
+{
+    if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
+    if (l->map) {
+        if (cls >= l->map_len) return DN_E_MAP_INDEX;
+        cls = l->map[cls];
+        if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
+    }
+    return DN_OK;
+}
+
+static int check_row(const ab_yolo_layer *l, const float *row)
+{
+    int k, cls;
+    float fx, fy;
+    for (k = 0; k < AB_TRUTH_SIZE; ++k) {
+        if (!isfinite(row[k])) return DN_E_TRUTH_VALUE;
+    }
+    /* Upstream's own test in loop 2: it prints "Wrong label" and runs
+     * system("echo ... >> bad_label.list"). */
+    if (row[0] < 0 || row[1] < 0 || row[0] > 1 || row[1] > 1 || row[2] < 0 || row[3] < 0) return DN_E_TRUTH_LABEL;
+    if (!int_convertible(row[4]) || !int_convertible(row[5])) return DN_E_TRUTH_INT;
+    cls = row_int(row, 4);
+    /* Upstream skips such a row (continue) before computing its cell, in
+     * both loops: nothing is indexed with it. */
+    if (cls < 0 || cls >= l->classes) return DN_OK;
+    /* The cell, (int)(x*w) with the product in float: x == 1 (or an x
+     * whose product rounds up to w) indexes past the row. */
+    fx = row[0]*l->w;
+    fy = row[1]*l->h;
+    if ((int)fx >= l->w || (int)fy >= l->h) return DN_E_TRUTH_CELL;
+    return check_used_class(l, cls);
+}
+
+int ab_check_yolo_truths(const ab_yolo_layer *l, const float *truth, int *bad_image, int *bad_row)
+{
+    int b, t, err;
+    if (bad_image) *bad_image = -1;
+    if (bad_row) *bad_row = -1;
+    if (ab_check_yolo_layer(l) != DN_OK || !truth) return DN_E_LAYER;
+    for (b = 0; b < l->batch; ++b) {
+        const float *truths = truth + (size_t)b*l->truths;
+        for (t = 0; t < l->max_boxes; ++t) {
+            const float *row = truths + t*AB_TRUTH_SIZE;
+            if (!row[0]) break;  /* upstream: if (!truth.x) break; */
+            err = check_row(l, row);
+            if (err != DN_OK) goto bad;
+        }
+        /* truth_thresh < 0: best_iou = 0 already beats it, so a cell with no
+         * better truth takes row 0 (best_t's initial value) as its truth,
+         * whether row 0 is a box, the x == 0 terminator or a skipped row.
+         * Its class indexes the deltas. */
+        if (l->truth_thresh < 0) {
+            const float *row = truths;
+            t = 0;
+            err = int_convertible(row[4]) ? check_used_class(l, row_int(row, 4)) : DN_E_TRUTH_INT;
+            if (err != DN_OK) goto bad;
+        }
+    }
+    return DN_OK;
+bad:
+    if (bad_image) *bad_image = b;
+    if (bad_row) *bad_row = t;
+    return err;
+}
+
+/* ---- deltas ------------------------------------------------------------------ */
+
+static inline float fix_nan_inf(float v)
+{
+    if (isnan(v) || isinf(v)) v = 0;
+    return v;
+}
+
+static inline float clip_value(float v, const float max_val)
+{
+    if (v > max_val) v = max_val;
+    else if (v < -max_val) v = -max_val;
+    return v;
+}
+
+typedef struct ab_ious {
+    float iou, giou;
+} ab_ious;
+
+/* delta_yolo_box with accumulate = 1 (every call site passes 1).  x is
+ * l.output; n the anchor (into biases); scale 2 - w*h (MSE only);
+ * iou_normalizer already times the class multiplier. */
+static ab_ious delta_yolo_box(const ab_yolo_layer *l, box truth, int n, int index, int i, int j,
+                              int net_w, int net_h, float scale, float iou_normalizer, long long *rewritten)
+{
+    const int stride = l->w*l->h;
+    const float *x = l->output;
+    float *delta = l->delta;
+    ab_ious r;
+    box pred;
+    if (delta[index + 0*stride] || delta[index + 1*stride] || delta[index + 2*stride] || delta[index + 3*stride]) {
+        ++*rewritten;
+    }
+    pred = ab_get_yolo_box(x, l->biases, n, index, i, j, l->w, l->h, net_w, net_h, stride, l->new_coords);
+    r.iou = ab_box_iou(pred, truth);
+    r.giou = ab_box_giou(pred, truth);
+    /* Upstream also computes box_diou and box_ciou here into values nothing
+     * reads (tot_diou, tot_ciou: never printed); they have no side effect
+     * and are left out. */
+    /* "avoid nan in dx_box_iou": after the IoUs, before the gradient */
+    if (pred.w == 0) pred.w = 1.0f;
+    if (pred.h == 0) pred.h = 1.0f;
+    if (l->iou_loss == AB_MSE) {
+        float tx = (truth.x*l->w - i);
+        float ty = (truth.y*l->h - j);
+        float tw = (float)log(truth.w*net_w/l->biases[2*n]);
+        float th = (float)log(truth.h*net_h/l->biases[2*n + 1]);
+        if (l->new_coords) {
+            tw = (float)sqrt(truth.w*net_w/(4*l->biases[2*n]));
+            th = (float)sqrt(truth.h*net_h/(4*l->biases[2*n + 1]));
+        }
+        /* pjreddie overwrites with scale*(t - x); here the product is
+         * also times iou_normalizer (0.75 by default) and added. */
+        delta[index + 0*stride] += scale*(tx - x[index + 0*stride])*iou_normalizer;
+        delta[index + 1*stride] += scale*(ty - x[index + 1*stride])*iou_normalizer;
+        delta[index + 2*stride] += scale*(tw - x[index + 2*stride])*iou_normalizer;
+        delta[index + 3*stride] += scale*(th - x[index + 3*stride])*iou_normalizer;
+    } else {
+        const dxrep g = ab_dx_box_iou(pred, truth, l->iou_loss);
+        /* upstream's "jacobian^t": dx = dt, dy = db, dw = dl, dh = dr */
+        float dx = g.dt;
+        float dy = g.db;
+        float dw = g.dl;
+        float dh = g.dr;
+        /* The chain rule through exp for w, h only: x and y get the
+         * gradient in the activated output, not through the logistic. */
+        if (!l->new_coords) {
+            dw = (float)(dw*exp(x[index + 2*stride]));
+            dh = (float)(dh*exp(x[index + 3*stride]));
+        }
+        dx *= iou_normalizer;
+        dy *= iou_normalizer;
+        dw *= iou_normalizer;
+        dh *= iou_normalizer;
+        dx = fix_nan_inf(dx);
+        dy = fix_nan_inf(dy);
+        dw = fix_nan_inf(dw);
+        dh = fix_nan_inf(dh);
+        if (l->max_delta != FLT_MAX) {
+            dx = clip_value(dx, l->max_delta);
+            dy = clip_value(dy, l->max_delta);
+            dw = clip_value(dw, l->max_delta);
+            dh = clip_value(dh, l->max_delta);
+        }
+        delta[index + 0*stride] += dx;
+        delta[index + 1*stride] += dy;
+        delta[index + 2*stride] += dw;
+        delta[index + 3*stride] += dh;
+    }
+    return r;
+}
+
+/* delta_yolo_class (the statistic avg_cat it may add to is never printed,
+ * so it is not kept). */
+static void delta_yolo_class(const ab_yolo_layer *l, int index, int class_id, int stride)
+{
+    const float *output = l->output;
+    float *delta = l->delta;
+    const float eps = l->label_smooth_eps;
+    int n;
+    /* Duplicate hit: pjreddie tests delta[index] (class 0); this tests the
+     * target class's own entry.  Only that class is set, smoothed, times
+     * its multiplier but *not* cls_normalizer. */
+    if (delta[index + stride*class_id]) {
+        float y_true = 1;
+        float result;
+        if (eps) y_true = y_true*(1 - eps) + 0.5*eps;  /* float product, double sum, rounded */
+        result = y_true - output[index + stride*class_id];
+        if (!isnan(result) && !isinf(result)) delta[index + stride*class_id] = result;
+        if (l->classes_multipliers) delta[index + stride*class_id] *= l->classes_multipliers[class_id];
+        return;
+    }
+    if (l->focal_loss) {
+        /* alpha 0.5, gamma 2 baked into the gradient; no smoothing, no
+         * finiteness test, no multipliers. */
+        const float alpha = 0.5f;
+        const int ti = index + stride*class_id;
+        const float pt = output[ti] + 0.000000000000001F;
+        float grad = -(1 - pt)*(2*pt*logf(pt) + pt - 1);
+        /* A NaN pt makes both factors NaN, of opposite signs, and which one
+         * a product of two NaNs returns is the compiler's choice of operand
+         * order, not C's.  Upstream's build (gcc 12, -O2) returns the second
+         * factor's; so does this, whatever order this build picks, so that
+         * a NaN cost prints as upstream's "-nan" or "nan". */
+        if (isnan(pt)) grad = 2*pt*logf(pt) + pt - 1;
+        for (n = 0; n < l->classes; ++n) {
+            delta[index + stride*n] = (((n == class_id) ? 1 : 0) - output[index + stride*n]);
+            delta[index + stride*n] *= alpha*grad;
+        }
+    } else {
+        for (n = 0; n < l->classes; ++n) {
+            float y_true = ((n == class_id) ? 1 : 0);
+            float result;
+            if (eps) y_true = y_true*(1 - eps) + 0.5*eps;
+            result = y_true - output[index + stride*n];
+            /* a non-finite result leaves the old value in place */
+            if (!isnan(result) && !isinf(result)) delta[index + stride*n] = result;
+            if (l->classes_multipliers && n == class_id) {
+                delta[index + stride*class_id] *= l->classes_multipliers[class_id]*l->cls_normalizer;
+            }
+        }
+    }
+}
+
+/* compare_yolo_class: does the cell have any class probability above
+ * conf_thresh (0.25f)?  Upstream passes objectness and the truth's class
+ * id and reads neither. */
+static int compare_yolo_class(const float *output, int classes, int class_index, int stride, float conf_thresh)
+{
+    int k;
+    for (k = 0; k < classes; ++k) {
+        if (output[class_index + stride*k] > conf_thresh) return 1;
+    }
+    return 0;
+}
+
+/* The part of loop 2 that a best anchor and an iou_thresh extra share:
+ * box delta, counters, objectness and class deltas.  Only the best anchor
+ * writes labels/class_ids. */
+static void assign(const ab_yolo_layer *l, const ab_network_state *st, int b, const float *row, box truth,
+                   int anchor, int mask_n, int i, int j, int class_id, int write_labels, ab_image_sums *s)
+{
+    const int wh = l->w*l->h;
+    const int base = b*l->outputs + mask_n*wh*(4 + 1 + l->classes) + j*l->w + i;
+    const int box_index = base;
+    const int obj_index = base + 4*wh;
+    const int class_index = base + (4 + 1)*wh;
+    const float class_multiplier = l->classes_multipliers ? l->classes_multipliers[class_id] : 1.0f;
+    ab_ious ious = delta_yolo_box(l, truth, anchor, box_index, i, j, st->net_w, st->net_h,
+                                  (2 - truth.w*truth.h), l->iou_normalizer*class_multiplier, &s->rewritten_bbox);
+    ++s->total_bbox;
+    if (write_labels) {
+        const int out = b*l->n*wh + mask_n*wh + j*l->w + i;
+        if (l->labels) l->labels[out] = row_int(row, 5);  /* the track id */
+        if (l->class_ids) l->class_ids[out] = class_id;
+    }
+    s->tot_iou += ious.iou;
+    s->tot_iou_loss += 1 - ious.iou;
+    s->tot_giou_loss += 1 - ious.giou;
+    if (l->objectness_smooth) {
+        const float delta_obj = class_multiplier*l->obj_normalizer*(1 - l->output[obj_index]);
+        if (l->delta[obj_index] == 0) l->delta[obj_index] = delta_obj;
+    } else {
+        l->delta[obj_index] = class_multiplier*l->obj_normalizer*(1 - l->output[obj_index]);
+    }
+    delta_yolo_class(l, class_index, class_id, wh);
+    ++s->count;
+    ++s->class_count;
+}
+
+static int mapped(const ab_yolo_layer *l, int class_id)
+{
+    return l->map ? l->map[class_id] : class_id;
+}
+
+/* averages_yolo_deltas: divide a cell's four box deltas by the number of
+ * its classes with a positive delta (when there are any). */
+static void averages_yolo_deltas(const ab_yolo_layer *l, int class_index, int box_index, int stride)
+{
+    int k, classes_in_one_box = 0;
+    for (k = 0; k < l->classes; ++k) {
+        if (l->delta[class_index + stride*k] > 0) classes_in_one_box++;
+    }
+    if (classes_in_one_box > 0) {
+        l->delta[box_index + 0*stride] /= classes_in_one_box;
+        l->delta[box_index + 1*stride] /= classes_in_one_box;
+        l->delta[box_index + 2*stride] /= classes_in_one_box;
+        l->delta[box_index + 3*stride] /= classes_in_one_box;
+    }
+}
+
+void ab_yolo_activate_image(const ab_yolo_layer *l, const float *input, int b)
+{
+    const int wh = l->w*l->h;
+    const int per_anchor = wh*(4 + 1 + l->classes);
+    float *out = l->output + (size_t)b*l->outputs;
+    /* scal_add_cpu(2*wh, scale_x_y, -0.5*(scale_x_y - 1), ...): BETA is a
+     * float parameter, so the double product is rounded once. */
+    const float alpha = l->scale_x_y;
+    const float beta = (float)(-0.5*(l->scale_x_y - 1));
+    int n, k;
+    memcpy(out, input + (size_t)b*l->outputs, (size_t)l->outputs*sizeof(float));
+    for (n = 0; n < l->n; ++n) {
+        float *p = out + (size_t)n*per_anchor;
+        if (!l->new_coords) {
+            /* x, y, then objectness and classes; w, h stay raw */
+            for (k = 0; k < 2*wh; ++k) p[k] = ab_logistic_activate(p[k]);
+            for (k = 4*wh; k < per_anchor; ++k) p[k] = ab_logistic_activate(p[k]);
+        }
+        /* with new_coords too: nothing is activated but x, y are scaled */
+        for (k = 0; k < 2*wh; ++k) p[k] = p[k]*alpha + beta;
+    }
+    memset(l->delta + (size_t)b*l->outputs, 0, (size_t)l->outputs*sizeof(float));
+}
+
+void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *st, int b, ab_image_sums *s)
+{
+    const int wh = l->w*l->h;
+    const int stride = wh;
+    const int per_anchor = wh*(4 + 1 + l->classes);
+    const float *truths = st->truth + (size_t)b*l->truths;
+    const int net_w = st->net_w, net_h = st->net_h;
+    float *output = l->output;
+    float *delta = l->delta;
+    int i, j, n, t, ntruth, k;
+
+    memset(s, 0, sizeof *s);
+    /* labels and class_ids: -1 at the start of every training forward */
+    for (k = 0; k < l->n*wh; ++k) {
+        if (l->labels) l->labels[(size_t)b*l->n*wh + k] = -1;
+        if (l->class_ids) l->class_ids[(size_t)b*l->n*wh + k] = -1;
+    }
+    /* Both loops stop at the first row with x == 0. */
+    for (ntruth = 0; ntruth < l->max_boxes; ++ntruth) {
+        if (!truths[ntruth*AB_TRUTH_SIZE]) break;
+    }
+
+    /* Loop 1: every cell and anchor, in the order j, i, n. */
+    for (j = 0; j < l->h; ++j) {
+        for (i = 0; i < l->w; ++i) {
+            for (n = 0; n < l->n; ++n) {
+                const int box_index = b*l->outputs + n*per_anchor + j*l->w + i;
+                const int obj_index = box_index + 4*wh;
+                const int class_index = box_index + (4 + 1)*wh;
+                const box pred = ab_get_yolo_box(output, l->biases, l->mask[n], box_index, i, j, l->w, l->h,
+                                                 net_w, net_h, wh, l->new_coords);
+                float best_match_iou = 0;
+                float best_iou = 0;
+                int best_t = 0;
+                int class_id_match = -1;  /* compare_yolo_class, computed once per cell */
+                for (t = 0; t < ntruth; ++t) {
+                    const float *row = truths + t*AB_TRUTH_SIZE;
+                    const int class_id = row_int(row, 4);
+                    float iou;
+                    /* upstream prints two warning lines here, per cell and
+                     * anchor; they are counted in loop 2 instead */
+                    if (class_id >= l->classes || class_id < 0) continue;
+                    if (isnan(output[obj_index]) || isinf(output[obj_index])) output[obj_index] = 0;
+                    /* Upstream calls it for every truth; it reads only the
+                     * class outputs, which this loop never changes. */
+                    if (class_id_match < 0) {
+                        class_id_match = compare_yolo_class(output, l->classes, class_index, wh, 0.25f);
+                    }
+                    iou = ab_box_iou(pred, row_box(row));
+                    if (iou > best_match_iou && class_id_match == 1) best_match_iou = iou;
+                    if (iou > best_iou) {
+                        best_iou = iou;
+                        best_t = t;
+                    }
+                }
+
+                delta[obj_index] = l->obj_normalizer*(0 - output[obj_index]);
+                if (best_match_iou > l->ignore_thresh) {
+                    if (l->objectness_smooth) {
+                        const float delta_obj = l->obj_normalizer*(best_match_iou - output[obj_index]);
+                        if (delta_obj > delta[obj_index]) delta[obj_index] = delta_obj;
+                    } else {
+                        delta[obj_index] = 0;
+                    }
+                }
+                /* (upstream's net.adversarial branch: off in training, not reproduced) */
+                if (best_iou > l->truth_thresh) {
+                    const float iou_multiplier = best_iou*best_iou;
+                    const float *row = truths + best_t*AB_TRUTH_SIZE;
+                    const int class_id = mapped(l, row_int(row, 4));
+                    float class_multiplier;
+                    box truth;
+                    if (l->objectness_smooth) delta[obj_index] = l->obj_normalizer*(iou_multiplier - output[obj_index]);
+                    else delta[obj_index] = l->obj_normalizer*(1 - output[obj_index]);
+                    delta_yolo_class(l, class_index, class_id, wh);
+                    class_multiplier = l->classes_multipliers ? l->classes_multipliers[class_id] : 1.0f;
+                    if (l->objectness_smooth) {
+                        delta[class_index + stride*class_id] =
+                            class_multiplier*(iou_multiplier - output[class_index + stride*class_id]);
+                    }
+                    truth = row_box(row);
+                    delta_yolo_box(l, truth, l->mask[n], box_index, i, j, net_w, net_h, (2 - truth.w*truth.h),
+                                   l->iou_normalizer*class_multiplier, &s->rewritten_bbox);
+                    ++s->total_bbox;
+                }
+            }
+        }
+    }
+
+    /* Loop 2: every truth. */
+    for (t = 0; t < ntruth; ++t) {
+        const float *row = truths + t*AB_TRUTH_SIZE;
+        const box truth = row_box(row);
+        box truth_shift;
+        float best_iou = 0;
+        int best_n = 0;
+        int mask_n;
+        const int raw_class = row_int(row, 4);
+        /* (upstream's "Wrong label" test and system() come first: such rows
+         * were refused by ab_check_yolo_truths) */
+        if (raw_class >= l->classes || raw_class < 0) {
+            ++s->skipped_truths;
+            continue;
+        }
+        i = (int)(truth.x*l->w);
+        j = (int)(truth.y*l->h);
+        truth_shift = truth;
+        truth_shift.x = truth_shift.y = 0;
+        /* the best of all `total` anchors by the IoU of centred boxes */
+        for (n = 0; n < l->total; ++n) {
+            box pred = {0, 0, 0, 0};
+            float iou;
+            pred.w = l->biases[2*n]/net_w;
+            pred.h = l->biases[2*n + 1]/net_h;
+            iou = ab_box_iou(pred, truth_shift);
+            if (iou > best_iou) {
+                best_iou = iou;
+                best_n = n;
+            }
+        }
+        mask_n = int_index(l->mask, best_n, l->n);
+        if (mask_n >= 0) {
+            assign(l, st, b, row, truth, best_n, mask_n, i, j, mapped(l, raw_class), 1, s);
+        }
+        /* iou_thresh: every other anchor of the mask whose centred IoU of
+         * the chosen kind beats it.  (Upstream tests iou_thresh < 1 inside
+         * the anchor loop; the test does not change in it.) */
+        if (l->iou_thresh < 1.0f) {
+            for (n = 0; n < l->total; ++n) {
+                const int extra_n = int_index(l->mask, n, l->n);
+                if (extra_n >= 0 && n != best_n) {
+                    box pred = {0, 0, 0, 0};
+                    float iou;
+                    pred.w = l->biases[2*n]/net_w;
+                    pred.h = l->biases[2*n + 1]/net_h;
+                    iou = ab_box_iou_kind(pred, truth_shift, l->iou_thresh_kind);
+                    if (iou > l->iou_thresh) {
+                        assign(l, st, b, row, truth, n, extra_n, i, j, mapped(l, raw_class), 0, s);
+                    }
+                }
+            }
+        }
+    }
+
+    if (l->iou_thresh < 1.0f) {
+        /* every cell with a non-zero (or NaN) objectness delta */
+        for (j = 0; j < l->h; ++j) {
+            for (i = 0; i < l->w; ++i) {
+                for (n = 0; n < l->n; ++n) {
+                    const int box_index = b*l->outputs + n*per_anchor + j*l->w + i;
+                    if (delta[box_index + 4*wh] != 0) averages_yolo_deltas(l, box_index + 5*wh, box_index, stride);
+                }
+            }
+        }
+    }
+}
+
+void ab_image_sums_add(ab_image_sums *acc, const ab_image_sums *image)
+{
+    acc->tot_iou += image->tot_iou;
+    acc->tot_iou_loss += image->tot_iou_loss;
+    acc->tot_giou_loss += image->tot_giou_loss;
+    acc->count += image->count;
+    acc->class_count += image->class_count;
+    acc->total_bbox += image->total_bbox;
+    acc->rewritten_bbox += image->rewritten_bbox;
+    acc->skipped_truths += image->skipped_truths;
+}
+
+void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums)
+{
+    const int wh = l->w*l->h;
+    int count = sums->count;
+    float loss, class_loss = NAN, iou_loss = NAN;
+    if (count == 0) count = 1;
+    if (l->show_details == 0) {
+        loss = (float)pow(mag_array(l->delta, l->outputs*l->batch), 2);
+        *(l->cost) = loss;
+        loss /= l->batch;
+    } else {
+        /* Upstream copies delta, zeroes the four box entries of every cell
+         * and takes mag_array of the copy.  Those zeros add +0 to a float
+         * sum that is never -0, which changes no bit, so the two sums run
+         * here in one pass in index order, the box entries skipped in one. */
+        float sum_all = 0, sum_cls = 0, avg_iou_loss = 0, mag_all, mag_cls;
+        int b, n, k;
+        for (b = 0; b < l->batch; ++b) {
+            for (n = 0; n < l->n; ++n) {
+                const float *d = l->delta + (size_t)b*l->outputs + (size_t)n*wh*(4 + 1 + l->classes);
+                for (k = 0; k < 4*wh; ++k) sum_all += d[k]*d[k];
+                for (k = 4*wh; k < wh*(4 + 1 + l->classes); ++k) {
+                    const float sq = d[k]*d[k];
+                    sum_all += sq;
+                    sum_cls += sq;
+                }
+            }
+        }
+        mag_all = (float)sqrt(sum_all);  /* mag_array: sqrt in double, returned as float */
+        mag_cls = (float)sqrt(sum_cls);
+        /* float times double pow, rounded once */
+        class_loss = (float)(l->obj_normalizer*pow(mag_cls, 2));
+        loss = (float)pow(mag_all, 2);
+        iou_loss = loss - class_loss;
+        *(l->cost) = loss;
+        if (l->iou_loss != AB_MSE) {
+            if (l->iou_loss == AB_GIOU) avg_iou_loss = l->iou_normalizer*(sums->tot_giou_loss/count);
+            else avg_iou_loss = l->iou_normalizer*(sums->tot_iou_loss/count);
+            *(l->cost) = avg_iou_loss + class_loss;
+        }
+        loss /= l->batch;
+        class_loss /= l->batch;
+        iou_loss /= l->batch;
+    }
+    if (!l->stats) return;
+    l->stats->avg_iou = sums->tot_iou/count;
+    l->stats->class_loss = class_loss;
+    l->stats->iou_loss = iou_loss;
+    l->stats->total_loss = loss;
+    l->stats->count = count;
+    l->stats->sums = *sums;
+}
+
+int ab_forward_yolo_layer(const ab_yolo_layer l, ab_network_state state)
+{
+    ab_image_sums acc, image;
+    int b, err;
+    err = ab_check_yolo_layer(&l);
+    if (err != DN_OK || !state.input) return DN_E_LAYER;
+    if (state.train) {
+        if (!state.truth || state.net_w < 1 || state.net_h < 1) return DN_E_LAYER;
+        err = ab_check_yolo_truths(&l, state.truth, NULL, NULL);
+        if (err != DN_OK) return err;
+    }
+    for (b = 0; b < l.batch; ++b) ab_yolo_activate_image(&l, state.input, b);
+    if (!state.train) return DN_OK;
+    *(l.cost) = 0;
+    memset(&acc, 0, sizeof acc);
+    for (b = 0; b < l.batch; ++b) {
+        ab_yolo_train_image(&l, &state, b, &image);
+        ab_image_sums_add(&acc, &image);
+    }
+    ab_yolo_finish(&l, &acc);
+    return DN_OK;
+}

@@ -1,0 +1,23 @@
+"""Each darknet's cfg rules, one module per darknet: ``pjreddie`` (f6afaab)
+and ``alexeyab`` (59596d7).  A module holds a `Flavor`: the section names
+its parser knows, one rule per layer type (upstream's parse_* and
+make_*_layer size arithmetic), its [net] reader and what it does after
+every layer.  ``Network.from_cfg(path, flavor=...)`` walks one of them."""
+from __future__ import annotations
+
+from typing import Dict
+
+from ._common import Flavor, LayerInfo, Params, cdiv
+from . import alexeyab, pjreddie
+
+FLAVORS: Dict[str, Flavor] = {"pjreddie": pjreddie.FLAVOR, "alexeyab": alexeyab.FLAVOR}
+
+
+def get_flavor(name: str) -> Flavor:
+    if not isinstance(name, str) or name not in FLAVORS:
+        raise ValueError(f"flavor must be one of {', '.join(repr(k) for k in FLAVORS)} (which darknet the cfg is "
+                         f"for: a cfg cannot say), got {name!r}")
+    return FLAVORS[name]
+
+
+__all__ = ["FLAVORS", "Flavor", "LayerInfo", "Params", "cdiv", "get_flavor"]
