@@ -32,7 +32,17 @@ def test_demo_prints_upstreams_lines_and_costs(capsys: pytest.CaptureFixture) ->
     for bits in net_costs:
         total = np.float32(total + np.array(bits, np.uint32).view(np.float32))
     loss = np.float32(total / np.float32(2 * 2))
-    assert f"(float32 bits {int(loss.view(np.uint32)):#010x})" in out[-1]
+    line = next(ln for ln in out if ln.startswith("train_network returns"))
+    assert f"(float32 bits {int(loss.view(np.uint32)):#010x})" in line
+
+
+def test_demo_ends_with_the_parity_workflow(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    tail = out[out.index("Parity check of a re-implementation"):]
+    assert "parity FAILED" in tail and f"1. {pdl.mistakes.EXPECTED_CAUSE[cli.DEMO_MISTAKE]}:" in tail
+    assert "Truncate (floor) instead of rounding" in tail
+    assert len(tail.splitlines()) < 20
 
 
 def test_each_layer_cost_of_the_demo_is_upstreams() -> None:

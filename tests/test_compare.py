@@ -184,7 +184,7 @@ def test_bad_arguments() -> None:
         pdl.compare(res, copy(res), layer, layout="chw")
     with pytest.raises(TypeError, match="numpy.ndarray or a torch.Tensor"):
         pdl.compare(res, {"delta": res.delta.tolist()}, layer)
-    with pytest.raises(TypeError, match="YoloLayer or RegionLayer"):
+    with pytest.raises(TypeError, match="YoloLayer, RegionLayer or alexeyab.YoloLayer"):
         pdl.compare(res, copy(res), "yolo")
 
 

@@ -3,10 +3,12 @@ line, end to end: export, re-verify, check against itself, then against a
 perturbed copy."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import numpy as np
 import pytest
@@ -14,6 +16,11 @@ import pytest
 import goldens as G
 import pydarknet_loss as pdl
 from pydarknet_loss.parity import cli, golden
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 def export(out: Path, cases: int = 6, seed: int = 7, *extra: str) -> None:
@@ -57,7 +64,7 @@ def test_export_is_reproducible_from_the_seed(tmp_path: Path) -> None:
 
 
 def test_export_draws_the_shared_kinds_of_variation(tmp_path: Path) -> None:
-    export(tmp_path / "g", 40, 1)
+    export(tmp_path / "g", 40, 1, "--profile", "stress")
     tags = {t for c in json.loads((tmp_path / "g" / "MANIFEST.json").read_text())["cases"] for t in c["tags"]}
     for t in ("tiny_box", "huge_box", "border_touch", "dup_cell_hit", "x0_terminator_mid", "exp_overflow_mag",
               "fractional_class_id", "train_false"):
@@ -71,7 +78,11 @@ def test_export_from_layer_json_and_the_progress_bar(tmp_path: Path, capsys: pyt
     assert cli.main(["golden", "export", "--layer-json", str(spec), "--cases", "3", "--seed", "2",
                      "--out", str(tmp_path / "r"), "--progress"]) == 0
     err = capsys.readouterr().err
-    assert "exporting [" in err and "3/3" in err
+    assert "exporting: 3/3" in err  # not a terminal: lines, not a bar
+    bar = golden.Progress("exporting", stream=_Tty())
+    bar(1, 2)
+    bar(2, 2)
+    assert "exporting [" in bar.stream.getvalue() and "2/2" in bar.stream.getvalue()
     cases = golden.load_cases(tmp_path / "r")
     assert len(cases) == 3 and all(c.kind == "region" and c.input.shape[1] == 2 * (5 + 1 + 3) for c in cases)
     for c in cases:
@@ -93,9 +104,52 @@ def test_export_of_a_tree_layer_names_the_tree_relative_to_the_output(tmp_path: 
         assert G.bits_equal(res.delta, case.delta)
 
 
+def test_export_profiles_tags_batch_force_and_progress(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    export(tmp_path / "r", 6, 3, "--profile", "realistic", "--batch", "1")
+    m = json.loads((tmp_path / "r" / "MANIFEST.json").read_text())
+    assert all("realistic" in c["tags"] and c["shape"][0] == 1 and c["train"] for c in m["cases"])
+    for quirk in ("dup_cell_hit", "x0_terminator_mid", "fractional_class_id", "extreme_inputs"):
+        assert not any(quirk in c["tags"] for c in m["cases"])
+    err = capsys.readouterr().err
+    assert "writing 6 cases (realistic profile, batch 1)" in err and "before compression" in err
+    assert "exporting: 6/6" in err  # a line, not a bar: stderr is not a terminal here
+    # Tags: every case carries the asked tag, none an excluded one.
+    export(tmp_path / "t", 3, 3, "--profile", "all", "--tags", "dup_cell_hit", "--exclude-tags", "train_false")
+    m = json.loads((tmp_path / "t" / "MANIFEST.json").read_text())
+    assert all("dup_cell_hit" in c["tags"] and "train_false" not in c["tags"] for c in m["cases"])
+    # A non-empty folder is refused without --force; with it, stale cases go.
+    stale = tmp_path / "r" / "case_0099_yolo.npz"
+    stale.write_bytes((tmp_path / "r" / "case_0000_yolo.npz").read_bytes())
+    assert cli.main(["golden", "export", "--cfg", str(pdl.example_cfg("tiny-yolov3")), "--cases", "2",
+                     "--out", str(tmp_path / "r")]) == 2
+    assert "--force" in capsys.readouterr().err and stale.exists()
+    export(tmp_path / "r", 2, 3, "--force")
+    assert not stale.exists() and len(list((tmp_path / "r").glob("*.npz"))) == 2
+    # Impossible tags end with a clear error, not a hang.
+    assert cli.main(["golden", "export", "--cfg", str(pdl.example_cfg("tiny-yolov3")), "--cases", "1",
+                     "--tags", "no_such_tag", "--out", str(tmp_path / "n")]) == 2
+    assert "no_such_tag" in capsys.readouterr().err
+
+
+def test_every_option_has_help_text() -> None:
+    import argparse
+
+    def walk(p: argparse.ArgumentParser) -> List[argparse.Action]:
+        acts = []
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sp in a.choices.values():
+                    acts.extend(walk(sp))
+            elif not isinstance(a, argparse._HelpAction):
+                acts.append(a)
+        return acts
+    missing = [a.dest for a in walk(cli.build_parser()) if not a.help]
+    assert not missing, missing
+
+
 def test_check_passes_on_itself_and_fails_readably_on_a_perturbed_copy(tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
-    export(tmp_path / "g", 4, 5)
+    export(tmp_path / "g", 4, 5, "--profile", "realistic")
     actual = tmp_path / "actual"
     actual.mkdir()
     for f in (tmp_path / "g").glob("*.npz"):
@@ -107,14 +161,48 @@ def test_check_passes_on_itself_and_fails_readably_on_a_perturbed_copy(tmp_path:
     delta = d["delta"].copy()
     delta[0, 4, 2, 3] = np.nextafter(delta[0, 4, 2, 3], np.float32(1))  # anchor 0, objectness
     np.savez(actual / "case_0001_yolo.npz", output=d["output"], delta=delta, cost=d["cost"])
-    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual)]) == 1
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "-v"]) == 1
     out = capsys.readouterr().out
     assert "case_0001_yolo.npz: [yolo] parity FAILED" in out
     assert "delta[image 0, anchor 0 (mask 0), row 2, col 3, objectness]" in out and "3 of 4 cases match" in out
+    assert "float_rounding" in out  # one ULP: within darknet's own rounding
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual),
+                     "--tolerance", "float32"]) == 0
+    capsys.readouterr()
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--max-ulp", "1"]) == 0
     (actual / "case_0002_yolo.npz").unlink()
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--max-ulp", "1"]) == 1
     assert "case_0002_yolo.npz: MISSING" in capsys.readouterr().out
+
+
+def test_check_explains_bad_files_layouts_dtypes_and_tags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    export(tmp_path / "g", 4, 5, "--profile", "all")
+    actual = tmp_path / "actual"
+    actual.mkdir()
+    names = sorted(p.name for p in (tmp_path / "g").glob("*.npz"))
+    for name in names:
+        d = np.load(tmp_path / "g" / name)
+        np.savez(actual / name, delta=np.ascontiguousarray(np.transpose(d["delta"], (0, 2, 3, 1))))
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--layout", "nhwc"]) == 0
+    capsys.readouterr()
+    # A float64 array is explained; a broken file is named and the run goes on.
+    d = np.load(tmp_path / "g" / names[0])
+    np.savez(actual / names[0], delta=d["delta"].astype(np.float64))
+    (actual / names[1]).write_bytes(b"not a zip")
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--layout", "nchw"]) == 1
+    out = capsys.readouterr().out
+    assert "dtype float64" in out and f"{names[1]}: ERROR" in out and "per tag (passed/failed):" in out
+    assert "cases match" in out.splitlines()[-1]
+    # A missing folder is one error.
+    assert cli.main(["check", "--golden", str(tmp_path / "nope"), "--actual", str(actual)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such folder" in err
+
+
+def test_tag_summary_says_what_the_failures_share() -> None:
+    lines = cli.tag_summary([(["a", "x0_terminator_mid"], False), (["a"], True), (["exp_overflow_mag"], False)])
+    assert lines[-1] == "fails only on cases tagged exp_overflow_mag or x0_terminator_mid"
+    assert any(ln.split()[0] == "a" and "1 passed" in ln for ln in lines)
 
 
 def test_check_against_the_shared_region_cases_from_the_command_line(tmp_path: Path) -> None:
@@ -159,12 +247,29 @@ def test_my_loss_on_golden(darknet_golden_case):
 
 
 def test_pytest_plugin_fixture_and_golden_option(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    export(tmp_path / "g", 3, 9)
+    export(tmp_path / "g", 4, 9, "--profile", "realistic")
     pytester.makepyfile(test_user=PLUGIN_TEST)
-    result = pytester.runpytest("--darknet-golden", str(tmp_path / "g"),
+    result = pytester.runpytest("--darknet-golden", str(tmp_path / "g"), "-q")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(["*test_my_loss_on_golden*case_0001_yolo*", "*parity FAILED*",
+                                 "*darknet golden cases*", "3 of 4 golden cases passed", "per tag*"])
+
+
+def test_pytest_plugin_yields_training_cases_only_unless_asked(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    export(tmp_path / "g", 3, 9, "--profile", "realistic")
+    export(tmp_path / "i", 2, 9, "--profile", "all", "--tags", "train_false")
+    pytester.makepyfile(test_user=PLUGIN_TRAIN_ONLY)
+    result = pytester.runpytest("--darknet-golden", str(tmp_path / "g"), "--darknet-golden", str(tmp_path / "i"),
                                 "-q")
-    result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*test_my_loss_on_golden*case_0001_yolo*", "*parity FAILED*"])
+    result.assert_outcomes(passed=3)
+    result = pytester.runpytest("--darknet-golden", str(tmp_path / "i"), "--darknet-golden-inference", "-q")
+    result.assert_outcomes(failed=2)  # the test asserts train, and these do not
+
+
+PLUGIN_TRAIN_ONLY = '''
+def test_training(darknet_golden_case):
+    assert darknet_golden_case.train and darknet_golden_case.delta.any()
+'''
 
 
 def test_pytest_plugin_skips_golden_tests_without_the_option(pytester: pytest.Pytester) -> None:

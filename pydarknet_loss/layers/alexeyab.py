@@ -192,6 +192,7 @@ class YoloLayer:
 
     coords = 4
     kind = "yolo_ab"  #: the golden cases' kind
+    coords = 4  #: x, y, w, h before objectness, as in every [yolo]
 
     def __init__(self, classes: int = 20, anchors: Union[Sequence[float], np.ndarray, None] = None,
                  mask: Optional[Sequence[int]] = None, total: Optional[int] = None, max_boxes: int = 200,

@@ -5,18 +5,21 @@ import argparse
 import json
 import os
 import sys
+from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._version import UPSTREAM_COMMIT, __version__
 from .._native import BUILD_CFLAGS
-from . import golden
-from .compare import Tolerance
+from .._version import UPSTREAM_COMMIT, __version__
 from ..files.network import Network, example_cfg, train_loss
+from ..layers import alexeyab
+from . import golden, mistakes
+from .compare import LAYOUTS, TOLERANCES, Tolerance, compare
 
 DEMO_CFG = "tiny-yolov3"
+DEMO_MISTAKE = "rounded_cell"
 
 
 def demo_inputs(seed: int = 0) -> Tuple[Network, List[Tuple[Dict[int, np.ndarray], List[np.ndarray], int]]]:
@@ -50,7 +53,8 @@ def demo_inputs(seed: int = 0) -> Tuple[Network, List[Tuple[Dict[int, np.ndarray
 def demo(seed: int = 0) -> int:
     """One training batch of a small bundled network on seeded data:
     darknet's printed lines, the network cost per subdivision, and what
-    train_network returns."""
+    train_network returns; then the parity workflow on a built-in
+    implementation with a classic mistake."""
     net, calls = demo_inputs(seed)
     print(f"pydarknet_loss {__version__}: darknet {UPSTREAM_COMMIT[:7]}'s YOLO losses, bit for bit")
     print(f"Built-in example (seed {seed}): {DEMO_CFG}.cfg, {net.width}x{net.height} input, "
@@ -66,11 +70,25 @@ def demo(seed: int = 0) -> int:
     loss = train_loss(results, batch=net.batch)
     print(f"\ntrain_network returns {float(loss):.9g}  (float32 bits {loss.view(np.uint32):#010x}): the sum of "
           f"the {len(results)} costs over subdivisions*batch = {len(results) * net.batch}")
+
+    # The job itself: another implementation against the oracle, and why it differs.
+    xs, boxes, _ = calls[0]
+    index, layer = net.loss_layers[0]
+    x = xs[index]
+    expected = layer.forward(x, boxes, net_w=net.width, net_h=net.height, index=index)
+    impl = mistakes.YOLO[DEMO_MISTAKE]
+    mine = impl(x, [np.asarray(b) for b in boxes], layer, net.width, net.height)
+    report = compare(expected, {"delta": mine}, layer, input=x, truth=boxes, net_w=net.width, net_h=net.height,
+                     tolerance="float32")
+    print(f"\nParity check of a re-implementation (pydarknet_loss.mistakes.YOLO[{DEMO_MISTAKE!r}]: "
+          f"{impl.__doc__}) against the oracle, layer {index}, subdivision 0:")
+    print('  report = pdl.compare(expected, {"delta": mine}, layer, input=x, truth=boxes, tolerance="float32")')
+    print(report.summary())
     return 0
 
 
 def cuda_build_present() -> bool:
-    """Whether a CUDA build of the GPU path is installed (none ships yet)."""
+    """Whether a CUDA build of the GPU path is installed."""
     import importlib.util
 
     return importlib.util.find_spec("pydarknet_loss._core_cuda") is not None
@@ -78,43 +96,53 @@ def cuda_build_present() -> bool:
 
 def info() -> int:
     print(f"pydarknet_loss {__version__}")
-    print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}")
+    print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}; AlexeyAB/darknet {alexeyab.AB_COMMIT}")
     print(f"core flags: {BUILD_CFLAGS}")
     print(f"CUDA build: {'present' if cuda_build_present() else 'absent (CPU core only)'}")
     return 0
 
 
+# ---- golden export ---------------------------------------------------------------------------
+
 def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     """The layers `golden export` draws cases for, with their case params."""
     if args.cfg is not None:
-        net = Network.from_cfg(args.cfg)
+        net = Network.from_cfg(args.cfg, flavor=args.flavor)
+        batch = args.batch if args.batch is not None else min(net.batch, 2)
         specs = []
         for index, layer in net.loss_layers:
             info = net.layers[index]
-            tree = info.params.get("tree_file")
-            params = golden.layer_params(layer, w=info.w, h=info.h, batch=net.batch, net_w=net.width,
-                                         net_h=net.height, net_index=index, tree=None)
-            if tree is not None:
+            if info.params.get("tree_file") is not None:
                 raise SystemExit("golden export: cfgs with a softmax tree are not exported (upstream's CPU tree "
                                  "path gives NaN; pass --layer-json with temperature to export tree cases)")
-            specs.append({"kind": layer.kind, "layer": layer, "params": params})
+            kind = "yolo_ab" if isinstance(layer, alexeyab.YoloLayer) else layer.kind
+            params = golden.layer_params(layer, w=info.w, h=info.h, batch=batch, net_w=net.width,
+                                         net_h=net.height, net_index=index)
+            specs.append({"kind": kind, "layer": layer, "params": params})
         if not specs:
-            raise SystemExit(f"golden export: {args.cfg} has no [yolo] or [region] layer")
+            raise SystemExit(f"golden export: {args.cfg} has no loss layer ([yolo] or [region])")
         return specs
-    spec = json.loads(Path(args.layer_json).read_text())
-    if not isinstance(spec, dict) or spec.get("kind") not in ("yolo", "region"):
-        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo' or 'region' "
-                         "and the keys of a golden case's params")
+    try:
+        spec = json.loads(Path(args.layer_json).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
+    if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
+        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region' or "
+                         "'yolo_ab' and the keys of a golden case's params")
     kind = spec.pop("kind")
-    spec.setdefault("batch", 1)
+    spec["batch"] = args.batch if args.batch is not None else spec.get("batch", 1)
     missing = [k for k in ("w", "h") if k not in spec]
     if missing:
         raise SystemExit(f"golden export: --layer-json lacks {', '.join(missing)} (the grid size)")
     base = Path(args.layer_json).resolve().parent
-    if kind == "yolo":
+    if kind != "region":
         spec.setdefault("net_w", 416)
         spec.setdefault("net_h", 416)
-    layer = golden.layer_from_params(kind, spec, base)
+    if kind == "yolo_ab":
+        layer = alexeyab.YoloLayer(**{k: v for k, v in spec.items()
+                                      if k not in ("w", "h", "batch", "net_w", "net_h", "net_index")})
+    else:
+        layer = golden.layer_from_params(kind, spec, base)
     tree = spec.get("tree")
     if tree is not None:
         # Cases name their tree relative to where GoldenCase.load looks (the
@@ -128,70 +156,185 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     return [{"kind": kind, "layer": layer, "params": params}]
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
 def golden_export(args: argparse.Namespace) -> int:
     specs = _export_layers(args)
-    show = args.progress if args.progress is not None else (sys.stderr.isatty() and args.cases >= 20)
-    paths = golden.export(specs, args.cases, args.seed, args.out,
-                          progress=golden.text_progress() if show else None)
-    print(f"wrote {len(paths)} cases and MANIFEST.json to {args.out}")
+    est = golden.estimate_bytes(specs, args.cases)
+    print(f"writing {args.cases} cases ({args.profile} profile, batch {specs[0]['params']['batch']}) to "
+          f"{args.out}: at most {_mb(est)} before compression", file=sys.stderr)
+    show = args.progress if args.progress is not None else True
+    try:
+        paths = golden.export(specs, args.cases, args.seed, args.out, profile=args.profile, tags=args.tags,
+                              exclude_tags=args.exclude_tags, force=args.force,
+                              progress=golden.Progress("exporting") if show else None)
+    except golden.GoldenError as exc:
+        print(f"pydarknet-loss golden export: {exc}", file=sys.stderr)
+        return 2
+    size = sum(p.stat().st_size for p in paths)
+    print(f"wrote {len(paths)} cases and MANIFEST.json to {args.out} ({_mb(size)})")
     return 0
 
+
+# ---- check ----------------------------------------------------------------------------------
 
 def _load_actual(path: Path) -> Dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in ("output", "delta", "cost") if k in z.files}
 
 
-def golden_check(args: argparse.Namespace) -> int:
-    files = golden.case_files(args.golden)
-    if not files:
-        print(f"no training-forward golden cases in {args.golden}", file=sys.stderr)
-        return 2
-    failed = 0
-    tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
-    for path in files:
-        actual_path = Path(args.actual) / path.name
-        if not actual_path.is_file():
-            print(f"{path.name}: MISSING {actual_path}")
-            failed += 1
-            continue
-        case = golden.GoldenCase.load(path)
-        report = case.check(_load_actual(actual_path), **tol)
-        if report.ok:
-            print(f"{path.name}: ok")
+def tag_summary(results: Iterable[Tuple[Sequence[str], bool]]) -> List[str]:
+    """Per tag, how many cases pass and fail, and which tags only failing
+    cases carry ("fails only on ...")."""
+    per: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
+    failing: List[Sequence[str]] = []
+    n_ok = n_bad = 0
+    for tags, ok in results:
+        for t in tags:
+            per[t][0 if ok else 1] += 1
+        if ok:
+            n_ok += 1
         else:
-            failed += 1
-            print(f"{path.name}: {report}")
-    print(f"{len(files) - failed} of {len(files)} cases match ({Tolerance(**tol)})"
-          + (f"; {failed} do not" if failed else ""))
+            n_bad += 1
+            failing.append(tags)
+    if not per:
+        return []
+    lines = ["per tag (passed/failed):"]
+    width = max(len(t) for t in per)
+    for t in sorted(per, key=lambda t: (-per[t][1], t)):
+        ok, bad = per[t]
+        lines.append(f"  {t:<{width}}  {ok:>4} passed  {bad:>4} failed")
+    if n_bad:
+        only = sorted(t for t, (ok, bad) in per.items() if bad and not ok)
+        if only and all(any(t in only for t in tags) for tags in failing):
+            lines.append(f"fails only on cases tagged {' or '.join(only)}")
+        elif only:
+            lines.append(f"tags no passing case has: {', '.join(only)}; the failures are not limited to them")
+        else:
+            lines.append("the failures share no tag that passing cases lack")
+    return lines
+
+
+def golden_check(args: argparse.Namespace) -> int:
+    golden_dir = Path(args.golden)
+    actual_dir = Path(args.actual)
+    for what, d in (("--golden", golden_dir), ("--actual", actual_dir)):
+        if not d.is_dir():
+            print(f"pydarknet-loss check: {what} {d}: no such folder", file=sys.stderr)
+            return 2
+    try:
+        entries = golden.case_entries(golden_dir)
+    except golden.GoldenError as exc:
+        print(f"pydarknet-loss check: {exc}", file=sys.stderr)
+        return 2
+    if not args.inference:
+        entries = [e for e in entries if e.train]
+    if not entries:
+        print(f"pydarknet-loss check: no training-forward golden cases in {golden_dir}", file=sys.stderr)
+        return 2
+    tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
+    results: List[Tuple[Sequence[str], bool]] = []
+    errors = 0
+    for e in entries:
+        name = e.path.name
+        actual_path = actual_dir / name
+        if not actual_path.is_file():
+            print(f"{name}: MISSING {actual_path} (no file of the implementation's for this case)")
+            results.append((e.tags, False))
+            continue
+        try:
+            case = golden.GoldenCase.load(e.path)
+            actual = _load_actual(actual_path)
+            if not actual:
+                raise ValueError(f"{actual_path}: holds none of output, delta, cost")
+            report = case.check(actual, layout=args.layout, tolerance=args.tolerance, **tol)
+        except (golden.GoldenError, ValueError, TypeError, OSError) as exc:
+            print(f"{name}: ERROR {exc}")
+            errors += 1
+            results.append((e.tags, False))
+            continue
+        results.append((case.tags, report.ok))
+        if report.ok:
+            print(f"{name}: ok")
+        else:
+            print(f"{name}: {report if args.verbose else report.summary()}")
+    failed = sum(1 for _, ok in results if not ok)
+    for line in tag_summary(results):
+        print(line)
+    print(f"{len(results) - failed} of {len(results)} cases match ({Tolerance(**tol, float32=args.tolerance == 'float32')})"
+          + (f"; {failed} do not" if failed else "") + (f" ({errors} could not be read)" if errors else ""))
     return 1 if failed else 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="pydarknet-loss",
-                                 description="Bit-exact oracle for darknet's YOLO losses.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="run the built-in example and print darknet's lines")
-    p_demo.add_argument("--seed", type=int, default=0)
-    sub.add_parser("info", help="version, upstream commit, build flags, CUDA build")
-    p_golden = sub.add_parser("golden", help="export golden cases")
-    gsub = p_golden.add_subparsers(dest="golden_command", required=True)
-    p_exp = gsub.add_parser("export", help="write golden cases computed by the oracle")
+# ---- the parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="pydarknet-loss",
+        description="Bit-exact oracle for darknet's YOLO losses: compare your implementation with it and learn "
+                    "where and why it departs.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p_demo = sub.add_parser("demo", help="run the built-in example: darknet's lines, then a parity check of a "
+                                         "mistaken implementation")
+    p_demo.add_argument("--seed", type=int, default=0, help="seed of the example's data (default 0)")
+    sub.add_parser("info", help="version, upstream commits, build flags, CUDA build")
+
+    p_golden = sub.add_parser("golden", help="golden cases: export cases computed by the oracle")
+    gsub = p_golden.add_subparsers(dest="golden_command", required=True, metavar="SUBCOMMAND")
+    p_exp = gsub.add_parser("export", help="write golden cases computed by the oracle, for your CI",
+                            description="Write golden cases (.npz, the shared golden format) that carry the "
+                                        "expected arrays, so a CI needs no darknet build.")
     src = p_exp.add_mutually_exclusive_group(required=True)
     src.add_argument("--cfg", type=Path, help="a darknet cfg: cases for each of its loss layers")
-    src.add_argument("--layer-json", type=Path, help="one object: kind plus a golden case's params")
-    p_exp.add_argument("--cases", type=int, default=10)
-    p_exp.add_argument("--seed", type=int, default=0)
-    p_exp.add_argument("--out", type=Path, required=True)
+    src.add_argument("--layer-json", type=Path,
+                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab') plus a golden case's params "
+                          "(w and h required)")
+    p_exp.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
+                       help="which darknet the --cfg is for (default pjreddie; a cfg cannot say)")
+    p_exp.add_argument("--cases", type=int, default=10, help="number of cases (default 10)")
+    p_exp.add_argument("--seed", type=int, default=0, help="seed: the same seed writes the same files (default 0)")
+    p_exp.add_argument("--batch", type=int, default=None,
+                       help="images per case (default: 2 for --cfg, whatever its batch; the JSON's batch or 1 for "
+                            "--layer-json)")
+    p_exp.add_argument("--profile", choices=golden.PROFILES, default="all",
+                       help="realistic: typical training inputs and boxes; stress: upstream's quirks, several per "
+                            "case; all (default): realistic, half the cases with one quirk added")
+    p_exp.add_argument("--tags", nargs="+", default=[], metavar="TAG",
+                       help="keep only cases carrying every one of these tags (e.g. dup_cell_hit)")
+    p_exp.add_argument("--exclude-tags", nargs="+", default=[], metavar="TAG",
+                       help="leave out cases carrying any of these tags (e.g. extreme_inputs train_false)")
+    p_exp.add_argument("--out", type=Path, required=True, help="the folder to write (must be empty, or --force)")
+    p_exp.add_argument("--force", action="store_true",
+                       help="replace the golden cases already in --out (they are deleted first)")
     p_exp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                       help="show a progress bar (default: on a terminal for 20 cases or more)")
-    p_chk = sub.add_parser("check", help="compare another implementation's outputs with golden cases")
+                       help="show progress on stderr (default on: a bar on a terminal, a line every few seconds "
+                            "elsewhere)")
+
+    p_chk = sub.add_parser("check", help="compare your implementation's arrays with golden cases",
+                           description="Compare .npz files of yours (named as the golden cases, with output, "
+                                       "delta and/or cost) with golden cases; each failure is explained. Exits 1 "
+                                       "when a case fails, 2 on a usage error.")
     p_chk.add_argument("--golden", type=Path, required=True, help="folder of golden cases")
     p_chk.add_argument("--actual", type=Path, required=True,
-                       help="folder of .npz files named as the cases, with output, delta and/or cost")
-    p_chk.add_argument("--atol", type=float, default=0.0)
-    p_chk.add_argument("--rtol", type=float, default=0.0)
-    p_chk.add_argument("--max-ulp", type=int, default=0)
+                       help="folder of your .npz files, named as the cases, with output, delta and/or cost")
+    p_chk.add_argument("--layout", choices=LAYOUTS, default="nchw",
+                       help="your arrays' layout: nchw = darknet's (B, C, H, W) (default), nhwc = (B, H, W, C), "
+                            "bahwc = (B, A, H, W, 5+classes)")
+    p_chk.add_argument("--tolerance", choices=TOLERANCES, default="exact",
+                       help="exact (bit for bit, default) or float32 (darknet's own rounding of each element)")
+    p_chk.add_argument("--atol", type=float, default=0.0, help="also pass |actual - expected| <= atol")
+    p_chk.add_argument("--rtol", type=float, default=0.0, help="also pass |actual - expected| <= rtol*|expected|")
+    p_chk.add_argument("--max-ulp", type=int, default=0, help="also pass within this many float32 ULPs")
+    p_chk.add_argument("--inference", action="store_true",
+                       help="also check the train=False cases (output only; skipped by default)")
+    p_chk.add_argument("-v", "--verbose", action="store_true", help="print whole reports, not only the causes")
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     try:
         if args.command == "demo":
@@ -201,11 +344,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "golden":
             if args.cases < 1:
                 ap.error("--cases must be at least 1")
+            if args.batch is not None and args.batch < 1:
+                ap.error("--batch must be at least 1")
             return golden_export(args)
         return golden_check(args)
     except BrokenPipeError:  # e.g. `pydarknet-loss demo | head`
         return 0
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, golden.GoldenError) as exc:
         print(f"pydarknet-loss: {exc}", file=sys.stderr)
         return 2
 

@@ -9,11 +9,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..layers import alexeyab
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from . import diagnose as dg
 from .diagnose import Cause
 
-LayerLike = Union[YoloLayer, RegionLayer]
+LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 ARRAYS = ("output", "delta")
 LAYOUTS = ("nchw", "nhwc", "bahwc")
 TOLERANCES = ("exact", "float32")
@@ -213,6 +214,23 @@ class ParityReport:
                 lines.append(f"    {w}")
         return "\n".join(lines)
 
+    def summary(self, causes: int = 3) -> str:
+        """The verdict and the top causes, each with its message: the few
+        lines that say what to change."""
+        lines = [str(self).splitlines()[0]]
+        for p in self.problems:
+            lines.append(f"  problem: {p}")
+        if self.cost is not None and not self.cost_ok:
+            e, a, u = self.cost
+            lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)})")
+        for k, c in enumerate(self.causes[:causes], 1):
+            lines.append(f"  {k}. {c.code}: {c.count} element{'s' if c.count != 1 else ''}")
+            lines.extend(_wrap(c.message, "     "))
+        if len(self.causes) > causes:
+            rest = self.causes[causes:]
+            lines.append(f"  ... and {', '.join(f'{c.code} ({c.count})' for c in rest)}")
+        return "\n".join(lines)
+
     def plot(self, path: str) -> str:
         """Write a PNG heatmap per array and component of where the arrays
         differ: log10(1 + ULP distance) of failing elements, summed over
@@ -358,8 +376,9 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     a float32 implementation (needs ``input`` and ``truth``).  ``atol``,
     ``rtol`` and ``max_ulp`` widen either.
     """
-    if not isinstance(layer, (YoloLayer, RegionLayer)) and not getattr(layer, "_parity_layer", False):
-        raise TypeError("layer must be the YoloLayer or RegionLayer the expected result came from")
+    if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
+        raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer the expected result came "
+                        "from")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
     if tolerance not in TOLERANCES:

@@ -85,7 +85,7 @@ class Evidence:
     X: np.ndarray  #: raw input (B, n, P, H, W)
     Y: np.ndarray  #: oracle output
     D: np.ndarray  #: oracle delta
-    sel: Selection
+    sel: Optional[Selection]  #: targets and scales; None for AlexeyAB's layer
     bound: Dict[str, np.ndarray]  #: per array, darknet's rounding bound (B, n, P, H, W)
     rec: Dict[str, np.ndarray]
     truth: np.ndarray  #: packed (B, rows, cols)
@@ -129,6 +129,8 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
              seen: int = 0) -> Evidence:
     """Run the oracle on ``x`` and ``truth`` and record what it decided."""
     kind = layer.kind
+    if kind == "yolo_ab":
+        return _evidence_ab(layer, x, truth, net_w=net_w, net_h=net_h)
     packed = _validate.truth_buffer(truth, batch=x.shape[0], rows=layer.rows, cols=layer.coords + 1,
                                     used_rows=layer._used_rows())
     with warnings.catch_warnings():
@@ -159,6 +161,29 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
                   net_w=net_w, net_h=net_h, seen=seen)
     _derive(ev)
     return ev
+
+
+def _evidence_ab(layer: Any, x: np.ndarray, truth: Any, *, net_w: int, net_h: int) -> Evidence:
+    """AlexeyAB's [yolo]: the forward's arrays, without a record of its
+    decisions (record.c covers pjreddie's layers), so that the generic causes
+    apply: rounding, layout, sign, scale and saturation.  Its rounding bound
+    is two ULPs of each value and of the output it came from, times the
+    largest normalizer or class multiplier."""
+    packed = layer.pack_truth(truth, x.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = layer.forward(x, packed, net_w=net_w, net_h=net_h)
+    n = layer.n
+    split = lambda a: a.reshape(a.shape[0], n, a.shape[1] // n, a.shape[2], a.shape[3])  # noqa: E731
+    X, Y, D = split(x), split(res.output), split(res.delta)
+    u32 = lambda v: np.spacing(np.abs(v).astype(F)).astype(np.float64)  # noqa: E731
+    scales = [1.0, float(layer.iou_normalizer), float(layer.obj_normalizer), float(layer.cls_normalizer)]
+    if layer.classes_multipliers is not None:
+        scales.append(float(np.max(layer.classes_multipliers)))
+    bound = np.where(D == 0, 1e-6, 2 * (u32(D) + max(scales) * u32(Y)))
+    return Evidence(layer=layer, kind="yolo_ab", X=X, Y=Y, D=D, sel=None,
+                    bound={"delta": bound, "output": _output_bound(layer, Y, X)}, rec={}, truth=packed,
+                    net_w=net_w, net_h=net_h, seen=0)
 
 
 def _output_bound(layer: Any, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -844,6 +869,8 @@ def _sigmoid32(X: np.ndarray) -> np.ndarray:
 
 def _activated(ev: Evidence, P: int) -> List[int]:
     c = ev.coords
+    if ev.kind == "yolo_ab":
+        return [] if ev.layer.new_coords else [0, 1, c] + list(range(c + 1, P))
     if ev.kind == "yolo":
         return [0, 1, c] + list(range(c + 1, P))
     out = [0, 1] + ([] if ev.layer.background else [c])
@@ -924,10 +951,11 @@ def _saturated(arr: Array) -> Optional[Finding]:
     # such cells count only when saturation shows elsewhere, and not when
     # elsewhere saturated elements keep upstream's value.
     ambiguous = np.zeros(ev.Y.shape[:2] + ev.Y.shape[3:], bool)
-    for c in _multi(ev):
-        ambiguous[c] = True
-    if _ties_decided_other_way(arr) is not False:
-        ambiguous |= ~ev.e_assigned() & (ev.rec["best_iou"] == F(ev.ignore))
+    if ev.rec:
+        for c in _multi(ev):
+            ambiguous[c] = True
+        if _ties_decided_other_way(arr) is not False:
+            ambiguous |= ~ev.e_assigned() & (ev.rec["best_iou"] == F(ev.ignore))
     plain = arr.cell_mask(~ambiguous)
     keep = np.zeros_like(mask)
     for group in _role_groups(arr, act):
@@ -1211,7 +1239,10 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
         if glob is not None:
             take(*glob)
         if ev is not None:
-            for name, rule in (DELTA_RULES if arr.name == "delta" else OUTPUT_RULES):
+            rules = DELTA_RULES if arr.name == "delta" else OUTPUT_RULES
+            if ev.kind == "yolo_ab":  # no record of the decisions: the generic causes only
+                rules = [("saturated_gradient", _saturated)] if arr.name == "delta" else []
+            for name, rule in rules:
                 if not left.any():
                     break
                 arr.left = left

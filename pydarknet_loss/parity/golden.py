@@ -1,10 +1,14 @@
 """Golden cases: the training-forward format of the shared golden set
 (``../shared/golden/README.md``), read, run, checked and exported.
 
-A case is one ``.npz`` with ``kind``, ``params`` (JSON), ``input``,
-``truth``, ``train``, ``seen`` (region), ``output``, ``delta``, ``cost``,
-``stats``, ``count``, ``text`` and ``tags`` (JSON); cases written here add
-``provenance`` (JSON).  A folder holds cases and a ``MANIFEST.json``.
+A case is one ``.npz`` with ``kind`` (``yolo``, ``region`` or AlexeyAB's
+``yolo_ab``), ``params`` (JSON), ``input``, ``truth``, ``train``, ``seen``
+(region), ``output``, ``delta``, ``cost``, ``stats``, ``count``, ``text`` and
+``tags`` (JSON); ``yolo_ab`` adds ``stats_names``, ``labels``,
+``class_ids``, ``total_bbox``, ``rewritten_bbox``, ``counters_racy`` and
+``truth_cols``; cases written here add ``provenance`` (JSON).  A folder holds
+cases and a ``MANIFEST.json``.  Files are read with ``allow_pickle=False``;
+a file that is not such a case is a :class:`GoldenError` naming it.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import io
 import json
 import os
 import sys
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -22,15 +27,31 @@ import numpy as np
 
 from .. import _native
 from .._version import UPSTREAM_COMMIT, __version__
-from .compare import ParityReport, compare
+from ..layers import alexeyab
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
+from .compare import ParityReport, compare
 
 PathLike = Union[str, "os.PathLike[str]"]
-Result = Union[YoloResult, RegionResult]
+Result = Union[YoloResult, RegionResult, alexeyab.YoloResult]
+Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
+
+#: The training-forward kinds.
+KINDS = ("yolo", "region", "yolo_ab")
+#: What ``golden export --profile`` draws (see :func:`draw_case`).
+PROFILES = ("realistic", "stress", "all")
+#: The stress features ``all`` adds one of to half its cases.
+STRESS_FEATURES = ("mag_n4", "mag_n20", "extreme_inputs", "tiny_box", "huge_box", "border_touch",
+                   "cell_boundary_xy", "dup_cell_hit", "x0_terminator_mid", "fractional_class_id", "zero_truths",
+                   "train_false")
 
 
-#: The params keys each layer's constructor takes (same names); absent keys
-#: take the constructor's defaults, which are upstream's parser defaults.
+class GoldenError(ValueError):
+    """A file that is not a readable golden case, or a folder that cannot be
+    written; the message names the file."""
+
+
+#: The params keys each pjreddie layer's constructor takes (same names);
+#: absent keys take the constructor's defaults, which are upstream's parser defaults.
 LAYER_KEYS = {
     "yolo": ("classes", "anchors", "total", "mask", "ignore_thresh", "truth_thresh", "max_boxes", "map"),
     "region": ("classes", "anchors", "coords", "num", "softmax", "background", "rescore", "bias_match", "thresh",
@@ -40,12 +61,14 @@ LAYER_KEYS = {
 
 
 def layer_from_params(kind: str, params: Dict[str, Any], base_dir: Optional[PathLike] = None,
-                      *, need_tree: bool = True) -> Union[YoloLayer, RegionLayer]:
+                      *, need_tree: bool = True) -> Layer:
     """The layer a case's ``params`` describe.  A region ``tree`` path is
     read relative to ``base_dir``; with ``need_tree=False`` a missing tree
     file is left out (enough to name components)."""
+    if kind == "yolo_ab":
+        return alexeyab.layer_from_params(params)
     if kind not in LAYER_KEYS:
-        raise ValueError(f"not a training-forward case kind: {kind!r} (expected 'yolo' or 'region')")
+        raise ValueError(f"not a training-forward case kind: {kind!r} (expected one of {', '.join(KINDS)})")
     kw = {k: params[k] for k in LAYER_KEYS[kind] if params.get(k) is not None}
     if kind == "yolo":
         return YoloLayer(**kw)
@@ -56,6 +79,26 @@ def layer_from_params(kind: str, params: Dict[str, Any], base_dir: Optional[Path
             kw["tree"] = path
     # The shared cases write temperature null for upstream's 0.
     return RegionLayer(temperature=params.get("temperature") or 0.0, **kw)
+
+
+_NEED = ("kind", "params", "input", "truth", "train", "output", "delta", "cost")
+_AB_EXTRA = ("labels", "class_ids", "total_bbox", "rewritten_bbox", "stats_names", "counters_racy", "truth_cols")
+
+
+def _read(path: Path) -> Dict[str, np.ndarray]:
+    """The arrays of a case file; anything unreadable is a GoldenError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise GoldenError(f"{path}: no such file") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "pickle" in str(exc).lower():
+            raise GoldenError(f"{path}: holds pickled Python objects; golden cases hold plain arrays only, "
+                              "and pickles are never loaded (they can run code)") from None
+        raise GoldenError(f"{path}: not a golden case (.npz) file: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise GoldenError(f"{path}: not a golden case (.npz) file: {exc}") from None
 
 
 @dataclass
@@ -78,6 +121,7 @@ class GoldenCase:
     seen: int = 0
     provenance: Dict[str, Any] = field(default_factory=dict)
     base_dir: Optional[Path] = None  #: where tree/map paths in params are relative to
+    extra: Dict[str, Any] = field(default_factory=dict)  #: yolo_ab: labels, class_ids, counters, ...
 
     @property
     def name(self) -> str:
@@ -86,31 +130,59 @@ class GoldenCase:
     @classmethod
     def load(cls, path: PathLike, base_dir: Optional[PathLike] = None) -> "GoldenCase":
         p = Path(path)
-        with np.load(p, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
+        d = _read(p)
+        missing = [k for k in _NEED if k not in d]
+        if missing:
+            raise GoldenError(f"{p}: not a training-forward golden case: no {', '.join(missing)}")
         kind = str(d["kind"])
-        if kind not in ("yolo", "region"):
-            raise ValueError(f"{p}: kind {kind!r} is not a training-forward case")
-        return cls(path=p, kind=kind, params=json.loads(str(d["params"])), input=d["input"], truth=d["truth"],
-                   train=bool(d["train"]), output=d["output"], delta=d["delta"], cost=np.float32(d["cost"]),
-                   stats=d["stats"], count=int(d["count"]), text=str(d["text"]), tags=json.loads(str(d["tags"])),
-                   seen=int(d["seen"]) if "seen" in d else 0,
-                   provenance=json.loads(str(d["provenance"])) if "provenance" in d else {},
-                   base_dir=Path(base_dir) if base_dir is not None else default_base(p))
+        if kind not in KINDS:
+            raise GoldenError(f"{p}: kind {kind!r} is not a training-forward case ({', '.join(KINDS)})")
+        try:
+            params = json.loads(str(d["params"]))
+            tags = json.loads(str(d["tags"])) if "tags" in d else []
+            prov = json.loads(str(d["provenance"])) if "provenance" in d else {}
+        except json.JSONDecodeError as exc:
+            raise GoldenError(f"{p}: params, tags or provenance is not JSON ({exc})") from None
+        if not isinstance(params, dict):
+            raise GoldenError(f"{p}: params must be a JSON object")
+        for key in ("input", "truth", "output", "delta"):
+            if d[key].dtype != np.float32:
+                raise GoldenError(f"{p}: {key} has dtype {d[key].dtype}, expected float32")
+        if d["input"].ndim != 4 or d["output"].shape != d["input"].shape or d["delta"].shape != d["input"].shape:
+            raise GoldenError(f"{p}: input, output and delta must share one (B, C, H, W) shape, got "
+                              f"{d['input'].shape}, {d['output'].shape}, {d['delta'].shape}")
+        extra: Dict[str, Any] = {}
+        if kind == "yolo_ab":
+            for k in _AB_EXTRA:
+                if k in d:
+                    v = d[k]
+                    extra[k] = json.loads(str(v)) if k in ("stats_names", "truth_cols") else v
+        return cls(path=p, kind=kind, params=params, input=d["input"], truth=d["truth"], train=bool(d["train"]),
+                   output=d["output"], delta=d["delta"], cost=np.float32(d["cost"]),
+                   stats=d.get("stats", np.zeros(0)), count=int(d["count"]) if "count" in d else -1,
+                   text=str(d["text"]) if "text" in d else "", tags=list(tags),
+                   seen=int(d["seen"]) if "seen" in d else 0, provenance=prov,
+                   base_dir=Path(base_dir) if base_dir is not None else default_base(p), extra=extra)
 
-    def layer(self, need_tree: bool = True) -> Union[YoloLayer, RegionLayer]:
+    def layer(self, need_tree: bool = True) -> Layer:
         return layer_from_params(self.kind, self.params, self.base_dir, need_tree=need_tree)
+
+    @property
+    def net(self) -> Dict[str, int]:
+        """The network arguments of a forward: net_w, net_h ([yolo] kinds) or seen ([region])."""
+        if self.kind == "region":
+            return {"seen": self.seen}
+        return {"net_w": int(self.params["net_w"]), "net_h": int(self.params["net_h"])}
 
     def run(self) -> Result:
         """The oracle on this case's input."""
         layer = self.layer()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if isinstance(layer, YoloLayer):
-                return layer.forward(self.input, self.truth, net_w=self.params["net_w"],
-                                     net_h=self.params["net_h"], train=self.train,
-                                     index=self.params.get("net_index", 0))
-            return layer.forward(self.input, self.truth, seen=self.seen, train=self.train)
+            if isinstance(layer, RegionLayer):
+                return layer.forward(self.input, self.truth, seen=self.seen, train=self.train)
+            return layer.forward(self.input, self.truth, train=self.train, index=self.params.get("net_index", 0),
+                                 **self.net)
 
     def expected(self) -> Dict[str, Any]:
         return {"output": self.output, "delta": self.delta, "cost": self.cost}
@@ -133,21 +205,50 @@ def default_base(path: Path) -> Path:
     return path.parent.parent if path.parent.name in ("cases", "inference") else path.parent
 
 
-def case_files(folder: PathLike) -> List[Path]:
-    """The training-forward cases of a folder, in MANIFEST order (or sorted)."""
+@dataclass(frozen=True)
+class CaseEntry:
+    """One training-forward case of a folder: its file and what the
+    MANIFEST (or the file) says of it."""
+
+    path: Path
+    kind: str
+    train: bool
+    tags: List[str]
+
+
+def case_entries(folder: PathLike) -> List[CaseEntry]:
+    """The training-forward cases of a folder, in MANIFEST order (or sorted
+    by name when there is none)."""
     d = Path(folder)
-    if not d.is_dir():
+    if not d.exists():
         raise FileNotFoundError(f"golden folder not found: {d}")
+    if not d.is_dir():
+        raise GoldenError(f"{d}: not a folder of golden cases")
     man = d / "MANIFEST.json"
     if man.is_file():
-        cases = json.loads(man.read_text()).get("cases", [])
-        return [d / c["file"] for c in cases if c.get("kind") in ("yolo", "region")]
+        try:
+            cases = json.loads(man.read_text()).get("cases", [])
+        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as exc:
+            raise GoldenError(f"{man}: not a golden MANIFEST ({exc})") from None
+        return [CaseEntry(d / c["file"], c["kind"], bool(c.get("train", True)), list(c.get("tags", [])))
+                for c in cases if isinstance(c, dict) and c.get("kind") in KINDS and "file" in c]
     out = []
     for p in sorted(d.glob("*.npz")):
-        with np.load(p, allow_pickle=False) as z:
-            if "kind" in z.files and str(z["kind"]) in ("yolo", "region"):
-                out.append(p)
+        try:
+            z = _read(p)
+        except GoldenError:
+            out.append(CaseEntry(p, "?", True, []))  # reported by name when it is checked
+            continue
+        if "kind" in z and str(z["kind"]) in KINDS:
+            tags = json.loads(str(z["tags"])) if "tags" in z else []
+            out.append(CaseEntry(p, str(z["kind"]), bool(z["train"]) if "train" in z else True, tags))
     return out
+
+
+def case_files(folder: PathLike, *, train: Optional[bool] = None) -> List[Path]:
+    """The training-forward case files of a folder (``train=True``: only
+    those that train, ``False``: only inference ones)."""
+    return [e.path for e in case_entries(folder) if train is None or e.train == train]
 
 
 def load_cases(folder: PathLike) -> List[GoldenCase]:
@@ -170,39 +271,52 @@ def write_npz(path: PathLike, arrays: Dict[str, Any]) -> None:
     Path(path).write_bytes(buf.getvalue())
 
 
-def provenance(**extra: Any) -> Dict[str, Any]:
-    return {"computed_by": f"pydarknet_loss {__version__}, reproducing upstream pjreddie/darknet "
-                           f"{UPSTREAM_COMMIT} (CPU build)",
-            "package_version": __version__, "upstream_commit": UPSTREAM_COMMIT,
+def provenance(flavor: str = "pjreddie", **extra: Any) -> Dict[str, Any]:
+    upstream = (f"AlexeyAB/darknet {alexeyab.AB_COMMIT}" if flavor == "alexeyab"
+                else f"pjreddie/darknet {UPSTREAM_COMMIT}")
+    return {"computed_by": f"pydarknet_loss {__version__}, reproducing upstream {upstream} (CPU build)",
+            "package_version": __version__,
+            "upstream_commit": alexeyab.AB_COMMIT if flavor == "alexeyab" else UPSTREAM_COMMIT,
             "cflags": _native.BUILD_CFLAGS, **extra}
 
 
 def case_arrays(kind: str, params: Dict[str, Any], x: np.ndarray, truth: np.ndarray, train: bool,
                 seen: int, res: Result, tags: Sequence[str], prov: Dict[str, Any]) -> Dict[str, Any]:
     """The keys of one case file for an oracle result."""
+    stats = res.stats
     d: Dict[str, Any] = {
         "kind": np.array(kind), "params": np.array(json.dumps(params, sort_keys=True)), "input": x, "truth": truth,
         "train": np.array(bool(train)), "output": res.output, "delta": res.delta, "cost": np.float32(res.cost),
-        "stats": res.stats.as_array() if res.stats is not None else np.zeros(0),
-        "count": np.int64(res.stats.count if res.stats is not None else -1),
-        "text": np.array(res.stats.line() + "\n" if res.stats is not None else ""),
+        "stats": stats.as_array() if stats is not None else np.zeros(0),
         "tags": np.array(json.dumps(sorted(set(tags)))), "provenance": np.array(json.dumps(prov, sort_keys=True)),
     }
+    if isinstance(res, alexeyab.YoloResult):
+        d.update(count=np.int64(res.count), text=np.array(res.text),
+                 stats_names=np.array(json.dumps(stats.names if stats is not None else [])),
+                 labels=res.labels, class_ids=res.class_ids, total_bbox=np.int64(res.total_bbox),
+                 rewritten_bbox=np.int64(res.rewritten_bbox), counters_racy=np.array(x.shape[0] > 1),
+                 truth_cols=np.array(json.dumps(["x", "y", "w", "h", "class_id", "track_id"])))
+        return d
+    d.update(count=np.int64(stats.count if stats is not None else -1),
+             text=np.array(stats.line() + "\n" if stats is not None else ""))
     if kind == "region":
         d["seen"] = np.int64(seen)
     return d
 
 
-def layer_params(layer: Union[YoloLayer, RegionLayer], *, w: int, h: int, batch: int, net_w: int = 0,
-                 net_h: int = 0, net_index: int = 0, tree: Optional[str] = None) -> Dict[str, Any]:
+def layer_params(layer: Layer, *, w: int, h: int, batch: int, net_w: int = 0, net_h: int = 0,
+                 net_index: int = 0, tree: Optional[str] = None) -> Dict[str, Any]:
     """A case's ``params`` for a layer (floats as the float32 values, written
     as doubles, as the shared set writes them)."""
     f = lambda v: float(np.float32(v))  # noqa: E731
-    if isinstance(layer, YoloLayer):
-        p: Dict[str, Any] = dict(classes=layer.classes, total=layer.total, mask=layer.mask.tolist(),
-                                 anchors=[f(a) for a in layer.anchors], ignore_thresh=f(layer.ignore_thresh),
-                                 truth_thresh=f(layer.truth_thresh), max_boxes=layer.max_boxes,
-                                 net_w=net_w, net_h=net_h, net_index=net_index)
+    if isinstance(layer, alexeyab.YoloLayer):
+        p: Dict[str, Any] = layer.params()
+        p.update(max_delta=float(layer._max_delta32()), n=layer.n, net_w=net_w, net_h=net_h, net_index=net_index)
+    elif isinstance(layer, YoloLayer):
+        p = dict(classes=layer.classes, total=layer.total, mask=layer.mask.tolist(),
+                 anchors=[f(a) for a in layer.anchors], ignore_thresh=f(layer.ignore_thresh),
+                 truth_thresh=f(layer.truth_thresh), max_boxes=layer.max_boxes,
+                 net_w=net_w, net_h=net_h, net_index=net_index)
     else:
         p = dict(classes=layer.classes, coords=layer.coords, num=layer.num, anchors=[f(a) for a in layer.anchors],
                  softmax=layer.softmax, background=layer.background, rescore=layer.rescore,
@@ -225,13 +339,106 @@ def layer_params(layer: Union[YoloLayer, RegionLayer], *, w: int, h: int, batch:
 MAGNITUDES = {"mag_n1": 1.0, "mag_n4": 4.0, "mag_n20": 20.0}
 
 
-def draw_case(layer: Union[YoloLayer, RegionLayer], params: Dict[str, Any], rng: np.random.Generator
+def _truth_rows(layer: Layer) -> int:
+    if isinstance(layer, alexeyab.YoloLayer):
+        return layer.max_boxes
+    return 90 if isinstance(layer, YoloLayer) else 30
+
+
+def _truth_cols(layer: Layer) -> int:
+    return 6 if isinstance(layer, alexeyab.YoloLayer) else layer.coords + 1
+
+
+def draw_case(layer: Layer, params: Dict[str, Any], rng: np.random.Generator, profile: str = "stress"
               ) -> Dict[str, Any]:
-    """Inputs and truths with the kinds of variation of the shared set: input
-    magnitudes up to exp overflow, tiny, huge, border-touching and
+    """An input and truths for one case.
+
+    ``"stress"``: the shared set's kinds of variation, several per case:
+    input magnitudes up to exp overflow, tiny, huge, border-touching and
     cell-boundary boxes, duplicate hits, fractional class ids, an x == 0
     terminator mid-list, no truths, inference; for [region] seen on both
-    sides of 12800."""
+    sides of 12800.  ``"realistic"``: what a training step sees: logits
+    ~ N(0, 1), one to ten ordinary boxes with whole class ids, training,
+    seen past 12800.  ``"all"``: realistic, and in half the cases one stress
+    feature added (tagged, so that a failure says which).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    feature = None
+    if profile == "all" and rng.random() < 0.5:
+        feature = str(rng.choice(STRESS_FEATURES))
+    if profile == "stress":
+        return _draw_stress(layer, params, rng)
+    return _draw_realistic(layer, params, rng, feature)
+
+
+def _keep_in_grid(truth: np.ndarray, b: int, t: int, w: int, h: int) -> None:
+    """Keep a truth's cell inside the grid, as the oracle requires."""
+    for col, size in ((0, w), (1, h)):
+        while np.float32(truth[b, t, col]) * np.float32(size) >= size:
+            truth[b, t, col] = np.nextafter(truth[b, t, col], np.float32(0))
+
+
+def _classes_drawn(layer: Layer) -> int:
+    return len(layer.map) if layer.map is not None else layer.classes
+
+
+def _draw_realistic(layer: Layer, params: Dict[str, Any], rng: np.random.Generator,
+                    feature: Optional[str]) -> Dict[str, Any]:
+    B, h, w = params["batch"], params["h"], params["w"]
+    tags: List[str] = ["realistic"]
+    scale = {"mag_n4": 4.0, "mag_n20": 20.0}.get(feature or "", 1.0)
+    x = (rng.standard_normal((B, layer.channels, h, w)) * scale).astype(np.float32)
+    tags.append({1.0: "mag_n1", 4.0: "mag_n4", 20.0: "mag_n20"}[scale])
+    if feature == "extreme_inputs":
+        x = (x * np.float32(100)).astype(np.float32)
+        tags.append("extreme_inputs")
+    if np.abs(x).max() > 88:
+        tags.append("exp_overflow_mag")
+    rows, cols = _truth_rows(layer), _truth_cols(layer)
+    truth = np.zeros((B, rows, cols), np.float32)
+    limit = min(rows, 10, getattr(layer, "max_boxes", rows) or rows)
+    n_classes = _classes_drawn(layer)
+    for b in range(B):
+        k = 0 if feature == "zero_truths" else int(rng.integers(1, limit + 1)) if limit else 0
+        for t in range(k):
+            cx, cy = rng.uniform(0.02, 0.98, 2)
+            bw, bh = rng.uniform(0.05, 0.6, 2)
+            if feature == "tiny_box" and t == 0:
+                bw, bh = rng.uniform(1e-4, 3e-3, 2)
+            elif feature == "huge_box" and t == 0:
+                bw, bh = rng.uniform(0.85, 1.0, 2)
+            elif feature == "border_touch" and t == 0:
+                cx = bw / 2
+            elif feature == "cell_boundary_xy" and t == 0:
+                cx = (int(rng.integers(1, w)) / w) if w > 1 else 0.5
+            cls = float(rng.integers(0, n_classes))
+            if feature == "fractional_class_id" and t == 0:
+                cls += float(rng.choice([0.3, 0.7, 0.99]))
+            truth[b, t, :4] = [cx, cy, bw, bh]
+            if isinstance(layer, alexeyab.YoloLayer):
+                truth[b, t, 4], truth[b, t, 5] = cls, float(rng.integers(0, 5))  # class id, track id
+            else:
+                truth[b, t, 4:cols - 1] = rng.uniform(0, 1, cols - 5)  # [region] mask targets
+                truth[b, t, cols - 1] = cls
+            if feature == "dup_cell_hit" and t == 1:
+                truth[b, t, :2] = truth[b, 0, :2]
+            _keep_in_grid(truth, b, t, w, h)
+        if feature == "x0_terminator_mid" and k > 2:
+            truth[b, int(rng.integers(1, k - 1)), 0] = 0
+    if feature and feature not in ("mag_n4", "mag_n20", "extreme_inputs"):
+        tags.append(feature)
+    if not truth[:, :, 0].any() and "zero_truths" not in tags:
+        tags.append("zero_truths")
+    train = feature != "train_false"
+    seen = 0
+    if isinstance(layer, RegionLayer):
+        seen = 50000
+        tags.append("seen_ge_12800")
+    return dict(x=x, truth=truth, train=train, seen=seen, tags=tags)
+
+
+def _draw_stress(layer: Layer, params: Dict[str, Any], rng: np.random.Generator) -> Dict[str, Any]:
     B, h, w = params["batch"], params["h"], params["w"]
     tags: List[str] = []
     mag = rng.choice(list(MAGNITUDES) + ["mag_n20x"])
@@ -243,11 +450,11 @@ def draw_case(layer: Union[YoloLayer, RegionLayer], params: Dict[str, Any], rng:
         x = (rng.standard_normal((B, layer.channels, h, w)) * MAGNITUDES[str(mag)]).astype(np.float32)
     if np.abs(x).max() > 88:
         tags.append("exp_overflow_mag")
-    rows = 90 if isinstance(layer, YoloLayer) else 30
-    cols = layer.coords + 1
+    rows, cols = _truth_rows(layer), _truth_cols(layer)
     truth = np.zeros((B, rows, cols), np.float32)
-    limit = min(layer.max_boxes if isinstance(layer, YoloLayer) else rows, 12)
-    n_classes = len(layer.map) if layer.map is not None else layer.classes
+    limit = min(getattr(layer, "max_boxes", rows) if not isinstance(layer, RegionLayer) else rows, rows, 12)
+    n_classes = _classes_drawn(layer)
+    ab = isinstance(layer, alexeyab.YoloLayer)
     for b in range(B):
         k = int(rng.integers(0, limit + 1))
         for t in range(k):
@@ -272,15 +479,15 @@ def draw_case(layer: Union[YoloLayer, RegionLayer], params: Dict[str, Any], rng:
                 cls += float(rng.choice([0.3, 0.7, 0.99]))
                 tags.append("fractional_class_id")
             truth[b, t, :4] = [cx, cy, bw, bh]
-            truth[b, t, 4:cols - 1] = rng.uniform(0, 1, cols - 5)
-            truth[b, t, cols - 1] = cls
+            if ab:
+                truth[b, t, 4], truth[b, t, 5] = cls, float(rng.integers(0, 5))
+            else:
+                truth[b, t, 4:cols - 1] = rng.uniform(0, 1, cols - 5)
+                truth[b, t, cols - 1] = cls
             if t and rng.random() < 0.15:
                 truth[b, t, :2] = truth[b, t - 1, :2]
                 tags.append("dup_cell_hit")
-            # Keep the cell inside the grid, as the oracle requires.
-            for col, size in ((0, w), (1, h)):
-                while np.float32(truth[b, t, col]) * np.float32(size) >= size:
-                    truth[b, t, col] = np.nextafter(truth[b, t, col], np.float32(0))
+            _keep_in_grid(truth, b, t, w, h)
         if k > 2 and rng.random() < 0.15:
             truth[b, int(rng.integers(1, k - 1)), 0] = 0
             tags.append("x0_terminator_mid")
@@ -296,52 +503,133 @@ def draw_case(layer: Union[YoloLayer, RegionLayer], params: Dict[str, Any], rng:
     return dict(x=x, truth=truth, train=train, seen=seen, tags=tags)
 
 
-def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *,
-           progress: Optional[Callable[[int, int], None]] = None) -> List[Path]:
-    """Write ``n`` cases (cycling over ``layers``: dicts with ``kind``,
-    ``layer`` and ``params``) and a MANIFEST.json into ``out``.  Case i is
-    drawn from a generator seeded with (seed, i): the same seed gives the
-    same files, byte for byte."""
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = []
-    paths = []
+# ---- exporting ------------------------------------------------------------------------
+
+def estimate_bytes(layers: Sequence[Dict[str, Any]], n: int) -> int:
+    """An upper bound on what ``n`` cases take unpacked: input, output and
+    delta of every case, and its truth buffer."""
+    total = 0
     for i in range(n):
         spec = layers[i % len(layers)]
+        p, layer = spec["params"], spec["layer"]
+        elems = p["batch"] * layer.channels * p["h"] * p["w"]
+        total += 4 * (3 * elems + p["batch"] * _truth_rows(layer) * _truth_cols(layer)) + 2048
+    return total
+
+
+def _run(layer: Layer, params: Dict[str, Any], drawn: Dict[str, Any]) -> Result:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if isinstance(layer, RegionLayer):
+            return layer.forward(drawn["x"], drawn["truth"], seen=drawn["seen"], train=drawn["train"])
+        return layer.forward(drawn["x"], drawn["truth"], net_w=params["net_w"], net_h=params["net_h"],
+                             train=drawn["train"], index=params.get("net_index", 0))
+
+
+def prepare_folder(out: PathLike, force: bool) -> Path:
+    """The output folder, empty: refused when it holds anything unless
+    ``force``, which removes the golden files there (cases and MANIFEST)."""
+    d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise GoldenError(f"{d}: exists and is not a folder")
+    if d.is_dir():
+        inside = list(d.iterdir())
+        ours = [p for p in inside if p.suffix == ".npz" or p.name == "MANIFEST.json"]
+        if inside and not force:
+            raise GoldenError(f"{d} is not empty ({len(inside)} entries): pass --force to replace the golden cases "
+                              "there (stale cases would otherwise stay beside the new ones), or choose another "
+                              "folder")
+        others = [p for p in inside if p not in ours]
+        if others:
+            raise GoldenError(f"{d} holds files other than golden cases ({others[0].name}, ...): refusing to "
+                              "write into it even with --force")
+        for p in ours:
+            p.unlink()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *, profile: str = "all",
+           tags: Sequence[str] = (), exclude_tags: Sequence[str] = (), force: bool = False,
+           progress: Optional[Callable[[int, int], None]] = None, max_tries: int = 200) -> List[Path]:
+    """Write ``n`` cases (cycling over ``layers``: dicts with ``kind``,
+    ``layer`` and ``params``) and a MANIFEST.json into ``out``.
+
+    Case i is drawn from a generator seeded with (seed, i) under
+    ``profile``; with ``tags``/``exclude_tags`` drawing goes on until n
+    cases carry every tag asked for and none excluded (at most
+    ``max_tries * n`` draws).  The same arguments give the same files, byte
+    for byte.  ``out`` must be empty, or ``force`` given (its old cases are
+    removed first)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    out_dir = prepare_folder(out, force)
+    manifest = []
+    paths = []
+    draw = 0
+    want, avoid = set(tags), set(exclude_tags)
+    while len(paths) < n:
+        if draw >= max_tries * n:
+            raise GoldenError(f"only {len(paths)} of {n} cases carry tags {sorted(want)} without "
+                              f"{sorted(avoid)} after {draw} draws: these tags are rare or impossible under "
+                              f"profile {profile!r} (try --profile stress or all)")
+        i = len(paths)
+        spec = layers[i % len(layers)]
         layer, params, kind = spec["layer"], spec["params"], spec["kind"]
-        rng = np.random.default_rng([seed, i])
-        drawn = draw_case(layer, params, rng)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if kind == "yolo":
-                res: Result = layer.forward(drawn["x"], drawn["truth"], net_w=params["net_w"], net_h=params["net_h"],
-                                            train=drawn["train"], index=params.get("net_index", 0))
-            else:
-                res = layer.forward(drawn["x"], drawn["truth"], seen=drawn["seen"], train=drawn["train"])
+        rng = np.random.default_rng([seed, draw])
+        draw += 1
+        drawn = draw_case(layer, params, rng, profile)
+        case_tags = set(drawn["tags"]) | {f"profile_{profile}"}
+        if not want <= case_tags or avoid & case_tags:
+            continue
+        res = _run(layer, params, drawn)
         name = f"case_{i:04d}_{kind}.npz"
-        prov = provenance(seed=seed, case=i)
+        flavor = "alexeyab" if kind == "yolo_ab" else "pjreddie"
+        prov = provenance(flavor, seed=seed, draw=draw - 1, profile=profile)
         write_npz(out_dir / name, case_arrays(kind, params, drawn["x"], drawn["truth"], drawn["train"],
-                                              drawn["seen"], res, drawn["tags"], prov))
+                                              drawn["seen"], res, sorted(case_tags), prov))
+        stats = res.stats
+        count = res.count if isinstance(res, alexeyab.YoloResult) else (stats.count if stats is not None else None)
         manifest.append({"file": name, "kind": kind, "shape": list(drawn["x"].shape), "train": drawn["train"],
-                         "tags": sorted(set(drawn["tags"])), "cost": float(res.cost),
-                         "count": res.stats.count if res.stats is not None else None})
+                         "tags": sorted(case_tags), "cost": float(res.cost), "count": count})
         paths.append(out_dir / name)
         if progress is not None:
-            progress(i + 1, n)
+            progress(len(paths), n)
+    kinds = {c["kind"] for c in manifest}
+    flavor = "alexeyab" if kinds == {"yolo_ab"} else "pjreddie"
     (out_dir / "MANIFEST.json").write_text(json.dumps(
-        {"seed": seed, "variant": "strict", "upstream_commit": UPSTREAM_COMMIT, "format": "shared golden README",
-         "provenance": provenance(seed=seed), "cases": manifest}, indent=1, sort_keys=True))
+        {"seed": seed, "profile": profile, "variant": "strict",
+         "upstream_commit": alexeyab.AB_COMMIT if flavor == "alexeyab" else UPSTREAM_COMMIT,
+         "format": "shared golden README", "provenance": provenance(flavor, seed=seed, profile=profile),
+         "cases": manifest}, indent=1, sort_keys=True))
     return paths
 
 
-def text_progress(stream: Any = None, width: int = 30) -> Callable[[int, int], None]:
-    """A one-line progress bar on stderr."""
-    s = stream if stream is not None else sys.stderr
+class Progress:
+    """Progress of a long job on stderr: a bar redrawn in place on a
+    terminal, elsewhere (CI logs, pipes) one line every few seconds and at
+    the end."""
 
-    def show(done: int, total: int) -> None:
-        filled = int(width * done / max(total, 1))
-        s.write(f"\rexporting [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            s.write("\n")
-        s.flush()
-    return show
+    def __init__(self, what: str, stream: Any = None, width: int = 30, every: float = 3.0) -> None:
+        self.what, self.width, self.every = what, width, every
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.monotonic()
+        self.last = -every
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.tty:
+            filled = int(self.width * done / max(total, 1))
+            self.stream.write(f"\r{self.what} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}")
+            if done == total:
+                self.stream.write("\n")
+        elif done == total or now - self.last >= self.every:
+            self.last = now
+            self.stream.write(f"{self.what}: {done}/{total} ({now - self.start:.0f} s)\n")
+        self.stream.flush()
+
+
+def text_progress(stream: Any = None, width: int = 30) -> Callable[[int, int], None]:
+    """A progress display on stderr (see :class:`Progress`)."""
+    return Progress("exporting", stream, width)
