@@ -153,3 +153,63 @@ def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:
     for k in implied.PARTS:
         value = value + parts[k]
     return value, parts
+
+
+# ---- checking a user's PyTorch loss -------------------------------------------------------
+
+def _to_darknet(x: np.ndarray, layout: str, n: int) -> np.ndarray:
+    """x in darknet's (B, C, H, W) from `layout`."""
+    if layout == "nchw":
+        return np.ascontiguousarray(x)
+    if layout == "nhwc":
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    b, a, h, w, p = x.shape
+    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(b, a * p, h, w))
+
+
+def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int = 416, net_h: int = 416,
+                   seen: int = 0, layout: str = "nchw", tolerance: str = "float32", loss_truth: Any = None,
+                   **tol: Any) -> Any:
+    """Check a PyTorch loss against darknet in one call.
+
+    ``loss_fn(x, truth)`` is your loss: it gets a float32 tensor copy of
+    ``x`` (in ``layout``, on ``x``'s device when ``x`` is a tensor) that
+    requires grad, and ``truth`` (or ``loss_truth``, when your loss takes
+    its truths in another format than darknet's), and returns a scalar.
+    Its gradient is taken with autograd, negated (darknet's delta is minus
+    a gradient) and compared with what darknet hands on for the same input
+    (``net_delta``: the delta for [yolo]; for [region], the GPU build's
+    delta times the logistic's derivative, the CPU build handing on
+    nothing), with the diagnosis.  Returns the
+    :class:`~pydarknet_loss.parity.compare.ParityReport`.
+    """
+    from .layers import alexeyab
+    from .parity.compare import LAYOUTS, compare
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(x, truth), got {type(loss_fn).__name__}")
+    device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+    xn = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if xn.dtype != np.float32:
+        raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {xn.dtype}")
+    xd = _to_darknet(xn, layout, layer.n)
+    xt = torch.tensor(xn, device=device, requires_grad=True)
+    loss = loss_fn(xt, truth if loss_truth is None else loss_truth)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}"
+                        + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""))
+    (grad,) = torch.autograd.grad(loss.reshape(()), xt)
+    minus_grad = (-grad).detach().to(torch.float32)
+    net = dict(net_w=net_w, net_h=net_h) if not isinstance(layer, RegionLayer) else dict(seen=seen)
+    if isinstance(layer, RegionLayer):
+        res = layer.forward(xd, truth, seen=seen)
+        expected = {"delta": res.net_delta("gpu"), "cost": res.cost}
+    elif isinstance(layer, (YoloLayer, alexeyab.YoloLayer)):
+        res = layer.forward(xd, truth, net_w=net_w, net_h=net_h)
+        expected = {"delta": res.delta, "cost": res.cost}
+    else:
+        raise TypeError("layer must be a YoloLayer, RegionLayer or alexeyab.YoloLayer")
+    return compare(expected, {"delta": minus_grad}, layer, input=xd, truth=truth, layout=layout,
+                   tolerance=tolerance, **net, **tol)

@@ -74,3 +74,72 @@ def test_module_arguments() -> None:
         pdl.torch.RegionLoss(layer)
     with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
         pdl.torch.RegionLoss(pdl.RegionLayer(classes=1, anchors=[1, 1]), build="x")
+
+
+# ---- check_gradient ---------------------------------------------------------------------------
+
+def _golden_yolo() -> "object":
+    import gallery_cases as GC
+
+    cases = GC.golden_cases("yolo")
+    return next(c for c in cases if np.abs(c.x).max() > 20)
+
+
+def test_check_gradient_passes_for_the_implied_loss() -> None:
+    case = _golden_yolo()
+    crit = pdl.torch.YoloLoss(case.layer, net_w=case.net_w, net_h=case.net_h)
+    report = pdl.torch.check_gradient(lambda x, t: crit(x, t), case.layer, case.x, case.truth, net_w=case.net_w,
+                                      net_h=case.net_h)
+    assert report.ok, report.summary()
+
+
+def test_check_gradient_explains_bce_on_probabilities() -> None:
+    """A PyTorch loss with darknet's targets, but torch.nn.BCELoss applied to
+    sigmoid outputs: its gradient vanishes where the logits saturate."""
+    case = _golden_yolo()
+    sel = pdl.implied.select(case.x, case.truth, case.layer, net_w=case.net_w, net_h=case.net_h)
+    has = torch.tensor(sel.has)
+    t = torch.tensor(np.where(sel.has, sel.target, 0.0), dtype=torch.float32)
+    s = torch.tensor(np.where(sel.has, sel.scale, 0.0), dtype=torch.float32)
+
+    def loss_fn(x: "torch.Tensor", truth: object) -> "torch.Tensor":
+        b, c, h, w = x.shape
+        x5 = x.reshape(b, sel.n, c // sel.n, h, w)
+        p = torch.sigmoid(x5)
+        bce = torch.nn.functional.binary_cross_entropy(p, t.clamp(0, 1), reduction="none")
+        act = torch.ones(x5.shape[2], dtype=torch.bool)
+        act[2:4] = False
+        wh = 0.5 * (x5 - t) ** 2
+        per = torch.where(act[None, None, :, None, None], bce, wh)
+        return (torch.where(has, s * per, torch.zeros_like(per))).sum()
+
+    report = pdl.torch.check_gradient(loss_fn, case.layer, case.x, case.truth, net_w=case.net_w, net_h=case.net_h)
+    assert not report.ok and report.causes[0].code == "saturated_gradient", report.summary()
+    assert "unexplained" not in [c.code for c in report.causes], report.summary()
+
+
+def test_check_gradient_takes_other_layouts_and_refuses_bad_losses() -> None:
+    case = _golden_yolo()
+    crit = pdl.torch.YoloLoss(case.layer, net_w=case.net_w, net_h=case.net_h)
+    b, c, h, w = case.x.shape
+    n = case.layer.n
+    xb = np.ascontiguousarray(case.x.reshape(b, n, c // n, h, w).transpose(0, 1, 3, 4, 2))
+
+    def in_bahwc(x: "torch.Tensor", truth: object) -> "torch.Tensor":
+        return crit(x.permute(0, 1, 4, 2, 3).reshape(b, c, h, w), truth)
+
+    report = pdl.torch.check_gradient(in_bahwc, case.layer, xb, case.truth, net_w=case.net_w, net_h=case.net_h,
+                                      layout="bahwc")
+    assert report.ok, report.summary()
+    with pytest.raises(TypeError, match="scalar"):
+        pdl.torch.check_gradient(lambda x, t: x * 2, case.layer, case.x, case.truth)
+    with pytest.raises(TypeError, match="callable"):
+        pdl.torch.check_gradient("loss", case.layer, case.x, case.truth)
+    with pytest.raises(TypeError, match="float32"):
+        pdl.torch.check_gradient(lambda x, t: x.sum(), case.layer, case.x.astype(np.float64), case.truth)
+
+
+def test_compare_accepts_torch_tensors() -> None:
+    case = _golden_yolo()
+    report = pdl.compare({"delta": case.expected}, {"delta": torch.tensor(case.expected)}, case.layer)
+    assert report.ok
