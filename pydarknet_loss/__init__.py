@@ -14,6 +14,7 @@ from .files.labels import Labels, pack_truth, read_labels
 from .files.network import (DarknetCfgWarning, LayerInfo, Network, NetworkResult, calc_network_cost, example_cfg,
                             train_loss)
 from .files.tree import Tree, read_tree
+from .files.truth import to_truth
 from .parity.compare import ParityReport, assert_parity, compare
 from .parity import golden, mistakes
 from . import implied
@@ -40,6 +41,7 @@ __all__ = [
     "nms_sort",
     "pack_truth",
     "read_labels",
+    "to_truth",
     "train_loss",
     "DarknetQuirkWarning",
     "RegionLayer",
