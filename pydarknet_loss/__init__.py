@@ -34,6 +34,7 @@ __all__ = [
     "compare",
     "calc_network_cost",
     "example_cfg",
+    "fuzz",
     "golden",
     "implied",
     "mistakes",
@@ -60,10 +61,19 @@ __all__ = [
 ]
 
 
+def fuzz(impl, layer=None, **kw):  # type: ignore[no-untyped-def]
+    """Differential fuzzing with shrinking (needs Hypothesis, the [fuzz]
+    extra): see :func:`pydarknet_loss.parity.fuzz.fuzz`."""
+    from .parity.fuzz import fuzz as run
+
+    return run(impl, layer, **kw)
+
+
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    # pdl.torch needs PyTorch, an optional extra: imported on first use.
-    if name == "torch":
+    # pdl.torch needs PyTorch and pdl.strategies Hypothesis, optional
+    # extras: imported on first use.
+    if name in ("torch", "strategies"):
         import importlib
 
-        return importlib.import_module(".torch", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

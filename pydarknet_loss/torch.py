@@ -102,9 +102,11 @@ def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:
 
     def bce(sl: slice) -> torch.Tensor:
         x, t = X[:, :, sl], T[:, :, sl]
-        # softplus(x) - t*x without cancellation, as implied._bce.
-        return S[:, :, sl] * ((1 - t) * torch.clamp(x, min=0) - t * torch.clamp(x, max=0)
-                              + torch.log1p(torch.exp(-torch.abs(x))))
+        # softplus(x) - t*x: its autograd derivative is sigmoid(x) - t
+        # everywhere (a sum of clamps and |x| would give 1 - 2t at x == 0,
+        # where their one-sided derivatives meet).  Above the threshold
+        # softplus returns x, whose derivative 1 is sigmoid(x) to 2e-22.
+        return S[:, :, sl] * (torch.nn.functional.softplus(x, beta=1, threshold=50) - t * x)
 
     def se_raw(sl: slice) -> torch.Tensor:
         return S[:, :, sl] / 2 * (X[:, :, sl] - T[:, :, sl]) ** 2
@@ -213,3 +215,29 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
         raise TypeError("layer must be a YoloLayer, RegionLayer or alexeyab.YoloLayer")
     return compare(expected, {"delta": minus_grad}, layer, input=xd, truth=truth, layout=layout,
                    tolerance=tolerance, **net, **tol)
+
+
+def fuzz_gradient(loss_fn: Any, layer: Any = None, *, loss_truth: Optional[Any] = None, **kw: Any) -> Any:
+    """:func:`pydarknet_loss.fuzz` for a PyTorch loss: on each drawn case
+    ``loss_fn(x, truth)`` runs on a tensor copy of ``x`` with autograd and
+    its ``-grad`` is compared with darknet's delta, as in
+    :func:`check_gradient` ([yolo] only: a [region] CPU build hands on no
+    gradient, and the GPU build's delta times the logistic's derivative is
+    not of the delta's form).  ``loss_truth(truth)``, when given, converts
+    darknet's truth buffer into what ``loss_fn`` takes.  Other keywords
+    are :func:`pydarknet_loss.fuzz`'s."""
+    from .parity.fuzz import fuzz
+
+    if kw.get("kind", "yolo") != "yolo":
+        raise ValueError("fuzz_gradient checks [yolo] losses (kind='yolo'): darknet's [region] hands on no "
+                         "gradient on a CPU build, and on a GPU build a delta of another form")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(x, truth), got {type(loss_fn).__name__}")
+
+    def minus_grad(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int, net_h: int) -> np.ndarray:
+        xt = torch.tensor(x, requires_grad=True)
+        loss = loss_fn(xt, truth if loss_truth is None else loss_truth(truth))
+        (grad,) = torch.autograd.grad(loss.reshape(()), xt)
+        return (-grad).detach().to(torch.float32).numpy()
+
+    return fuzz(minus_grad, layer, **kw)

@@ -143,3 +143,28 @@ def test_compare_accepts_torch_tensors() -> None:
     case = _golden_yolo()
     report = pdl.compare({"delta": case.expected}, {"delta": torch.tensor(case.expected)}, case.layer)
     assert report.ok
+
+
+def test_fuzz_gradient_finds_a_torch_loss_that_departs() -> None:
+    pytest.importorskip("hypothesis", reason="the [fuzz] extra")
+
+    def good(x: "torch.Tensor", truth: object) -> "torch.Tensor":
+        return _implied_loss(x, truth)
+
+    state: dict = {}
+
+    def _implied_loss(x: "torch.Tensor", truth: object) -> "torch.Tensor":
+        return pdl.torch.YoloLoss(state["layer"], net_w=416, net_h=416)(x, truth)
+
+    layer = pdl.YoloLayer(classes=2, anchors=[10, 13, 16, 30, 33, 23], mask=[0, 1, 2])
+    state["layer"] = layer
+    res = pdl.torch.fuzz_gradient(good, layer, net=(416, 416), examples=60, seed=0)
+    assert res.ok, str(res)
+
+    def halved(x: "torch.Tensor", truth: object) -> "torch.Tensor":
+        return 0.5 * _implied_loss(x, truth)
+
+    res = pdl.torch.fuzz_gradient(halved, layer, net=(416, 416), examples=200, seed=0)
+    assert not res.ok and res.failure.cause == "scale", str(res)
+    with pytest.raises(ValueError, match="yolo"):
+        pdl.torch.fuzz_gradient(good, kind="region")

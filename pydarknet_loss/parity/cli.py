@@ -268,6 +268,61 @@ def golden_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# ---- fuzz ------------------------------------------------------------------------------------------
+
+def fuzz_command(args: argparse.Namespace) -> int:
+    try:
+        from . import fuzz as F
+    except ImportError as exc:
+        print(f"pydarknet-loss fuzz: {exc}", file=sys.stderr)
+        return 2
+    try:
+        F.load_impl(args.impl)
+    except ValueError as exc:
+        print(f"pydarknet-loss fuzz: {exc}", file=sys.stderr)
+        return 2
+    layers = None
+    kind = args.kind
+    if args.cfg is not None:
+        net = Network.from_cfg(args.cfg, flavor=args.flavor)
+        layers = [layer for _, layer in net.loss_layers if layer.kind in ("yolo", "region")]
+        if not layers:
+            print(f"pydarknet-loss fuzz: {args.cfg} has no [yolo] or [region] layer to fuzz", file=sys.stderr)
+            return 2
+        kind = layers[0].kind
+        if args.net is None:
+            args.net = [net.width, net.height]
+    jobs = max(1, args.jobs)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    share = [args.examples // jobs + (1 if j < args.examples % jobs else 0) for j in range(jobs)]
+    work = [(args.impl, layers, kind, max(n, 1), seed + j, args.tolerance, args.layout,
+             str(args.out) if args.out is not None else None, tuple(args.net) if args.net else None, j)
+            for j, n in enumerate(share)]
+    print(f"fuzzing {args.impl} ({kind}, {args.examples} cases, {jobs} job{'s' if jobs > 1 else ''}, seed {seed}, "
+          f"tolerance {args.tolerance})", file=sys.stderr)
+    if jobs == 1:
+        outcomes = [F.run_job(work[0])]
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(jobs) as pool:
+            outcomes = pool.map(F.run_job, work)
+    failed = [o for o in outcomes if not o.ok]
+    passed = sum(o.passed for o in outcomes)
+    worst = max((o.max_difference for o in outcomes), key=lambda d: (d.ulp, d.abs))
+    if not failed:
+        print(f"{passed} cases passed (max difference {worst})")
+        return 0
+    first = min(failed, key=lambda o: o.job)
+    print(f"departs from darknet: {first.cause} (job {first.job}, seed {first.seed}, after {first.examples} cases)")
+    print(first.summary)
+    if args.out is not None:
+        print(f"\nthe minimal case is stored in {args.out}: check it with\n  pydarknet-loss check --golden {args.out} "
+              "--actual <your arrays>, or keep it for the pytest plugin (--darknet-golden)")
+    print("\nreproducer:\n" + first.reproducer)
+    return 1
+
+
 # ---- the parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,6 +385,29 @@ def build_parser() -> argparse.ArgumentParser:
     p_chk.add_argument("--inference", action="store_true",
                        help="also check the train=False cases (output only; skipped by default)")
     p_chk.add_argument("-v", "--verbose", action="store_true", help="print whole reports, not only the causes")
+
+    p_fz = sub.add_parser("fuzz", help="find the smallest input on which your implementation departs from darknet",
+                          description="Draw cases, run IMPL and the oracle on each, and shrink the first departure "
+                                      "to a minimal case with its cause. IMPL is package.module:function, called as "
+                                      "function(x, truth, layer, net_w, net_h) and returning its delta (or a dict "
+                                      "with delta, output, cost). Needs Hypothesis (the [fuzz] extra). Exits 1 when "
+                                      "a departure is found.")
+    p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
+    p_fz.add_argument("--kind", choices=("yolo", "region"), default="yolo", help="the layer to fuzz (default yolo)")
+    p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")
+    p_fz.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
+                      help="which darknet the --cfg is for (default pjreddie)")
+    p_fz.add_argument("--examples", type=int, default=500, help="cases to try in all (default 500)")
+    p_fz.add_argument("--jobs", type=int, default=1,
+                      help="processes, each with its own seed and share of the cases (default 1)")
+    p_fz.add_argument("--seed", type=int, default=None, help="seed of job 0 (job j uses seed + j); default random")
+    p_fz.add_argument("--tolerance", choices=TOLERANCES, default="float32",
+                      help="float32 (darknet's own rounding, default) or exact")
+    p_fz.add_argument("--layout", choices=LAYOUTS, default="nchw",
+                      help="your implementation's layout of x and its arrays (default nchw)")
+    p_fz.add_argument("--net", type=int, nargs=2, metavar=("W", "H"), help="fix the network input size")
+    p_fz.add_argument("--out", type=Path,
+                      help="folder to store the minimal case in, as a golden .npz, with a reproducer script")
     return ap
 
 
@@ -347,6 +425,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             if args.batch is not None and args.batch < 1:
                 ap.error("--batch must be at least 1")
             return golden_export(args)
+        if args.command == "fuzz":
+            if args.examples < 1 or args.jobs < 1:
+                ap.error("--examples and --jobs must be at least 1")
+            return fuzz_command(args)
         return golden_check(args)
     except BrokenPipeError:  # e.g. `pydarknet-loss demo | head`
         return 0

@@ -310,7 +310,9 @@ def _global_rules(arr: Array, left: np.ndarray) -> Optional[Tuple[str, Finding]]
                 f"the values are darknet's, in {name} memory order: upstream's buffer is [b][anchor][entry][row]"
                 f"[col] (NCHW for a conv output); the implementation's array holds the same numbers laid out as "
                 f"{name}. Reorder it ({hint})."))
-    if (arr.close(-A, E, rel=1e-6) & big).sum() >= 0.95 * nbig:
+    nleft = int(left.sum())
+    flipped = arr.close(-A, E, rel=1e-6)
+    if (flipped & big).sum() >= 0.95 * nbig and (flipped & left).sum() >= 0.95 * nleft:
         return "sign", Finding(left.copy(), say=lambda sel: (
             "every value is darknet's with the sign flipped: darknet's delta is minus the gradient of its loss "
             "(target - output); the implementation returned the gradient. Negate it (or compare -grad)."))
@@ -322,9 +324,10 @@ def _global_rules(arr: Array, left: np.ndarray) -> Optional[Tuple[str, Finding]]
         # Only elements whose scaled value stands out of darknet's rounding say anything.
         big &= np.abs(k * E) > 4 * arr.bound
         nbig = int(big.sum())
-        if k != 0 and abs(k - 1) > 1e-3 and nbig:
+        # One element says nothing about "the whole array": two or more must share the factor.
+        if k != 0 and abs(k - 1) > 1e-3 and nbig >= 2:
             ok = arr.close(A, k * E, rel=1e-5)
-            if (ok & big).sum() >= 0.95 * nbig and (ok | ~big).sum() >= 0.99 * E.size:
+            if (ok & big).sum() >= 0.95 * nbig and (ok & left).sum() >= 0.95 * nleft:
                 guess = _factor_name(k, B)
                 return "scale", Finding(left.copy(), say=lambda sel, k=k, guess=guess: (
                     f"every value is darknet's times {k:.6g}{guess}: darknet sums its loss over the batch and "

@@ -374,7 +374,8 @@ def region_delta(x: np.ndarray, truth: Any, layer: Any, *, seen: int = 12800,
 def _yolo_impl(name: str) -> Impl:
     def impl(x: np.ndarray, truth: Any, layer: Any, net_w: int = 416, net_h: int = 416) -> np.ndarray:
         return yolo_delta(x, truth, layer, net_w, net_h, mistake=name)
-    impl.__name__ = impl.__qualname__ = name
+    impl.__name__ = name
+    impl.__qualname__ = f"YOLO[{name!r}]"  # what a reproducer imports and calls
     impl.__doc__ = DESCRIPTIONS[name][1]
     return impl
 
@@ -383,7 +384,8 @@ def _region_impl(name: str) -> Impl:
     def impl(x: np.ndarray, truth: Any, layer: Any, net_w: int = 416, net_h: int = 416,
              seen: int = 12800) -> np.ndarray:
         return region_delta(x, truth, layer, seen=seen, mistake=name)
-    impl.__name__ = impl.__qualname__ = name
+    impl.__name__ = name
+    impl.__qualname__ = f"REGION[{name!r}]"
     impl.__doc__ = DESCRIPTIONS[name][1]
     return impl
 

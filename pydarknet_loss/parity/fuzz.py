@@ -1,0 +1,399 @@
+"""Differential fuzzing with shrinking: the smallest input on which an
+implementation departs from darknet (``pip install 'pydarknet_loss[fuzz]'``).
+
+:func:`fuzz` draws cases from :func:`pydarknet_loss.strategies.cases`, runs
+your implementation and the oracle on each, and on the first departure lets
+Hypothesis shrink the case to a minimal one that departs *for the same
+cause* (each cause code is its own kind of failure to Hypothesis, so a
+shrink that changes the cause is not taken).  It returns a
+:class:`FuzzResult`: either how many cases passed and the largest
+difference seen (the headroom), or the minimal case with its diagnosis, a
+ready-to-paste reproducer, and (with ``out=``) the case written as a golden
+``.npz`` that a CI can check from then on.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+
+import numpy as np
+
+try:
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ImportError("pydarknet_loss.fuzz needs Hypothesis: pip install 'pydarknet_loss[fuzz]' "
+                      "(or pip install hypothesis)") from None
+
+from .. import strategies as S
+from ..layers.pjreddie import RegionLayer, YoloLayer
+from . import golden
+from .compare import LAYOUTS, ParityReport, compare
+
+Impl = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The largest difference seen between the implementation and the oracle."""
+
+    abs: float = 0.0
+    ulp: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.ulp} ulp, {self.abs:.3g} abs"
+
+
+@dataclass
+class Failure:
+    """The minimal case found, with its diagnosis."""
+
+    input: np.ndarray
+    truth: np.ndarray
+    layer: Any
+    net_w: int
+    net_h: int
+    seen: int
+    report: ParityReport  #: the diagnosis; report.causes[0] is the top cause
+    reproducer: str  #: Python source that reproduces the departure
+    path: Optional[Path] = None  #: the golden .npz written with out=
+
+    @property
+    def cause(self) -> str:
+        return self.report.causes[0].code if self.report.causes else "problem"
+
+    def __str__(self) -> str:
+        b, c, h, w = self.input.shape
+        rows = int(sum(1 for bb in range(b) for t in range(self.truth.shape[1]) if self.truth[bb, t].any()))
+        lines = [f"minimal case: {self.layer!r}, input {b}x{c}x{h}x{w}, {rows} truth row{'s' if rows != 1 else ''}",
+                 self.report.summary()]
+        if self.path is not None:
+            lines.append(f"stored as a golden case: {self.path}")
+        return "\n".join(lines)
+
+
+@dataclass
+class FuzzResult:
+    """What :func:`fuzz` found.  ``ok``: no departure; ``examples``: cases
+    run (shrinking included); ``max_difference``: the largest difference
+    among the cases that passed (the headroom); ``failure``: None, or the
+    minimal failing case."""
+
+    ok: bool
+    examples: int
+    max_difference: Difference
+    failure: Optional[Failure] = None
+    seconds: float = 0.0
+    passed: int = 0  #: cases that passed
+
+    def __str__(self) -> str:
+        if self.ok:
+            return (f"{self.passed} cases passed in {self.seconds:.1f} s (max difference {self.max_difference})")
+        assert self.failure is not None
+        return (f"departs from darknet ({self.failure.cause}) after {self.examples} cases, shrunk to:\n"
+                f"{self.failure}")
+
+
+class ParityFailure(AssertionError):
+    """Raised by :func:`fuzz` with ``raise_on_failure=True``; ``.result``
+    holds the :class:`FuzzResult`."""
+
+    def __init__(self, result: FuzzResult) -> None:
+        super().__init__(str(result))
+        self.result = result
+
+
+class _Departure(Exception):
+    """A case the implementation fails; one subclass per cause code, so that
+    Hypothesis shrinks each cause on its own."""
+
+    def __init__(self, case: S.Case, report: ParityReport) -> None:
+        super().__init__(report.summary())
+        self.case = case
+        self.report = report
+
+
+_KINDS: Dict[str, Type[_Departure]] = {}
+
+
+def _departure(code: str) -> Type[_Departure]:
+    if code not in _KINDS:
+        _KINDS[code] = type(f"Departure_{code}", (_Departure,), {})
+    return _KINDS[code]
+
+
+def _evaluate(impl: Impl, case: S.Case, layout: str, tolerance: str, tol: Dict[str, Any]) -> ParityReport:
+    expected = case.expected()
+    try:
+        actual = case.run(impl, layout)
+    except Exception as exc:  # the implementation itself failed: report it as the user's error
+        raise RuntimeError(f"the implementation raised on {case}: {type(exc).__name__}: {exc}") from exc
+    return compare(expected, actual, case.layer, input=case.x, truth=case.truth, layout=layout,
+                   tolerance=tolerance, **case.net(), **tol)
+
+
+def _headroom(report: ParityReport, best: Difference) -> Difference:
+    rows = [c for c in report.components if not c.component.startswith(("class ", "+"))]
+    a = max([best.abs] + [c.max_abs for c in rows])
+    u = max([best.ulp] + [c.max_ulp for c in rows if c.max_ulp is not None and c.max_ulp < 2**40])
+    return Difference(abs=float(a), ulp=int(u))
+
+
+def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 500, tolerance: str = "float32",
+         seed: Optional[int] = None, layout: str = "nchw", out: Optional[Any] = None,
+         net: Optional[Tuple[int, int]] = None, cases: Any = None, raise_on_failure: bool = False,
+         progress: Optional[Callable[[str], None]] = None, **tol: Any) -> FuzzResult:
+    """Run ``impl(x, truth, layer, net_w, net_h)`` (and ``seen=`` for
+    [region] when it takes it) against the oracle on drawn cases.
+
+    ``impl`` returns its delta (darknet's (B, C, H, W), or ``layout``), or a
+    dict with ``delta``, ``output`` and/or ``cost``.  ``layer`` fixes the
+    layer (yours, e.g. from ``Network.from_cfg``; or a list to choose
+    from), ``net=(w, h)`` the network size, ``cases`` the whole strategy
+    (see :func:`pydarknet_loss.strategies.cases`).  ``examples``: how many
+    cases to try; ``seed`` makes the run repeatable.  On the first
+    departure the case is shrunk to a minimal one with the same cause;
+    ``out``: a folder to write it to as a golden ``.npz`` (a regression test
+    from then on), with a reproducer script beside it.  Returns a
+    :class:`FuzzResult` (or raises :class:`ParityFailure` with
+    ``raise_on_failure``)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
+    if not callable(impl):
+        raise TypeError(f"impl must be callable as impl(x, truth, layer, net_w, net_h), got {type(impl).__name__}")
+    if not (isinstance(examples, int) and examples >= 1):
+        raise ValueError(f"examples must be a positive int, got {examples!r}")
+    strategy = cases if cases is not None else S.cases(layer, kind=kind, net=net)
+    start = time.monotonic()
+    state: Dict[str, Any] = {"n": 0, "passed": 0, "best": Difference(), "last": start, "shrinking": False}
+
+    def body(case: S.Case) -> None:
+        state["n"] += 1
+        report = _evaluate(impl, case, layout, tolerance, tol)
+        if not report.ok:
+            state["shrinking"] = True
+            raise _departure(report.causes[0].code if report.causes else "problem")(case, report)
+        state["passed"] += 1
+        state["best"] = _headroom(report, state["best"])
+        if progress is not None and time.monotonic() - state["last"] >= 3.0:
+            state["last"] = time.monotonic()
+            progress(f"{state['passed']} cases passed (max difference {state['best']})")
+
+    test = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
+                    report_multiple_bugs=False, print_blob=False,
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+                    suppress_health_check=list(HealthCheck))(given(strategy)(body))
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    failure: Optional[Failure] = None
+    try:
+        test()
+    except _Departure as dep:
+        failure = _failure(impl, dep.case, dep.report, layout, out)
+    result = FuzzResult(ok=failure is None, examples=state["n"], max_difference=state["best"], failure=failure,
+                        seconds=time.monotonic() - start, passed=state["passed"])
+    if progress is not None:
+        progress(str(result).splitlines()[0])
+    if failure is not None and raise_on_failure:
+        raise ParityFailure(result)
+    return result
+
+
+# ---- the minimal case, as a reproducer and a golden case ----------------------------------------
+
+def _floats(a: np.ndarray) -> str:
+    return repr([float(v) for v in a.reshape(-1)])
+
+
+def _array_source(name: str, a: np.ndarray) -> str:
+    """Source that rebuilds a float32 array bit for bit."""
+    if a.size <= 512:
+        return f"{name} = np.array({_floats(a)}, np.float32).reshape({tuple(a.shape)})"
+    return (f"{name} = np.frombuffer(bytes.fromhex({a.astype('<f4').tobytes().hex()!r}), '<f4')"
+            f".reshape({tuple(a.shape)}).copy()")
+
+
+def layer_source(layer: Any) -> str:
+    """A constructor call that rebuilds the layer."""
+    f = lambda v: float(np.float32(v))  # noqa: E731
+    cmap = None if layer.map is None else layer.map.tolist()
+    if isinstance(layer, YoloLayer):
+        return (f"pdl.YoloLayer(classes={layer.classes}, anchors={[f(a) for a in layer.anchors]}, "
+                f"mask={layer.mask.tolist()}, total={layer.total}, ignore_thresh={f(layer.ignore_thresh)}, "
+                f"truth_thresh={f(layer.truth_thresh)}, max_boxes={layer.max_boxes}, map={cmap})")
+    if isinstance(layer, RegionLayer):
+        return (f"pdl.RegionLayer(classes={layer.classes}, anchors={[f(a) for a in layer.anchors]}, "
+                f"num={layer.num}, coords={layer.coords}, softmax={layer.softmax}, background={layer.background}, "
+                f"rescore={layer.rescore}, bias_match={layer.bias_match}, thresh={f(layer.thresh)}, "
+                f"coord_scale={f(layer.coord_scale)}, object_scale={f(layer.object_scale)}, "
+                f"noobject_scale={f(layer.noobject_scale)}, class_scale={f(layer.class_scale)}, map={cmap})")
+    return f"pdl.alexeyab.YoloLayer(**{layer.params()!r})"
+
+
+def _impl_source(impl: Impl) -> Tuple[str, str]:
+    """(import line, name to call) for an importable implementation."""
+    mod = getattr(impl, "__module__", None)
+    qual = getattr(impl, "__qualname__", None) or getattr(impl, "__name__", None)
+    if mod and qual and "<" not in qual and mod != "__main__":
+        top = qual.split(".")[0].split("[")[0]
+        return f"from {mod} import {top}", qual
+    return "# from your_module import your_implementation", "your_implementation"
+
+
+def reproducer(impl: Impl, case: S.Case, report: ParityReport, layout: str) -> str:
+    """Python source that rebuilds the case and prints the diagnosis."""
+    imp, name = _impl_source(impl)
+    rows = [case.truth[b, t] for b in range(case.truth.shape[0]) for t in range(case.truth.shape[1])
+            if case.truth[b, t].any()]
+    region = isinstance(case.layer, RegionLayer)
+    net = f"seen={case.seen}" if region else f"net_w={case.net_w}, net_h={case.net_h}"
+    call_net = f"{case.net_w}, {case.net_h}" + (f", seen={case.seen}" if region and S._takes(impl, "seen") else "")
+    to_layout = f"pdl.strategies.to_layout(x, {layout!r}, layer.n)" if layout != "nchw" else "x"
+    truth_lines = [f"truth = np.zeros({tuple(case.truth.shape)}, np.float32)"]
+    for b in range(case.truth.shape[0]):
+        for t in range(case.truth.shape[1]):
+            if case.truth[b, t].any():
+                truth_lines.append(f"truth[{b}, {t}] = {_floats(case.truth[b, t])}")
+    return "\n".join([
+        f"# The minimal case on which {name} departs from darknet ({report.causes[0].code if report.causes else ''}),",
+        f"# found by pydarknet_loss.fuzz ({len(rows)} truth rows, input {tuple(case.x.shape)}).",
+        "import numpy as np",
+        "import pydarknet_loss as pdl",
+        imp,
+        "",
+        f"layer = {layer_source(case.layer)}",
+        _array_source("x", case.x),
+        *truth_lines,
+        f"expected = layer.forward(x, truth, {net})",
+        f"mine = {name}({to_layout}, truth, layer, {call_net})",
+        "report = pdl.compare(expected, mine if isinstance(mine, dict) else {\"delta\": mine}, layer, input=x, "
+        f"truth=truth, {net}, layout={layout!r}, tolerance={report.tolerance.float32 and 'float32' or 'exact'!r})",
+        "print(report)",
+        "",
+    ])
+
+
+def _failure(impl: Impl, case: S.Case, report: ParityReport, layout: str, out: Optional[Any]) -> Failure:
+    src = reproducer(impl, case, report, layout)
+    fail = Failure(input=case.x, truth=case.truth, layer=case.layer, net_w=case.net_w, net_h=case.net_h,
+                   seen=case.seen, report=report, reproducer=src)
+    if out is not None:
+        fail.path = store(case, report, Path(out), src)
+    return fail
+
+
+def store(case: S.Case, report: ParityReport, out: Path, source: str = "") -> Path:
+    """Write the case as a golden ``.npz`` (tags ``fuzz`` and the cause) into
+    ``out``, add it to the folder's MANIFEST.json, and the reproducer beside it."""
+    out.mkdir(parents=True, exist_ok=True)
+    cause = report.causes[0].code if report.causes else "problem"
+    digest = hashlib.sha256(case.x.tobytes() + case.truth.tobytes()).hexdigest()[:10]
+    name = f"fuzz_{cause}_{digest}"
+    layer = case.layer
+    kind = layer.kind
+    b, _, h, w = case.x.shape
+    params = golden.layer_params(layer, w=w, h=h, batch=b, net_w=case.net_w, net_h=case.net_h)
+    res = case.expected()
+    tags = ["fuzz", f"cause_{cause}"]
+    arrays = golden.case_arrays(kind, params, case.x, case.truth, True, case.seen, res, tags,
+                                golden.provenance(found_by="pydarknet_loss.fuzz", cause=cause))
+    path = out / f"{name}.npz"
+    golden.write_npz(path, arrays)
+    if source:
+        (out / f"{name}.py").write_text(source)
+    man = out / "MANIFEST.json"
+    data: Dict[str, Any] = {"cases": []}
+    if man.is_file():
+        try:
+            data = json.loads(man.read_text())
+        except json.JSONDecodeError:
+            data = {"cases": []}
+    entries = [c for c in data.get("cases", []) if c.get("file") != path.name]
+    entries.append({"file": path.name, "kind": kind, "shape": list(case.x.shape), "train": True, "tags": tags,
+                    "cost": float(res.cost)})
+    data["cases"] = entries
+    man.write_text(json.dumps(data, indent=1, sort_keys=True))
+    return path
+
+
+# ---- the pytest form -------------------------------------------------------------------------------
+
+def parity_test(impl: Impl, layer: Any = None, *, kind: str = "yolo", net: Optional[Tuple[int, int]] = None,
+                tolerance: str = "float32", layout: str = "nchw", **tol: Any) -> Callable[..., None]:
+    """A pytest test function that checks ``impl`` on drawn cases under
+    Hypothesis' own settings and example database, so that a departure
+    found once is tried first next time::
+
+        test_my_yolo_loss = parity_test(my_yolo_delta)            # in a test module
+    """
+    def test_parity(case: S.Case) -> None:
+        case.check(impl, tolerance=tolerance, layout=layout, **tol)
+
+    test_parity.__name__ = test_parity.__qualname__ = f"test_parity_of_{getattr(impl, '__name__', 'impl')}"
+    return given(case=S.cases(layer, kind=kind, net=net))(test_parity)
+
+
+# ---- the command line ------------------------------------------------------------------------------
+
+def load_impl(spec: str) -> Impl:
+    """``package.module:function`` (the current folder importable, as pytest does)."""
+    if ":" not in spec:
+        raise ValueError(f"expected package.module:function, got {spec!r}")
+    mod_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {mod_name!r} ({exc}); run from the folder that holds it, or install it")
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{mod_name} has no {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"{spec} is not callable")
+    return obj
+
+
+@dataclass
+class JobOutcome:
+    """What one process of a --jobs run found (plain data, sent back between processes)."""
+
+    job: int
+    seed: int
+    ok: bool
+    examples: int
+    passed: int
+    max_difference: Difference
+    seconds: float
+    summary: str = ""
+    reproducer: str = ""
+    path: Optional[str] = None
+    cause: str = ""
+    report: str = field(default="", repr=False)
+
+
+def run_job(args: Tuple[str, Any, str, int, int, str, str, Optional[str], Optional[Tuple[int, int]], int]
+            ) -> JobOutcome:
+    """One job of ``pydarknet-loss fuzz``: its own seed, its share of the examples."""
+    spec, layers, kind, examples, seed, tolerance, layout, out, net, job = args
+    impl = load_impl(spec)
+
+    def say(msg: str) -> None:
+        print(f"[job {job}] {msg}", file=sys.stderr, flush=True)
+
+    res = fuzz(impl, layers, kind=kind, examples=examples, seed=seed, tolerance=tolerance, layout=layout, out=out,
+               net=net, progress=say)
+    f = res.failure
+    return JobOutcome(job=job, seed=seed, ok=res.ok, examples=res.examples, passed=res.passed,
+                      max_difference=res.max_difference, seconds=res.seconds,
+                      summary=str(f) if f is not None else "", reproducer=f.reproducer if f is not None else "",
+                      path=str(f.path) if f is not None and f.path is not None else None,
+                      cause=f.cause if f is not None else "", report=str(f.report) if f is not None else "")

@@ -1,0 +1,313 @@
+"""Hypothesis strategies that draw valid darknet inputs (``pip install
+'pydarknet_loss[fuzz]'``).
+
+They compose as Hypothesis strategies do, and shrink towards the simplest
+case: one image, a 1x1 grid, one class, no truths, logits near 0::
+
+    from hypothesis import given
+    from pydarknet_loss import strategies as S
+
+    @given(S.cases(kind="yolo"))
+    def test_my_yolo_loss(case):
+        case.check(my_yolo_delta)          # AssertionError with the diagnosis when it departs
+
+* :func:`yolo_layers`, :func:`region_layers`: layer settings (classes,
+  anchors, mask, thresholds, map; region's flags);
+* :func:`inputs`: a raw layer input for a layer and grid;
+* :func:`truths`: a truth buffer for a layer and grid;
+* :func:`cases`: all of it together, as :class:`Case`; ``pdl.fuzz`` draws from it.
+
+Every part can be fixed: pass a layer (your cfg's) to :func:`cases`, a
+network size with ``net=(w, h)``, or your own strategies for any argument.
+The draws reach what the golden generator covers -- duplicate hits in one
+cell, ``x == 0`` mid-list, border and cell-boundary boxes, fractional class
+ids, saturating and ``exp``-overflowing logits, ``truth_thresh < 1``,
+``seen`` on both sides of 12800, empty truth lists -- and never an input
+the oracle refuses (a truth cell outside the grid, a class outside the
+classes).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+try:
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ImportError("pydarknet_loss.strategies needs Hypothesis: pip install 'pydarknet_loss[fuzz]' "
+                      "(or pip install hypothesis)") from None
+
+from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
+
+__all__ = ["Case", "cases", "inputs", "region_layers", "truths", "yolo_layers"]
+
+Layer = Union[YoloLayer, RegionLayer]
+Strat = Any  # a SearchStrategy
+
+F = np.float32
+#: Network input sizes drawn when none is fixed (the first is what shrinking reaches).
+NETS = ((416, 416), (320, 416), (64, 64), (608, 608))
+#: Logits that saturate float32's sigmoid, or make exp overflow.
+EXTREME_LOGITS = (20.0, -20.0, 40.0, -40.0, 90.0, -90.0, 120.0, -120.0)
+
+
+def _st(value: Any, default: Strat) -> Strat:
+    """A strategy from an argument: a strategy as is, a value as st.just,
+    None as the default."""
+    if value is None:
+        return default
+    if hasattr(value, "example") and hasattr(value, "map"):
+        return value
+    return st.just(value)
+
+
+# Strategies built once (building one per draw costs more than the draw).
+_SEED = st.integers(0, 2**32 - 1)
+_CLASSES = st.integers(1, 5)
+_TOTAL = st.integers(1, 6)
+_IGNORE = st.sampled_from([0.5, 0.7, 0.0, 1.0])
+_TRUTH_THRESH = st.sampled_from([1.0, 0.6, 0.3])
+_MAX_BOXES = st.sampled_from([YOLO_MAX_TRUTHS, 1, 2, 3])
+_BATCH = st.integers(1, 2)
+_GRID = st.integers(1, 4)
+_MAGNITUDE = st.sampled_from([0.0, 1.0, 4.0, 20.0])
+_EXTREME = st.sampled_from(EXTREME_LOGITS)
+_STYLES = st.sampled_from(["plain", "tiny", "huge", "border", "cell", "at_anchor", "dup"])
+_FRACTION = st.sampled_from([0.0, 0.0, 0.3, 0.99])
+_REGION_COORDS = st.sampled_from([4, 4, 4, 5, 6])
+_REGION_THRESH = st.sampled_from([0.5, 0.6, 0.0, 1.0])
+_SCALE = st.sampled_from([1.0, 5.0, 0.5])
+_SEEN = st.sampled_from([50000, 0, 12799, 12800])
+_NETS = st.sampled_from(NETS)
+
+
+def _map(draw: Any, n_classes: int) -> Optional[List[int]]:
+    if not draw(st.integers(0, 4)) == 4:  # a class map in one layer of five
+        return None
+    rng = np.random.default_rng(draw(_SEED))
+    return rng.integers(0, n_classes, int(rng.integers(1, 7))).tolist()
+
+
+@st.composite
+def yolo_layers(draw: Any, *, classes: Any = None, total: Any = None, map: Any = None) -> YoloLayer:
+    """Settings of a ``[yolo]`` layer: 1 to 6 anchors (pixels, 2 to 400) of
+    which a mask takes some, 1 to 5 classes, ``ignore_thresh`` in {.5, .7,
+    0, 1} (0 and 1 make ties with the threshold), ``truth_thresh`` 1 or
+    below, ``max_boxes`` 90 or a few, sometimes a class map."""
+    n_classes = draw(_st(classes, _CLASSES))
+    n_total = draw(_st(total, _TOTAL))
+    anchors = np.random.default_rng(draw(_SEED)).integers(2, 401, 2 * n_total)
+    bits = draw(st.integers(1, 2**n_total - 1))
+    mask = [k for k in range(n_total) if bits >> k & 1]
+    cmap = _map(draw, n_classes) if map is None else draw(_st(map, st.none()))
+    return YoloLayer(classes=n_classes, anchors=[float(a) for a in anchors], mask=mask, total=n_total,
+                     ignore_thresh=draw(_IGNORE), truth_thresh=draw(_TRUTH_THRESH), max_boxes=draw(_MAX_BOXES),
+                     map=cmap)
+
+
+@st.composite
+def region_layers(draw: Any, *, classes: Any = None, num: Any = None, coords: Any = None) -> RegionLayer:
+    """Settings of a ``[region]`` layer (no softmax tree): 1 to 5 anchors in
+    grid cells, 1 to 5 classes, coords 4 (sometimes 5 or 6: mask coords),
+    softmax, background, rescore and bias_match, thresh and the scales."""
+    n_classes = draw(_st(classes, _CLASSES))
+    n = draw(_st(num, st.integers(1, 5)))
+    n_coords = draw(_st(coords, _REGION_COORDS))
+    anchors = np.round(np.random.default_rng(draw(_SEED)).uniform(0.25, 8.0, 2 * n), 2)
+    flags = draw(st.integers(0, 15))
+    return RegionLayer(classes=n_classes, anchors=[float(a) for a in anchors], num=n, coords=n_coords,
+                       softmax=bool(flags & 1), background=bool(flags & 2), rescore=bool(flags & 4),
+                       bias_match=bool(flags & 8), thresh=draw(_REGION_THRESH), map=_map(draw, n_classes),
+                       coord_scale=draw(_SCALE), object_scale=draw(_SCALE), noobject_scale=draw(_SCALE),
+                       class_scale=draw(_SCALE))
+
+
+@st.composite
+def inputs(draw: Any, layer: Layer, *, batch: Any = None, h: Any = None, w: Any = None,
+           magnitude: Any = None) -> np.ndarray:
+    """A raw layer input, float32 (B, C, H, W) (by default 1 or 2 images on a
+    grid of 1 to 4 by 1 to 4): ``magnitude * N(0, 1)`` from a
+    drawn seed, and a few entries set to logits that saturate the sigmoid or
+    overflow exp.  Shrinks towards one image, a 1x1 grid, magnitude 0 (all
+    logits 0) and no extreme entries."""
+    b = draw(_st(batch, _BATCH))
+    hh = draw(_st(h, _GRID))
+    ww = draw(_st(w, _GRID))
+    mag = draw(_st(magnitude, _MAGNITUDE))
+    x = (np.random.default_rng(draw(_SEED)).standard_normal((b, layer.channels, hh, ww)) * mag).astype(F)
+    flat = x.reshape(-1)
+    for _ in range(draw(st.integers(0, 4))):
+        flat[draw(st.integers(0, x.size - 1))] = F(draw(_EXTREME))
+    return x
+
+
+def _inside(v: float, size: int) -> float:
+    """v, nudged down until (int)(v*size) in float32 is a cell of the grid."""
+    f = F(v)
+    while F(f * F(size)) >= size:
+        f = np.nextafter(f, F(0))
+    return float(f)
+
+
+def _box(draw: Any, layer: Layer, w: int, h: int, net: Tuple[int, int], n_classes: int, cols: int,
+         prev: Optional[List[float]]) -> List[float]:
+    """One truth row: its style and class drawn (they shrink), its numbers
+    from a drawn seed."""
+    style = draw(_STYLES)
+    rng = np.random.default_rng(draw(_SEED))
+    cx, cy = rng.uniform(0.01, 0.99, 2)
+    bw, bh = rng.uniform(0.02, 0.7, 2)
+    if style == "tiny":
+        bw, bh = bw * 1e-3, bh * 1e-3
+    elif style == "huge":
+        bw, bh = 0.85 + bw * 0.2, 0.85 + bh * 0.2
+    elif style == "border":
+        cx = bw / 2
+    elif style == "cell":
+        cx = int(rng.integers(1, w)) / w if w > 1 else 0.5
+    elif style == "at_anchor":
+        # The box a zero logit predicts: the cell's centre, an anchor's
+        # size; its IoU with that prediction is 1 (ties with thresholds).
+        i, j = int(rng.integers(0, w)), int(rng.integers(0, h))
+        cx, cy = (i + 0.5) / w, (j + 0.5) / h
+        a = int(rng.choice(layer.mask)) if isinstance(layer, YoloLayer) else int(rng.integers(0, layer.n))
+        size = net if isinstance(layer, YoloLayer) else (w, h)
+        bw, bh = float(layer.anchors[2 * a] / F(size[0])), float(layer.anchors[2 * a + 1] / F(size[1]))
+    elif style == "dup" and prev is not None:
+        cx, cy = prev[0], prev[1]
+    cls = draw(st.integers(0, n_classes - 1)) + draw(_FRACTION)
+    extra = rng.uniform(0, 1, cols - 5).tolist()
+    return [_inside(cx, w), _inside(cy, h), float(F(bw)), float(F(bh)), *extra, float(cls)]
+
+
+@st.composite
+def truths(draw: Any, layer: Layer, *, batch: int = 1, h: int = 1, w: int = 1, max_truths: Any = None,
+           net: Tuple[int, int] = (416, 416)) -> np.ndarray:
+    """Darknet's truth buffer for ``batch`` images of an ``h`` x ``w`` grid:
+    per image 0 to ``max_truths`` (default 4) boxes, plain, tiny, huge,
+    touching the border, on a cell boundary, exactly an anchor's predicted
+    box, or in the previous one's cell; class ids sometimes fractional;
+    sometimes an ``x == 0`` row in the middle of the list.  Shrinks towards
+    no truths."""
+    rows = YOLO_MAX_TRUTHS if isinstance(layer, YoloLayer) else REGION_MAX_TRUTHS
+    cols = layer.coords + 1
+    n_classes = len(layer.map) if layer.map is not None else layer.classes
+    k_max = draw(_st(max_truths, st.just(4)))
+    out = np.zeros((batch, rows, cols), F)
+    for b in range(batch):
+        boxes: List[List[float]] = []
+        for _ in range(draw(st.integers(0, k_max))):
+            boxes.append(_box(draw, layer, w, h, net, n_classes, cols, boxes[-1] if boxes else None))
+        if len(boxes) > 2 and draw(st.booleans()):
+            boxes[draw(st.integers(1, len(boxes) - 2))][0] = 0.0  # x == 0 ends the list upstream reads
+        for t, row in enumerate(boxes):
+            out[b, t] = row
+    return out
+
+
+@dataclass
+class Case:
+    """One drawn case: the layer, its input and truth, and the network."""
+
+    layer: Layer
+    x: np.ndarray
+    truth: np.ndarray
+    net_w: int = 416
+    net_h: int = 416
+    seen: int = 0
+    _expected: Optional[Any] = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.layer.kind
+
+    def net(self) -> Dict[str, int]:
+        """The network arguments of the layer's forward."""
+        if isinstance(self.layer, RegionLayer):
+            return {"seen": self.seen}
+        return {"net_w": self.net_w, "net_h": self.net_h}
+
+    def expected(self) -> Any:
+        """The oracle's result on this case."""
+        if self._expected is None:
+            self._expected = self.layer.forward(self.x, self.truth, **self.net())
+        return self._expected
+
+    def run(self, impl: Callable[..., Any], layout: str = "nchw") -> Dict[str, Any]:
+        """``impl(x, truth, layer, net_w, net_h)`` (``seen=`` too when it
+        takes it) on this case, its result as a dict with ``delta`` (and
+        ``output``, ``cost`` when it returns them)."""
+        x = to_layout(self.x, layout, self.layer.n)
+        kw = {"seen": self.seen} if _takes(impl, "seen") else {}
+        got = impl(x, self.truth, self.layer, self.net_w, self.net_h, **kw)
+        if isinstance(got, dict):
+            return got
+        return {"delta": got}
+
+    def check(self, impl: Callable[..., Any], *, tolerance: str = "float32", layout: str = "nchw",
+              **tol: Any) -> Any:
+        """Run ``impl`` and compare it with the oracle; AssertionError with
+        the diagnosis when it departs."""
+        from .parity.compare import compare
+
+        report = compare(self.expected(), self.run(impl, layout), self.layer, input=self.x, truth=self.truth,
+                         layout=layout, tolerance=tolerance, **self.net(), **tol)
+        if not report.ok:
+            raise AssertionError(f"\n{self}\n{report}")
+        return report
+
+    def __str__(self) -> str:
+        b, c, h, w = self.x.shape
+        rows = [(b_, t) for b_ in range(b) for t in range(self.truth.shape[1]) if self.truth[b_, t].any()]
+        net = f"seen={self.seen}" if isinstance(self.layer, RegionLayer) else f"net {self.net_w}x{self.net_h}"
+        return (f"case: {self.layer!r}, x {tuple(self.x.shape)} (|x| <= {float(np.abs(self.x).max()):.3g}), "
+                f"{len(rows)} truth rows, {net}")
+
+
+def to_layout(x: np.ndarray, layout: str, n: int) -> np.ndarray:
+    """x, darknet's (B, C, H, W), in another layout (nhwc, bahwc)."""
+    if layout == "nchw":
+        return x
+    if layout == "nhwc":
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    if layout == "bahwc":
+        b, c, h, w = x.shape
+        return np.ascontiguousarray(x.reshape(b, n, c // n, h, w).transpose(0, 1, 3, 4, 2))
+    raise ValueError(f"layout must be 'nchw', 'nhwc' or 'bahwc', got {layout!r}")
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+@st.composite
+def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tuple[int, int]] = None,
+          batch: Any = None, h: Any = None, w: Any = None, magnitude: Any = None, max_truths: Any = None,
+          seen: Any = None) -> Case:
+    """A whole case: a layer (drawn by ``kind``, or ``layer``: a layer, a
+    list of layers to choose from, or a strategy), its input, its truths,
+    the network size (``net=(w, h)`` fixes it) and, for [region], ``seen``
+    (0, 12799, 12800 or 50000)."""
+    if kind not in ("yolo", "region"):
+        raise ValueError(f"kind must be 'yolo' or 'region', got {kind!r}")
+    if isinstance(layer, (list, tuple)):
+        chosen = draw(st.sampled_from(list(layer)))
+    elif layer is None:
+        chosen = draw(yolo_layers() if kind == "yolo" else region_layers())
+    else:
+        chosen = draw(_st(layer, st.none()))
+    b = draw(_st(batch, _BATCH))
+    hh = draw(_st(h, _GRID))
+    ww = draw(_st(w, _GRID))
+    net_w, net_h = net if net is not None else draw(_NETS)
+    x = draw(inputs(chosen, batch=b, h=hh, w=ww, magnitude=magnitude))
+    truth = draw(truths(chosen, batch=b, h=hh, w=ww, max_truths=max_truths, net=(net_w, net_h)))
+    s = draw(_st(seen, _SEEN)) if isinstance(chosen, RegionLayer) else 0
+    return Case(layer=chosen, x=x, truth=truth, net_w=int(net_w), net_h=int(net_h), seen=int(s))

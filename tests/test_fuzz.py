@@ -1,0 +1,172 @@
+"""pdl.fuzz and pdl.strategies: every mistake of the gallery is found within
+the default number of examples (fixed seeds, so CI is deterministic),
+shrunk to a small case, and named; the correct implementation passes 2,000
+examples under tolerance='float32'."""
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import pytest
+
+pytest.importorskip("hypothesis", reason="the [fuzz] extra (Hypothesis); [test] installs it")
+
+import pydarknet_loss as pdl  # noqa: E402
+from pydarknet_loss import mistakes as M  # noqa: E402
+from pydarknet_loss import strategies as S  # noqa: E402
+from pydarknet_loss.parity import cli, golden  # noqa: E402
+
+# The smallest case each mistake can show on, as the test expects it:
+# (images, grid cells, classes, truth rows), each an upper bound.
+#   Truth-list mistakes: at most 2 truths on a grid of at most 2x2 with 1 class;
+#   the short-circuit needs two classes; a batch mean two images; a layout
+#   mix-up two cells.  Where saturation is needed the case keeps the grid
+#   and anchors its extreme logits landed on: only the cause is asserted.
+SMALL: Dict[str, Tuple[int, int, int, int]] = {
+    "no_x0_stop": (1, 4, 1, 2), "no_max_boxes": (1, 4, 1, 2), "rounded_cell": (1, 4, 1, 2),
+    "first_truth_wins": (1, 4, 1, 2), "no_wh_scale": (1, 4, 1, 2), "best_anchor_in_mask": (1, 4, 1, 2),
+    "grid_anchors": (1, 4, 1, 2), "no_truth_thresh": (1, 4, 1, 2), "no_short_circuit": (1, 4, 2, 2),
+    "ignore_ge": (1, 4, 1, 2), "mse_objectness": (1, 4, 1, 2), "gradient_sign": (1, 4, 1, 2),
+    "batch_mean": (2, 4, 1, 2), "nhwc_layout": (1, 4, 1, 2),
+    "region_no_prior": (1, 4, 1, 2), "region_no_rescore": (1, 4, 1, 2), "region_rounded_cell": (1, 4, 1, 2),
+    "region_gradient_sign": (1, 4, 1, 2),
+}
+
+
+def _size(f: "pdl.parity.fuzz.Failure") -> Tuple[int, int, int, int]:
+    b, _, h, w = f.input.shape
+    return b, h * w, f.layer.classes, int((f.truth[..., 0] != 0).sum())
+
+
+@pytest.mark.parametrize("name", [n for n in M.YOLO if n != "correct"])
+def test_each_yolo_mistake_is_found_shrunk_and_named(name: str) -> None:
+    res = pdl.fuzz(M.YOLO[name], seed=1)
+    assert not res.ok and res.failure is not None, name
+    f = res.failure
+    assert f.report.causes[0].code == M.EXPECTED_CAUSE[name], f"{name}\n{f}"
+    assert "unexplained" not in [c.code for c in f.report.causes], f"{name}\n{f}"
+    if name in SMALL:
+        assert all(got <= limit for got, limit in zip(_size(f), SMALL[name])), (name, _size(f))
+    else:  # bce_on_probabilities: the case keeps the cells its saturating logits sit in
+        assert _size(f)[0] <= 2 and _size(f)[3] <= 4, (name, _size(f))
+
+
+@pytest.mark.parametrize("name", [n for n in M.REGION if n != "region_correct"])
+def test_each_region_mistake_is_found_shrunk_and_named(name: str) -> None:
+    res = pdl.fuzz(M.REGION[name], S.region_layers(coords=4), kind="region", seed=1)
+    assert not res.ok and res.failure is not None
+    f = res.failure
+    assert f.report.causes[0].code == M.EXPECTED_CAUSE[name], f"{name}\n{f}"
+    assert all(got <= limit for got, limit in zip(_size(f), SMALL[name])), (name, _size(f))
+
+
+def test_the_correct_implementation_passes_2000_examples() -> None:
+    res = pdl.fuzz(M.YOLO["correct"], seed=2, examples=2000)
+    assert res.ok and res.failure is None and res.passed == res.examples >= 1900
+    assert str(res).startswith(f"{res.passed} cases passed")
+    assert res.max_difference.ulp == 0  # the gallery's correct one is even bit-exact here
+    res = pdl.fuzz(M.REGION["region_correct"], S.region_layers(coords=4), kind="region", seed=2, examples=300)
+    assert res.ok
+
+
+def test_the_failure_carries_a_reproducer_and_a_regression_file(tmp_path: Path) -> None:
+    res = pdl.fuzz(M.YOLO["first_truth_wins"], seed=1, out=tmp_path / "found")
+    f = res.failure
+    assert f is not None and f.path is not None and f.path.is_file()
+    # The reproducer rebuilds the case bit for bit and shows the same cause.
+    out: Dict[str, object] = {}
+    src = f.reproducer.replace("print(report)", "out['report'] = report")
+    assert "from pydarknet_loss.parity.mistakes import" in src
+    exec(compile(src, "reproducer", "exec"), {"out": out})
+    assert out["report"].causes[0].code == "overwrite_order"  # type: ignore[attr-defined]
+    # The stored case is a golden case: the oracle's own arrays pass it, the mistake's do not.
+    case = golden.GoldenCase.load(f.path)
+    assert "cause_overwrite_order" in case.tags and case.check(case.expected()).ok
+    mine = M.YOLO["first_truth_wins"](case.input, case.truth, case.layer(), case.params["net_w"],
+                                      case.params["net_h"])
+    assert case.check({"delta": mine}, tolerance="float32").causes[0].code == "overwrite_order"
+    assert json.loads((tmp_path / "found" / "MANIFEST.json").read_text())["cases"][0]["file"] == f.path.name
+
+
+def test_layer_and_net_can_be_fixed_and_failures_raised() -> None:
+    layer = pdl.YoloLayer(classes=3, anchors=[10, 13, 16, 30, 33, 23], mask=[1, 2])
+    seen = []
+
+    def impl(x: np.ndarray, truth: np.ndarray, lay: pdl.YoloLayer, net_w: int, net_h: int) -> np.ndarray:
+        seen.append((lay, net_w, net_h))
+        return lay.forward(x, truth, net_w=net_w, net_h=net_h).delta
+
+    res = pdl.fuzz(impl, layer, net=(320, 256), examples=20, seed=0)
+    assert res.ok and all(s == (layer, 320, 256) for s in seen)
+    with pytest.raises(pdl.parity.fuzz.ParityFailure) as err:
+        pdl.fuzz(M.YOLO["gradient_sign"], examples=50, seed=0, raise_on_failure=True)
+    assert err.value.result.failure.cause == "sign"
+
+
+def test_strategies_draw_valid_shrinkable_cases() -> None:
+    from hypothesis import given, settings
+
+    seen = {"styles": set(), "x0": 0, "empty": 0, "frac": 0, "extreme": 0}
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @given(S.cases())
+    def check(case: S.Case) -> None:
+        res = case.expected()  # the oracle accepts every drawn case
+        assert res.delta.shape == case.x.shape
+        t = case.truth
+        rows = t[..., 2] > 0
+        seen["x0"] += int(np.any(rows & (t[..., 0] == 0)))
+        seen["empty"] += int(not rows.any())
+        seen["frac"] += int(np.any(rows & (t[..., 4] != np.trunc(t[..., 4]))))
+        seen["extreme"] += int(np.abs(case.x).max() > 88)
+
+    check()
+    assert all(v > 0 for k, v in seen.items() if k != "styles"), seen
+    from hypothesis import find
+
+    minimal = find(S.cases(), lambda c: c.truth[..., 2].any())
+    assert minimal.x.shape[0] == 1 and minimal.x.shape[2:] == (1, 1) and minimal.layer.classes == 1
+    assert not np.any(minimal.x)  # logits shrink to 0
+
+
+def test_the_pytest_form_uses_hypothesis_settings_and_database(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=textwrap.dedent('''
+        from pydarknet_loss import mistakes
+        from pydarknet_loss.parity.fuzz import parity_test
+        from hypothesis import settings
+
+        test_correct = settings(max_examples=30)(parity_test(mistakes.YOLO["correct"]))
+        test_mistaken = settings(max_examples=200)(parity_test(mistakes.YOLO["no_wh_scale"]))
+    '''))
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*box_scale*"])
+    assert (pytester.path / ".hypothesis" / "examples").is_dir()  # the failure is stored, tried first next time
+
+
+def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "myloss.py").write_text(textwrap.dedent('''
+        from pydarknet_loss import mistakes
+
+        def good(x, truth, layer, net_w, net_h):
+            return mistakes.yolo_delta(x, truth, layer, net_w, net_h)
+
+        def bad(x, truth, layer, net_w, net_h):
+            return mistakes.yolo_delta(x, truth, layer, net_w, net_h, mistake="rounded_cell")
+    '''))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli.main(["fuzz", "myloss:good", "--examples", "40", "--seed", "0"]) == 0
+    assert "40 cases passed (max difference 0 ulp" in capsys.readouterr().out
+    assert cli.main(["fuzz", "myloss:bad", "--seed", "0", "--out", "found",
+                     "--cfg", str(pdl.example_cfg("tiny-yolov3"))]) == 1
+    out = capsys.readouterr().out
+    assert "departs from darknet: cell_assignment" in out and "reproducer:" in out and "from myloss import bad" in out
+    assert list((tmp_path / "found").glob("fuzz_cell_assignment_*.npz"))
+    assert cli.main(["fuzz", "myloss:nothing"]) == 2
+    assert "has no 'nothing'" in capsys.readouterr().err
+    del sys.modules["myloss"]
