@@ -40,11 +40,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("pydarknet_loss.strategies needs Hypothesis: pip install 'pydarknet_loss[fuzz]' "
                       "(or pip install hypothesis)") from None
 
+from .layers import alexeyab
 from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
-__all__ = ["Case", "cases", "inputs", "region_layers", "truths", "yolo_layers"]
+__all__ = ["Case", "alexeyab_layers", "cases", "inputs", "region_layers", "truths", "yolo_layers"]
 
-Layer = Union[YoloLayer, RegionLayer]
+Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 Strat = Any  # a SearchStrategy
 
 F = np.float32
@@ -126,6 +127,34 @@ def region_layers(draw: Any, *, classes: Any = None, num: Any = None, coords: An
 
 
 @st.composite
+def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> alexeyab.YoloLayer:
+    """Settings of AlexeyAB's ``[yolo]``: its box losses (mse, giou, diou,
+    ciou, iou) and normalizers, ``iou_thresh`` extra anchors of each kind,
+    ``scale_x_y``, ``new_coords``, ``objectness_smooth``, label smoothing,
+    focal loss, ``counters_per_class``, ``max_delta``, ``max_boxes``
+    (AlexeyAB's truth stride) and both ``show_details``."""
+    n_classes = draw(_st(classes, _CLASSES))
+    n_total = draw(_st(total, _TOTAL))
+    anchors = np.random.default_rng(draw(_SEED)).integers(2, 401, 2 * n_total)
+    bits = draw(st.integers(1, 2**n_total - 1))
+    loss = draw(st.sampled_from(["mse", "ciou", "giou", "diou", "iou"]))
+    counters = None
+    if draw(st.integers(0, 3)) == 3:
+        counters = np.random.default_rng(draw(_SEED)).integers(1, 500, n_classes).tolist()
+    return alexeyab.YoloLayer(
+        classes=n_classes, anchors=[float(a) for a in anchors], mask=[k for k in range(n_total) if bits >> k & 1],
+        total=n_total, max_boxes=draw(st.sampled_from([200, 3, 6])), ignore_thresh=draw(_IGNORE),
+        truth_thresh=draw(_TRUTH_THRESH), iou_thresh=draw(st.sampled_from([1.0, 0.213, 0.5])),
+        iou_thresh_kind=draw(st.sampled_from(["iou", "giou", "diou", "ciou"])), iou_loss=loss,
+        iou_normalizer=draw(st.sampled_from([0.75, 0.07, 1.0])), obj_normalizer=draw(st.sampled_from([1.0, 4.0])),
+        cls_normalizer=draw(st.sampled_from([1.0, 0.5])), max_delta=draw(st.sampled_from([None, 5.0])),
+        scale_x_y=draw(st.sampled_from([1.0, 1.05, 2.0])), new_coords=draw(st.sampled_from([0, 0, 0, 1])),
+        objectness_smooth=draw(st.sampled_from([0, 0, 1])), label_smooth_eps=draw(st.sampled_from([0.0, 0.1])),
+        focal_loss=draw(st.sampled_from([0, 0, 1])), counters_per_class=counters,
+        show_details=draw(st.sampled_from([1, 0])))
+
+
+@st.composite
 def inputs(draw: Any, layer: Layer, *, batch: Any = None, h: Any = None, w: Any = None,
            magnitude: Any = None) -> np.ndarray:
     """A raw layer input, float32 (B, C, H, W) (by default 1 or 2 images on a
@@ -173,13 +202,14 @@ def _box(draw: Any, layer: Layer, w: int, h: int, net: Tuple[int, int], n_classe
         # size; its IoU with that prediction is 1 (ties with thresholds).
         i, j = int(rng.integers(0, w)), int(rng.integers(0, h))
         cx, cy = (i + 0.5) / w, (j + 0.5) / h
-        a = int(rng.choice(layer.mask)) if isinstance(layer, YoloLayer) else int(rng.integers(0, layer.n))
-        size = net if isinstance(layer, YoloLayer) else (w, h)
+        yolo = not isinstance(layer, RegionLayer)
+        a = int(rng.choice(layer.mask)) if yolo else int(rng.integers(0, layer.n))
+        size = net if yolo else (w, h)
         bw, bh = float(layer.anchors[2 * a] / F(size[0])), float(layer.anchors[2 * a + 1] / F(size[1]))
     elif style == "dup" and prev is not None:
         cx, cy = prev[0], prev[1]
     cls = draw(st.integers(0, n_classes - 1)) + draw(_FRACTION)
-    extra = rng.uniform(0, 1, cols - 5).tolist()
+    extra = rng.uniform(0, 1, cols - 5).tolist() if isinstance(layer, RegionLayer) else []
     return [_inside(cx, w), _inside(cy, h), float(F(bw)), float(F(bh)), *extra, float(cls)]
 
 
@@ -192,10 +222,14 @@ def truths(draw: Any, layer: Layer, *, batch: int = 1, h: int = 1, w: int = 1, m
     box, or in the previous one's cell; class ids sometimes fractional;
     sometimes an ``x == 0`` row in the middle of the list.  Shrinks towards
     no truths."""
-    rows = YOLO_MAX_TRUTHS if isinstance(layer, YoloLayer) else REGION_MAX_TRUTHS
-    cols = layer.coords + 1
+    ab = isinstance(layer, alexeyab.YoloLayer)
+    if ab:
+        rows, cols = layer.max_boxes, 6  # AlexeyAB: max_boxes rows of x, y, w, h, class, track id
+    else:
+        rows = YOLO_MAX_TRUTHS if isinstance(layer, YoloLayer) else REGION_MAX_TRUTHS
+        cols = layer.coords + 1
     n_classes = len(layer.map) if layer.map is not None else layer.classes
-    k_max = draw(_st(max_truths, st.just(4)))
+    k_max = min(draw(_st(max_truths, st.just(4))), rows)
     out = np.zeros((batch, rows, cols), F)
     for b in range(batch):
         boxes: List[List[float]] = []
@@ -204,6 +238,8 @@ def truths(draw: Any, layer: Layer, *, batch: int = 1, h: int = 1, w: int = 1, m
         if len(boxes) > 2 and draw(st.booleans()):
             boxes[draw(st.integers(1, len(boxes) - 2))][0] = 0.0  # x == 0 ends the list upstream reads
         for t, row in enumerate(boxes):
+            if ab:
+                row = row[:4] + [row[-1], float(draw(st.integers(0, 3)))]  # class id, then a track id
             out[b, t] = row
     return out
 
@@ -291,16 +327,17 @@ def _takes(fn: Callable[..., Any], name: str) -> bool:
 def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tuple[int, int]] = None,
           batch: Any = None, h: Any = None, w: Any = None, magnitude: Any = None, max_truths: Any = None,
           seen: Any = None) -> Case:
-    """A whole case: a layer (drawn by ``kind``, or ``layer``: a layer, a
+    """A whole case: a layer (drawn by ``kind``: ``"yolo"``, ``"region"`` or
+    AlexeyAB's ``"yolo_ab"``; or ``layer``: a layer, a
     list of layers to choose from, or a strategy), its input, its truths,
     the network size (``net=(w, h)`` fixes it) and, for [region], ``seen``
     (0, 12799, 12800 or 50000)."""
-    if kind not in ("yolo", "region"):
-        raise ValueError(f"kind must be 'yolo' or 'region', got {kind!r}")
+    if kind not in ("yolo", "region", "yolo_ab"):
+        raise ValueError(f"kind must be 'yolo', 'region' or 'yolo_ab', got {kind!r}")
     if isinstance(layer, (list, tuple)):
         chosen = draw(st.sampled_from(list(layer)))
     elif layer is None:
-        chosen = draw(yolo_layers() if kind == "yolo" else region_layers())
+        chosen = draw({"yolo": yolo_layers, "region": region_layers, "yolo_ab": alexeyab_layers}[kind]())
     else:
         chosen = draw(_st(layer, st.none()))
     b = draw(_st(batch, _BATCH))

@@ -282,9 +282,10 @@ def _nontrivial(arr: Array) -> np.ndarray:
     return np.abs(arr.E64) > arr.bound
 
 
-def _global_rules(arr: Array, left: np.ndarray) -> Optional[Tuple[str, Finding]]:
+def _global_rules(arr: Array, left: np.ndarray, min_scaled: int = 2) -> Optional[Tuple[str, Finding]]:
     """A transformation of the whole array that makes it agree: layout,
-    sign or scale.  Tried on every element darknet gives a non-trivial value."""
+    sign or scale.  Tried on every element darknet gives a non-trivial value;
+    a scale needs ``min_scaled`` of them to share the factor."""
     E, A = arr.E64, arr.A64
     big = _nontrivial(arr)
     nbig = int(big.sum())
@@ -324,8 +325,9 @@ def _global_rules(arr: Array, left: np.ndarray) -> Optional[Tuple[str, Finding]]
         # Only elements whose scaled value stands out of darknet's rounding say anything.
         big &= np.abs(k * E) > 4 * arr.bound
         nbig = int(big.sum())
-        # One element says nothing about "the whole array": two or more must share the factor.
-        if k != 0 and abs(k - 1) > 1e-3 and nbig >= 2:
+        # One element says little about "the whole array": first two or more
+        # must share the factor; one is taken only when no rule explains it.
+        if k != 0 and abs(k - 1) > 1e-3 and nbig >= min_scaled:
             ok = arr.close(A, k * E, rel=1e-5)
             if (ok & big).sum() >= 0.95 * nbig and (ok & left).sum() >= 0.95 * nleft:
                 guess = _factor_name(k, B)
@@ -1253,6 +1255,10 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
                 if finding is not None:
                     take(name, finding)
         if left.any():
+            late = _global_rules(arr, left, min_scaled=1)
+            if late is not None and late[0] == "scale":
+                take(*late)
+        if left.any():
             take("unexplained", Finding(left.copy(), say=_say_unexplained(arr, ev)))
         codes[arr.name] = code
     causes = []
@@ -1293,7 +1299,10 @@ def _say_unexplained(arr: Array, ev: Optional[Evidence]) -> Callable[[np.ndarray
             return ("no rule could be tried: pass input= and truth= (a golden case carries both) so that the "
                     f"oracle's decisions explain each element. Differences at {', '.join(roles)} entries.")
         cells = _cells_of(sel)
+        hint = ("compare the targets there with the oracle's (pdl.implied.select gives each element's target and "
+                "scale)" if ev.kind != "yolo_ab" else
+                "for AlexeyAB's layer only the generic causes are recognised (rounding, layout, sign, scale, "
+                "saturation); compare its deltas there term by term")
         return (f"no rule explains these {arr.name} elements ({', '.join(roles)} entries at "
-                f"{_cells_str(ev, cells)}); compare the targets there with the oracle's "
-                "(pdl.implied.select gives each element's target and scale).")
+                f"{_cells_str(ev, cells)}); {hint}.")
     return say
