@@ -356,7 +356,7 @@ def _guess_layout(shape: Tuple[int, ...], want: Tuple[int, ...], n: int) -> str:
 def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.ndarray] = None,
             truth: Any = None, net_w: int = 416, net_h: int = 416, seen: int = 0, layout: str = "nchw",
             tolerance: str = "exact", atol: float = 0.0, rtol: float = 0.0, max_ulp: int = 0,
-            worst: int = 10) -> ParityReport:
+            worst: int = 10, _evidence: Optional[dg.Evidence] = None) -> ParityReport:
     """Compare another implementation with the oracle, and explain each difference.
 
     ``expected``: an oracle result (``layer.forward(...)``), a golden case
@@ -403,8 +403,10 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     if not present and _get(actual, "cost") is None:
         raise ValueError("actual has none of output, delta, cost")
 
-    ev: Optional[dg.Evidence] = None
-    if input is not None:
+    ev: Optional[dg.Evidence] = _evidence  # the oracle's own run, when the caller already has it
+    if ev is not None:
+        report.explained = True
+    elif input is not None:
         x = to_numpy(input, "input")
         if truth is not None:
             ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
@@ -446,7 +448,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         e5 = np.ascontiguousarray(exp).reshape(b, c // per, per, h, w)
         a5 = np.ascontiguousarray(act).reshape(b, c // per, per, h, w)
         ulp = ulp_distance(e5, a5)
-        bound = ev.bound[key] if ev is not None else None
+        bound = ev.bound_for(key) if ev is not None else None
         bad = ~tol.passes(e5, a5, ulp, bound)
         report._diff[key] = np.where(bad, ulp, 0)
         arrays.append(dg.Array(key, e5, a5, bad, ev, layer))
@@ -481,50 +483,72 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     return report
 
 
-def _components(key: str, names: List[str], e5: np.ndarray, a5: np.ndarray, bad: np.ndarray,
-                ulp: np.ndarray) -> List[ComponentStats]:
-    """The table rows of one array: a row per component, the classes as one
-    row, then the worst few classes that fail and how many more."""
+@dataclass
+class _PerEntry:
+    """Per entry of an anchor (axis 2), reductions over images, anchors and
+    cells: what a table row needs, for a row being any set of entries."""
+
+    size: np.ndarray  #: elements per entry
+    fail: np.ndarray  #: failing elements
+    max_abs: np.ndarray  #: largest finite |actual - expected| (-inf: none)
+    max_rel: np.ndarray  #: largest relative difference where expected != 0 (-inf: none)
+    max_ulp: np.ndarray  #: largest ULP distance between same-sign values (-1: none)
+    nan_vs_num: np.ndarray  #: whether NaN meets a number
+    flips: np.ndarray  #: sign flips
+
+    def row(self, array: str, name: str, idx: List[int]) -> ComponentStats:
+        ma, mr, mu = self.max_abs[idx].max(), self.max_rel[idx].max(), self.max_ulp[idx].max()
+        return ComponentStats(
+            array=array, component=name, size=int(self.size[idx].sum()), mismatches=int(self.fail[idx].sum()),
+            max_abs=float(ma) if np.isfinite(ma) else 0.0, max_rel=float(mr) if np.isfinite(mr) else None,
+            max_ulp=ULP_INF if self.nan_vs_num[idx].any() else (int(mu) if mu >= 0 else None),
+            sign_flips=int(self.flips[idx].sum()))
+
+
+def _per_entry(e5: np.ndarray, a5: np.ndarray, bad: np.ndarray, ulp: np.ndarray) -> _PerEntry:
+    axes = (0, 1, 3, 4)
     with np.errstate(invalid="ignore", over="ignore"):
         absd = np.abs(a5.astype(np.float64) - e5.astype(np.float64))
-        e_abs = np.abs(e5.astype(np.float64))
-        rel = np.where(e_abs > 0, absd / np.where(e_abs > 0, e_abs, 1), np.nan)
+        e_abs = np.abs(e5).astype(np.float64)
+        rel = absd / np.where(e_abs > 0, e_abs, np.inf)
+    fin = np.isfinite(absd)
     same = same_sign(e5, a5)
+    per = bad.shape[2]
+    size = np.full(per, bad.size // per)
+    return _PerEntry(
+        size=size, fail=bad.sum(axis=axes),
+        max_abs=np.where(fin, absd, -np.inf).max(axis=axes, initial=-np.inf),
+        max_rel=np.where(fin & (e_abs > 0), rel, -np.inf).max(axis=axes, initial=-np.inf),
+        max_ulp=np.where(same, ulp, -1).max(axis=axes, initial=-1),
+        nan_vs_num=(ulp == ULP_INF).any(axis=axes), flips=(~same & ~np.isnan(absd)).sum(axis=axes))
+
+
+def _components(key: str, names: List[str], e5: np.ndarray, a5: np.ndarray, bad: np.ndarray,
+                ulp: np.ndarray) -> List[ComponentStats]:
+    """The table rows of one array: a row per component (over all its
+    elements: the headroom when nothing fails; ULPs only between values of
+    one sign; relative differences only where the expected value is not 0),
+    the classes as one row, then the worst few classes that fail and how
+    many more."""
+    pe = _per_entry(e5, a5, bad, ulp)
     groups: Dict[str, List[int]] = {}
     for k, nm in enumerate(names):
         groups.setdefault(_group(nm), []).append(k)
     out = []
     for g, idx in groups.items():
-        out.append(_component(key, g, idx, bad, absd, rel, ulp, same))
+        out.append(pe.row(key, g, idx))
         if g == "classes" and len(idx) > 1:
-            failing = [k for k in idx if bad[:, :, k].any()]
-            failing.sort(key=lambda k: (-int(bad[:, :, k].sum()), k))
+            failing = [k for k in idx if pe.fail[k]]
+            failing.sort(key=lambda k: (-int(pe.fail[k]), k))
             for k in failing[:CLASS_ROWS]:
-                out.append(_component(key, names[k], [k], bad, absd, rel, ulp, same))
+                out.append(pe.row(key, names[k], [k]))
             if len(failing) > CLASS_ROWS:
                 more = failing[CLASS_ROWS:]
-                out.append(ComponentStats(array=key, component=f"+{len(more)} classes", size=int(bad[:, :, more].size),
-                                          mismatches=int(bad[:, :, more].sum()), max_abs=float(np.nanmax(
-                                              np.where(bad[:, :, more], absd[:, :, more], 0), initial=0.0)),
-                                          max_rel=None, max_ulp=None))
+                row = pe.row(key, f"+{len(more)} classes", more)
+                out.append(ComponentStats(array=key, component=row.component, size=row.size,
+                                          mismatches=row.mismatches, max_abs=row.max_abs, max_rel=None,
+                                          max_ulp=None))
     return out
-
-
-def _component(array: str, name: str, idx: List[int], bad: np.ndarray, absd: np.ndarray, rel: np.ndarray,
-               ulp: np.ndarray, same: np.ndarray) -> ComponentStats:
-    """One row: failures, and the largest differences over every element
-    (finite ones for abs/rel; ULPs only between values of one sign)."""
-    sel = (slice(None), slice(None), idx)
-    bd, ad, rl, up, sm = bad[sel], absd[sel], rel[sel], ulp[sel], same[sel]
-    fin = np.isfinite(ad)
-    relf = np.isfinite(rl)
-    nan_vs_num = up == ULP_INF
-    return ComponentStats(
-        array=array, component=name, size=int(bd.size), mismatches=int(bd.sum()),
-        max_abs=float(ad[fin].max()) if fin.any() else 0.0,
-        max_rel=float(rl[relf].max()) if relf.any() else None,
-        max_ulp=ULP_INF if nan_vs_num.any() else (int(up[sm].max()) if sm.any() else None),
-        sign_flips=int((~sm & ~np.isnan(ad)).sum()))
 
 
 def assert_parity(expected: Any, actual: Any, layer: LayerLike, **kw: Any) -> ParityReport:

@@ -86,7 +86,7 @@ class Evidence:
     Y: np.ndarray  #: oracle output
     D: np.ndarray  #: oracle delta
     sel: Optional[Selection]  #: targets and scales; None for AlexeyAB's layer
-    bound: Dict[str, np.ndarray]  #: per array, darknet's rounding bound (B, n, P, H, W)
+    bound: Dict[str, np.ndarray]  #: see bound_for()  #: per array, darknet's rounding bound (B, n, P, H, W)
     rec: Dict[str, np.ndarray]
     truth: np.ndarray  #: packed (B, rows, cols)
     net_w: int
@@ -97,6 +97,19 @@ class Evidence:
     row_cell: Optional[np.ndarray] = None  #: (B, rows, 2) (j, i), -1 where not a box
     row_round: Optional[np.ndarray] = None  #: (B, rows, 2) with rounding instead of truncation
     row_anchor: Optional[np.ndarray] = None  #: (B, rows): the mask index loop 2 uses, -1 none
+    cost: np.float32 = np.float32(0)  #: the forward's *l.cost
+
+    def bound_for(self, name: str) -> np.ndarray:
+        """Darknet's own rounding bound of each element of an array
+        ("delta" or "output"; the latter computed when first asked for)."""
+        if name not in self.bound:
+            self.bound[name] = _output_bound(self.layer, self.Y, self.X)
+        return self.bound[name]
+
+    def expected(self) -> Dict[str, Any]:
+        """The oracle's output, delta and cost on this input, darknet's layout."""
+        join = lambda a: a.reshape(a.shape[0], -1, a.shape[3], a.shape[4])  # noqa: E731
+        return {"output": join(self.Y), "delta": join(self.D), "cost": self.cost}
 
     @property
     def coords(self) -> int:
@@ -156,9 +169,8 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
     X = split(x)
     Y = split(call.output)
     bound_delta = split(rounding_bound(sel, x, of="delta"))
-    ev = Evidence(layer=layer, kind=kind, X=X, Y=Y, D=split(call.delta), sel=sel,
-                  bound={"delta": bound_delta, "output": _output_bound(layer, Y, X)}, rec=rec, truth=packed,
-                  net_w=net_w, net_h=net_h, seen=seen)
+    ev = Evidence(layer=layer, kind=kind, X=X, Y=Y, D=split(call.delta), sel=sel, bound={"delta": bound_delta},
+                  rec=rec, truth=packed, net_w=net_w, net_h=net_h, seen=seen, cost=np.float32(call.cost[0]))
     _derive(ev)
     return ev
 
@@ -181,9 +193,8 @@ def _evidence_ab(layer: Any, x: np.ndarray, truth: Any, *, net_w: int, net_h: in
     if layer.classes_multipliers is not None:
         scales.append(float(np.max(layer.classes_multipliers)))
     bound = np.where(D == 0, 1e-6, 2 * (u32(D) + max(scales) * u32(Y)))
-    return Evidence(layer=layer, kind="yolo_ab", X=X, Y=Y, D=D, sel=None,
-                    bound={"delta": bound, "output": _output_bound(layer, Y, X)}, rec={}, truth=packed,
-                    net_w=net_w, net_h=net_h, seen=0)
+    return Evidence(layer=layer, kind="yolo_ab", X=X, Y=Y, D=D, sel=None, bound={"delta": bound}, rec={},
+                    truth=packed, net_w=net_w, net_h=net_h, seen=0, cost=np.float32(res.cost))
 
 
 def _output_bound(layer: Any, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -252,7 +263,7 @@ class Array:
         self.A64 = A.astype(np.float64)
         self.coords = int(layer.coords)
         self.obj = self.coords
-        self.bound = ev.bound[name] if ev is not None else np.zeros(E.shape)
+        self.bound = ev.bound_for(name) if ev is not None else np.zeros(E.shape)
         self.left: Optional[np.ndarray] = None  #: elements no rule has explained yet (set by diagnose)
 
     def close(self, a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> np.ndarray:

@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from .. import strategies as S
 from ..layers.pjreddie import RegionLayer, YoloLayer
+from . import diagnose as dg
 from . import golden
 from .compare import LAYOUTS, ParityReport, compare
 
@@ -130,13 +131,15 @@ def _departure(code: str) -> Type[_Departure]:
 
 
 def _evaluate(impl: Impl, case: S.Case, layout: str, tolerance: str, tol: Dict[str, Any]) -> ParityReport:
-    expected = case.expected()
+    # One oracle run serves as the expected result and as the record the
+    # diagnosis reads.
+    ev = dg.evidence(case.layer, case.x, case.truth, **case.net())
     try:
         actual = case.run(impl, layout)
     except Exception as exc:  # the implementation itself failed: report it as the user's error
         raise RuntimeError(f"the implementation raised on {case}: {type(exc).__name__}: {exc}") from exc
-    return compare(expected, actual, case.layer, input=case.x, truth=case.truth, layout=layout,
-                   tolerance=tolerance, **case.net(), **tol)
+    return compare(ev.expected(), actual, case.layer, input=case.x, truth=case.truth, layout=layout,
+                   tolerance=tolerance, _evidence=ev, **case.net(), **tol)
 
 
 def _headroom(report: ParityReport, best: Difference) -> Difference:
