@@ -28,6 +28,8 @@ except ImportError as exc:  # pragma: no cover - depends on how it was installed
     ) from exc
 
 BUILD_CFLAGS: str = ffi.string(lib.dn_build_cflags()).decode()
+#: The sanitizer flags the core was built with ("" normally; PYDARKNET_LOSS_SANITIZE=1 sets them).
+BUILD_SANITIZERS: str = ffi.string(lib.dn_build_sanitizers()).decode()
 
 # Return codes of the C core (darknet_loss.h).
 DN_OK = lib.DN_OK

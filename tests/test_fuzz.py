@@ -60,6 +60,30 @@ def test_the_harness_catches_a_crash_a_hang_and_a_silent_accept(monkeypatch: pyt
     monkeypatch.setattr(C, "make_case", make)
     s = run(10, seed=0, jobs=1, per_child=10, timeout=1.0)
     kinds = {f.number: f.kind for f in s.failures}
+    if kinds.get(3) == "sanitizer":  # under ASan its SEGV handler reports the crash
+        kinds[3] = "crash"
     assert kinds == {3: "crash", 5: "hang", 7: "silent-accept", 8: "exception-type"}, s.report()
     assert s.cases == 10 and s.outcomes.get("ok") == 6
     assert real is not make
+
+
+def test_a_sanitizer_report_is_charged_to_its_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the sanitizer build (PYDARKNET_LOSS_SANITIZE=1), an out-of-bounds
+    read in the core is reported by ASan and counted as a failure of its case."""
+    import numpy as np
+
+    from pydarknet_loss import _native
+
+    if "address" not in _native.BUILD_SANITIZERS:
+        pytest.skip("the core is not built with AddressSanitizer (PYDARKNET_LOSS_SANITIZE=1)")
+
+    def overrun() -> None:
+        a = np.zeros((1, 4), np.float32)
+        out = np.zeros(1, np.float32)
+        p = _native.ffi.cast("float *", _native.ffi.from_buffer(a))
+        _native.lib.box_iou_rows(p, p, 64, _native.ffi.cast("float *", _native.ffi.from_buffer(out)))
+
+    monkeypatch.setattr(C, "make_case", lambda seed, number, workdir: C.Case("boxes", "planted overrun", overrun, "ok"))
+    s = run(1, seed=0, jobs=1, timeout=20.0)
+    assert [f.kind for f in s.failures] == ["sanitizer"], s.report()
+    assert "AddressSanitizer" in s.failures[0].detail

@@ -244,8 +244,10 @@ def run(cases: int, *, seed: int = 0, start: int = 0, jobs: int = 2, per_child: 
                 sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
                 how = (f"killed by signal {sig} ({signal.Signals(sig).name})" if sig
                        else f"exited with status {os.WEXITSTATUS(status)}")
-                kind = "sanitizer" if ("Sanitizer" in tail or "runtime error:" in tail) else "crash"
-                detail = f"{how}; stderr: {tail.strip()[-1500:]}"
+                sanitizer = "Sanitizer" in tail or "runtime error:" in tail
+                kind = "sanitizer" if sanitizer else "crash"
+                # A sanitizer report's head says what and where; a plain crash's tail does.
+                detail = f"{how}; stderr: {tail.strip()[:1500] if sanitizer else tail.strip()[-1500:]}"
             record({"i": number, "t": target, "l": label, "s": "fail", "k": kind, "d": detail})
             resume = number + 1
         else:
