@@ -58,7 +58,7 @@ def label_arrays(ids: Any, boxes: Any, where: str) -> tuple:
     bad = np.flatnonzero(~((b >= 0) & (b <= 1)).all(axis=1))
     if bad.size:
         r = int(bad[0])
-        raise ValueError(f"{where} boxes[{r}] = ({', '.join(f'{float(v):.9g}' for v in b[r])}): expected x, y, w, h "
+        raise ValueError(f"{where} boxes[{r}] = ({', '.join(str(v) for v in b[r])}): expected x, y, w, h "
                          "in [0, 1], no NaN (read_labels refuses it too)")
     return _validate.frozen(i), _validate.frozen(b)
 
