@@ -282,7 +282,7 @@ class YoloLayer(_LossLayer):
         self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0, maximum=YOLO_MAX_TRUTHS)
         self.map = _validate.class_map(map, self.classes)
         self.jitter = _validate.real32("jitter", jitter)
-        self.random = _validate.integer("random", random)
+        self.random = _validate.c_int("random", random)
         self._freeze()
 
     def __repr__(self) -> str:
@@ -405,7 +405,7 @@ class RegionLayer(_LossLayer):
         if not -2**31 < float(self.mask_scale) < 2**31:
             raise ValueError(f"mask_scale = {float(self.mask_scale)!r} does not fit the int upstream truncates it "
                              f"to: expected -2**31 < mask_scale < 2**31")
-        self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0)
+        self.max_boxes = _validate.c_int("max_boxes", max_boxes, minimum=0)
         self.map = _validate.class_map(map, self.classes)
         self.tree: Optional[Tree] = as_tree(tree)
         if self.tree is not None and self.tree.n != self.classes:
@@ -413,11 +413,11 @@ class RegionLayer(_LossLayer):
                              "upstream's tree has one node per class")
         self.temperature = _validate.real32("temperature", temperature)
         self.jitter = _validate.real32("jitter", jitter)
-        self.random = _validate.integer("random", random)
-        self.log = _validate.integer("log", log)
-        self.sqrt = _validate.integer("sqrt", sqrt)
-        self.absolute = _validate.integer("absolute", absolute)
-        self.classfix = _validate.integer("classfix", classfix)
+        self.random = _validate.c_int("random", random)
+        self.log = _validate.c_int("log", log)
+        self.sqrt = _validate.c_int("sqrt", sqrt)
+        self.absolute = _validate.c_int("absolute", absolute)
+        self.classfix = _validate.c_int("classfix", classfix)
         self._freeze()
 
     def __repr__(self) -> str:
@@ -433,7 +433,7 @@ class RegionLayer(_LossLayer):
                          bias_match=self.bias_match, thresh=self.thresh, coord_scale=self.coord_scale,
                          object_scale=self.object_scale, noobject_scale=self.noobject_scale,
                          class_scale=self.class_scale, mask_scale=self.mask_scale,
-                         temperature=self.temperature, max_boxes=min(self.max_boxes, 2**31 - 1)))
+                         temperature=self.temperature, max_boxes=self.max_boxes))
 
     def _warn_tree(self, h: int, w: int) -> None:
         if self.tree is None:
