@@ -21,6 +21,8 @@ import numpy as np
 INT_MAX = 2**31 - 1
 INT_MIN = -2**31
 FLT_MAX = float(np.finfo(np.float32).max)
+#: More anchors than this in one layer is an absurd size, refused before allocating (issue 11).
+MAX_ANCHORS = 2**20
 
 
 class DarknetQuirkWarning(UserWarning):
@@ -162,6 +164,10 @@ def biases(anchors: Any, count: Any, count_name: str, per_anchor: int = 2) -> tu
     else:
         values = anchors32(anchors, pairs=count is None)
     n = len(values) // 2 if count is None else c_int(count_name, count, minimum=1)
+    if n > MAX_ANCHORS:
+        raise ValueError(f"{count_name} = {n} anchors: more than {MAX_ANCHORS} is refused (the layer would "
+                         f"allocate {2 * n} anchor values and compare every truth with each of them; darknet "
+                         "cfgs use a handful)")
     if n * max(2, per_anchor) > INT_MAX:
         raise ValueError(f"{count_name} = {n} anchors" + (f" of coords+1+classes = {per_anchor} channels each" if per_anchor > 2 else
                          " (2 values each)") + f" do not fit the C core's int (<= {INT_MAX})")

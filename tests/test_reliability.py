@@ -383,8 +383,10 @@ def test_sizes_that_do_not_fit_are_named() -> None:
         region(classes=1, anchors=[1.0, 1.0], coords=71582788)
     with pytest.raises(ValueError, match="ignore_thresh = 1000.* is too large for a real number"):
         yolo(ignore_thresh=10**400)
-    with pytest.raises(ValueError, match="total = 2147483647 anchors .* do not fit"):
-        yolo(total=2**31 - 1)
+    with pytest.raises(ValueError, match="total = 1000000000 anchors: more than 1048576 is refused"):
+        yolo(total=10**9)  # 8 GB of anchors and 10**9 comparisons per truth: refused before allocating
+    with pytest.raises(ValueError, match="num = 2147483648 does not fit the C core's int"):
+        region(num=2**31)
 
 
 def test_the_c_core_says_why_it_refuses_a_layer() -> None:

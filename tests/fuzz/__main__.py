@@ -28,11 +28,12 @@ def main(argv: list = None) -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a case may take before it is a hang")
     p.add_argument("--strict", action="store_true", help="count the KNOWN_OPEN failures too")
     p.add_argument("-v", "--verbose", action="store_true", help="print failures as they happen")
+    p.add_argument("--progress", type=int, default=0, metavar="N", help="a line on stderr every N cases")
     a = p.parse_args(argv)
     if a.strict:
         C.KNOWN_OPEN.clear()
     s = run(a.cases, seed=a.seed, start=a.start, jobs=a.jobs, per_child=a.per_child, timeout=a.timeout,
-            verbose=a.verbose)
+            verbose=a.verbose, progress=a.progress)
     print(s.report())
     return 1 if s.failures else 0
 

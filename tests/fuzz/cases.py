@@ -238,9 +238,16 @@ def region_ctor(rng: np.random.Generator) -> Dict[str, Any]:
     return ctor
 
 
+def _as_int(v: Any, default: int) -> int:
+    return int(v) if is_int(v) and 0 < int(v) < 2**20 else default
+
+
 def n_ids(ctor: Dict[str, Any]) -> int:
     m = ctor.get("map")
-    return len(m) if m is not None else int(ctor["classes"])
+    try:
+        return max(1, len(m)) if m is not None else _as_int(ctor["classes"], 3)
+    except TypeError:
+        return 3
 
 
 def channels(kind: str, ctor: Dict[str, Any]) -> int:
@@ -571,8 +578,7 @@ def m_anchors(rng: np.random.Generator, c: LayerCase) -> Tuple[str, str, Tuple[s
         v = np.array([np.nan] + a[1:], np.float32)
     elif how == "odd":
         v = a[:-1]
-        if "total" in c.ctor or "num" in c.ctor:
-            expect = "any"
+        expect = "any"  # allowed when total/num is given (a mutation may set it later), refused otherwise
     elif how == "2-D":
         v = np.array(a, np.float32).reshape(-1, 2)
     elif how == "object":
@@ -607,7 +613,7 @@ def m_anchors(rng: np.random.Generator, c: LayerCase) -> Tuple[str, str, Tuple[s
 def m_mask_map(rng: np.random.Generator, c: LayerCase) -> Tuple[str, str, Tuple[str, ...], Tuple[type, ...]]:
     name = "mask" if c.kind == "yolo" and rng.random() < 0.6 else "map"
     cur = list(c.ctor.get(name) or [0])
-    top = (len(c.ctor["anchors"]) // 2) if name == "mask" else int(c.ctor["classes"])
+    top = (len(c.ctor["anchors"]) // 2) if name == "mask" else _as_int(c.ctor["classes"], 3)
     how = pick(rng, ["high", "negative", "float", "huge", "2-D", "uint64", "empty", "bool", "masked", "string",
                      "int64-ok", "object"])
     expect = "error"
@@ -739,11 +745,12 @@ def gen_layer(rng: np.random.Generator, kind: str) -> Case:
         lab, exp, nm, err = mut(rng, c)
         labels.append(lab)
         expects.append(exp)
-        names.extend(nm)
+        if exp != "ok":
+            names.extend(nm)
         errors.extend(err)
     expect = "error" if "error" in expects else ("any" if "any" in expects else "ok")
-    if "error" in expects and "any" in expects:
-        names = []  # the "any" mutation may be refused first, for its own reason
+    if "any" in expects and sum(e != "ok" for e in expects) > 1:
+        names = []  # an "any" mutation may be refused first, for its own reason
     # AttributeError is only acceptable where a mutation asked for it.
     errs = tuple(dict.fromkeys(list(CLEAN) + errors))
     label = f"{kind} B{np.shape(c.x)[0] if isinstance(c.x, np.ndarray) and c.x.ndim else '?'} " + \

@@ -206,7 +206,8 @@ class _Worker:
 
 
 def run(cases: int, *, seed: int = 0, start: int = 0, jobs: int = 2, per_child: int = 100,
-        timeout: float = 10.0, verbose: bool = False, tmp: Optional[str] = None) -> Summary:
+        timeout: float = 10.0, verbose: bool = False, tmp: Optional[str] = None,
+        progress: int = 0) -> Summary:
     """Runs case numbers start..start+cases-1 and returns the summary."""
     summary = Summary()
     t0 = time.monotonic()
@@ -221,6 +222,9 @@ def run(cases: int, *, seed: int = 0, start: int = 0, jobs: int = 2, per_child: 
 
     def record(event: Dict[str, Any]) -> None:
         summary.cases += 1
+        if progress and summary.cases % progress == 0:
+            print(f"{summary.cases} cases, {len(summary.failures)} failures, {time.monotonic() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
         summary.per_target[event["t"]] = summary.per_target.get(event["t"], 0) + 1
         if event["s"] == "fail":
             f = Failure(event["i"], event["t"], event["l"], event["k"], event["d"])
