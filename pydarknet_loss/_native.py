@@ -380,7 +380,7 @@ def region_detections(spec: LayerSpec, output: np.ndarray, img_w: int, img_h: in
             i = int(bad[0])
             anchor, cell = divmod(i, w * h)
             raise TreeLoopError(
-                f"tree_thresh = {float(tree_thresh)!r}: upstream's hierarchy_top_prediction never returns for "
+                f"tree_thresh = {str(np.float32(tree_thresh))}: upstream's hierarchy_top_prediction never returns for "
                 f"detection {i} (anchor {anchor}, row {cell // w}, col {cell % w}): a group on its way down has "
                 "no probability above 0 (all <= 0, or NaN as at temperature 0), which sends upstream back to "
                 "node 0's children forever while p*0 > tree_thresh. Expected tree_thresh >= 0 (upstream "

@@ -183,9 +183,11 @@ def flag(name: str, value: Any) -> int:
     """A 0/1 option (bool or int), as darknet's cfg ints are used."""
     if isinstance(value, (bool, np.bool_)):
         return int(value)
-    v = integer(name, value)
+    if not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be a bool (or 0 or 1), got {type(value).__name__} {_short(value)}")
+    v = operator.index(value)
     if v not in (0, 1):
-        raise ValueError(f"{name} must be 0 or 1 (or a bool), got {v}")
+        raise ValueError(f"{name} must be 0 or 1 (or a bool), got {_short(v)}")
     return v
 
 
