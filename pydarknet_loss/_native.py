@@ -59,6 +59,8 @@ def _buffer(a: Any, dtype: Any, size: int, what: str) -> np.ndarray:
 
 
 def _cint(value: Any, what: str, minimum: int = -2**31) -> int:
+    if type(value) is int and minimum <= value <= INT_MAX:  # the common case, fast
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or \
             not minimum <= int(value) <= INT_MAX:
         raise ValueError(f"{what} = {value!r} does not fit the C core: expected an integer in [{minimum}, {INT_MAX}] "

@@ -49,6 +49,8 @@ def integer(name: str, value: Any, *, minimum: Optional[int] = None,
 
 def c_int(name: str, value: Any, *, minimum: int = INT_MIN, maximum: int = INT_MAX) -> int:
     """An integer the C core holds in an `int` (within [minimum, maximum])."""
+    if type(value) is int and minimum <= value <= maximum:  # the common case, fast
+        return value
     v = integer(name, value)
     if not minimum <= v <= maximum:
         if v > INT_MAX or v < INT_MIN:
