@@ -8,7 +8,7 @@ STRICT_CFLAGS = -std=c99 -O2 -fno-fast-math -ffp-contract=off -fno-semantic-inte
 SRC = $(wildcard darknet_src/*.c)
 OBJ = $(patsubst darknet_src/%.c,build/obj/%.o,$(SRC))
 
-.PHONY: help install test demo lib bench clean
+.PHONY: help install test demo lib bench clean fuzz sanitize
 
 help:
 	@echo "make install  pip install the package (builds the C core)"
@@ -16,6 +16,8 @@ help:
 	@echo "make demo     run the built-in example"
 	@echo "make lib      build/libdarknet_loss.{so,a} + build/include/darknet_loss.h for C/C++ users"
 	@echo "make bench    benchmarks/bench_yolo.py (YOLOv3 workload, B = 1, 16, 64)"
+	@echo "make fuzz     the long fuzz run (FUZZ_CASES=100000 cases, forked children; the package installed)"
+	@echo "make sanitize the core under ASan + UBSan: test suite and bounded fuzz (.ci/sanitize)"
 	@echo "make clean    remove build products"
 
 install:
@@ -30,6 +32,13 @@ demo:
 
 bench:
 	cd benchmarks && $(PYTHON) bench_yolo.py
+
+FUZZ_CASES ?= 100000
+fuzz:
+	cd tests && $(PYTHON) -m fuzz --cases $(FUZZ_CASES)
+
+sanitize:
+	bash .ci/sanitize
 
 lib: build/libdarknet_loss.so build/libdarknet_loss.a build/include/darknet_loss.h
 

@@ -11,6 +11,7 @@ Never add -ffast-math, -Ofast or -march=native: bit-exactness depends on it.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -28,6 +29,14 @@ HEADER = SRC / "darknet_loss.h"
 #: percent depending on where the linker happens to put them.
 STRICT_CFLAGS = ["-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off",
                  "-fno-semantic-interposition", "-fno-wrapv", "-falign-functions=64", "-falign-loops=64"]
+
+#: PYDARKNET_LOSS_SANITIZE=1 (any value but "" or "0") builds the core with
+#: AddressSanitizer and UBSan, every report fatal: the CI's sanitizer job
+#: (README, "What the package trusts and what it checks").  Python itself is
+#: not instrumented: run it with libasan preloaded (the README says how).
+SANITIZE = os.environ.get("PYDARKNET_LOSS_SANITIZE", "") not in ("", "0")
+SANITIZE_CFLAGS = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
+                   "-fno-omit-frame-pointer", "-g"]
 
 _DEFINE = re.compile(r"^#define\s+(\w+)\s+(-?\d+)\b")
 
@@ -63,19 +72,20 @@ def _sources() -> list[str]:
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_source(HEADER.read_text()))
 ffibuilder.cdef("const char *dn_build_cflags(void);")
+ffibuilder.cdef("const char *dn_build_sanitizers(void);")
 ffibuilder.set_source(
     "pydarknet_loss._core",
     '#include "darknet_loss.h"\n'
-    f'static const char *dn_build_cflags(void) {{ return "{" ".join(STRICT_CFLAGS)}"; }}\n',
+    f'static const char *dn_build_cflags(void) {{ return "{" ".join(STRICT_CFLAGS)}"; }}\n'
+    f'static const char *dn_build_sanitizers(void) {{ return "{" ".join(SANITIZE_CFLAGS) if SANITIZE else ""}"; }}\n',
     sources=_sources(),
     include_dirs=[str(SRC.relative_to(ROOT))],
-    extra_compile_args=STRICT_CFLAGS,
+    extra_compile_args=STRICT_CFLAGS + (SANITIZE_CFLAGS if SANITIZE else []),
+    extra_link_args=SANITIZE_CFLAGS[:1] if SANITIZE else [],
     libraries=["m"],
 )
 
 if __name__ == "__main__":
     # `python build_ffi.py` builds the module in place, for development.
-    import os
-
     os.chdir(ROOT)
     ffibuilder.compile(verbose=True)

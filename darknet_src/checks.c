@@ -19,28 +19,56 @@ static int fits_int(long long v)
     return v >= 0 && v <= INT_MAX;
 }
 
-static int check_tree(const layer *l)
+const char *tree_problem(const tree *t)
 {
-    const tree *t = l->softmax_tree;
-    long long count, g, last;
-    int i;
-    if (!t->parent || !t->group || !t->group_size || !t->group_offset) return DN_E_LAYER;
-    /* One tree node per class: the softmax covers the groups, and truth
-     * classes walk parent[] from any id in [0, classes). */
-    if (t->n != l->classes || t->groups < 1) return DN_E_LAYER;
-    for (i = 0; i < t->n; ++i) {
-        /* Parents come first in a darknet tree file; demanding it keeps every
-         * walk up the tree finite and in bounds. */
-        if (t->parent[i] < -1 || t->parent[i] >= i) return DN_E_LAYER;
-        if (t->group[i] < 0 || t->group[i] >= t->groups) return DN_E_LAYER;
+    long long count;
+    int i, g;
+    if (!t) return "the tree is NULL";
+    if (t->n < 1 || t->groups < 1) return "the tree has no nodes or no groups";
+    if (!t->parent || !t->child || !t->group || !t->leaf || !t->group_size || !t->group_offset) {
+        return "one of the tree's arrays (parent, child, group, leaf, group_size, group_offset) is NULL";
     }
     count = 0;
     for (g = 0; g < t->groups; ++g) {
-        if (t->group_size[g] < 0 || t->group_offset[g] < 0) return DN_E_LAYER;
-        if ((long long)t->group_offset[g] + t->group_size[g] > t->n) return DN_E_LAYER;
+        if (t->group_size[g] < 0 || t->group_offset[g] < 0) return "a group_size or group_offset is negative";
+        if ((long long)t->group_offset[g] + t->group_size[g] > t->n) {
+            return "a group reaches past the last node (group_offset + group_size > n)";
+        }
         count += t->group_size[g];
     }
-    if (count != t->n) return DN_E_LAYER;
+    if (count != t->n) return "the group sizes do not add up to the number of nodes";
+    for (i = 0; i < t->n; ++i) {
+        /* Parents come first in a darknet tree file; demanding it keeps every
+         * walk up the tree finite and in bounds. */
+        if (t->parent[i] < -1 || t->parent[i] >= i) return "a parent is not -1 or an earlier node";
+        g = t->group[i];
+        if (g < 0 || g >= t->groups) return "a group index lies outside [0, groups)";
+        if (i < t->group_offset[g] || i >= t->group_offset[g] + t->group_size[g]) {
+            return "a node lies outside the group its group index names";
+        }
+        /* read_tree numbers a node's child group after the node's own group;
+         * hierarchy_top_prediction indexes the groups with it. */
+        if (t->child[i] != -1 && (t->child[i] <= g || t->child[i] >= t->groups)) {
+            return "a child index is not -1 or a later group in [0, groups)";
+        }
+    }
+    return NULL;
+}
+
+int check_tree(const tree *t)
+{
+    return tree_problem(t) ? DN_E_LAYER : DN_OK;
+}
+
+static const char *layer_tree_problem(const layer *l)
+{
+    const tree *t = l->softmax_tree;
+    long long count, g, last;
+    const char *why = tree_problem(t);
+    if (why) return why;
+    /* One tree node per class: the softmax covers the groups, and truth
+     * classes walk parent[] from any id in [0, classes). */
+    if (t->n != l->classes) return "the tree's node count differs from classes";
     /* The CPU forward softmaxes each group at element offsets g = 0 ..
      * n*w*h-1 (upstream's group_offset bug), reaching element
      * coords+1 + (sum of group sizes) + n*w*h*group_size - 1 of each image at
@@ -52,39 +80,71 @@ static int check_tree(const layer *l)
         if (t->group_size[g] > 0 && reach > last) last = reach;
         count += t->group_size[g];
     }
-    if (last >= l->inputs) return DN_E_LAYER;
-    return DN_OK;
+    if (last >= l->inputs) return "the CPU tree softmax (offset per element, upstream's bug) would reach past the image";
+    return NULL;
+}
+
+const char *layer_problem(const layer l, int forward)
+{
+    long long c, outputs;
+    int k;
+    if (l.type != DN_YOLO && l.type != DN_REGION) return "the layer type is neither DN_YOLO nor DN_REGION";
+    if (l.batch < 1 || l.w < 1 || l.h < 1 || l.n < 1 || l.classes < 1) {
+        return "batch, w, h, n and classes must be >= 1";
+    }
+    if (l.coords < 4 || (l.type == DN_YOLO && l.coords != 4)) return "coords must be 4 ([yolo]) or >= 4 ([region])";
+    if (!l.biases || !l.output) return "biases or output is NULL";
+    if (forward && (!l.delta || !l.cost)) return "delta or cost is NULL";
+    c = (long long)l.n*((long long)l.coords + 1 + l.classes);
+    outputs = c*l.w*l.h;
+    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*l.batch)) {
+        return "n*(coords+1+classes)*w*h*batch does not fit an int";
+    }
+    if (l.c != c || l.outputs != outputs || l.inputs != l.outputs) return "c, outputs or inputs disagree with the sizes";
+    if (l.map && l.map_len < 1) return "map is set but map_len < 1";
+    if (l.type == DN_YOLO) {
+        if (l.total < 1 || !l.mask) return "[yolo] needs total >= 1 and a mask";
+        if (l.truths != DN_YOLO_MAX_TRUTHS*5 || !fits_int((long long)l.truths*l.batch)) {
+            return "truths must be 90*5 and truths*batch must fit an int";
+        }
+        /* More than 90 would read the next image's truths. */
+        if (l.max_boxes < 0 || l.max_boxes > DN_YOLO_MAX_TRUTHS) return "max_boxes must lie in [0, 90]";
+        for (k = 0; k < l.n; ++k) {
+            if (l.mask[k] < 0 || l.mask[k] >= l.total) return "a mask index lies outside [0, total)";
+        }
+        if (l.softmax_tree) return "[yolo] has no softmax tree";
+        return NULL;
+    }
+    if ((long long)l.truths != (long long)DN_REGION_MAX_TRUTHS*((long long)l.coords + 1) ||
+        !fits_int((long long)l.truths*l.batch)) {
+        return "truths must be 30*(coords+1) and truths*batch must fit an int";
+    }
+    if (l.softmax_tree) return layer_tree_problem(&l);
+    return NULL;
 }
 
 int check_layer(const layer l)
 {
-    long long c, outputs;
-    int k;
-    if (l.batch < 1 || l.w < 1 || l.h < 1 || l.n < 1 || l.classes < 1) return DN_E_LAYER;
-    if (!l.biases || !l.output || !l.delta || !l.cost) return DN_E_LAYER;
-    c = (long long)l.n*(l.coords + 1 + l.classes);
-    outputs = c*l.w*l.h;
-    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*l.batch)) return DN_E_LAYER;
-    if (l.c != c || l.outputs != outputs || l.inputs != l.outputs) return DN_E_LAYER;
-    if (l.map && l.map_len < 1) return DN_E_LAYER;
-    if (l.type == DN_YOLO) {
-        if (l.coords != 4 || l.total < 1 || !l.mask) return DN_E_LAYER;
-        if (l.truths != DN_YOLO_MAX_TRUTHS*5) return DN_E_LAYER;
-        /* More than 90 would read the next image's truths. */
-        if (l.max_boxes < 0 || l.max_boxes > DN_YOLO_MAX_TRUTHS) return DN_E_LAYER;
-        for (k = 0; k < l.n; ++k) {
-            if (l.mask[k] < 0 || l.mask[k] >= l.total) return DN_E_LAYER;
+    return layer_problem(l, 1) ? DN_E_LAYER : DN_OK;
+}
+
+int check_tree_top(const layer l, float thresh, int *bad_index)
+{
+    const int wh = l.w*l.h;
+    int i, n, top, err;
+    if (bad_index) *bad_index = -1;
+    if (layer_problem(l, 0) || !l.softmax_tree) return DN_E_LAYER;
+    for (i = 0; i < wh; ++i) {
+        for (n = 0; n < l.n; ++n) {
+            int class_index = entry_index(&l, 0, n*wh + i, l.coords + !l.background);
+            err = hierarchy_top_prediction_checked(l.output + class_index, l.softmax_tree, thresh, wh, &top);
+            if (err != DN_OK) {
+                if (bad_index) *bad_index = n*wh + i;
+                return err;
+            }
         }
-        if (l.softmax_tree) return DN_E_LAYER;
-        return DN_OK;
     }
-    if (l.type == DN_REGION) {
-        if (l.coords < 4) return DN_E_LAYER;
-        if (l.truths != DN_REGION_MAX_TRUTHS*(l.coords + 1)) return DN_E_LAYER;
-        if (l.softmax_tree) return check_tree(&l);
-        return DN_OK;
-    }
-    return DN_E_LAYER;
+    return DN_OK;
 }
 
 /* Upstream reads a class id as (int)truth[coords] and then, when a map is

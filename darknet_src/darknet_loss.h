@@ -48,6 +48,7 @@ extern "C" {
 #define DN_E_TRUTH_CELL -4      /* (int)(x*w) or (int)(y*h), in float, lies outside the grid */
 #define DN_E_MAP_INDEX -5       /* a class id lies outside the class map */
 #define DN_E_TRUTH_CLASS -6     /* a class id (after the map) lies outside [0, classes) */
+#define DN_E_TREE_LOOP -7       /* upstream's hierarchy_top_prediction would never return */
 
 /* Layer types, as darknet's LAYER_TYPE names them. */
 #define DN_YOLO 1
@@ -80,6 +81,7 @@ typedef struct box_label {
 #define DN_LABEL_MALFORMED 1    /* a line is not "int float float float float" */
 #define DN_LABEL_RANGE 2        /* a negative class id, or x, y, w, h outside [0, 1] */
 #define DN_LABEL_UNREADABLE 3   /* the file cannot be opened or memory ran out */
+#define DN_LABEL_NUL 4          /* a line holds a NUL byte (not text: upstream's fscanf misreads it) */
 
 /* darknet's tree (read_tree): a softmax hierarchy. */
 typedef struct tree {
@@ -220,6 +222,13 @@ void free_tree(tree *t);
 float get_hierarchy_probability(const float *x, const tree *hier, int c, int stride);
 /* Multiplies each class probability by its parent's (parents first), in place. */
 void hierarchy_predictions(float *predictions, int n, const tree *hier, int only_leaves, int stride);
+/* darknet's hierarchy_top_prediction, bounded (tree.c explains the bound):
+ * upstream's result wherever upstream returns.  Where upstream would loop
+ * forever (only possible when thresh < 0) the checked version returns
+ * DN_E_TREE_LOOP, and DN_E_LAYER when the tree's indices are out of range;
+ * the unchecked one returns node 0 in both cases. */
+int hierarchy_top_prediction_checked(const float *predictions, const tree *hier, float thresh, int stride,
+                                     int *top);
 int hierarchy_top_prediction(const float *predictions, const tree *hier, float thresh, int stride);
 
 /* ---- data.c ---- */
@@ -246,6 +255,19 @@ int int_index(const int *a, int val, int n);
 /* ---- checks.c ---- */
 /* DN_OK, or DN_E_LAYER when the layer's fields cannot be run safely. */
 int check_layer(const layer l);
+/* Why check_layer refuses the layer (a static string), or NULL.  forward = 0
+ * checks only what the detection functions read (no delta, cost). */
+const char *layer_problem(const layer l, int forward);
+/* A tree as read_tree builds it: every index in range (parents earlier,
+ * groups and children within [0, groups), each node inside its group).
+ * tree_problem says why not (a static string), or NULL. */
+int check_tree(const tree *t);
+const char *tree_problem(const tree *t);
+/* For the [region] tree path without a map: DN_OK when upstream's
+ * hierarchy_top_prediction returns for every cell and anchor of image 0 of
+ * l.output (as get_region_detections leaves it) at this thresh; else
+ * DN_E_TREE_LOOP (or DN_E_LAYER) and the detection index in *bad_index. */
+int check_tree_top(const layer l, float thresh, int *bad_index);
 /* Scan the truth rows a forward pass of `l` will read (per image: rows before
  * the first x == 0, at most max_boxes for [yolo] and 30 for [region]) and
  * report the first bad one in *bad_image, *bad_row (either may be NULL). */

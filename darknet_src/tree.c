@@ -123,7 +123,7 @@ tree *read_tree_checked(const char *filename, int *bad_line)
     FILE *fp = fopen(filename, "r");
     char *line = NULL;
     size_t line_cap = 0, len = 0;
-    int n = 0, cap = 0, name_cap = 0, ch, err = 0;
+    int n = 0, cap = 0, name_cap = 0, ch, err = 0, nul = 0;
     int *parent = NULL;
     char **names = NULL;
     tree *t = NULL;
@@ -145,6 +145,7 @@ tree *read_tree_checked(const char *filename, int *bad_line)
                 line = p;
                 line_cap = c;
             }
+            if (ch == '\0') nul = 1;  /* would cut the line short as a C string */
             line[len++] = (char)ch;
             continue;
         }
@@ -153,7 +154,7 @@ tree *read_tree_checked(const char *filename, int *bad_line)
         if (grow((void **)&parent, &cap, n + 1, sizeof(int)) ||
             grow((void **)&names, &name_cap, n + 1, sizeof(char *))) { err = 1; break; }
         names[n] = malloc(TREE_NAME_MAX + 1);
-        if (!names[n] || parse_line(line, names[n], &parent[n]) || parent[n] < -1 || parent[n] >= n) {
+        if (!names[n] || nul || parse_line(line, names[n], &parent[n]) || parent[n] < -1 || parent[n] >= n) {
             free(names[n]);
             if (bad_line) *bad_line = n + 1;
             err = 1;
@@ -220,19 +221,53 @@ void hierarchy_predictions(float *predictions, int n, const tree *hier, int only
     }
 }
 
-/* Descend from the root group while p * (best of the group) beats thresh;
- * return the deepest node reached (or the root group's best). */
-int hierarchy_top_prediction(const float *predictions, const tree *hier, float thresh, int stride)
+/*
+ * darknet's hierarchy_top_prediction: descend from group 0 while p * (best
+ * of the group) beats thresh and return the deepest node reached (or the
+ * root group's best).
+ *
+ * Upstream's loop is unbounded, and it never ends for some input (a hang
+ * that SIGINT does not stop).  Here it is bounded, and the bound changes no
+ * result upstream returns:
+ *
+ *   - `max` starts at 0 and `max_i` at 0; only val > max moves them.  So
+ *     either some val > 0 (then max_i is a node of the group and
+ *     child[max_i], if any, is a later group: read_tree numbers a node's
+ *     children's group after the node's own), or none is (every val <= 0 or
+ *     NaN: then max = 0 and max_i = 0, whatever group this is).
+ *   - p >= 0 throughout (or +inf).  While max > 0 the group index strictly
+ *     grows, so that lasts at most `groups` rounds.  A round with max = 0
+ *     goes on only if p*0 > thresh, i.e. thresh < 0 (p*0 is 0, or NaN when
+ *     p = inf, which ends the loop); it sets p = 0 and moves to child[0].
+ *   - From p = 0 on (still thresh < 0) the next group depends on the group
+ *     alone, so within `groups` more rounds either the loop returns or a
+ *     group repeats, and then it repeats forever (upstream hangs: with
+ *     tree_thresh < 0, e.g. at temperature 0 where every probability is NaN).
+ *
+ * So wherever upstream returns, it returns within 2*groups + 1 rounds; the
+ * checked version runs 2*groups + 2 and reports DN_E_TREE_LOOP after that
+ * (pydarknet_loss refuses such input).  An index outside the tree
+ * (predictions are read for nodes 0..n-1) is DN_E_LAYER.
+ */
+int hierarchy_top_prediction_checked(const float *predictions, const tree *hier, float thresh, int stride,
+                                     int *top)
 {
     float p = 1;
     int group = 0;
-    int i;
-    for (;;) {
+    int i, round;
+    const long long rounds = 2*(long long)hier->groups + 2;
+    *top = 0;
+    for (round = 0; round < rounds; ++round) {
         float max = 0;
         int max_i = 0;
-        for (i = 0; i < hier->group_size[group]; ++i) {
-            int index = i + hier->group_offset[group];
-            float val = predictions[(i + hier->group_offset[group])*stride];
+        int size, offset;
+        if (group < 0 || group >= hier->groups) return DN_E_LAYER;
+        size = hier->group_size[group];
+        offset = hier->group_offset[group];
+        if (size < 0 || offset < 0 || (long long)offset + size > hier->n) return DN_E_LAYER;
+        for (i = 0; i < size; ++i) {
+            int index = i + offset;
+            float val = predictions[(i + offset)*stride];
             if (val > max) {
                 max_i = index;
                 max = val;
@@ -241,11 +276,30 @@ int hierarchy_top_prediction(const float *predictions, const tree *hier, float t
         if (p*max > thresh) {
             p = p*max;
             group = hier->child[max_i];
-            if (hier->child[max_i] < 0) return max_i;
+            if (hier->child[max_i] < 0) {
+                *top = max_i;
+                return DN_OK;
+            }
         } else if (group == 0) {
-            return max_i;
+            *top = max_i;
+            return DN_OK;
         } else {
-            return hier->parent[hier->group_offset[group]];
+            int parent = hier->parent[offset];
+            if (parent < 0 || parent >= hier->n) return DN_E_LAYER;
+            *top = parent;
+            return DN_OK;
         }
     }
+    return DN_E_TREE_LOOP;
+}
+
+/* Upstream's result wherever upstream returns; where it would loop forever
+ * (or the tree's indices are out of range), node 0: the node whose child
+ * group every endless loop keeps coming back to.  Callers that must know use
+ * hierarchy_top_prediction_checked() or check_tree_top(). */
+int hierarchy_top_prediction(const float *predictions, const tree *hier, float thresh, int stride)
+{
+    int top;
+    if (hierarchy_top_prediction_checked(predictions, hier, thresh, stride, &top) != DN_OK) return 0;
+    return top;
 }

@@ -2,8 +2,12 @@
 
 Buffers in, buffers out: it points C `layer`/`network`/`tree` structs at
 NumPy arrays (without copying), calls one C function and hands back NumPy
-arrays and plain numbers.  It validates nothing that the public API has not
-already validated, except what the C core itself reports.
+arrays and plain numbers.  The public API validates the input; what this
+module checks again is only what keeps C inside its buffers, cheaply, on
+every call: each array it points C at has the dtype, the size, the
+contiguity and the alignment C assumes, and each number fits its C field
+(so a layer whose attributes were swapped behind its back is refused here,
+not read out of bounds).
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ except ImportError as exc:  # pragma: no cover - depends on how it was installed
     ) from exc
 
 BUILD_CFLAGS: str = ffi.string(lib.dn_build_cflags()).decode()
+#: The sanitizer flags the core was built with ("" normally; PYDARKNET_LOSS_SANITIZE=1 sets them).
+BUILD_SANITIZERS: str = ffi.string(lib.dn_build_sanitizers()).decode()
 
 # Return codes of the C core (darknet_loss.h).
 DN_OK = lib.DN_OK
@@ -34,7 +40,32 @@ ERRORS = {
     lib.DN_E_TRUTH_CELL: "cell",
     lib.DN_E_MAP_INDEX: "map",
     lib.DN_E_TRUTH_CLASS: "class",
+    lib.DN_E_TREE_LOOP: "tree-loop",
 }
+INT_MAX = 2**31 - 1
+SIZE_MAX = 2**(8 * ffi.sizeof("size_t")) - 1
+
+
+def _buffer(a: Any, dtype: Any, size: int, what: str) -> np.ndarray:
+    """`a` when C may read `size` values of `dtype` from it; else ValueError.
+    (Arrays reach here validated; this guards the pointer itself.)"""
+    if (not isinstance(a, np.ndarray) or a.dtype != dtype or not a.flags.c_contiguous
+            or not a.flags.aligned or a.size != size):
+        got = (f"{a.dtype.str} of shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
+        raise ValueError(f"{what}: expected a C-contiguous, aligned {np.dtype(dtype).name} array of {size} values, "
+                         f"got {got} (was it changed after it was validated? a layer's, a Tree's and a Detections' "
+                         "arrays are fixed when they are built)")
+    return a
+
+
+def _cint(value: Any, what: str, minimum: int = -2**31) -> int:
+    if type(value) is int and minimum <= value <= INT_MAX:  # the common case, fast
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or \
+            not minimum <= int(value) <= INT_MAX:
+        raise ValueError(f"{what} = {value!r} does not fit the C core: expected an integer in [{minimum}, {INT_MAX}] "
+                         "(a layer's attributes are fixed when it is built)")
+    return int(value)
 
 
 def _f32(a: np.ndarray) -> Any:
@@ -54,8 +85,8 @@ TREE_ARRAYS = ("parent", "child", "group", "leaf", "group_size", "group_offset")
 def tree_arrays(parent: np.ndarray) -> Optional[Dict[str, np.ndarray]]:
     """read_tree's group structure for a parent array (int32), as NumPy
     arrays; None when the C core refuses the parents."""
-    n = len(parent)
-    parent = np.ascontiguousarray(parent, dtype=np.int32)
+    n = _cint(len(parent), "the tree's node count", 1)
+    parent = np.array(_buffer(parent, np.int32, n, "parent"), copy=True)
     arrays = {"parent": parent}
     for name, size in (("child", n), ("group", n), ("leaf", n), ("group_size", n + 1), ("group_offset", n + 1)):
         arrays[name] = np.zeros(size, dtype=np.int32)
@@ -86,13 +117,28 @@ def read_tree_file(path: str) -> Tuple[Optional[np.ndarray], Optional[List[str]]
 def tree_struct(arrays: Dict[str, np.ndarray], keep: List[Any]) -> Any:
     """A `tree *` over the arrays of tree_arrays() (kept alive via `keep`)."""
     t = ffi.new("tree *")
-    t.n = len(arrays["parent"])
-    t.groups = len(arrays["group_size"])
+    n = np.size(arrays["parent"])
+    groups = np.size(arrays["group_size"])
+    t.n = _cint(n, "the tree's node count", 1)
+    t.groups = _cint(groups, "the tree's group count", 1)
     for name in TREE_ARRAYS:
-        keep.append(arrays[name])
-        setattr(t, name, _i32(arrays[name]))
+        a = _buffer(arrays[name], np.int32, groups if name.startswith("group_") else n, f"the tree's {name}")
+        keep.append(a)
+        setattr(t, name, _i32(a))
     keep.append(t)
+    why = lib.tree_problem(t)
+    if why != ffi.NULL:
+        raise ValueError(f"the C core refused the tree: {ffi.string(why).decode()}")
     return t
+
+
+def tree_problem(arrays: Dict[str, np.ndarray]) -> Optional[str]:
+    """Why the C core refuses these tree arrays, or None."""
+    try:
+        tree_struct(arrays, [])
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 # ---- layers ---------------------------------------------------------------
@@ -117,28 +163,44 @@ def _layer_struct(spec: LayerSpec, batch: int, h: int, w: int, keep: List[Any]) 
     """A C layer for `spec` on a (batch, c, h, w) input, without buffers."""
     l = ffi.new("layer *")
     keep.append(l)
+    n = _cint(spec.n, "n", 1)
+    classes = _cint(spec.classes, "classes", 1)
     if spec.kind == "yolo":
-        rc = lib.yolo_layer_init(l, batch, w, h, spec.n, spec.total, spec.classes)
+        total = _cint(spec.total, "total", 1)
+        rc = lib.yolo_layer_init(l, batch, w, h, n, total, classes)
+        nbiases = 2 * total
     else:
-        rc = lib.region_layer_init(l, batch, w, h, spec.n, spec.classes, spec.coords)
+        rc = lib.region_layer_init(l, batch, w, h, n, classes, _cint(spec.coords, "coords", 4))
+        nbiases = 2 * n
     if rc != DN_OK:
-        raise ValueError("the layer's sizes do not fit the C core (too large or not positive)")
+        raise ValueError(f"the layer's sizes (batch {batch}, {w}x{h} grid, n={n}, classes={classes}, "
+                         f"coords={spec.coords}) do not fit the C core's int")
 
     def ptr(conv: Any, a: np.ndarray) -> Any:
         keep.append(a)
         return conv(a)
 
-    l.biases = ptr(_f32, spec.biases)
+    l.biases = ptr(_f32, _buffer(spec.biases, np.float32, nbiases, "anchors"))
     if spec.mask is not None:
-        l.mask = ptr(_i32, spec.mask)
+        l.mask = ptr(_i32, _buffer(spec.mask, np.int32, n, "mask"))
     if spec.map is not None:
-        l.map = ptr(_i32, spec.map)
-        l.map_len = len(spec.map)
+        m = spec.map
+        l.map = ptr(_i32, _buffer(m, np.int32, np.size(m), "map"))
+        l.map_len = _cint(np.size(m), "len(map)", 1)
     if spec.tree is not None:
         l.softmax_tree = tree_struct(spec.tree, keep)
     for name, value in spec.scalars.items():
-        setattr(l, name, value)
+        try:
+            setattr(l, name, value)
+        except (OverflowError, TypeError):
+            raise ValueError(f"{name} = {value!r} does not fit the C layer's {name} field (a layer's "
+                             "attributes are fixed when it is built)") from None
     return l
+
+
+def layer_problem(l: Any, forward: bool) -> Optional[str]:
+    why = lib.layer_problem(l[0], 1 if forward else 0)
+    return None if why == ffi.NULL else ffi.string(why).decode()
 
 
 class Call:
@@ -173,8 +235,9 @@ class Call:
         self.keep.append(a)
         return conv(a)
 
-    def check_layer(self) -> int:
-        return int(lib.check_layer(self.layer[0]))
+    def check_layer(self) -> Optional[str]:
+        """Why the C core refuses this layer, or None."""
+        return layer_problem(self.layer, True)
 
     def check_truths(self, truth: np.ndarray) -> Tuple[int, int, int]:
         """(code, image, row) of the first truth row the C core refuses."""
@@ -189,9 +252,11 @@ class Call:
         if truth is not None:
             net.truth = _f32(truth)
         net.train = 1 if train else 0
-        net.w = net_w
-        net.h = net_h
-        net.index = index
+        net.w = _cint(net_w, "net_w")
+        net.h = _cint(net_h, "net_h")
+        net.index = _cint(index, "index")
+        if not 0 <= seen <= SIZE_MAX:
+            raise ValueError(f"seen = {seen} does not fit the C core's size_t: expected 0 <= seen <= {SIZE_MAX}")
         net.seen = seen
         fn = lib.forward_yolo_layer if self.spec.kind == "yolo" else lib.forward_region_layer
         return int(fn(self.layer[0], net[0]))
@@ -224,9 +289,12 @@ def record(call: Call, truth: np.ndarray, *, net_w: int = 0, net_h: int = 0) -> 
 
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """box_iou or box_rmse of matching rows of two C-contiguous (n, 4) float32 arrays."""
-    out = np.empty(a.shape[0], dtype=np.float32)
+    rows = a.shape[0]
+    _buffer(a, np.float32, 4 * rows, "a")
+    _buffer(b, np.float32, 4 * rows, "b")
+    out = np.empty(rows, dtype=np.float32)
     fn = lib.box_iou_rows if op == "iou" else lib.box_rmse_rows
-    fn(_f32(a), _f32(b), a.shape[0], _f32(out))
+    fn(_f32(a), _f32(b), _cint(rows, "the number of boxes", 0), _f32(out))
     return out
 
 
@@ -252,13 +320,28 @@ def fill_truth(ids: np.ndarray, xywh: np.ndarray, num_boxes: int, out: np.ndarra
                dy: np.float32, sx: np.float32, sy: np.float32, flip: int) -> int:
     """fill_truth_detection_boxes into `out` (num_boxes*5 floats or more, zeroed)."""
     count = len(ids)
+    _buffer(ids, np.int32, count, "ids")
+    _buffer(xywh, np.float32, 4 * count, "boxes")
+    _buffer(out, np.float32, np.size(out), "the truth buffer")
+    if out.size < 5 * num_boxes:
+        raise ValueError(f"the truth buffer holds {out.size} floats, fewer than num_boxes*5 = {5 * num_boxes}")
     labels = ffi.new("box_label[]", max(count, 1))
     for i in range(count):
-        labels[i] = lib.box_label_from(int(ids[i]), *(float(v) for v in xywh[i]))
+        labels[i] = lib.box_label_from(int(ids[i]), *(float(v) for v in xywh.reshape(count, 4)[i]))
     return int(lib.fill_truth_detection_boxes(labels, count, num_boxes, _f32(out), dx, dy, sx, sy, flip))
 
 
 # ---- detections and NMS --------------------------------------------------------
+
+class TreeLoopError(ValueError):
+    """Input on which upstream's hierarchy_top_prediction would loop forever."""
+
+
+def _refuse(l: Any, what: str) -> None:
+    why = layer_problem(l, False)
+    if why is not None:
+        raise ValueError(f"{what}: the C core refuses this layer: {why}")
+
 
 def _read_dets(dets: Any, n: int, classes: int, prob_base: np.ndarray,
                sort_class: bool = False) -> Dict[str, np.ndarray]:
@@ -291,6 +374,7 @@ def yolo_detections(spec: LayerSpec, output: np.ndarray, img_w: int, img_h: int,
     after = np.array(output, dtype=np.float32, order="C", copy=True)
     l = _layer_struct(spec, batch, h, w, keep)
     l.output = _f32(after)
+    _refuse(l, "YoloLayer.detections")
     num_alloc = int(lib.yolo_num_detections(l[0], thresh))
     n = w * h * spec.n
     dets, prob, _ = _empty_dets(n, spec.classes)
@@ -308,11 +392,26 @@ def region_detections(spec: LayerSpec, output: np.ndarray, img_w: int, img_h: in
     after = np.array(output, dtype=np.float32, order="C", copy=True)
     l = _layer_struct(spec, batch, h, w, keep)
     l.output = _f32(after)
+    _refuse(l, "RegionLayer.detections")
     n = w * h * spec.n
     mask_n = spec.coords - 4
     dets, prob, mask = _empty_dets(n, spec.classes, mask_n)
     map_ptr = _i32(cmap) if cmap is not None else ffi.NULL
+    if cmap is not None:
+        _buffer(cmap, np.int32, 200, "map")
     lib.get_region_detections(l[0], img_w, img_h, net_w, net_h, thresh, map_ptr, tree_thresh, int(relative), dets)
+    if spec.tree is not None and cmap is None:
+        bad = ffi.new("int *")
+        rc = lib.check_tree_top(l[0], tree_thresh, bad)
+        if rc != DN_OK:
+            i = int(bad[0])
+            anchor, cell = divmod(i, w * h)
+            raise TreeLoopError(
+                f"tree_thresh = {str(np.float32(tree_thresh))}: upstream's hierarchy_top_prediction never returns for "
+                f"detection {i} (anchor {anchor}, row {cell // w}, col {cell % w}): a group on its way down has "
+                "no probability above 0 (all <= 0, or NaN as at temperature 0), which sends upstream back to "
+                "node 0's children forever while p*0 > tree_thresh. Expected tree_thresh >= 0 (upstream "
+                "returns for every output then)")
     res: Dict[str, Any] = _read_dets(dets, n, spec.classes, prob)
     res.update(output_after=after, mask=None if mask is None else mask[:n].copy())
     return res
@@ -320,7 +419,17 @@ def region_detections(spec: LayerSpec, output: np.ndarray, img_w: int, img_h: in
 
 def nms(which: str, bbox: np.ndarray, objectness: np.ndarray, prob: np.ndarray, sort_class: np.ndarray,
         thresh: np.float32) -> Dict[str, np.ndarray]:
-    n, classes = prob.shape
+    n = np.size(objectness)
+    if not isinstance(prob, np.ndarray) or prob.ndim != 2 or prob.shape[0] != n or prob.shape[1] < 1:
+        raise ValueError(f"prob has shape {getattr(prob, 'shape', type(prob).__name__)}, not (n, classes) for the "
+                         f"{n} detections (changed after the Detections were built?)")
+    classes = prob.shape[1]
+    _buffer(prob, np.float32, n * classes, "prob")
+    _buffer(bbox, np.float32, 4 * n, "bbox")
+    _buffer(objectness, np.float32, n, "objectness")
+    _buffer(sort_class, np.int32, n, "sort_class")
+    _cint(n, "the number of detections", 0)
+    _cint(classes, "classes", 1)
     dets = ffi.new("detection[]", max(n, 1))
     work = np.array(prob, dtype=np.float32, order="C", copy=True)
     lib.dets_from_arrays(dets, n, classes, _f32(bbox), _f32(objectness), _f32(work), _i32(sort_class),

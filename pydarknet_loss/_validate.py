@@ -1,9 +1,12 @@
 """Every input rule in one place, with messages that say what was expected.
 
 Nothing here converts silently: a wrong dtype is an error, not a cast; a list
-where an array is expected is an error, not a conversion.  The one thing done
-quietly is making a non-contiguous float32 array contiguous (a copy of the
-same values in the same logical layout).
+where an array is expected is an error, not a conversion; a number that a C
+float or int cannot hold is an error, not an inf or a wrapped value; a masked
+array is an error (the C core would read the masked values too).  The one
+thing done quietly is copying a float32 array that is not C-contiguous or not
+aligned into a contiguous, aligned one (the same values in the same logical
+layout): nothing unaligned ever reaches C.
 """
 from __future__ import annotations
 
@@ -11,84 +14,147 @@ import math
 import numbers
 import operator
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
 INT_MAX = 2**31 - 1
+INT_MIN = -2**31
+FLT_MAX = float(np.finfo(np.float32).max)
+#: More anchors than this in one layer is an absurd size, refused before allocating (issue 11).
+MAX_ANCHORS = 2**20
 
 
 class DarknetQuirkWarning(UserWarning):
     """Upstream darknet will do something surprising (but defined) with this input."""
 
 
+def _short(value: Any) -> str:
+    r = repr(value)
+    return r if len(r) <= 60 else r[:40] + "..." + r[-12:]
+
+
 def integer(name: str, value: Any, *, minimum: Optional[int] = None,
             maximum: Optional[int] = None) -> int:
     """An int (or NumPy integer); bools and floats are refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {_short(value)}")
     v = operator.index(value)
     if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+        raise ValueError(f"{name} must be >= {minimum}, got {_short(v)}")
     if maximum is not None and v > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {v}")
+        raise ValueError(f"{name} must be <= {maximum}, got {_short(v)}")
+    return v
+
+
+def c_int(name: str, value: Any, *, minimum: int = INT_MIN, maximum: int = INT_MAX) -> int:
+    """An integer the C core holds in an `int` (within [minimum, maximum])."""
+    if type(value) is int and minimum <= value <= maximum:  # the common case, fast
+        return value
+    v = integer(name, value)
+    if not minimum <= v <= maximum:
+        if v > INT_MAX or v < INT_MIN:
+            raise ValueError(f"{name} = {_short(v)} does not fit the C core's int: expected "
+                             f"{minimum} <= {name} <= {maximum}")
+        raise ValueError(f"{name} must be {'>= %d' % minimum if v < minimum else '<= %d' % maximum}, got {v}")
     return v
 
 
 def number(name: str, value: Any) -> float:
     """A real number (bools, strings and complex numbers refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_short(value)}")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} = {_short(value)} is too large for a real number: expected a finite value "
+                         f"within float32's range (|{name}| <= {FLT_MAX:.9g})") from None
 
 
 def real32(name: str, value: Any) -> np.float32:
-    """A finite real number, rounded to float32 as darknet's float fields are."""
+    """A finite real number that stays finite as a float32, rounded to float32
+    as darknet's float fields are (upstream would store 1e39 as inf)."""
     v = number(name, value)
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v!r}")
-    return np.float32(v)
+    with np.errstate(over="ignore"):
+        f = np.float32(v)
+    if not np.isfinite(f):
+        raise ValueError(f"{name} = {v!r} does not fit a float32 (darknet's type for it), where it would "
+                         f"become inf: expected |{name}| <= {FLT_MAX:.9g}")
+    return f
+
+
+def not_masked(name: str, a: Any) -> None:
+    """Masked arrays are refused: the C core would read the masked values."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a numpy masked array: the oracle would read the masked values as well "
+                        f"(their mask means nothing to darknet); pass {name}.filled(value) or a plain ndarray")
+
+
+def frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only copy of `a` that cannot be made writable again (its memory
+    is an immutable bytes object): a layer's arrays stay what was validated."""
+    return np.frombuffer(np.ascontiguousarray(a).tobytes(), dtype=a.dtype).reshape(a.shape)
 
 
 def int_array(name: str, values: Any, *, allow_empty: bool = False) -> np.ndarray:
-    """A 1-D sequence of integers as a C-contiguous int32 array."""
+    """A 1-D sequence of integers as a new C-contiguous, aligned int32 array."""
+    not_masked(name, values)
     if isinstance(values, np.ndarray):
         if values.ndim != 1 or values.dtype.kind not in "iu":
             raise TypeError(f"{name} must be a 1-D integer array, got {values.dtype} of shape {values.shape}")
-        items = [int(v) for v in values]
+        wide = values.astype(np.int64) if values.dtype.kind == "i" or values.dtype.itemsize < 8 else None
+        if wide is None:  # uint64: compare before any cast
+            bad = np.flatnonzero(values > np.uint64(INT_MAX))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"{name}[{i}] = {int(values[i])} does not fit a C int")
+            wide = values.astype(np.int64)
+        bad = np.flatnonzero((wide < INT_MIN) | (wide > INT_MAX))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{name}[{i}] = {int(wide[i])} does not fit a C int")
+        out = wide.astype(np.int32)
     elif isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
         items = [integer(f"{name}[{i}]", v) for i, v in enumerate(values)]
+        for i, v in enumerate(items):
+            if not INT_MIN <= v <= INT_MAX:
+                raise ValueError(f"{name}[{i}] = {_short(v)} does not fit a C int")
+        out = np.array(items, dtype=np.int32)
     else:
         raise TypeError(f"{name} must be a list of integers, got {type(values).__name__}")
-    if not items and not allow_empty:
+    if not out.size and not allow_empty:
         raise ValueError(f"{name} must not be empty")
-    for i, v in enumerate(items):
-        if not -2**31 <= v <= INT_MAX:
-            raise ValueError(f"{name}[{i}] = {v} does not fit a C int")
-    return np.array(items, dtype=np.int32)
+    return out
 
 
 def anchors32(values: Any, *, pairs: bool = True) -> np.ndarray:
-    """Anchor sizes as float32 (upstream: atof, then stored in a float)."""
+    """Anchor sizes as float32 (upstream: atof, then stored in a float): an
+    array follows the same rules as a list, value by value."""
+    not_masked("anchors", values)
     if isinstance(values, np.ndarray):
         if values.ndim != 1 or values.dtype.kind not in "iuf":
             raise TypeError(f"anchors must be a 1-D numeric array, got {values.dtype} of shape {values.shape}")
-        items = [float(v) for v in values]
+        seq: Sequence[Any] = list(values)
     elif isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
-        items = [float(real32(f"anchors[{i}]", v)) for i, v in enumerate(values)]
+        seq = values
     else:
         raise TypeError(f"anchors must be a list of numbers (w, h pairs), got {type(values).__name__}")
+    items = [real32(f"anchors[{i}]", v) for i, v in enumerate(seq)]
     if pairs and not items:
         raise ValueError("anchors must not be empty")
     if pairs and len(items) % 2:
         raise ValueError(f"anchors must come in (w, h) pairs, got {len(items)} values")
     for i, v in enumerate(items):
-        if not (math.isfinite(v) and v > 0):
-            raise ValueError(f"anchors[{i}] = {v!r}: anchor sizes must be positive and finite")
-    return np.array(items, dtype=np.float64).astype(np.float32)
+        if not v > 0:
+            raise ValueError(f"anchors[{i}] = {_short(seq[i])} is {float(v)!r} as a float32: anchor sizes must be "
+                             "positive and finite")
+    return np.array(items, dtype=np.float32)
 
 
-def biases(anchors: Any, count: Any, count_name: str) -> tuple:
+def biases(anchors: Any, count: Any, count_name: str, per_anchor: int = 2) -> tuple:
     """(count, biases): anchors into a float32 array of 2*count values, the
     rest at upstream's 0.5.  count defaults to the number of pairs; when it is
     given, fewer values (even an odd number, as a cfg can hold) are allowed,
@@ -99,7 +165,14 @@ def biases(anchors: Any, count: Any, count_name: str) -> tuple:
         values = np.zeros(0, dtype=np.float32)
     else:
         values = anchors32(anchors, pairs=count is None)
-    n = len(values) // 2 if count is None else integer(count_name, count, minimum=1)
+    n = len(values) // 2 if count is None else c_int(count_name, count, minimum=1)
+    if n > MAX_ANCHORS:
+        raise ValueError(f"{count_name} = {n} anchors: more than {MAX_ANCHORS} is refused (the layer would "
+                         f"allocate {2 * n} anchor values and compare every truth with each of them; darknet "
+                         "cfgs use a handful)")
+    if n * max(2, per_anchor) > INT_MAX:
+        raise ValueError(f"{count_name} = {n} anchors" + (f" of coords+1+classes = {per_anchor} channels each" if per_anchor > 2 else
+                         " (2 values each)") + f" do not fit the C core's int (<= {INT_MAX})")
     if len(values) > 2 * n:
         raise ValueError(f"anchors give {len(values)} values ({len(values) / 2:g} pairs) but {count_name} is {n}: "
                          "upstream would write past its biases")
@@ -112,9 +185,11 @@ def flag(name: str, value: Any) -> int:
     """A 0/1 option (bool or int), as darknet's cfg ints are used."""
     if isinstance(value, (bool, np.bool_)):
         return int(value)
-    v = integer(name, value)
+    if not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be a bool (or 0 or 1), got {type(value).__name__} {_short(value)}")
+    v = operator.index(value)
     if v not in (0, 1):
-        raise ValueError(f"{name} must be 0 or 1 (or a bool), got {v}")
+        raise ValueError(f"{name} must be 0 or 1 (or a bool), got {_short(v)}")
     return v
 
 
@@ -130,8 +205,9 @@ def class_map(values: Any, classes: int) -> Optional[np.ndarray]:
 
 
 def float32_array(name: str, a: Any, ndim: int) -> np.ndarray:
-    """A native float32 ndarray of the given rank, C-contiguous (copied only
-    when it is not contiguous already)."""
+    """A native float32 ndarray of the given rank, C-contiguous and aligned
+    (copied only when it is not both already)."""
+    not_masked(name, a)
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
     if a.dtype != np.float32:
@@ -142,17 +218,26 @@ def float32_array(name: str, a: Any, ndim: int) -> np.ndarray:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
     if a.size > INT_MAX:
         raise ValueError(f"{name} has {a.size} elements, more than the C core indexes ({INT_MAX})")
-    return np.ascontiguousarray(a)
+    return aligned(a)
 
 
-def layer_input(x: Any, *, channels: int, what: str) -> np.ndarray:
+def aligned(a: np.ndarray) -> np.ndarray:
+    """`a` itself when it is a C-contiguous, aligned, native base ndarray; else
+    such a copy (unaligned loads are undefined behaviour in C)."""
+    a = np.ascontiguousarray(a)
+    if not a.flags.aligned:
+        a = np.array(a, order="C", copy=True)
+    return a
+
+
+def layer_input(x: Any, *, channels: int, what: str, name: str = "x") -> np.ndarray:
     """x: float32 (B, C, H, W) with C fixed by the layer."""
-    x = float32_array("x", x, 4)
+    x = float32_array(name, x, 4)
     b, c, h, w = x.shape
     if b < 1 or h < 1 or w < 1:
-        raise ValueError(f"x must have a non-empty batch and grid, got shape {x.shape}")
+        raise ValueError(f"{name} must have a non-empty batch and grid, got shape {x.shape}")
     if c != channels:
-        raise ValueError(f"x has {c} channels, expected {channels} = {what} "
+        raise ValueError(f"{name} has {c} channels, expected {channels} = {what} "
                          "(darknet layout: (B, C, H, W))")
     return x
 
@@ -171,6 +256,7 @@ def truth_buffer(truth: Any, *, batch: int, rows: int, cols: int, used_rows: int
                 f"truth must have shape ({batch}, {rows}, {cols}) (batch, darknet's fixed {rows} rows, "
                 f"x y w h class), got {t.shape}; or pass a list of {batch} arrays of shape (k, {cols})")
         return t
+    not_masked("truth", truth)
     if not isinstance(truth, (list, tuple)):
         raise TypeError(f"truth must be a float32 array of shape ({batch}, {rows}, {cols}) or a list of "
                         f"{batch} float32 arrays of shape (k, {cols}), got {type(truth).__name__}")
@@ -230,31 +316,48 @@ def truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h
 
 def image_sizes(img_w: Any, img_h: Any, net_w: Any, net_h: Any) -> tuple:
     """Positive image and network sizes whose letterbox products fit a C int."""
-    sizes = tuple(integer(name, v, minimum=1) for name, v in
+    sizes = tuple(c_int(name, v, minimum=1) for name, v in
                   (("img_w", img_w), ("img_h", img_h), ("net_w", net_w), ("net_h", net_h)))
     iw, ih, nw, nh = sizes
     if ih * nw > INT_MAX or iw * nh > INT_MAX:
-        raise ValueError("img_h*net_w and img_w*net_h must fit a C int (upstream multiplies them in int)")
+        raise ValueError(f"img_h*net_w = {ih * nw} and img_w*net_h = {iw * nh} must fit a C int "
+                         f"(<= {INT_MAX}): upstream's letterbox multiplies them in int")
     return sizes
 
 
 def out_buffers(out: Any, shape: tuple) -> Optional[tuple]:
-    """Caller-provided (output, delta) arrays: writable, C-contiguous float32
-    of the input's shape, and not the same memory."""
+    """Caller-provided (output, delta) arrays: writable, C-contiguous, aligned
+    float32 of the input's shape, and not the same memory."""
     if out is None:
         return None
     if not isinstance(out, tuple) or len(out) != 2:
-        raise TypeError("out must be a tuple (output, delta) of float32 arrays")
+        raise TypeError(f"out must be a tuple (output, delta) of float32 arrays, got {type(out).__name__}"
+                        + (f" of {len(out)}" if isinstance(out, (tuple, list)) else ""))
     for name, a in zip(("output", "delta"), out):
+        not_masked(f"out {name}", a)
         if not isinstance(a, np.ndarray) or a.dtype != np.float32:
-            raise TypeError(f"out {name} must be a float32 numpy.ndarray")
+            got = a.dtype.str if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"out {name} must be a float32 numpy.ndarray (native byte order), got {got}")
         if a.shape != shape:
             raise ValueError(f"out {name} must have the input's shape {shape}, got {a.shape}")
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            raise ValueError(f"out {name} must be C-contiguous and writable")
+        if not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned):
+            raise ValueError(f"out {name} must be C-contiguous, aligned and writable (it is written in place); "
+                             f"got contiguous={a.flags.c_contiguous}, aligned={a.flags.aligned}, "
+                             f"writable={a.flags.writeable}")
     if np.shares_memory(out[0], out[1]):
         raise ValueError("out output and delta must not share memory")
     return out
+
+
+def no_aliasing(outputs: Dict[str, np.ndarray], inputs: Dict[str, Optional[np.ndarray]]) -> None:
+    """Refuses any output array that shares memory with an input array as the
+    C core will read it (after packing and copying).  The arrays are
+    C-contiguous, so np.shares_memory is an exact and cheap extent check."""
+    for oname, o in outputs.items():
+        for iname, i in inputs.items():
+            if i is not None and np.shares_memory(o, i):
+                raise ValueError(f"out {oname} shares memory with {iname}: the C core would overwrite {iname} "
+                                 f"while it reads it; pass out arrays that share no memory with the inputs")
 
 
 # ---- AlexeyAB [yolo] --------------------------------------------------------------

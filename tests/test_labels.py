@@ -103,7 +103,7 @@ def test_pack_truth_arguments_are_checked() -> None:
         pdl.pack_truth([], "detection")
     with pytest.raises(ValueError, match=r"shape \(k, 5\)"):
         pdl.pack_truth([np.zeros((2, 4), np.float32)])
-    with pytest.raises(ValueError, match="whole numbers"):
+    with pytest.raises(ValueError, match="whole number"):
         pdl.pack_truth([np.array([[1.5, .5, .5, .2, .2]], np.float32)])
     with pytest.raises(ValueError, match="num_boxes must be <= 30"):
         pdl.pack_truth([], "region", num_boxes=31)

@@ -42,16 +42,28 @@ class Detections:
             raise ValueError(f"bbox must have shape ({n}, 4) to match objectness, got {bbox.shape}")
         if prob.shape[0] != n or prob.shape[1] < 1:
             raise ValueError(f"prob must have shape ({n}, classes) with classes >= 1, got {prob.shape}")
+        if n > _validate.INT_MAX or prob.shape[1] > _validate.INT_MAX:
+            raise ValueError(f"prob of shape {prob.shape} does not fit the C core's int")
         object.__setattr__(self, "bbox", bbox)
         object.__setattr__(self, "objectness", obj)
         object.__setattr__(self, "prob", prob)
-        if self.sort_class is not None:
-            sc = self.sort_class
-            if not isinstance(sc, np.ndarray) or sc.dtype != np.int32 or sc.shape != (n,):
-                raise TypeError(f"sort_class must be an int32 array of shape ({n},)")
-            if ((sc >= prob.shape[1]) | (sc < -1)).any():
+        for name in ("sort_class", "order"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            _validate.not_masked(name, v)
+            if not isinstance(v, np.ndarray) or v.dtype != np.int32 or v.shape != (n,):
+                got = f"{v.dtype.str} of shape {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+                raise TypeError(f"{name} must be an int32 array of shape ({n},), got {got}")
+            if name == "sort_class" and ((v >= prob.shape[1]) | (v < -1)).any():
                 raise ValueError(f"sort_class values must be -1 or a class in [0, {prob.shape[1]})")
-            object.__setattr__(self, "sort_class", np.ascontiguousarray(sc))
+            object.__setattr__(self, name, _validate.aligned(v))
+        if self.mask is not None:
+            _validate.float32_array("mask", self.mask, 2)
+        if self.output_after is not None:
+            _validate.float32_array("output_after", self.output_after, 4)
+        if self.num_alloc_upstream is not None:
+            _validate.integer("num_alloc_upstream", self.num_alloc_upstream, minimum=0)
 
     def __len__(self) -> int:
         return len(self.objectness)

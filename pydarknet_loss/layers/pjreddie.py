@@ -148,7 +148,14 @@ class RegionResult:
 # ---- layers -----------------------------------------------------------------
 
 class _LossLayer:
-    """What [yolo] and [region] share: input checks, truth packing, the call."""
+    """What [yolo] and [region] share: input checks, truth packing, the call.
+
+    A layer is validated once, when it is built, and is read-only after
+    that: assigning an attribute raises AttributeError, and its arrays are
+    read-only copies that cannot be made writable again.  (The arrays that
+    reach C are checked again on every call, so even a layer changed behind
+    its back with object.__setattr__ is refused, not read out of bounds.)
+    """
 
     kind = ""
     rows = 0  # the truth buffer's rows per image
@@ -156,6 +163,30 @@ class _LossLayer:
     classes: int
     coords: int
     map: Optional[np.ndarray]
+    _frozen = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is read-only: a layer is validated once, when it is built; "
+                f"build a new {type(self).__name__}(...) with the {name} you want")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__}.{name} cannot be deleted: a layer is read-only")
+
+    def _freeze(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                object.__setattr__(self, name, _validate.frozen(value))
+        c = _validate.INT_MAX
+        if self.channels > c:
+            raise ValueError(f"n*(coords+1+classes) = {self.n}*({self.coords}+1+{self.classes}) = {self.channels} "
+                             f"channels do not fit the C core's int (<= {c})")
+        if self.rows * (self.coords + 1) > c:
+            raise ValueError(f"coords = {self.coords}: the truth stride {self.rows}*(coords+1) does not fit the C "
+                             f"core's int (<= {c})")
+        object.__setattr__(self, "_frozen", True)
 
     def _spec(self) -> _native.LayerSpec:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -176,18 +207,24 @@ class _LossLayer:
         batch, _, h, w = x.shape
         if not isinstance(train, (bool, np.bool_)):
             raise TypeError(f"train must be a bool, got {type(train).__name__}")
+        if batch * self.rows * (self.coords + 1) > _validate.INT_MAX:
+            raise ValueError(f"x's batch of {batch} images needs a truth buffer of {batch}*{self.rows}*"
+                             f"{self.coords + 1} floats, more than the C core indexes ({_validate.INT_MAX})")
         out = _validate.out_buffers(out, x.shape)
-        if out is not None and any(np.shares_memory(x, a) for a in out):
-            raise ValueError("out arrays must not share memory with x")
-        call = _native.Call(self._spec(), batch, h, w, out, targets=targets)
-        if call.check_layer() != _native.DN_OK:  # pragma: no cover - the constructor checked it all
-            raise ValueError(f"the C core refused {self!r} on a {w}x{h} grid")
         packed = None
         if truth is not None or train:
             if truth is None:
                 raise ValueError("train=True needs truth")
             packed = _validate.truth_buffer(truth, batch=batch, rows=self.rows, cols=self.coords + 1,
                                             used_rows=self._used_rows())
+        if out is not None:
+            # After packing: what C reads is x and the packed truth.
+            _validate.no_aliasing({"output": out[0], "delta": out[1]}, {"x": x, "truth": packed})
+        call = _native.Call(self._spec(), batch, h, w, out, targets=targets)
+        why = call.check_layer()
+        if why is not None:
+            raise ValueError(f"the C core refused {self!r} on a {w}x{h} grid: {why}")
+        if packed is not None:
             rc, image, row = call.check_truths(packed)
             if rc != _native.DN_OK:
                 raise _validate.truth_error(_native.ERRORS[rc], image, row, packed, w=w, h=h,
@@ -228,7 +265,7 @@ class YoloLayer(_LossLayer):
                  truth_thresh: float = 1.0, max_boxes: int = YOLO_MAX_TRUTHS,
                  map: Optional[Sequence[int]] = None, total: Optional[int] = None,
                  jitter: float = 0.2, random: int = 0) -> None:
-        self.classes = _validate.integer("classes", classes, minimum=1)
+        self.classes = _validate.c_int("classes", classes, minimum=1)
         self.total, self.anchors = _validate.biases(anchors, total, "total")
         if mask is None:
             self.mask = np.arange(self.total, dtype=np.int32)
@@ -245,7 +282,8 @@ class YoloLayer(_LossLayer):
         self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0, maximum=YOLO_MAX_TRUTHS)
         self.map = _validate.class_map(map, self.classes)
         self.jitter = _validate.real32("jitter", jitter)
-        self.random = _validate.integer("random", random)
+        self.random = _validate.c_int("random", random)
+        self._freeze()
 
     def __repr__(self) -> str:
         return (f"YoloLayer(classes={self.classes}, total={self.total}, mask={self.mask.tolist()}, "
@@ -276,9 +314,9 @@ class YoloLayer(_LossLayer):
         allocating new ones (for repeated calls on large inputs); the result
         then refers to them.
         """
-        net_w = _validate.integer("net_w", net_w, minimum=1)
-        net_h = _validate.integer("net_h", net_h, minimum=1)
-        index = _validate.integer("index", index)
+        net_w = _validate.c_int("net_w", net_w, minimum=1)
+        net_h = _validate.c_int("net_h", net_h, minimum=1)
+        index = _validate.c_int("index", index)
         call, train = self._run(x, truth, train=train, out=out, net_w=net_w, net_h=net_h, index=index)
         stats = None
         if train:
@@ -300,11 +338,11 @@ class YoloLayer(_LossLayer):
         with upstream's index mix-up (anchor 0's first planes negated, an odd
         width's middle column untouched).  The letterbox uses int division.
         """
-        output = _validate.layer_input(output, channels=self.channels,
+        output = _validate.layer_input(output, channels=self.channels, name="output",
                                        what=f"len(mask)={self.n} * (5 + classes={self.classes})")
         img_w, img_h, net_w, net_h = _validate.image_sizes(img_w, img_h, net_w, net_h)
         res = _native.yolo_detections(self._spec(), output, img_w, img_h, net_w, net_h,
-                                      _validate.real32("thresh", thresh), bool(relative))
+                                      _validate.real32("thresh", thresh), _validate.flag("relative", relative))
         return Detections(**res)
 
 
@@ -350,9 +388,9 @@ class RegionLayer(_LossLayer):
                  map: Optional[Sequence[int]] = None, tree: Any = None, temperature: float = 0.0,
                  jitter: float = 0.2, random: int = 0, log: int = 0, sqrt: int = 0,
                  absolute: int = 0, classfix: int = 0) -> None:
-        self.classes = _validate.integer("classes", classes, minimum=1)
-        self.coords = _validate.integer("coords", coords, minimum=4)
-        self.num, self.anchors = _validate.biases(anchors, num, "num")
+        self.classes = _validate.c_int("classes", classes, minimum=1)
+        self.coords = _validate.c_int("coords", coords, minimum=4)
+        self.num, self.anchors = _validate.biases(anchors, num, "num", per_anchor=self.coords + 1 + self.classes)
         self.n = self.num
         self.softmax = _validate.flag("softmax", softmax)
         self.background = _validate.flag("background", background)
@@ -365,8 +403,9 @@ class RegionLayer(_LossLayer):
         self.class_scale = _validate.real32("class_scale", class_scale)
         self.mask_scale = _validate.real32("mask_scale", mask_scale)
         if not -2**31 < float(self.mask_scale) < 2**31:
-            raise ValueError(f"mask_scale = {float(self.mask_scale)!r} does not fit the int upstream truncates it to")
-        self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0)
+            raise ValueError(f"mask_scale = {float(self.mask_scale)!r} does not fit the int upstream truncates it "
+                             f"to: expected -2**31 < mask_scale < 2**31")
+        self.max_boxes = _validate.c_int("max_boxes", max_boxes, minimum=0)
         self.map = _validate.class_map(map, self.classes)
         self.tree: Optional[Tree] = as_tree(tree)
         if self.tree is not None and self.tree.n != self.classes:
@@ -374,11 +413,12 @@ class RegionLayer(_LossLayer):
                              "upstream's tree has one node per class")
         self.temperature = _validate.real32("temperature", temperature)
         self.jitter = _validate.real32("jitter", jitter)
-        self.random = _validate.integer("random", random)
-        self.log = _validate.integer("log", log)
-        self.sqrt = _validate.integer("sqrt", sqrt)
-        self.absolute = _validate.integer("absolute", absolute)
-        self.classfix = _validate.integer("classfix", classfix)
+        self.random = _validate.c_int("random", random)
+        self.log = _validate.c_int("log", log)
+        self.sqrt = _validate.c_int("sqrt", sqrt)
+        self.absolute = _validate.c_int("absolute", absolute)
+        self.classfix = _validate.c_int("classfix", classfix)
+        self._freeze()
 
     def __repr__(self) -> str:
         return (f"RegionLayer(classes={self.classes}, coords={self.coords}, num={self.num}, "
@@ -393,7 +433,7 @@ class RegionLayer(_LossLayer):
                          bias_match=self.bias_match, thresh=self.thresh, coord_scale=self.coord_scale,
                          object_scale=self.object_scale, noobject_scale=self.noobject_scale,
                          class_scale=self.class_scale, mask_scale=self.mask_scale,
-                         temperature=self.temperature, max_boxes=min(self.max_boxes, 2**31 - 1)))
+                         temperature=self.temperature, max_boxes=self.max_boxes))
 
     def _warn_tree(self, h: int, w: int) -> None:
         if self.tree is None:
@@ -419,7 +459,7 @@ class RegionLayer(_LossLayer):
         (k, coords+1).  ``seen``: upstream's ``*net.seen`` (images seen so
         far; below 12800 the prior-box rule applies).
         """
-        seen = _validate.integer("seen", seen, minimum=0, maximum=2**63 - 1)
+        seen = _validate.integer("seen", seen, minimum=0, maximum=_native.SIZE_MAX)
         if isinstance(x, np.ndarray) and x.ndim == 4:
             self._warn_tree(x.shape[2], x.shape[3])
         call, train = self._run(x, truth, train=train, out=out, seen=seen)
@@ -445,7 +485,7 @@ class RegionLayer(_LossLayer):
         ``mask`` holds the mask coords when coords > 4.
         """
         output = _validate.layer_input(
-            output, channels=self.channels,
+            output, channels=self.channels, name="output",
             what=f"n={self.n} * (coords={self.coords} + 1 + classes={self.classes})")
         img_w, img_h, net_w, net_h = _validate.image_sizes(img_w, img_h, net_w, net_h)
         cmap = None
@@ -463,5 +503,6 @@ class RegionLayer(_LossLayer):
             cmap = np.ascontiguousarray(cmap[:200])
         res = _native.region_detections(self._spec(), output, img_w, img_h, net_w, net_h,
                                         _validate.real32("thresh", thresh),
-                                        _validate.real32("tree_thresh", tree_thresh), bool(relative), cmap)
+                                        _validate.real32("tree_thresh", tree_thresh),
+                                        _validate.flag("relative", relative), cmap)
         return Detections(**res)
