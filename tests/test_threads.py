@@ -54,6 +54,9 @@ def entry_points() -> Dict[str, Callable[[], Any]]:
     boxes = rng.uniform(0, 1, (64, 4)).astype(np.float32)
     dets = yolo.detections(act, img_w=640, img_h=480, thresh=0.3)
     cfg_text = pdl.example_cfg("tiny-yolov2").read_text()
+    ab = pdl.alexeyab.YoloLayer(classes=4, anchors=V3, mask=[6, 7, 8], iou_loss="ciou", iou_normalizer=.07,
+                                iou_thresh=.213, scale_x_y=1.05, max_boxes=20)
+    xa = rng.standard_normal((2, ab.channels, 13, 13)).astype(np.float32)
 
     def tree_fwd() -> Any:
         with warnings.catch_warnings():
@@ -81,6 +84,10 @@ def entry_points() -> Dict[str, Callable[[], Any]]:
         "Network.forward": lambda: net.forward(xs, tr, seen=64),
         "implied.yolo_loss": lambda: pdl.implied.yolo_loss(x, tr, yolo, net_w=416, net_h=416)[0],
         "compare": lambda: pdl.compare(yolo.forward(x, tr), yolo.forward(x, tr), yolo).ok,
+        "compare (diagnosis)": lambda: [c.code for c in pdl.compare(
+            yolo.forward(x, tr), {"delta": -yolo.forward(x, tr).delta}, yolo, input=x, truth=tr).causes],
+        "alexeyab.forward": lambda: ab.forward(xa, tr, net_w=608, net_h=608, index=5),
+        "to_truth": lambda: pdl.to_truth([np.array([[1, 0.5, 0.4, 0.3, 0.2]], np.float32)], format="yolo"),
     }
 
 

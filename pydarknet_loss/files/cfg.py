@@ -143,8 +143,26 @@ class Section:
     def unused(self) -> List[Option]:
         return [o for o in self.options if not o.used]
 
-    def where(self, path: str) -> str:
-        return f"{path}, line {self.line} ({self.type})"
+    def _peek(self, key: str) -> Optional[Option]:
+        """The option a lookup would find, without marking it used."""
+        return next((o for o in self.options if o.key == key), None)
+
+    def where(self, path: str, *keys: str) -> str:
+        """Where an error lies: the file and the section's line, or, when
+        given keys the section holds, their lines and values."""
+        found = [o for o in (self._peek(k) for k in keys) if o is not None]
+        if not found:
+            return f"{path}, line {self.line} ({self.type})"
+        opts = ", ".join(f"line {o.line} ({o.key}={o.value})" for o in found)
+        return f"{path}, {opts}, in {self.type} of line {self.line}"
+
+    def options_note(self) -> str:
+        """The options the section's parse read, with their lines: said with
+        an error that follows from them together (a size out of range)."""
+        used = [o for o in self.options if o.used and o.value is not None]
+        if not used:
+            return ""
+        return "; the section's options: " + ", ".join(f"{o.key}={o.value} (line {o.line})" for o in used)
 
 
 def parse_cfg_text(text: str, path: str = "<cfg>") -> List[Section]:

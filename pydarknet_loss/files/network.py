@@ -100,6 +100,10 @@ class Network:
     def from_cfg(cls, path: PathLike, base_dir: Optional[PathLike] = None, flavor: str = "pjreddie") -> "Network":
         get_flavor(flavor)
         p = os.fspath(path)
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"cfg file not found: {p}")
+        if not os.path.isfile(p):
+            raise CfgError(f"{p}: not a cfg file (a directory, device or pipe); expected a darknet .cfg")
         with open(p, "r", encoding="utf-8", errors="surrogateescape") as f:
             text = f.read()
         return cls.from_text(text, path=p, base_dir=base_dir, flavor=flavor)
@@ -148,15 +152,19 @@ class Network:
         info = LayerInfo(index=index, type=kind, line=s.line, batch=p.batch)
         try:
             rule(self, s, p, info)
-        except CfgError:
-            raise
         except (ValueError, TypeError, ZeroDivisionError) as exc:
+            if isinstance(exc, CfgError):
+                raise
             msg = "a division by zero in upstream's size arithmetic" if isinstance(exc, ZeroDivisionError) else exc
-            raise CfgError(f"{where}: {msg}") from exc
+            raise CfgError(f"{where}: {msg}{s.options_note()}") from exc
         after = self.flavor.after_layer(s)
         if after:
             info.params["after"] = after
-        self._check_sizes(s, info, where)
+        try:
+            self._check_sizes(s, info, where)
+        except CfgError as exc:
+            # A size out of range follows from the options together: name them.
+            raise CfgError(f"{exc}{s.options_note()}") from None
         self._check_other_flavor(s, kind, where)
         return info
 

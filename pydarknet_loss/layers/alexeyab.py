@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _native, _validate
+from ._readonly import ReadOnly
 
 AB_COMMIT = "59596d7880f6504768df41d6daa586f5cb2b932f"
 
@@ -162,7 +163,7 @@ def _flag(name: str, value: Any) -> int:
     return _validate.integer(name, value, minimum=-2**31, maximum=2**31 - 1)
 
 
-class YoloLayer:
+class YoloLayer(ReadOnly):
     """AlexeyAB's ``[yolo]`` layer, bit-exact to upstream 59596d7.
 
     Parameters are ``parse_yolo``'s options with its defaults (``max=`` is
@@ -261,6 +262,7 @@ class YoloLayer:
                 i = int(bad[0])
                 raise ValueError(f"map[{i}] = {int(m[i])} sends class {i} outside [0, {self.classes})")
             self.map = m
+        self._freeze()
 
     @staticmethod
     def _real(name: str, value: Any) -> np.float32:
@@ -344,9 +346,9 @@ class YoloLayer:
         ``index``: the layer index printed as "Region %d".  ``out``:
         optional (output, delta) float32 arrays of x's shape to write into.
         """
-        net_w = _validate.integer("net_w", net_w, minimum=1)
-        net_h = _validate.integer("net_h", net_h, minimum=1)
-        index = _validate.integer("index", index, minimum=-2**31, maximum=2**31 - 1)
+        net_w = _validate.c_int("net_w", net_w, minimum=1)
+        net_h = _validate.c_int("net_h", net_h, minimum=1)
+        index = _validate.c_int("index", index)
         x = _validate.layer_input(x, channels=self.channels,
                                   what=f"len(mask)={self.n} * (4 + 1 + classes={self.classes})")
         batch, _, h, w = x.shape
@@ -368,6 +370,8 @@ class YoloLayer:
             if truth is None:
                 raise ValueError("train=True needs truth")
             packed = self.pack_truth(truth, batch)
+            if out is not None:  # checked after packing: the buffers the C core reads
+                _validate.no_aliasing({"output": out[0], "delta": out[1]}, {"x": x, "truth": packed})
             if train:
                 rc, image, row = call.check_truths(packed)
                 if rc != _native.DN_OK:

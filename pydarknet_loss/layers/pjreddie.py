@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _native, _validate
+from ._readonly import ReadOnly
 from .detections import Detections
 from ..files.tree import Tree, as_tree
 
@@ -147,7 +148,7 @@ class RegionResult:
 
 # ---- layers -----------------------------------------------------------------
 
-class _LossLayer:
+class _LossLayer(ReadOnly):
     """What [yolo] and [region] share: input checks, truth packing, the call.
 
     A layer is validated once, when it is built, and is read-only after
@@ -163,22 +164,7 @@ class _LossLayer:
     classes: int
     coords: int
     map: Optional[np.ndarray]
-    _frozen = False
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self._frozen:
-            raise AttributeError(
-                f"{type(self).__name__}.{name} is read-only: a layer is validated once, when it is built; "
-                f"build a new {type(self).__name__}(...) with the {name} you want")
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__}.{name} cannot be deleted: a layer is read-only")
-
     def _freeze(self) -> None:
-        for name, value in vars(self).items():
-            if isinstance(value, np.ndarray):
-                object.__setattr__(self, name, _validate.frozen(value))
         c = _validate.INT_MAX
         if self.channels > c:
             raise ValueError(f"n*(coords+1+classes) = {self.n}*({self.coords}+1+{self.classes}) = {self.channels} "
@@ -186,7 +172,7 @@ class _LossLayer:
         if self.rows * (self.coords + 1) > c:
             raise ValueError(f"coords = {self.coords}: the truth stride {self.rows}*(coords+1) does not fit the C "
                              f"core's int (<= {c})")
-        object.__setattr__(self, "_frozen", True)
+        super()._freeze()
 
     def _spec(self) -> _native.LayerSpec:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -250,8 +251,9 @@ def golden_check(args: argparse.Namespace) -> int:
             if not actual:
                 raise ValueError(f"{actual_path}: holds none of output, delta, cost")
             report = case.check(actual, layout=args.layout, tolerance=args.tolerance, **tol)
-        except (golden.GoldenError, ValueError, TypeError, OSError) as exc:
-            print(f"{name}: ERROR {exc}")
+        except (golden.GoldenError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            print(f"{name}: ERROR {actual_path if not isinstance(exc, golden.GoldenError) else ''}"
+                  f"{': ' if not isinstance(exc, golden.GoldenError) else ''}{exc}")
             errors += 1
             results.append((e.tags, False))
             continue

@@ -563,6 +563,16 @@ def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *
     removed first)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    for spec in layers:
+        p, layer = spec["params"], spec["layer"]
+        for key in ("w", "h", "batch"):
+            if not (isinstance(p.get(key), int) and not isinstance(p.get(key), bool) and p[key] >= 1):
+                raise GoldenError(f"params {key} must be a whole number >= 1, got {p.get(key)!r}")
+        elems = p["batch"] * layer.channels * p["h"] * p["w"]
+        if elems > 2**31 - 1:
+            raise GoldenError(f"a case of batch {p['batch']} on a {p['w']}x{p['h']} grid with {layer.channels} channels "
+                              f"holds {elems} values per array, more than the C core indexes (2**31 - 1): refused "
+                              "before allocating anything")
     out_dir = prepare_folder(out, force)
     manifest = []
     paths = []
@@ -578,7 +588,11 @@ def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *
         layer, params, kind = spec["layer"], spec["params"], spec["kind"]
         rng = np.random.default_rng([seed, draw])
         draw += 1
-        drawn = draw_case(layer, params, rng, profile)
+        try:
+            drawn = draw_case(layer, params, rng, profile)
+        except MemoryError:
+            raise GoldenError(f"no memory for a case of {estimate_bytes([spec], 1)} bytes (batch {params['batch']}, "
+                              f"{params['w']}x{params['h']} grid): try --batch 1 or a smaller grid") from None
         case_tags = set(drawn["tags"]) | {f"profile_{profile}"}
         if not want <= case_tags or avoid & case_tags:
             continue

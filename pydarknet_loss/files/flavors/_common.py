@@ -84,7 +84,25 @@ class Flavor:
 
 def need_image(net: "Network", s: Section, p: Params, what: str) -> None:
     if not (p.h and p.w and p.c):
-        raise CfgError(f"{s.where(net.path)}: the layer before this {what} layer must output an image")
+        why = ""
+        if net.layers:
+            prev = net.layers[-1]
+            why = f": layer {prev.index} ([{prev.type}] at line {prev.line}) outputs {prev.out_c}x{prev.out_h}x{prev.out_w}"
+            if prev.params.get("no_image"):
+                why += f"; its {prev.params['no_image']}"
+        raise CfgError(f"{s.where(net.path)}: the layer before this {what} layer must output an image{why}")
+
+
+def positive(net: "Network", s: Section, **values: int) -> None:
+    """Kernel sizes and strides below 1 are no layer (a 0x0 kernel, a 0 or
+    negative step): refused, naming the option and its line.  A value with
+    non-ASCII digits (``size=３``) reads as 0, as atoi reads it."""
+    for key, v in values.items():
+        if v < 1:
+            o = s._peek(key)
+            how = "" if o is None or o.value is None or o.value.strip("+- ").isdigit() else \
+                f" ({o.value!r} has no ASCII digit where atoi starts, so upstream reads 0)"
+            raise CfgError(f"{s.where(net.path, key)}: {key}={v}{how}: expected a {key} of at least 1")
 
 
 def same_shape(p: Params, l: LayerInfo) -> None:
@@ -104,7 +122,7 @@ def upsample(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     """parse_upsample / make_upsample_layer: the same in both darknets."""
     stride = s.get_int("stride", 2)
     if stride == 0:
-        raise CfgError(f"{s.where(net.path)}: stride=0 gives a 0x0 output (upstream then sizes every later "
+        raise CfgError(f"{s.where(net.path, 'stride')}: stride=0 gives a 0x0 output (upstream then sizes every later "
                        "layer from nothing)")
     l.w, l.h, l.c = p.w, p.h, p.c
     l.out_w, l.out_h, l.out_c = p.w * stride, p.h * stride, p.c
@@ -128,5 +146,11 @@ def check_input_size(net: "Network", s: Section, **sizes: int) -> None:
     """[net] height, width, channels, inputs: negative sizes make upstream size every layer from garbage."""
     for key, v in sizes.items():
         if v < 0:
-            raise CfgError(f"{s.where(net.path)}: {key}={v}; a negative input size makes upstream size every "
+            raise CfgError(f"{s.where(net.path, key)}: {key}={v}; a negative input size makes upstream size every "
                            "layer from garbage")
+    if {"height", "width", "channels"} <= set(sizes):
+        n = sizes["height"] * sizes["width"] * sizes["channels"]
+        if n > INT_MAX:
+            raise CfgError(f"{s.where(net.path, 'height', 'width', 'channels')}: an input of height*width*channels = "
+                           f"{n} values; upstream counts them in a C int (at most {INT_MAX}) and would overflow or "
+                           "allocate an absurd size")

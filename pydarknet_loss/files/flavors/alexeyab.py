@@ -39,7 +39,7 @@ import numpy as np
 
 from ..cfg import CfgError, Section, c_atof, c_atoi, read_map
 from ._common import (INT_MAX, Flavor, LayerInfo, Params, cdiv, check_anchor_count, check_input_size, check_inputs,
-                      need_image, upsample)
+                      need_image, positive, upsample)
 from ..._validate import DarknetQuirkWarning
 from ...layers import alexeyab as ab
 
@@ -113,7 +113,7 @@ def parse_net(net: "Network", s: Section) -> None:
     s.get_int("sequential_subdivisions", subdivs)
     s.get_int("try_fix_nan", 0)
     if subdivs == 0:
-        raise CfgError(f"{s.where(net.path)}: subdivisions=0 (upstream divides the batch by it)")
+        raise CfgError(f"{s.where(net.path, 'subdivisions')}: subdivisions=0 (upstream divides the batch by it)")
     batch = cdiv(batch, subdivs)  # mini_batch
     batch *= time_steps
     f["subdivisions"] = subdivs
@@ -157,7 +157,8 @@ def parse_net(net: "Network", s: Section) -> None:
                          ("saturation", 1), ("exposure", 1), ("hue", 0), ("power", 4)):
         s.get_float(key, default)
     if not inputs and not (h and w and c):
-        raise CfgError(f"{s.where(net.path)}: no input size (height, width, channels or inputs); upstream stops")
+        raise CfgError(f"{s.where(net.path, 'height', 'width', 'channels', 'inputs')}: no input size (height, "
+                       "width, channels or inputs); upstream stops")
     policy = str(s.get_str("policy", "constant"))
     f["policy"] = POLICIES.get(policy, 0)
     if policy not in POLICIES:
@@ -207,10 +208,12 @@ def convolutional(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     n = s.get_int("filters", 1)
     groups = s.get_int("groups", 1)
     size = s.get_int("size", 1)
+    positive(net, s, size=size)
     stride_x = s.get_int("stride_x", -1)
     stride_y = s.get_int("stride_y", -1)
     if stride_x < 1 or stride_y < 1:
         stride = s.get_int("stride", 1)
+        positive(net, s, stride=stride)
         if stride_x < 1:
             stride_x = stride
         if stride_y < 1:
@@ -276,6 +279,7 @@ def maxpool(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     stride_x = s.get_int("stride_x", stride)
     stride_y = s.get_int("stride_y", stride)
     size = s.get_int("size", stride)
+    positive(net, s, size=size, stride_x=stride_x, stride_y=stride_y)
     padding = s.get_int("padding", size - 1)
     maxpool_depth = s.get_int("maxpool_depth", 0)
     out_channels = s.get_int("out_channels", 1)

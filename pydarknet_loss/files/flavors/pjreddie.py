@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from ..cfg import CfgError, Section, c_atoi, float_list, int_list, read_map
 from ._common import (Flavor, LayerInfo, Params, cdiv, check_anchor_count, check_input_size, check_inputs, need_image,
-                      same_shape, upsample)
+                      positive, same_shape, upsample)
 from ...layers.pjreddie import RegionLayer, YoloLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,6 +21,7 @@ UPSTREAM = "pjreddie/darknet f6afaabcdf85f77e7aff2ec55c020c0e297c77f9"
 
 def convolutional(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     n, size, stride = s.get_int("filters", 1), s.get_int("size", 1), s.get_int("stride", 1)
+    positive(net, s, size=size, stride=stride)
     pad, padding = s.get_int("pad", 0), s.get_int("padding", 0)
     groups = s.get_int("groups", 1)
     if pad:
@@ -41,6 +42,7 @@ def convolutional(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
 
 def deconvolutional(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     n, size, stride = s.get_int("filters", 1), s.get_int("size", 1), s.get_int("stride", 1)
+    positive(net, s, size=size, stride=stride)
     s.get_str("activation", "logistic")
     need_image(net, s, p, "deconvolutional")
     s.get_int("batch_normalize", 0)
@@ -59,6 +61,7 @@ def deconvolutional(net: "Network", s: Section, p: Params, l: LayerInfo) -> None
 def local(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     n, size = s.get_int("filters", 1), s.get_int("size", 1)
     stride, pad = s.get_int("stride", 1), s.get_int("pad", 0)
+    positive(net, s, size=size, stride=stride)
     s.get_str("activation", "logistic")
     need_image(net, s, p, "local")
     l.w, l.h, l.c = p.w, p.h, p.c
@@ -215,6 +218,7 @@ def reorg(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
 def maxpool(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     stride = s.get_int("stride", 1)
     size = s.get_int("size", stride)
+    positive(net, s, size=size, stride=stride)
     padding = s.get_int("padding", size - 1)
     need_image(net, s, p, "maxpool")
     l.w, l.h, l.c = p.w, p.h, p.c
@@ -283,6 +287,12 @@ def route(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
             l.out_c += nxt.out_c
         else:
             l.out_h = l.out_w = l.out_c = 0
+            # Upstream's route of maps of different sizes is no image: say which.
+            l.params["no_image"] = (f"[route] layers={s.find('layers')} (line {s.line}) joins maps of different "
+                                    "sizes: " + ", ".join(f"layer {i} ([{net.layers[i].type}] at line "
+                                                          f"{net.layers[i].line}) is {net.layers[i].out_c}x"
+                                                          f"{net.layers[i].out_h}x{net.layers[i].out_w}"
+                                                          for i in idx))
     l.outputs = l.inputs = sum(net.layers[i].outputs for i in idx)
     l.params.update(n=len(idx), input_layers=idx, input_sizes=[net.layers[i].outputs for i in idx])
 
@@ -374,11 +384,11 @@ def parse_net(net: "Network", s: Section) -> None:
     net.time_steps = s.get_int("time_steps", 1)
     s.get_int("notruth", 0)
     if subdivs == 0:
-        raise CfgError(f"{s.where(net.path)}: subdivisions=0 (upstream divides by it)")
+        raise CfgError(f"{s.where(net.path, 'subdivisions')}: subdivisions=0 (upstream divides by it)")
     net.batch = cdiv(batch, subdivs) * net.time_steps
     if net.batch < 1:
         # pjreddie keeps it: every layer is then sized for a batch of 0 or less (calloc of garbage).
-        raise CfgError(f"{s.where(net.path)}: batch/subdivisions*time_steps = {cdiv(batch, subdivs)}*"
+        raise CfgError(f"{s.where(net.path, 'batch', 'subdivisions')}: batch/subdivisions*time_steps = {cdiv(batch, subdivs)}*"
                        f"{net.time_steps} = {net.batch}; pjreddie's parser sizes every layer with it (no "
                        "clamp), so it must be at least 1")
     net.subdivisions = subdivs
@@ -397,7 +407,8 @@ def parse_net(net: "Network", s: Section) -> None:
     for key in ("max_ratio", "min_ratio", "clip", "angle", "aspect", "saturation", "exposure", "hue"):
         s.get_float(key, 0)
     if not net.inputs and not (net.height and net.width and net.channels):
-        raise CfgError(f"{s.where(net.path)}: no input size (height, width, channels or inputs)")
+        raise CfgError(f"{s.where(net.path, 'height', 'width', 'channels', 'inputs')}: no input size (height, "
+                       "width, channels or inputs)")
     policy = s.get_str("policy", "constant")
     s.get_int("burn_in", 0)
     s.get_float("power", 4)
