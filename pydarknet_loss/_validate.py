@@ -242,6 +242,23 @@ def layer_input(x: Any, *, channels: int, what: str, name: str = "x") -> np.ndar
     return x
 
 
+def looks_class_first(a: np.ndarray) -> bool:
+    """Whether darknet-format rows (x first) look like class-first rows:
+    a first column of whole numbers with some above 1, where darknet's x
+    lies in [0, 1]."""
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] < 5:
+        return False
+    first = a[:, 0]
+    first = first[np.isfinite(first) & (first != 0)]
+    return bool(first.size and np.all(first == np.trunc(first)) and np.any(first > 1))
+
+
+def class_first_warning(name: str) -> str:
+    return (f"{name}: its first column holds whole numbers above 1, like class ids; darknet's truth rows are "
+            "x, y, w, h, class (x in [0, 1]). If your rows are class, x, y, w, h (YOLO txt, most PyTorch ports), "
+            "convert them with pdl.to_truth(rows, format='yolo')")
+
+
 def truth_buffer(truth: Any, *, batch: int, rows: int, cols: int, used_rows: int) -> np.ndarray:
     """Darknet's packed truth buffer (batch, rows, cols), float32.
 
@@ -270,6 +287,8 @@ def truth_buffer(truth: Any, *, batch: int, rows: int, cols: int, used_rows: int
         k = a.shape[0]
         if k > rows:
             raise ValueError(f"truth[{b}] has {k} boxes; darknet's truth buffer holds at most {rows} per image")
+        if looks_class_first(a):
+            warnings.warn(class_first_warning(f"truth[{b}]"), DarknetQuirkWarning, stacklevel=4)
         zero = np.flatnonzero(a[:, 0] == 0)
         if zero.size:
             r = int(zero[0])
@@ -292,7 +311,16 @@ _WHY = {
 
 def truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h: int,
                 classes: int, class_col: int, map_: Optional[np.ndarray]) -> ValueError:
-    """The message for a truth row the C core refused (checks.c)."""
+    """The message for a truth row the C core refused (checks.c); when the
+    image's rows look class-first, the message says which format to use."""
+    err = _truth_error(kind, image, row, truth, w=w, h=h, classes=classes, class_col=class_col, map_=map_)
+    if looks_class_first(truth[image][truth[image].any(axis=1)]):
+        return ValueError(f"{err}. Note: {class_first_warning(f'truth image {image}')}")
+    return err
+
+
+def _truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h: int,
+                 classes: int, class_col: int, map_: Optional[np.ndarray]) -> ValueError:
     r = truth[image, row]
     where = f"truth image {image}, row {row} ({', '.join(f'{float(v):.9g}' for v in r)})"
     if kind in _WHY:
@@ -436,3 +464,35 @@ def ab_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int
     if map_ is not None and -1 < c < len(map_):
         mapped = f", mapped to {int(map_[int(c)])}"
     return ValueError(f"{where}: class id {c:g} (truncated to int{mapped}) is outside [0, {classes}){first}")
+
+
+def pixel_anchors(anchors: Any, anchors_in: str, stride: Any) -> Any:
+    """[yolo] anchors in network pixels, from anchors given in ``anchors_in``
+    units: ``"pixels"`` (darknet's, as a cfg writes them) or ``"grid"`` (grid
+    cells of the head they belong to, as many PyTorch ports hold them), times
+    ``stride``, the pixels per grid cell: one number for every anchor, or one
+    per (w, h) pair.  The products are taken in double and stored in float,
+    exact for the usual power-of-two strides."""
+    if anchors_in not in ("pixels", "grid"):
+        raise ValueError(f"anchors_in must be 'pixels' or 'grid', got {anchors_in!r}")
+    if anchors_in == "pixels":
+        if stride is not None:
+            raise ValueError("stride is for anchors_in='grid' (anchors in grid cells); pixel anchors need none")
+        return anchors
+    if anchors is None:
+        raise ValueError("anchors_in='grid' needs anchors")
+    a = anchors32(anchors, pairs=True).astype(np.float64)
+    pairs = len(a) // 2
+    if stride is None:
+        raise ValueError("anchors_in='grid' needs stride=: the network pixels per grid cell (net_w / W) of the "
+                         "head the anchors belong to, one number or one per anchor pair")
+    if isinstance(stride, (list, tuple, np.ndarray)):
+        st = [number(f"stride[{i}]", v) for i, v in enumerate(np.asarray(stride, dtype=object).reshape(-1))]
+        if len(st) != pairs:
+            raise ValueError(f"stride lists {len(st)} values for {pairs} anchor pairs; give one per pair, or one number")
+    else:
+        st = [number("stride", stride)] * pairs
+    for i, v in enumerate(st):
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"stride[{i}] = {v!r}: expected a positive number of pixels per grid cell")
+    return (a.reshape(pairs, 2) * np.asarray(st)[:, None]).reshape(-1).tolist()

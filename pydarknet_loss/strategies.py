@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - depends on the environment
                       "(or pip install hypothesis)") from None
 
 from .layers import alexeyab
+from .layers.layout import from_nchw
 from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
 __all__ = ["Case", "alexeyab_layers", "cases", "inputs", "region_layers", "truths", "yolo_layers"]
@@ -305,14 +306,7 @@ class Case:
 
 def to_layout(x: np.ndarray, layout: str, n: int) -> np.ndarray:
     """x, darknet's (B, C, H, W), in another layout (nhwc, bahwc)."""
-    if layout == "nchw":
-        return x
-    if layout == "nhwc":
-        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    if layout == "bahwc":
-        b, c, h, w = x.shape
-        return np.ascontiguousarray(x.reshape(b, n, c // n, h, w).transpose(0, 1, 3, 4, 2))
-    raise ValueError(f"layout must be 'nchw', 'nhwc' or 'bahwc', got {layout!r}")
+    return from_nchw(x, layout, n)
 
 
 def _takes(fn: Callable[..., Any], name: str) -> bool:

@@ -159,16 +159,6 @@ def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:
 
 # ---- checking a user's PyTorch loss -------------------------------------------------------
 
-def _to_darknet(x: np.ndarray, layout: str, n: int) -> np.ndarray:
-    """x in darknet's (B, C, H, W) from `layout`."""
-    if layout == "nchw":
-        return np.ascontiguousarray(x)
-    if layout == "nhwc":
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    b, a, h, w, p = x.shape
-    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(b, a * p, h, w))
-
-
 def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int = 416, net_h: int = 416,
                    seen: int = 0, layout: str = "nchw", tolerance: str = "float32", loss_truth: Any = None,
                    **tol: Any) -> Any:
@@ -186,17 +176,17 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
     :class:`~pydarknet_loss.parity.compare.ParityReport`.
     """
     from .layers import alexeyab
-    from .parity.compare import LAYOUTS, compare
+    from .layers.layout import check, to_nchw
+    from .parity.compare import compare
 
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
+    check(layout)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable as loss_fn(x, truth), got {type(loss_fn).__name__}")
     device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
     xn = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if xn.dtype != np.float32:
         raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {xn.dtype}")
-    xd = _to_darknet(xn, layout, layer.n)
+    xd = to_nchw(xn, layout, layer.n)
     xt = torch.tensor(xn, device=device, requires_grad=True)
     loss = loss_fn(xt, truth if loss_truth is None else loss_truth)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:

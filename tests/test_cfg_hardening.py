@@ -76,14 +76,19 @@ def test_batch_below_1() -> None:
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_upsample_stride_0(flavor: str) -> None:
     text = NET + "[convolutional]\nfilters=4\nsize=1\n[upsample]\nstride=0\n"
-    with pytest.raises(CfgError, match=r"line 8 \(\[upsample\]\): stride=0 gives a 0x0 output"):
+    with pytest.raises(CfgError, match=r"line 9 \(stride=0\), in \[upsample\] of line 8: stride=0 gives a 0x0 output"):
         pdl.Network.from_text(text, flavor=flavor)
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_an_absurd_layer_is_refused_naming_its_size(flavor: str) -> None:
     text = "[net]\nwidth=1000000\nheight=1000000\nchannels=3\n[convolutional]\nfilters=1\nsize=1\n"
-    with pytest.raises(CfgError, match=r"would hold 1000000000000 values \(outputs: output 1x1000000x1000000"):
+    with pytest.raises(CfgError, match=r"height\*width\*channels = 3000000000000 values; upstream counts them in a C int"):
+        pdl.Network.from_text(text, flavor=flavor)
+    # An input that fits, and a layer that does not.
+    text = "[net]\nwidth=1000\nheight=1000\nchannels=3\n[upsample]\nstride=1000\n"
+    with pytest.raises(CfgError, match=r"would hold 3000000000000 values \(outputs: output 3x1000000x1000000.*"
+                                      r"stride=1000 \(line 6\)"):
         pdl.Network.from_text(text, flavor=flavor)
 
 

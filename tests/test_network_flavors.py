@@ -163,7 +163,7 @@ def test_alexeyab_heads_with_different_max_are_refused_in_forward() -> None:
     ("[region]\nclasses=2\n", r"\[region\].*not modelled"),
     ("[blob]\n", r"unknown section type \[blob\]"),
     ("[convolutional]\nfilters=4\nantialiasing=1\n", "antialiasing=1 is not modelled"),
-    ("[convolutional]\nfilters=4\nstride_x=0\nstride=0\n", r"stride_x=0; upstream divides"),
+    ("[convolutional]\nfilters=4\nstride_x=0\nstride=0\n", r"stride=0: expected a stride of at least 1"),
     ("[route]\nlayers=-1\ngroups=0\n", "groups=0"),
     ("[maxpool]\nsize=4\nstride=4\n[shortcut]\nfrom=-2\n", "upstream asserts they agree"),
     ("[shortcut]\nfrom=0\nweights_type=per_pixel\n", "weights_type=per_pixel"),
@@ -185,7 +185,7 @@ def test_alexeyab_unknown_iou_loss_is_iou_with_a_warning() -> None:
 def test_alexeyab_batch_clamps_to_1_where_pjreddie_refuses() -> None:
     text = "[net]\nbatch=-4\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=4\nsize=1\n"
     assert pdl.Network.from_text(text, flavor="alexeyab").batch == 1  # parse_network_cfg_custom: batch < 1 -> 1
-    with pytest.raises(CfgError, match=r"line 1 \(\[net\]\): batch/subdivisions\*time_steps = -4\*1 = -4"):
+    with pytest.raises(CfgError, match=r"line 2 \(batch=-4\), in \[net\] of line 1: batch/subdivisions\*time_steps = -4\*1 = -4"):
         pdl.Network.from_text(text)
 
 

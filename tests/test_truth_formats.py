@@ -74,3 +74,46 @@ def test_bad_input_is_named() -> None:
         pdl.to_truth([np.array([[np.nan, 0.5, 0.1, 0.1, 0]], np.float32)])
     with pytest.raises(TypeError, match="float32"):
         pdl.to_truth([np.zeros((1, 5))])
+
+
+def test_class_first_lists_given_to_a_layer_warn_with_the_format_to_use() -> None:
+    layer = pdl.YoloLayer(classes=8, anchors=[10, 13, 16, 30], mask=[0, 1])
+    x = np.zeros((1, layer.channels, 2, 2), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer.forward(x, [np.array([[0.5, 0.4, 0.3, 0.2, 3], [0.5, 0.5, 0.2, 0.1, 2]], np.float32)])  # darknet's
+    with pytest.warns(pdl.DarknetQuirkWarning, match=r"truth\[0\].*format='yolo'"), \
+            pytest.raises(ValueError, match=r"format='yolo'"):
+        layer.forward(x, [np.array([[3, 0.5, 0.4, 0.3, 0.2]], np.float32)])  # class 3 read as x = 3
+
+
+def test_layouts_in_and_out_of_forward() -> None:
+    layer = pdl.YoloLayer(classes=3, anchors=[10, 13, 16, 30], mask=[0, 1])
+    x = np.random.default_rng(0).standard_normal((2, layer.channels, 3, 4)).astype(np.float32)
+    t = [np.array([[0.5, 0.5, 0.2, 0.3, 1]], np.float32)] * 2
+    ref = layer.forward(x, t)
+    for lay in ("nhwc", "bahwc"):
+        xl = pdl.layers.layout.from_nchw(x, lay, layer.n)
+        res = layer.forward(xl, t, layout=lay)
+        assert res.layout == lay and res.delta.shape == xl.shape
+        assert np.array_equal(pdl.layers.layout.to_nchw(res.delta, lay, layer.n), ref.delta)
+        assert res.cost == ref.cost
+    with pytest.raises(ValueError, match="out= takes darknet's"):
+        layer.forward(pdl.layers.layout.from_nchw(x, "bahwc", 2), t, layout="bahwc",
+                      out=(np.empty_like(x), np.empty_like(x)))
+    with pytest.raises(ValueError, match="layout must be"):
+        layer.forward(x, t, layout="chw")
+
+
+def test_anchors_in_grid_units() -> None:
+    anchors = [10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119, 116, 90, 156, 198, 373, 326]
+    strides = [8, 8, 8, 16, 16, 16, 32, 32, 32]
+    grid = [a / s for a, s in zip(anchors, [s for s in strides for _ in (0, 1)])]
+    layer = pdl.YoloLayer(classes=80, anchors=grid, anchors_in="grid", stride=strides, mask=[6, 7, 8])
+    assert layer.anchors.tolist() == [float(a) for a in anchors]
+    head = pdl.alexeyab.YoloLayer(classes=1, anchors=[116 / 32, 90 / 32], anchors_in="grid", stride=32)
+    assert head.anchors.tolist() == [116.0, 90.0]
+    with pytest.raises(ValueError, match="needs stride="):
+        pdl.YoloLayer(classes=1, anchors=[1, 2], anchors_in="grid")
+    with pytest.raises(ValueError, match="one per pair"):
+        pdl.YoloLayer(classes=1, anchors=[1, 2, 3, 4], anchors_in="grid", stride=[8])

@@ -24,27 +24,11 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 
 from .. import _validate
+from .._validate import class_first_warning, looks_class_first
 from ..layers import alexeyab
 from ..layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
 FORMATS = ("darknet", "yolo", "ultralytics")
-
-
-def looks_class_first(a: np.ndarray) -> bool:
-    """Whether darknet-format rows (x first) look like class-first rows:
-    a first column of whole numbers with some above 1, where darknet's x
-    lies in [0, 1]."""
-    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] < 5:
-        return False
-    first = a[:, 0]
-    first = first[np.isfinite(first) & (first != 0)]
-    return bool(first.size and np.all(first == np.trunc(first)) and np.any(first > 1))
-
-
-def class_first_warning(name: str) -> str:
-    return (f"{name}: its first column holds whole numbers above 1, like class ids; darknet's truth rows are "
-            "x, y, w, h, class (x in [0, 1]). If your rows are class, x, y, w, h (YOLO txt, most PyTorch ports), "
-            "convert them with pdl.to_truth(rows, format='yolo')")
 
 
 def _rows_of(layer: Any) -> tuple:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import _native, _validate
+from . import layout as layout_mod
 from ._readonly import ReadOnly
 
 AB_COMMIT = "59596d7880f6504768df41d6daa586f5cb2b932f"
@@ -203,8 +204,9 @@ class YoloLayer(ReadOnly):
                  max_delta: Optional[float] = None, scale_x_y: float = 1, new_coords: int = 0,
                  objectness_smooth: int = 0, label_smooth_eps: float = 0, focal_loss: int = 0,
                  counters_per_class: Optional[Sequence[int]] = None, map: Optional[Sequence[int]] = None,
-                 show_details: int = 1) -> None:
+                 show_details: int = 1, anchors_in: str = "pixels", stride: Any = None) -> None:
         self.classes = _validate.integer("classes", classes, minimum=1)
+        anchors = _validate.pixel_anchors(anchors, anchors_in, stride)  # grid-cell anchors: times stride
         self.total, self.anchors = self._biases(anchors, total)
         if mask is None:
             self.mask = np.arange(self.total, dtype=np.int32)
@@ -335,7 +337,8 @@ class YoloLayer(ReadOnly):
         return _validate.ab_truth_buffer(truth, batch=batch, max_boxes=self.max_boxes)
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416, net_h: int = 416,
-                train: bool = True, index: int = 0, out: Optional[OutBuffers] = None) -> YoloResult:
+                train: bool = True, index: int = 0, out: Optional[OutBuffers] = None,
+                layout: str = "nchw") -> YoloResult:
         """Run upstream's forward_yolo_layer (CPU build).
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
@@ -349,6 +352,15 @@ class YoloLayer(ReadOnly):
         net_w = _validate.c_int("net_w", net_w, minimum=1)
         net_h = _validate.c_int("net_h", net_h, minimum=1)
         index = _validate.c_int("index", index)
+        layout_ = layout_mod.check(layout)
+        if layout_ != "nchw":
+            if out is not None:
+                raise ValueError(f"out= takes darknet's (B, C, H, W) arrays: with layout={layout_!r} the result is "
+                                 "a converted copy, so pass out=None (or x in 'nchw')")
+            res = self.forward(layout_mod.to_nchw(x, layout_, self.n), truth, net_w=net_w, net_h=net_h,
+                               train=train, index=index)
+            return replace(res, output=layout_mod.from_nchw(res.output, layout_, self.n),
+                           delta=layout_mod.from_nchw(res.delta, layout_, self.n))
         x = _validate.layer_input(x, channels=self.channels,
                                   what=f"len(mask)={self.n} * (4 + 1 + classes={self.classes})")
         batch, _, h, w = x.shape

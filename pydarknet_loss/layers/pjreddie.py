@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _native, _validate
+from . import layout as layout_mod
 from ._readonly import ReadOnly
 from .detections import Detections
 from ..files.tree import Tree, as_tree
@@ -97,6 +98,7 @@ class YoloResult:
     delta: np.ndarray  #: l.delta, float32, shape of x (minus the gradient of the implied loss)
     cost: np.float32  #: *l.cost = pow(mag_array(delta), 2)
     stats: Optional[YoloStats]  #: None when train=False
+    layout: str = field(default="nchw", repr=False)  #: the layout of output and delta (as forward's x)
 
     def net_delta(self, build: str = "cpu") -> np.ndarray:
         """What backward_yolo_layer adds to net.delta: l.delta itself, on the
@@ -116,6 +118,7 @@ class RegionResult:
     n: int = field(default=1, repr=False)
     coords: int = field(default=4, repr=False)
     background: int = field(default=0, repr=False)
+    layout: str = field(default="nchw", repr=False)  #: the layout of output and delta (as forward's x)
 
     def net_delta(self, build: str = "cpu") -> np.ndarray:
         """What backward_region_layer adds to net.delta.
@@ -136,14 +139,16 @@ class RegionResult:
         """
         if _check_build(build) == "cpu":
             return np.zeros_like(self.delta)
-        b, c, h, w = self.delta.shape
+        delta = layout_mod.to_nchw(self.delta, self.layout, self.n, "delta")
+        output = layout_mod.to_nchw(self.output, self.layout, self.n, "output")
+        b, c, h, w = delta.shape
         per_anchor = c // self.n
         entries = [0, 1, *range(4, self.coords)] + ([] if self.background else [self.coords])
-        y = self.output.reshape(b, self.n, per_anchor, h, w)[:, :, entries]
-        nd = self.delta.copy()
+        y = output.reshape(b, self.n, per_anchor, h, w)[:, :, entries]
+        nd = delta.copy()
         v = nd.reshape(b, self.n, per_anchor, h, w)
         v[:, :, entries] = v[:, :, entries] * ((np.float32(1) - y) * y)
-        return nd
+        return layout_mod.from_nchw(nd, self.layout, self.n)
 
 
 # ---- layers -----------------------------------------------------------------
@@ -185,8 +190,13 @@ class _LossLayer(ReadOnly):
     def _used_rows(self) -> int:
         return self.rows
 
-    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: bool = False,
+    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: bool = False, layout_: str = "nchw",
              **net: int) -> Tuple[_native.Call, bool]:
+        if layout_ != "nchw":
+            if out is not None:
+                raise ValueError(f"out= takes darknet's (B, C, H, W) arrays: with layout={layout_!r} the result is "
+                                 "a converted copy, so pass out=None (or x in 'nchw')")
+            x = layout_mod.to_nchw(x, layout_, self.n)
         x = _validate.layer_input(
             x, channels=self.channels,
             what=f"n={self.n} * (coords={self.coords} + 1 + classes={self.classes})")
@@ -227,7 +237,9 @@ class YoloLayer(_LossLayer):
     Parameters follow ``parse_yolo``; defaults are its defaults.  ``anchors``
     holds (w, h) pairs in network pixels; ``total`` defaults to the number of
     pairs (upstream's ``num``; with fewer pairs the remaining anchors stay at
-    upstream's 0.5).  ``mask`` defaults to every anchor.
+    upstream's 0.5).  ``mask`` defaults to every anchor.  Anchors held in grid
+    cells (as many PyTorch ports hold them): ``anchors_in="grid"`` with
+    ``stride`` = net_w / W of their head (one number, or one per pair).
 
     Upstream behaviour reproduced on purpose:
 
@@ -250,8 +262,10 @@ class YoloLayer(_LossLayer):
                  mask: Optional[Sequence[int]] = None, ignore_thresh: float = 0.5,
                  truth_thresh: float = 1.0, max_boxes: int = YOLO_MAX_TRUTHS,
                  map: Optional[Sequence[int]] = None, total: Optional[int] = None,
-                 jitter: float = 0.2, random: int = 0) -> None:
+                 jitter: float = 0.2, random: int = 0, anchors_in: str = "pixels",
+                 stride: Any = None) -> None:
         self.classes = _validate.c_int("classes", classes, minimum=1)
+        anchors = _validate.pixel_anchors(anchors, anchors_in, stride)
         self.total, self.anchors = _validate.biases(anchors, total, "total")
         if mask is None:
             self.mask = np.arange(self.total, dtype=np.int32)
@@ -288,7 +302,7 @@ class YoloLayer(_LossLayer):
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416,
                 net_h: int = 416, train: bool = True, index: int = 0,
-                out: Optional[OutBuffers] = None) -> YoloResult:
+                out: Optional[OutBuffers] = None, layout: str = "nchw") -> YoloResult:
         """Run upstream's forward_yolo_layer.
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
@@ -298,20 +312,24 @@ class YoloLayer(_LossLayer):
         upstream prints in its statistics line.  ``out``: optional
         (output, delta) float32 arrays of x's shape to write into instead of
         allocating new ones (for repeated calls on large inputs); the result
-        then refers to them.
+        then refers to them.  ``layout``: x's layout, and the result's:
+        ``"nchw"`` (darknet's), ``"nhwc"`` or ``"bahwc"`` ((B, A, H, W, 5+classes)).
         """
         net_w = _validate.c_int("net_w", net_w, minimum=1)
         net_h = _validate.c_int("net_h", net_h, minimum=1)
         index = _validate.c_int("index", index)
-        call, train = self._run(x, truth, train=train, out=out, net_w=net_w, net_h=net_h, index=index)
+        layout_ = layout_mod.check(layout)
+        call, train = self._run(x, truth, train=train, out=out, layout_=layout_, net_w=net_w, net_h=net_h,
+                                index=index)
         stats = None
         if train:
             s = call.stats
             stats = YoloStats(avg_iou=s.avg_iou, avg_cat=s.avg_cat, avg_obj=s.avg_obj,
                               avg_anyobj=s.avg_anyobj, recall=s.recall, recall75=s.recall75,
                               count=s.count, index=index)
-        return YoloResult(output=call.output, delta=call.delta,
-                          cost=np.float32(call.cost[0]) if train else np.float32(0), stats=stats)
+        return YoloResult(output=layout_mod.from_nchw(call.output, layout_, self.n),
+                          delta=layout_mod.from_nchw(call.delta, layout_, self.n),
+                          cost=np.float32(call.cost[0]) if train else np.float32(0), stats=stats, layout=layout_)
 
     def detections(self, output: np.ndarray, *, img_w: int, img_h: int, net_w: int = 416, net_h: int = 416,
                    thresh: float = 0.5, relative: bool = True) -> Detections:
@@ -437,26 +455,29 @@ class RegionLayer(_LossLayer):
                 stacklevel=3)
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, seen: int = 0,
-                train: bool = True, out: Optional[OutBuffers] = None) -> RegionResult:
+                train: bool = True, out: Optional[OutBuffers] = None, layout: str = "nchw") -> RegionResult:
         """Run upstream's forward_region_layer (CPU build).
 
         ``x``: float32 (B, num*(coords+1+classes), H, W).  ``truth``: float32
         (B, 30, coords+1) packed, or a list of B float32 arrays of shape
         (k, coords+1).  ``seen``: upstream's ``*net.seen`` (images seen so
-        far; below 12800 the prior-box rule applies).
+        far; below 12800 the prior-box rule applies).  ``layout``: x's layout,
+        and the result's (``"nchw"``, ``"nhwc"``, ``"bahwc"``).
         """
         seen = _validate.integer("seen", seen, minimum=0, maximum=_native.SIZE_MAX)
-        if isinstance(x, np.ndarray) and x.ndim == 4:
-            self._warn_tree(x.shape[2], x.shape[3])
-        call, train = self._run(x, truth, train=train, out=out, seen=seen)
+        layout_ = layout_mod.check(layout)
+        if isinstance(x, np.ndarray) and x.ndim == 4 and layout_ != "bahwc":
+            self._warn_tree(*(x.shape[2:4] if layout_ == "nchw" else x.shape[1:3]))
+        call, train = self._run(x, truth, train=train, out=out, layout_=layout_, seen=seen)
         stats = None
         if train:
             s = call.stats
             stats = RegionStats(avg_iou=s.avg_iou, avg_cat=s.avg_cat, avg_obj=s.avg_obj,
                                 avg_anyobj=s.avg_anyobj, recall=s.recall, count=s.count)
-        return RegionResult(output=call.output, delta=call.delta,
+        return RegionResult(output=layout_mod.from_nchw(call.output, layout_, self.n),
+                            delta=layout_mod.from_nchw(call.delta, layout_, self.n),
                             cost=np.float32(call.cost[0]) if train else np.float32(0), stats=stats,
-                            n=self.n, coords=self.coords, background=self.background)
+                            n=self.n, coords=self.coords, background=self.background, layout=layout_)
 
     def detections(self, output: np.ndarray, *, img_w: int, img_h: int, net_w: int = 416, net_h: int = 416,
                    thresh: float = 0.5, relative: bool = True, tree_thresh: float = 0.5,

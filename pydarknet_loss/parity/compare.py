@@ -10,13 +10,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..layers import alexeyab
+from ..layers import layout as lay
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from . import diagnose as dg
 from .diagnose import Cause
 
 LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 ARRAYS = ("output", "delta")
-LAYOUTS = ("nchw", "nhwc", "bahwc")
+LAYOUTS = lay.LAYOUTS
 TOLERANCES = ("exact", "float32")
 #: Per-class rows shown in a report before "N more".
 CLASS_ROWS = 3
@@ -320,17 +321,10 @@ def to_numpy(a: Any, name: str) -> np.ndarray:
 
 def _to_nchw(a: np.ndarray, layout: str, name: str, n: int) -> np.ndarray:
     """A (B, C, H, W) view of an array in `layout`; shape errors name the layout."""
-    if layout == "bahwc":
-        if a.ndim != 5 or a.shape[1] != n:
-            raise ValueError(f"{name} must have 5 dimensions (B, A={n}, H, W, 5+classes) with layout='bahwc', "
-                             f"got shape {a.shape}")
-        b, an, h, w, p = a.shape
-        return a.transpose(0, 1, 4, 2, 3).reshape(b, an * p, h, w)
-    if a.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions ({'B, H, W, C' if layout == 'nhwc' else 'B, C, H, W'}), "
-                         f"got shape {a.shape}" + (" (pass layout='bahwc' for (B, A, H, W, 5+classes))"
-                                                   if a.ndim == 5 else ""))
-    return a.transpose(0, 3, 1, 2) if layout == "nhwc" else a
+    if layout == "nchw" and a.ndim != 4:
+        raise ValueError(f"{name} must have 4 dimensions (B, C, H, W), got shape {a.shape}"
+                         + (" (pass layout='bahwc' for (B, A, H, W, 5+classes))" if a.ndim == 5 else ""))
+    return lay.to_nchw(a, layout, n, name)
 
 
 def component_names(layer: Any) -> List[str]:
