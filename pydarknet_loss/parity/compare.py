@@ -164,7 +164,8 @@ class ParityReport:
 
     @property
     def mismatches(self) -> int:
-        return sum(c.mismatches for c in self.components if not c.component.startswith("class "))
+        """Elements that fail (each counted once: per-class rows repeat the classes row)."""
+        return sum(c.mismatches for c in self.components if not _per_class_row(c.component))
 
     def __bool__(self) -> bool:
         return self.ok
@@ -180,8 +181,7 @@ class ParityReport:
 
     def __str__(self) -> str:
         verdict = "OK" if self.ok else "FAILED"
-        total = sum(c.size for c in self.components if c.component not in _CLASS_ROWS_NAMES
-                    and not c.component.startswith("class "))
+        total = sum(c.size for c in self.components if not _per_class_row(c.component))
         lines = [f"[{self.kind}] parity {verdict} (tolerance: {self.tolerance}); {self.mismatches} of {total} "
                  f"elements fail" + (f", arrays of shape {self.shape}" if self.shape else "")]
         for p in self.problems:
@@ -282,7 +282,9 @@ class ParityReport:
         return fig
 
 
-_CLASS_ROWS_NAMES = ("classes",)
+def _per_class_row(name: str) -> bool:
+    """A row of some classes ("class 7", "+77 classes"), which the classes row already counts."""
+    return name.startswith(("class ", "+"))
 
 
 def _rows(rows: Sequence[Tuple[int, int]], limit: int = 6) -> str:
