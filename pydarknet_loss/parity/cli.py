@@ -12,7 +12,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._native import BUILD_CFLAGS
+from .._native import BUILD_CFLAGS, BUILD_SANITIZERS
 from .._version import UPSTREAM_COMMIT, __version__
 from ..files.network import Network, example_cfg, train_loss
 from ..layers import alexeyab
@@ -99,6 +99,7 @@ def info() -> int:
     print(f"pydarknet_loss {__version__}")
     print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}; AlexeyAB/darknet {alexeyab.AB_COMMIT}")
     print(f"core flags: {BUILD_CFLAGS}")
+    print(f"sanitizers: {BUILD_SANITIZERS or 'none'}")
     print(f"CUDA build: {'present' if cuda_build_present() else 'absent (CPU core only)'}")
     return 0
 
@@ -287,7 +288,7 @@ def fuzz_command(args: argparse.Namespace) -> int:
     kind = args.kind
     if args.cfg is not None:
         net = Network.from_cfg(args.cfg, flavor=args.flavor)
-        layers = [layer for _, layer in net.loss_layers if layer.kind in ("yolo", "region")]
+        layers = [layer for _, layer in net.loss_layers if layer.kind in ("yolo", "region", "yolo_ab")]
         if not layers:
             print(f"pydarknet-loss fuzz: {args.cfg} has no [yolo] or [region] layer to fuzz", file=sys.stderr)
             return 2
@@ -395,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with delta, output, cost). Needs Hypothesis (the [fuzz] extra). Exits 1 when "
                                       "a departure is found.")
     p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
-    p_fz.add_argument("--kind", choices=("yolo", "region"), default="yolo", help="the layer to fuzz (default yolo)")
+    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab"), default="yolo",
+                      help="the layer to fuzz: pjreddie's yolo (default) or region, AlexeyAB's yolo_ab")
     p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")
     p_fz.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
                       help="which darknet the --cfg is for (default pjreddie)")

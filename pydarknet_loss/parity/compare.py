@@ -549,6 +549,7 @@ def _components(key: str, names: List[str], e5: np.ndarray, a5: np.ndarray, bad:
 
 def assert_parity(expected: Any, actual: Any, layer: LayerLike, **kw: Any) -> ParityReport:
     """compare(), raising AssertionError with the report when it fails."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this one
     report = compare(expected, actual, layer, **kw)
     if not report.ok:
         raise AssertionError("\n" + str(report))

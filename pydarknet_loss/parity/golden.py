@@ -197,6 +197,15 @@ class GoldenCase:
             return compare(self.expected(), actual, self.layer(need_tree=False), **kw)
         return compare(self, actual, layer, **kw)
 
+    def assert_parity(self, actual: Any, **kw: Any) -> ParityReport:
+        """check(), raising AssertionError with the whole report (the causes,
+        the per-component table) when it fails: the one line a test needs."""
+        __tracebackhide__ = True  # pytest shows the caller's line, not this one
+        report = self.check(actual, **kw)
+        if not report.ok:
+            raise AssertionError(f"{self.name}:\n{report}")
+        return report
+
 
 def default_base(path: Path) -> Path:
     """Where tree/map paths in a case's params are relative to."""
