@@ -527,6 +527,43 @@ void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *state, 
 void ab_image_sums_add(ab_image_sums *acc, const ab_image_sums *image);
 void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums);
 
+/* ---- the GPU build (darknet_src/cuda/) ----
+ * Under GPU=1 upstream activates a loss layer's input on the device (the
+ * float logistic kernel; [region]: also the mask coords, the softmax with its
+ * int-truncated largest value, the tree softmax at temperature 1), pulls the
+ * activated buffer and runs the CPU loss on it, its CPU activation compiled
+ * out.  cuda/gpu.cu computes the device part when the library is built with
+ * CUDA (PYDARKNET_LOSS_CUDA=1, make lib CUDA=1); built without, every
+ * function here returns DN_E_NO_CUDA (dn_cuda_info: built = 0). */
+#define DN_E_NO_CUDA -20         /* the library was built without CUDA */
+#define DN_E_NO_DEVICE -21       /* built with CUDA, but the runtime sees no device (no GPU, no driver) */
+#define DN_E_CUDA_RUNTIME -1000  /* a CUDA runtime call failed: the code is DN_E_CUDA_RUNTIME - its cudaError_t */
+
+typedef struct dn_cuda_device {
+    int built;                /* 1: compiled with CUDA */
+    int device_count;         /* devices the runtime sees (0 without a GPU or a driver) */
+    int device;               /* the current device, when device_count > 0 */
+    int cc_major, cc_minor;   /* its compute capability */
+    int runtime_version;      /* CUDART_VERSION the library was built with, e.g. 13000 */
+    int driver_version;       /* cudaDriverGetVersion, 0 without a driver */
+    char name[256];           /* the device's name */
+} dn_cuda_device;
+
+int dn_cuda_info(dn_cuda_device *info);
+/* A NUL-terminated description of a DN_E_NO_CUDA/NO_DEVICE/CUDA_RUNTIME code. */
+int dn_cuda_error_text(int code, char *buf, int size);
+/* output = input activated on the device as forward_yolo_layer_gpu /
+ * forward_region_layer_gpu activate it (batch*outputs floats each; output may
+ * not overlap input).  DN_OK, DN_E_LAYER, or a code above. */
+int dn_cuda_activate_yolo(const layer *l, const float *input, float *output);
+int dn_cuda_activate_region(const layer *l, const float *input, float *output);
+/* y[i] = the device logistic of x[i] (logistic_activate_kernel). */
+int dn_cuda_logistic(const float *x, float *y, size_t n);
+/* Every float32 bit pattern through the device logistic: *hash = the sum over
+ * i < 2^32 of splitmix64(i << 32 | bits(logistic(i))) mod 2^64, *nans the NaN
+ * results.  Another GPU architecture or CUDA version is checked against it. */
+int dn_cuda_logistic_all(unsigned long long *hash, unsigned long long *nans);
+
 #ifdef __cplusplus
 }
 #endif
