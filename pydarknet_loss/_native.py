@@ -540,3 +540,40 @@ class ABCall:
         s = self.stats.sums
         return {k: getattr(s, k) for k in ("tot_iou", "tot_iou_loss", "tot_giou_loss", "count", "class_count",
                                            "total_bbox", "rewritten_bbox", "skipped_truths")}
+
+
+# ---- the CUDA build (darknet_src/cuda/) -------------------------------------------------------------
+
+#: How the GPU build's device code was compiled ("" in a CPU-only build).
+BUILD_CUDA: str = ffi.string(lib.dn_build_cuda()).decode()
+
+
+@dataclass(frozen=True)
+class CudaInfo:
+    built: bool                 # compiled with CUDA (PYDARKNET_LOSS_CUDA=1)
+    device_count: int           # devices the CUDA runtime sees
+    device: Optional[str]       # the current device's name
+    compute_capability: Optional[Tuple[int, int]]
+    runtime: Optional[str]      # the CUDA runtime the core was built with, "13.0"
+    driver: Optional[str]       # the driver's CUDA version, None without a driver
+    flags: str                  # nvcc's device flags and targets
+
+
+def _cuda_version(v: int) -> Optional[str]:
+    return f"{v // 1000}.{v % 1000 // 10}" if v > 0 else None
+
+
+def cuda_error(code: int) -> str:
+    buf = ffi.new("char[256]")
+    lib.dn_cuda_error_text(code, buf, 256)
+    return ffi.string(buf).decode(errors="replace")
+
+
+def cuda_info() -> CudaInfo:
+    info = ffi.new("dn_cuda_device *")
+    rc = lib.dn_cuda_info(info)
+    has = rc == DN_OK and info.device_count > 0
+    return CudaInfo(bool(info.built), int(info.device_count),
+                    ffi.string(info.name).decode(errors="replace") if has else None,
+                    (int(info.cc_major), int(info.cc_minor)) if has else None,
+                    _cuda_version(int(info.runtime_version)), _cuda_version(int(info.driver_version)), BUILD_CUDA)

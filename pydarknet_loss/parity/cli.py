@@ -12,7 +12,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._native import BUILD_CFLAGS, BUILD_SANITIZERS
+from .._native import BUILD_CFLAGS, BUILD_SANITIZERS, cuda_info
 from .._version import UPSTREAM_COMMIT, __version__
 from ..files.network import Network, example_cfg, train_loss
 from ..layers import alexeyab
@@ -88,19 +88,22 @@ def demo(seed: int = 0) -> int:
     return 0
 
 
-def cuda_build_present() -> bool:
-    """Whether a CUDA build of the GPU path is installed."""
-    import importlib.util
-
-    return importlib.util.find_spec("pydarknet_loss._core_cuda") is not None
-
-
 def info() -> int:
     print(f"pydarknet_loss {__version__}")
     print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}; AlexeyAB/darknet {alexeyab.AB_COMMIT}")
     print(f"core flags: {BUILD_CFLAGS}")
     print(f"sanitizers: {BUILD_SANITIZERS or 'none'}")
-    print(f"CUDA build: {'present' if cuda_build_present() else 'absent (CPU core only)'}")
+    cuda = cuda_info()
+    if not cuda.built:
+        print("CUDA build: absent (CPU core only; PYDARKNET_LOSS_CUDA=1 pip install . builds it, with nvcc)")
+    elif cuda.device_count == 0:
+        print(f"CUDA build: present, no device (runtime {cuda.runtime}, driver {cuda.driver or 'none'})")
+    else:
+        cc = cuda.compute_capability
+        print(f"CUDA build: present, device {cuda.device} (compute capability {cc[0]}.{cc[1]}), "
+              f"runtime {cuda.runtime}, driver {cuda.driver}")
+    if cuda.built:
+        print(f"CUDA device code: {cuda.flags}")
     return 0
 
 
