@@ -70,7 +70,8 @@ ffibuilder.set_source(
     sources=_sources(),
     include_dirs=[str(SRC.relative_to(ROOT))],
     extra_compile_args=STRICT_CFLAGS,
-    libraries=["m"],
+    # pthread: the forward passes' per-call threads (darknet_src/parallel.c).
+    libraries=["m", "pthread"],
 )
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ static int n_layers;
 /* The driver's own buffers while bench_use() has swapped in the caller's. */
 static float *own_output[MAX_LAYERS], *own_delta[MAX_LAYERS];
 static const float *own_input[MAX_LAYERS], *own_truth;
+/* forward_yolo_layer_opt's threads and path (bench_set). */
+static int opt_threads = 1, opt_path = DN_PATH_AUTO;
 
 static void *big_alloc(size_t bytes)
 {
@@ -168,6 +170,13 @@ int bench_use(int k, const float *input, const float *truth, float *output, floa
     return 0;
 }
 
+/* The threads and path (DN_PATH_*) later forwards run with. */
+void bench_set(int threads, int path)
+{
+    opt_threads = threads;
+    opt_path = path;
+}
+
 /* One forward over every layer: milliseconds, and the costs summed in float
  * in layer order into *cost.  Negative on a refused input. */
 double bench_forward(float *cost)
@@ -175,7 +184,7 @@ double bench_forward(float *cost)
     int k;
     double t0 = now_ms(), t1;
     for (k = 0; k < n_layers; ++k) {
-        if (forward_yolo_layer(layers[k], nets[k]) != DN_OK) return -1;
+        if (forward_yolo_layer_opt(layers[k], nets[k], opt_threads, opt_path) != DN_OK) return -1;
     }
     t1 = now_ms();
     *cost = 0;

@@ -93,6 +93,7 @@ def build_driver(tmp: Path) -> ctypes.CDLL:
     lib.bench_load.argtypes = [ctypes.c_char_p]
     lib.bench_forward.argtypes = [ctypes.POINTER(ctypes.c_float)]
     lib.bench_forward.restype = ctypes.c_double
+    lib.bench_set.argtypes = [ctypes.c_int, ctypes.c_int]
     return lib
 
 
@@ -106,8 +107,9 @@ def same_bits(a: np.float32, b: np.float32) -> bool:
     return bool(np.float32(a).view(np.uint32) == np.float32(b).view(np.uint32))
 
 
-def bench(lib: ctypes.CDLL, tmp: Path, batch: int, reps: int, other: Optional[Path]) -> str:
+def bench(lib: ctypes.CDLL, tmp: Path, batch: int, reps: int, other: Optional[Path], threads: int = 1) -> str:
     layers, xs, truth = workload(batch)
+    lib.bench_set(threads, 0)
     write_data(tmp, xs, truth)
     if lib.bench_load(str(tmp).encode()) != 0:
         sys.exit("bench_yolo: the C driver could not load the workload")
@@ -120,7 +122,7 @@ def bench(lib: ctypes.CDLL, tmp: Path, batch: int, reps: int, other: Optional[Pa
     def py(out: bool) -> np.float32:
         cost = np.float32(0)
         for l, x, o in zip(layers, xs, outs):  # costs summed in float, in layer order, as the driver does
-            res = l.forward(x, truth, net_w=NET, net_h=NET, out=o if out else None)
+            res = l.forward(x, truth, net_w=NET, net_h=NET, out=o if out else None, threads=threads)
             cost = np.float32(cost + res.cost)
         return cost
 
@@ -175,6 +177,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     ap.add_argument("--reps", type=int, default=0, help="timed repetitions (default: by batch size)")
     ap.add_argument("--other", type=Path, help="a second program to time on the same data")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
 
     print(f"pydarknet_loss {pdl.__version__}, core built with {pdl.BUILD_CFLAGS}")
@@ -187,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         lib = build_driver(tmp)
         for batch in args.batches:
             reps = args.reps or max(7, 96 // batch)
-            print(bench(lib, tmp, batch, reps, args.other), flush=True)
+            print(bench(lib, tmp, batch, reps, args.other, args.threads), flush=True)
         lib.bench_free()
     us = python_layer_us()
     print(f"Python layer: {us:.1f} us per forward call (measured on a 1x1, one-class layer); "

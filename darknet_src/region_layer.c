@@ -162,7 +162,7 @@ static int region_truth_class(const layer *l, const float *row)
     return class_id;
 }
 
-int forward_region_layer(const layer l, network net)
+int forward_region_layer_opt(const layer l, network net, int threads, int path)
 {
     int i, j, b, t, n, err;
     const int wh = l.w*l.h;
@@ -171,6 +171,8 @@ int forward_region_layer(const layer l, network net)
 
     err = dn_check_forward(&l, &net, DN_REGION);
     if (err != DN_OK) return err;
+    (void)threads;
+    (void)path;
 
     memcpy(l.output, net.input, (size_t)l.outputs*l.batch*sizeof(float));
     activate_region(&l, net.input);
@@ -319,6 +321,11 @@ int forward_region_layer(const layer l, network net)
     }
     dn_finish_forward(&l, &sums);
     return DN_OK;
+}
+
+int forward_region_layer(const layer l, network net)
+{
+    return forward_region_layer_opt(l, net, 1, DN_PATH_AUTO);
 }
 
 /* ---- detections ------------------------------------------------------------- */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dn_internal.h"
+#include "dn_fast.h"
 
 int yolo_layer_init(layer *l, int batch, int w, int h, int n, int total, int classes)
 {
@@ -133,16 +133,140 @@ static int truth_class(const layer *l, const float *truth_row)
     return class_id;
 }
 
-int forward_yolo_layer(const layer l, network net)
+/* What the truth loop of one image adds to the statistics, kept per image by
+ * the fast path and added up afterwards in upstream's order, and the cells
+ * (anchor*w*h + cell, sorted, each once) whose box and class entries it
+ * wrote.  Only those, and the objectness planes, can hold a non-zero delta. */
+typedef struct yolo_image {
+    int n_hits;
+    float obj[DN_YOLO_MAX_TRUTHS], cat[DN_YOLO_MAX_TRUTHS], iou[DN_YOLO_MAX_TRUTHS];
+    int n_cells;
+    int cells[DN_YOLO_MAX_TRUTHS];
+} yolo_image;
+
+/* Upstream's ignore loop for one cell and anchor: the best IoU of the
+ * predicted box with any truth, the first truth that attains it in *best_t. */
+static float yolo_best_iou(const layer *l, const network *net, int b, int n, int i, int j, int *best_t)
 {
-    int i, j, b, t, n, err;
+    const int wh = l->w*l->h;
+    const float *truths = net->truth + b*l->truths;
+    int box_index = entry_index(l, b, n*wh + j*l->w + i, 0);
+    box pred = get_yolo_box(l->output, l->biases, l->mask[n], box_index, i, j, l->w, l->h, net->w, net->h, wh);
+    float best_iou = 0;
+    int t;
+    *best_t = 0;
+    for (t = 0; t < l->max_boxes; ++t) {
+        box truth = float_to_box(truths + t*(4 + 1), 1);
+        float iou;
+        if (!truth.x) break;  /* a truth with x == 0 ends the list */
+        iou = box_iou(pred, truth);
+        if (iou > best_iou) {
+            best_iou = iou;
+            *best_t = t;
+        }
+    }
+    return best_iou;
+}
+
+/* best_iou > truth_thresh: the cell learns truth best_t as if assigned. */
+static void yolo_truth_thresh_cell(const layer *l, const network *net, int b, int n, int i, int j, int best_t)
+{
+    const int wh = l->w*l->h;
+    const float *row = net->truth + b*l->truths + best_t*(4 + 1);
+    int box_index = entry_index(l, b, n*wh + j*l->w + i, 0);
+    int obj_index = entry_index(l, b, n*wh + j*l->w + i, 4);
+    int class_index = entry_index(l, b, n*wh + j*l->w + i, 4 + 1);
+    box truth = float_to_box(row, 1);
+    put_delta(l, obj_index, 1 - l->output[obj_index], 1, 1);
+    delta_yolo_class(l, l->output, class_index, truth_class(l, row), l->classes, wh, 0);
+    dn_delta_box(l, truth, l->output, l->biases, l->mask[n], box_index, i, j,
+                 l->w, l->h, net->w, net->h, (2 - truth.w*truth.h), wh);
+}
+
+static void add_cell(yolo_image *rec, int cell)
+{
+    int k = rec->n_cells, m;
+    while (k > 0 && rec->cells[k - 1] > cell) --k;
+    if (k > 0 && rec->cells[k - 1] == cell) return;
+    for (m = rec->n_cells; m > k; --m) rec->cells[m] = rec->cells[m - 1];
+    rec->cells[k] = cell;
+    ++rec->n_cells;
+}
+
+/* Upstream's truth loop for image b: each truth goes to the best of all
+ * `total` anchors by shape alone; if that anchor is in this layer's mask,
+ * its cell gets the box, objectness and class deltas.  A later truth in the
+ * same cell and anchor overwrites the box and objectness deltas of an
+ * earlier one.  The statistics go to *sums (the reference path) or, in
+ * upstream's order, to *rec (the fast path, which adds them up later). */
+static void yolo_truths(const layer *l, const network *net, int b, dn_sums *sums, yolo_image *rec)
+{
+    const int wh = l->w*l->h;
+    const float *truths = net->truth + b*l->truths;
+    int t, n;
+    for (t = 0; t < l->max_boxes; ++t) {
+        const float *row = truths + t*(4 + 1);
+        box truth = float_to_box(row, 1);
+        box truth_shift;
+        float best_iou = 0;
+        int best_n = 0, i, j;
+        int mask_n;
+        if (!truth.x) break;
+        /* Cell indices: float product truncated to int. */
+        i = (int)(truth.x*l->w);
+        j = (int)(truth.y*l->h);
+        truth_shift = truth;
+        truth_shift.x = truth_shift.y = 0;
+        for (n = 0; n < l->total; ++n) {
+            box pred = {0, 0, 0, 0};
+            float iou;
+            pred.w = l->biases[2*n]/net->w;
+            pred.h = l->biases[2*n + 1]/net->h;
+            iou = box_iou(pred, truth_shift);
+            if (iou > best_iou) {
+                best_iou = iou;
+                best_n = n;
+            }
+        }
+
+        mask_n = int_index(l->mask, best_n, l->n);
+        if (mask_n >= 0) {
+            int box_index = entry_index(l, b, mask_n*wh + j*l->w + i, 0);
+            int obj_index = entry_index(l, b, mask_n*wh + j*l->w + i, 4);
+            int class_index = entry_index(l, b, mask_n*wh + j*l->w + i, 4 + 1);
+            float iou = dn_delta_box(l, truth, l->output, l->biases, best_n, box_index, i, j,
+                                     l->w, l->h, net->w, net->h, (2 - truth.w*truth.h), wh);
+            put_delta(l, obj_index, 1 - l->output[obj_index], 1, 1);
+            if (rec) {
+                float cat = 0;
+                delta_yolo_class(l, l->output, class_index, truth_class(l, row), l->classes, wh, &cat);
+                rec->obj[rec->n_hits] = l->output[obj_index];
+                rec->cat[rec->n_hits] = cat;  /* 0 + p is p, exactly */
+                rec->iou[rec->n_hits] = iou;
+                ++rec->n_hits;
+                add_cell(rec, mask_n*wh + j*l->w + i);
+                continue;
+            }
+            sums->avg_obj += l->output[obj_index];
+            delta_yolo_class(l, l->output, class_index, truth_class(l, row), l->classes, wh, &sums->avg_cat);
+            ++sums->count;
+            ++sums->class_count;
+            if (iou > .5) sums->recall += 1;
+            if (iou > .75) sums->recall75 += 1;
+            sums->avg_iou += iou;
+        }
+    }
+}
+
+/* The reference path: upstream's forward_yolo_layer loop for loop. */
+static void forward_yolo_reference(const layer *lp, const network *netp)
+{
+    const layer l = *lp;
+    int i, j, b, n;
     const int wh = l.w*l.h;
     dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
 
-    err = dn_check_forward(&l, &net, DN_YOLO);
-    if (err != DN_OK) return err;
-
-    memcpy(l.output, net.input, (size_t)l.outputs*l.batch*sizeof(float));
+    memcpy(l.output, netp->input, (size_t)l.outputs*l.batch*sizeof(float));
     for (b = 0; b < l.batch; ++b) {
         for (n = 0; n < l.n; ++n) {
             /* x, y, then objectness and classes; w and h stay raw. */
@@ -153,103 +277,227 @@ int forward_yolo_layer(const layer l, network net)
         }
     }
     memset(l.delta, 0, (size_t)l.outputs*l.batch*sizeof(float));
-    if (!net.train) return DN_OK;
+    if (!netp->train) return;
     clear_targets(&l);
 
     *(l.cost) = 0;
     for (b = 0; b < l.batch; ++b) {
-        const float *truths = net.truth + b*l.truths;
-
         /* Every cell and anchor: objectness target 0, unless the best IoU
          * with any truth beats ignore_thresh (no delta) or truth_thresh. */
         for (j = 0; j < l.h; ++j) {
             for (i = 0; i < l.w; ++i) {
                 for (n = 0; n < l.n; ++n) {
-                    int box_index = entry_index(&l, b, n*wh + j*l.w + i, 0);
-                    box pred = get_yolo_box(l.output, l.biases, l.mask[n], box_index, i, j,
-                                            l.w, l.h, net.w, net.h, wh);
-                    float best_iou = 0;
-                    int best_t = 0;
-                    int obj_index;
-                    for (t = 0; t < l.max_boxes; ++t) {
-                        box truth = float_to_box(truths + t*(4 + 1), 1);
-                        float iou;
-                        if (!truth.x) break;  /* a truth with x == 0 ends the list */
-                        iou = box_iou(pred, truth);
-                        if (iou > best_iou) {
-                            best_iou = iou;
-                            best_t = t;
-                        }
-                    }
-                    obj_index = entry_index(&l, b, n*wh + j*l.w + i, 4);
+                    int best_t;
+                    float best_iou = yolo_best_iou(&l, netp, b, n, i, j, &best_t);
+                    int obj_index = entry_index(&l, b, n*wh + j*l.w + i, 4);
                     sums.avg_anyobj += l.output[obj_index];
                     put_delta(&l, obj_index, 0 - l.output[obj_index], 0, 1);
                     if (best_iou > l.ignore_thresh) {
                         clear_delta(&l, obj_index);
                     }
                     if (best_iou > l.truth_thresh) {
-                        const float *row = truths + best_t*(4 + 1);
-                        int class_index = entry_index(&l, b, n*wh + j*l.w + i, 4 + 1);
-                        box truth = float_to_box(row, 1);
-                        put_delta(&l, obj_index, 1 - l.output[obj_index], 1, 1);
-                        delta_yolo_class(&l, l.output, class_index, truth_class(&l, row), l.classes, wh, 0);
-                        dn_delta_box(&l, truth, l.output, l.biases, l.mask[n], box_index, i, j,
-                                       l.w, l.h, net.w, net.h, (2 - truth.w*truth.h), wh);
+                        yolo_truth_thresh_cell(&l, netp, b, n, i, j, best_t);
                     }
                 }
             }
         }
-
-        /* Every truth: the best of all `total` anchors by shape alone; if it
-         * belongs to this layer's mask, its cell gets the box, objectness and
-         * class deltas.  A later truth in the same cell and anchor overwrites
-         * the box and objectness deltas of an earlier one. */
-        for (t = 0; t < l.max_boxes; ++t) {
-            const float *row = truths + t*(4 + 1);
-            box truth = float_to_box(row, 1);
-            box truth_shift;
-            float best_iou = 0;
-            int best_n = 0;
-            int mask_n;
-            if (!truth.x) break;
-            /* Cell indices: float product truncated to int. */
-            i = (int)(truth.x*l.w);
-            j = (int)(truth.y*l.h);
-            truth_shift = truth;
-            truth_shift.x = truth_shift.y = 0;
-            for (n = 0; n < l.total; ++n) {
-                box pred = {0, 0, 0, 0};
-                float iou;
-                pred.w = l.biases[2*n]/net.w;
-                pred.h = l.biases[2*n + 1]/net.h;
-                iou = box_iou(pred, truth_shift);
-                if (iou > best_iou) {
-                    best_iou = iou;
-                    best_n = n;
-                }
-            }
-
-            mask_n = int_index(l.mask, best_n, l.n);
-            if (mask_n >= 0) {
-                int box_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 0);
-                int obj_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4);
-                int class_index = entry_index(&l, b, mask_n*wh + j*l.w + i, 4 + 1);
-                float iou = dn_delta_box(&l, truth, l.output, l.biases, best_n, box_index, i, j,
-                                           l.w, l.h, net.w, net.h, (2 - truth.w*truth.h), wh);
-                sums.avg_obj += l.output[obj_index];
-                put_delta(&l, obj_index, 1 - l.output[obj_index], 1, 1);
-                delta_yolo_class(&l, l.output, class_index, truth_class(&l, row), l.classes, wh, &sums.avg_cat);
-                ++sums.count;
-                ++sums.class_count;
-                if (iou > .5) sums.recall += 1;
-                if (iou > .75) sums.recall75 += 1;
-                sums.avg_iou += iou;
-            }
-        }
+        yolo_truths(&l, netp, b, &sums, NULL);
     }
     /* pow(float, 2) in double, rounded back into the float cost. */
     dn_finish_forward(&l, &sums);
+}
+
+/* ---- the fast path -------------------------------------------------------------
+ *
+ * The same arithmetic on every element, organised differently:
+ *   1. per image and anchor (in parallel): the activations (fast.c's kernels:
+ *      the reference's bits, proved), zeroed deltas, and the ignore loop,
+ *      which needs only the best IoU of each cell (dn_max_iou_impl: the same
+ *      float operations, the maximum taken in another order, which leaves
+ *      a maximum unchanged); the rare cell above truth_thresh reruns the
+ *      reference loop for best_t;
+ *   2. per image (in parallel): the truth loop, as the reference runs it,
+ *      after that image's ignore loop as upstream has it;
+ *   3. on the calling thread: every float sum that crosses images, in
+ *      upstream's order, from the stored values: the statistics, and the
+ *      cost's sum of squares.  That sum skips entries that are certainly 0
+ *      (+0 squared is +0, and adding +0 to a sum that started at +0 changes
+ *      nothing), so it reads the objectness planes and the cells the truth
+ *      loop wrote, in index order, and whole images where a truth_thresh
+ *      cell wrote elsewhere.
+ * Each task writes only its own image's (and anchor's) part of the buffers. */
+
+#define CHUNK 256
+
+typedef struct yolo_fast {
+    const layer *l;
+    const network *net;
+    int impl;
+    unsigned char *dense;  /* batch*n: a truth_thresh cell wrote deltas in this image and anchor */
+    yolo_image *img;       /* batch */
+} yolo_fast;
+
+static void yolo_image_anchor(void *ctx, int task)
+{
+    const yolo_fast *f = (const yolo_fast *)ctx;
+    const layer *l = f->l;
+    const network *net = f->net;
+    const int b = task / l->n, a = task % l->n;
+    const int wh = l->w*l->h, per_anchor = wh*(4 + 1 + l->classes);
+    const size_t off = (size_t)b*l->outputs + (size_t)a*per_anchor;
+    const float *in = net->input + off;
+    float *out = l->output + off, *d = l->delta + off;
+    dn_truths ts;
+    int c0, k;
+
+    /* Activations: x, y, objectness and classes; w and h stay raw. */
+    dn_logistic_impl(in, out, 2*wh, f->impl);
+    memcpy(out + 2*wh, in + 2*wh, (size_t)2*wh*sizeof(float));
+    dn_logistic_impl(in + 4*wh, out + 4*wh, (1 + l->classes)*wh, f->impl);
+    memset(d, 0, (size_t)per_anchor*sizeof(float));
+    if (!net->train) return;
+    if (l->target) {
+        for (k = 0; k < per_anchor; ++k) {
+            l->target[off + k] = 0;
+            l->target_scale[off + k] = NAN;
+        }
+    }
+
+    /* The ignore loop, objectness delta by objectness delta. */
+    dn_truths_load(&ts, net->truth + b*l->truths, 4 + 1, l->max_boxes);
+    for (c0 = 0; c0 < wh; c0 += CHUNK) {
+        float px[CHUNK], py[CHUNK], pw[CHUNK], ph[CHUNK], best[CHUNK];
+        int count = wh - c0 < CHUNK ? wh - c0 : CHUNK;
+        /* get_yolo_box: (i + x)/lw in float; w, h as exp(double)*bias/net size. */
+        dn_exp_box_impl(in + 2*wh + c0, pw, count, l->biases[2*l->mask[a]], net->w, f->impl);
+        dn_exp_box_impl(in + 3*wh + c0, ph, count, l->biases[2*l->mask[a] + 1], net->h, f->impl);
+        for (k = 0; k < count; ++k) {
+            int c = c0 + k;
+            px[k] = (c % l->w + out[c]) / l->w;
+            py[k] = (c / l->w + out[wh + c]) / l->h;
+        }
+        dn_max_iou_impl(&ts, px, py, pw, ph, count, best, f->impl);
+        for (k = 0; k < count; ++k) {
+            int c = c0 + k;
+            int obj_index = (int)off + 4*wh + c;
+            put_delta(l, obj_index, 0 - l->output[obj_index], 0, 1);
+            if (best[k] > l->ignore_thresh) {
+                clear_delta(l, obj_index);
+            }
+            if (best[k] > l->truth_thresh) {
+                int best_t;
+                (void)yolo_best_iou(l, net, b, a, c % l->w, c / l->w, &best_t);
+                yolo_truth_thresh_cell(l, net, b, a, c % l->w, c / l->w, best_t);
+                f->dense[task] = 1;
+            }
+        }
+    }
+}
+
+static void yolo_image_truths(void *ctx, int b)
+{
+    const yolo_fast *f = (const yolo_fast *)ctx;
+    f->img[b].n_hits = 0;
+    f->img[b].n_cells = 0;
+    yolo_truths(f->l, f->net, b, NULL, &f->img[b]);
+}
+
+static int forward_yolo_fast(const layer *l, const network *net, int threads, int impl)
+{
+    const int wh = l->w*l->h, per_anchor = wh*(4 + 1 + l->classes);
+    yolo_fast f;
+    dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
+    float sumsq = 0;
+    int b, n, c, k, e;
+    f.l = l;
+    f.net = net;
+    f.impl = impl;
+    f.dense = calloc((size_t)l->batch*l->n, 1);
+    f.img = net->train ? malloc((size_t)l->batch*sizeof(yolo_image)) : NULL;
+    if (!f.dense || (net->train && !f.img)) {
+        free(f.dense);
+        free(f.img);
+        return -1;
+    }
+    dn_parallel_for(l->batch*l->n, threads, yolo_image_anchor, &f);
+    if (!net->train) {
+        free(f.dense);
+        return 0;
+    }
+    dn_parallel_for(l->batch, threads, yolo_image_truths, &f);
+
+    /* Statistics, each sum in upstream's order: the ignore loop's over
+     * images, rows, columns and anchors; the truth loop's over images and
+     * truths. */
+    for (b = 0; b < l->batch; ++b) {
+        const float *obj = l->output + (size_t)b*l->outputs + 4*wh;
+        for (c = 0; c < wh; ++c) {
+            for (n = 0; n < l->n; ++n) sums.avg_anyobj += obj[(size_t)n*per_anchor + c];
+        }
+    }
+    for (b = 0; b < l->batch; ++b) {
+        const yolo_image *rec = &f.img[b];
+        for (k = 0; k < rec->n_hits; ++k) {
+            float iou = rec->iou[k];
+            sums.avg_obj += rec->obj[k];
+            sums.avg_cat += rec->cat[k];
+            ++sums.count;
+            ++sums.class_count;
+            if (iou > .5) sums.recall += 1;
+            if (iou > .75) sums.recall75 += 1;
+            sums.avg_iou += iou;
+        }
+    }
+
+    /* The cost's sum of squares over the whole batch, in index order. */
+    for (b = 0; b < l->batch; ++b) {
+        const yolo_image *rec = &f.img[b];
+        int dense = 0, first = 0;
+        for (n = 0; n < l->n; ++n) dense |= f.dense[b*l->n + n];
+        if (dense) {
+            sumsq = dn_sum_squares(l->delta + (size_t)b*l->outputs, l->outputs, sumsq);
+            continue;
+        }
+        for (n = 0; n < l->n; ++n) {
+            const float *d = l->delta + (size_t)b*l->outputs + (size_t)n*per_anchor;
+            int last = first;
+            while (last < rec->n_cells && rec->cells[last] < (n + 1)*wh) ++last;
+            for (e = 0; e < 4 + 1 + l->classes; ++e) {
+                if (e == 4) {
+                    sumsq = dn_sum_squares(d + 4*wh, wh, sumsq);
+                    continue;
+                }
+                for (k = first; k < last; ++k) {
+                    float v = d[e*wh + rec->cells[k] - n*wh];
+                    sumsq += v*v;
+                }
+            }
+            first = last;
+        }
+    }
+    free(f.dense);
+    free(f.img);
+    dn_finish_forward_sum(l, &sums, sumsq);
+    return 0;
+}
+
+int forward_yolo_layer_opt(const layer l, network net, int threads, int path)
+{
+    int err = dn_check_forward(&l, &net, DN_YOLO);
+    int impl;
+    if (err != DN_OK) return err;
+    impl = dn_resolve_path(path);
+    if (impl != DN_IMPL_REFERENCE) {
+        if (forward_yolo_fast(&l, &net, threads, impl) == 0) return DN_OK;
+        /* No memory for the per-image records: the reference path needs none. */
+    }
+    forward_yolo_reference(&l, &net);
     return DN_OK;
+}
+
+int forward_yolo_layer(const layer l, network net)
+{
+    return forward_yolo_layer_opt(l, net, 1, DN_PATH_AUTO);
 }
 
 /* ---- detections ------------------------------------------------------------- */

@@ -37,6 +37,40 @@ ERRORS = {
 }
 
 
+# ---- speed: threads and paths (every choice gives the same bits) ------------
+
+PATHS = {"auto": lib.DN_PATH_AUTO, "portable": lib.DN_PATH_PORTABLE, "reference": lib.DN_PATH_REFERENCE}
+_PATH_NAMES = {lib.DN_PATH_AVX2: "avx2", lib.DN_PATH_PORTABLE: "portable", lib.DN_PATH_REFERENCE: "reference"}
+
+
+def default_threads() -> int:
+    """Threads a forward pass uses when not told: $PYDARKNET_LOSS_THREADS, or
+    the CPUs this process may run on."""
+    env = os.environ.get("PYDARKNET_LOSS_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or not 1 <= int(env) <= 1024:
+            raise ValueError(f"PYDARKNET_LOSS_THREADS must be a whole number from 1 to 1024, got {env!r}")
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def forward_path() -> int:
+    """The C core's DN_PATH_* for $PYDARKNET_LOSS_PATH: auto (default), portable
+    (plain C, what a CPU without AVX2 runs) or reference (upstream's loops)."""
+    name = os.environ.get("PYDARKNET_LOSS_PATH", "auto").strip().lower() or "auto"
+    if name not in PATHS:
+        raise ValueError(f"PYDARKNET_LOSS_PATH must be one of {sorted(PATHS)}, got {name!r}")
+    return PATHS[name]
+
+
+def path_in_use(path: Optional[str] = None) -> str:
+    """Which kernels a forward pass runs here: 'avx2', 'portable' or 'reference'."""
+    return _PATH_NAMES[lib.dn_path_in_use(forward_path() if path is None else PATHS[path])]
+
+
 def _f32(a: np.ndarray) -> Any:
     """A `float *` over a C-contiguous float32 array, without copying."""
     return ffi.cast("float *", ffi.from_buffer(a))
@@ -183,7 +217,7 @@ class Call:
         return int(rc), int(bad[0]), int(bad[1])
 
     def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int = 0,
-                net_h: int = 0, index: int = 0, seen: int = 0) -> int:
+                net_h: int = 0, index: int = 0, seen: int = 0, threads: Optional[int] = None) -> int:
         net = ffi.new("network *")
         net.input = _f32(x)
         if truth is not None:
@@ -193,8 +227,15 @@ class Call:
         net.h = net_h
         net.index = index
         net.seen = seen
-        fn = lib.forward_yolo_layer if self.spec.kind == "yolo" else lib.forward_region_layer
-        return int(fn(self.layer[0], net[0]))
+        if threads is None:
+            # Below about 2^18 floats a pass takes well under a millisecond:
+            # not worth starting threads for.
+            threads = default_threads()
+            if x.size < 1 << 18:
+                threads = 1
+        fn = lib.forward_yolo_layer_opt if self.spec.kind == "yolo" else lib.forward_region_layer_opt
+        # cffi releases the GIL for the call.
+        return int(fn(self.layer[0], net[0], threads, forward_path()))
 
 
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -169,7 +169,7 @@ class _LossLayer:
         return self.rows
 
     def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: bool = False,
-             **net: int) -> Tuple[_native.Call, bool]:
+             **net: Optional[int]) -> Tuple[_native.Call, bool]:
         x = _validate.layer_input(
             x, channels=self.channels,
             what=f"n={self.n} * (coords={self.coords} + 1 + classes={self.classes})")
@@ -264,7 +264,7 @@ class YoloLayer(_LossLayer):
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416,
                 net_h: int = 416, train: bool = True, index: int = 0,
-                out: Optional[OutBuffers] = None) -> YoloResult:
+                out: Optional[OutBuffers] = None, threads: Optional[int] = None) -> YoloResult:
         """Run upstream's forward_yolo_layer.
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
@@ -274,12 +274,17 @@ class YoloLayer(_LossLayer):
         upstream prints in its statistics line.  ``out``: optional
         (output, delta) float32 arrays of x's shape to write into instead of
         allocating new ones (for repeated calls on large inputs); the result
-        then refers to them.
+        then refers to them.  ``threads``: how many threads work on separate
+        images (default: $PYDARKNET_LOSS_THREADS, or every CPU this process
+        may use); the result is the same bit for bit whatever it is.
         """
         net_w = _validate.integer("net_w", net_w, minimum=1)
         net_h = _validate.integer("net_h", net_h, minimum=1)
         index = _validate.integer("index", index)
-        call, train = self._run(x, truth, train=train, out=out, net_w=net_w, net_h=net_h, index=index)
+        if threads is not None:
+            threads = _validate.integer("threads", threads, minimum=1, maximum=1024)
+        call, train = self._run(x, truth, train=train, out=out, net_w=net_w, net_h=net_h, index=index,
+                                threads=threads)
         stats = None
         if train:
             s = call.stats
@@ -411,18 +416,22 @@ class RegionLayer(_LossLayer):
                 stacklevel=3)
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, seen: int = 0,
-                train: bool = True, out: Optional[OutBuffers] = None) -> RegionResult:
+                train: bool = True, out: Optional[OutBuffers] = None,
+                threads: Optional[int] = None) -> RegionResult:
         """Run upstream's forward_region_layer (CPU build).
 
         ``x``: float32 (B, num*(coords+1+classes), H, W).  ``truth``: float32
         (B, 30, coords+1) packed, or a list of B float32 arrays of shape
         (k, coords+1).  ``seen``: upstream's ``*net.seen`` (images seen so
-        far; below 12800 the prior-box rule applies).
+        far; below 12800 the prior-box rule applies).  ``threads`` as for
+        :meth:`YoloLayer.forward`.
         """
         seen = _validate.integer("seen", seen, minimum=0, maximum=2**63 - 1)
+        if threads is not None:
+            threads = _validate.integer("threads", threads, minimum=1, maximum=1024)
         if isinstance(x, np.ndarray) and x.ndim == 4:
             self._warn_tree(x.shape[2], x.shape[3])
-        call, train = self._run(x, truth, train=train, out=out, seen=seen)
+        call, train = self._run(x, truth, train=train, out=out, seen=seen, threads=threads)
         stats = None
         if train:
             s = call.stats
