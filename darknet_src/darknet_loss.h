@@ -326,6 +326,21 @@ long expf_array_path(const float *in, float *out, int n, int path);
  * forward functions are these with one thread and DN_PATH_AUTO. */
 int forward_yolo_layer_opt(const layer l, network net, int threads, int path);
 int forward_region_layer_opt(const layer l, network net, int threads, int path);
+/* A training forward_yolo_layer_opt (l.target NULL) that also hands back the
+ * implied loss's selection compactly (pdl.torch reads it instead of the dense
+ * l.target/l.target_scale): obj_target/obj_scale[(b*n + anchor)*w*h + cell],
+ * the objectness entries' target and scale (NaN: no term); and one row per
+ * cell the truth loop assigned, at rows b*max_boxes .. b*max_boxes +
+ * max_boxes - 1 for image b: cells[row] = (b*n + anchor)*w*h + cell (-1 for
+ * an unused row), cell_target/cell_scale[row*(5 + classes) + entry] its
+ * entries' targets and scales.  The arrays hold batch*n*w*h and
+ * batch*max_boxes (times 5 + classes) values.  Returns DN_OK, a DN_E* code
+ * (nothing touched), or DN_TERMS_DENSE when a cell went through the
+ * truth_thresh branch, which these rows do not describe (the forward's own
+ * results are complete; run it again with l.target for the selection). */
+#define DN_TERMS_DENSE 1
+int forward_yolo_layer_terms(const layer l, network net, int threads, int path, float *obj_target,
+                             float *obj_scale, int *cells, float *cell_target, float *cell_scale);
 
 #ifdef __cplusplus
 }

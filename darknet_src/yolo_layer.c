@@ -87,16 +87,27 @@ box get_yolo_box(const float *x, const float *biases, int n, int index, int i, i
  * size for the network size): writes scale * (target - x) for the four box
  * entries and returns the IoU of the prediction with the truth.
  * tw = log(truth.w*w / bias): product and quotient in float, log in double. */
+static void box_targets(box truth, const float *biases, int n, int i, int j, int lw, int lh, int w, int h,
+                        float t[4])
+{
+    t[0] = (truth.x*lw - i);
+    t[1] = (truth.y*lh - j);
+    t[2] = (float)log((double)(truth.w*w / biases[2*n]));
+    t[3] = (float)log((double)(truth.h*h / biases[2*n + 1]));
+}
+
 float dn_delta_box(const layer *l, box truth, const float *x, const float *biases, int n, int index,
                    int i, int j, int lw, int lh, int w, int h, float scale, int stride)
 {
     box pred = get_yolo_box(x, biases, n, index, i, j, lw, lh, w, h, stride);
     float iou = box_iou(pred, truth);
-
-    float tx = (truth.x*lw - i);
-    float ty = (truth.y*lh - j);
-    float tw = (float)log((double)(truth.w*w / biases[2*n]));
-    float th = (float)log((double)(truth.h*h / biases[2*n + 1]));
+    float t4[4];
+    float tx, ty, tw, th;
+    box_targets(truth, biases, n, i, j, lw, lh, w, h, t4);
+    tx = t4[0];
+    ty = t4[1];
+    tw = t4[2];
+    th = t4[3];
 
     put_delta(l, index + 0*stride, scale * (tx - x[index + 0*stride]), tx, scale);
     put_delta(l, index + 1*stride, scale * (ty - x[index + 1*stride]), ty, scale);
@@ -142,7 +153,34 @@ typedef struct yolo_image {
     float obj[DN_YOLO_MAX_TRUTHS], cat[DN_YOLO_MAX_TRUTHS], iou[DN_YOLO_MAX_TRUTHS];
     int n_cells;
     int cells[DN_YOLO_MAX_TRUTHS];
+    int n_slots;  /* forward_yolo_layer_terms: rows used, in first-hit order */
 } yolo_image;
+
+/* forward_yolo_layer_terms's outputs (see darknet_loss.h). */
+typedef struct yolo_terms {
+    float *obj_target, *obj_scale;
+    int *cells;
+    float *cell_target, *cell_scale;
+} yolo_terms;
+
+/* The row of `terms` that holds image b's cell `key` (anchor*w*h + cell),
+ * started with every entry at no term if new. */
+static int terms_row(const layer *l, const yolo_terms *terms, yolo_image *rec, int b, int key)
+{
+    const int per = 4 + 1 + l->classes;
+    const int first = b*l->max_boxes;
+    int k, row;
+    for (k = 0; k < rec->n_slots; ++k) {
+        if (terms->cells[first + k] == b*l->n*l->w*l->h + key) return first + k;
+    }
+    row = first + rec->n_slots++;
+    terms->cells[row] = b*l->n*l->w*l->h + key;
+    for (k = 0; k < per; ++k) {
+        terms->cell_target[(size_t)row*per + k] = 0;
+        terms->cell_scale[(size_t)row*per + k] = NAN;
+    }
+    return row;
+}
 
 /* Upstream's ignore loop for one cell and anchor: the best IoU of the
  * predicted box with any truth, the first truth that attains it in *best_t. */
@@ -199,7 +237,8 @@ static void add_cell(yolo_image *rec, int cell)
  * same cell and anchor overwrites the box and objectness deltas of an
  * earlier one.  The statistics go to *sums (the reference path) or, in
  * upstream's order, to *rec (the fast path, which adds them up later). */
-static void yolo_truths(const layer *l, const network *net, int b, dn_sums *sums, yolo_image *rec)
+static void yolo_truths(const layer *l, const network *net, int b, dn_sums *sums, yolo_image *rec,
+                        const yolo_terms *terms)
 {
     const int wh = l->w*l->h;
     const float *truths = net->truth + b*l->truths;
@@ -237,6 +276,32 @@ static void yolo_truths(const layer *l, const network *net, int b, dn_sums *sums
             float iou = dn_delta_box(l, truth, l->output, l->biases, best_n, box_index, i, j,
                                      l->w, l->h, net->w, net->h, (2 - truth.w*truth.h), wh);
             put_delta(l, obj_index, 1 - l->output[obj_index], 1, 1);
+            if (terms) {
+                /* The targets and scales these put_delta calls record, in
+                 * the cell's row: box, objectness, and the classes as
+                 * delta_yolo_class sets them (all, or only this truth's
+                 * class when the short-circuit applies). */
+                const int per = 4 + 1 + l->classes, key = mask_n*wh + j*l->w + i;
+                const int r = terms_row(l, terms, rec, b, key);
+                float *t = terms->cell_target + (size_t)r*per, *sc = terms->cell_scale + (size_t)r*per;
+                float scale = (2 - truth.w*truth.h);
+                int k, class_id = truth_class(l, row);
+                box_targets(truth, l->biases, best_n, i, j, l->w, l->h, net->w, net->h, t);
+                for (k = 0; k < 4; ++k) sc[k] = scale;
+                t[4] = 1;
+                sc[4] = 1;
+                terms->obj_target[b*l->n*wh + key] = 1;
+                terms->obj_scale[b*l->n*wh + key] = 1;
+                if (!l->delta[class_index]) {
+                    for (k = 0; k < l->classes; ++k) {
+                        t[5 + k] = (k == class_id) ? 1 : 0;
+                        sc[5 + k] = 1;
+                    }
+                } else {
+                    t[5 + class_id] = 1;
+                    sc[5 + class_id] = 1;
+                }
+            }
             if (rec) {
                 float cat = 0;
                 delta_yolo_class(l, l->output, class_index, truth_class(l, row), l->classes, wh, &cat);
@@ -301,7 +366,7 @@ static void forward_yolo_reference(const layer *lp, const network *netp)
                 }
             }
         }
-        yolo_truths(&l, netp, b, &sums, NULL);
+        yolo_truths(&l, netp, b, &sums, NULL, NULL);
     }
     /* pow(float, 2) in double, rounded back into the float cost. */
     dn_finish_forward(&l, &sums);
@@ -333,6 +398,7 @@ typedef struct yolo_fast {
     const layer *l;
     const network *net;
     int impl;
+    const yolo_terms *terms;  /* NULL but for forward_yolo_layer_terms */
     unsigned char *dense;  /* batch*n: a truth_thresh cell wrote deltas in this image and anchor */
     yolo_image *img;       /* batch */
 } yolo_fast;
@@ -384,6 +450,10 @@ static void yolo_image_anchor(void *ctx, int task)
             if (best[k] > l->ignore_thresh) {
                 clear_delta(l, obj_index);
             }
+            if (f->terms) {
+                f->terms->obj_target[task*wh + c] = 0;
+                f->terms->obj_scale[task*wh + c] = best[k] > l->ignore_thresh ? NAN : 1;
+            }
             if (best[k] > l->truth_thresh) {
                 int best_t;
                 (void)yolo_best_iou(l, net, b, a, c % l->w, c / l->w, &best_t);
@@ -397,21 +467,30 @@ static void yolo_image_anchor(void *ctx, int task)
 static void yolo_image_truths(void *ctx, int b)
 {
     const yolo_fast *f = (const yolo_fast *)ctx;
+    int k;
     f->img[b].n_hits = 0;
     f->img[b].n_cells = 0;
-    yolo_truths(f->l, f->net, b, NULL, &f->img[b]);
+    f->img[b].n_slots = 0;
+    yolo_truths(f->l, f->net, b, NULL, &f->img[b], f->terms);
+    if (f->terms) {
+        for (k = f->img[b].n_slots; k < f->l->max_boxes; ++k) f->terms->cells[b*f->l->max_boxes + k] = -1;
+    }
 }
 
-static int forward_yolo_fast(const layer *l, const network *net, int threads, int impl)
+/* Returns 0, -1 when out of memory (nothing written yet), or 1 when a cell
+ * went through the truth_thresh branch (which `terms` cannot describe). */
+static int forward_yolo_fast(const layer *l, const network *net, int threads, int impl, const yolo_terms *terms)
 {
     const int wh = l->w*l->h, per_anchor = wh*(4 + 1 + l->classes);
     yolo_fast f;
     dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
     float sumsq = 0;
     int b, n, c, k, e;
+    int any_dense = 0;
     f.l = l;
     f.net = net;
     f.impl = impl;
+    f.terms = terms;
     f.dense = calloc((size_t)l->batch*l->n, 1);
     f.img = net->train ? malloc((size_t)l->batch*sizeof(yolo_image)) : NULL;
     if (!f.dense || (net->train && !f.img)) {
@@ -454,6 +533,7 @@ static int forward_yolo_fast(const layer *l, const network *net, int threads, in
         const yolo_image *rec = &f.img[b];
         int dense = 0, first = 0;
         for (n = 0; n < l->n; ++n) dense |= f.dense[b*l->n + n];
+        any_dense |= dense;
         if (dense) {
             sumsq = dn_sum_squares(l->delta + (size_t)b*l->outputs, l->outputs, sumsq);
             continue;
@@ -478,7 +558,7 @@ static int forward_yolo_fast(const layer *l, const network *net, int threads, in
     free(f.dense);
     free(f.img);
     dn_finish_forward_sum(l, &sums, sumsq);
-    return 0;
+    return terms && any_dense ? 1 : 0;
 }
 
 int forward_yolo_layer_opt(const layer l, network net, int threads, int path)
@@ -488,11 +568,33 @@ int forward_yolo_layer_opt(const layer l, network net, int threads, int path)
     if (err != DN_OK) return err;
     impl = dn_resolve_path(path);
     if (impl != DN_IMPL_REFERENCE) {
-        if (forward_yolo_fast(&l, &net, threads, impl) == 0) return DN_OK;
+        if (forward_yolo_fast(&l, &net, threads, impl, NULL) == 0) return DN_OK;
         /* No memory for the per-image records: the reference path needs none. */
     }
     forward_yolo_reference(&l, &net);
     return DN_OK;
+}
+
+int forward_yolo_layer_terms(const layer l, network net, int threads, int path, float *obj_target,
+                             float *obj_scale, int *cells, float *cell_target, float *cell_scale)
+{
+    yolo_terms terms;
+    int err = dn_check_forward(&l, &net, DN_YOLO);
+    int impl, rc;
+    if (err != DN_OK) return err;
+    if (!net.train || l.target) return DN_E_LAYER;
+    terms.obj_target = obj_target;
+    terms.obj_scale = obj_scale;
+    terms.cells = cells;
+    terms.cell_target = cell_target;
+    terms.cell_scale = cell_scale;
+    impl = dn_resolve_path(path);
+    rc = forward_yolo_fast(&l, &net, threads, impl == DN_IMPL_REFERENCE ? DN_IMPL_PORTABLE : impl, &terms);
+    if (rc < 0) {
+        forward_yolo_reference(&l, &net);
+        return DN_TERMS_DENSE;
+    }
+    return rc ? DN_TERMS_DENSE : DN_OK;
 }
 
 int forward_yolo_layer(const layer l, network net)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -180,7 +180,8 @@ class Call:
     alive for as long as the structs point at it."""
 
     def __init__(self, spec: LayerSpec, batch: int, h: int, w: int,
-                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None, targets: bool = False) -> None:
+                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                 targets: Union[bool, Tuple[np.ndarray, np.ndarray]] = False) -> None:
         self.spec = spec
         self.keep: List[Any] = []
         self.layer = l = _layer_struct(spec, batch, h, w, self.keep)
@@ -197,9 +198,12 @@ class Call:
         l.stats = self.stats
         self.target: Optional[np.ndarray] = None
         self.target_scale: Optional[np.ndarray] = None
-        if targets:
+        if isinstance(targets, tuple):  # the caller's (a training forward overwrites them all)
+            self.target, self.target_scale = targets
+        elif targets:
             self.target = np.zeros_like(self.output)
             self.target_scale = np.full_like(self.output, np.nan)
+        if self.target is not None and self.target_scale is not None:
             l.target = self._ptr(_f32, self.target)
             l.target_scale = self._ptr(_f32, self.target_scale)
 
@@ -217,7 +221,8 @@ class Call:
         return int(rc), int(bad[0]), int(bad[1])
 
     def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int = 0,
-                net_h: int = 0, index: int = 0, seen: int = 0, threads: Optional[int] = None) -> int:
+                net_h: int = 0, index: int = 0, seen: int = 0, threads: Optional[int] = None,
+                terms: Optional[Tuple[np.ndarray, ...]] = None) -> int:
         net = ffi.new("network *")
         net.input = _f32(x)
         if truth is not None:
@@ -233,6 +238,14 @@ class Call:
             threads = default_threads()
             if x.size < 1 << 18:
                 threads = 1
+        if terms is not None:
+            # forward_yolo_layer_terms (pdl.torch): obj_target, obj_scale, cells, cell_target, cell_scale.
+            ot, os_, cells, ct, cs = terms
+            self.keep.append(terms)
+            rc = int(lib.forward_yolo_layer_terms(self.layer[0], net[0], threads, forward_path(), _f32(ot), _f32(os_),
+                                                  _i32(cells), _f32(ct), _f32(cs)))
+            self.terms_dense = rc == lib.DN_TERMS_DENSE
+            return DN_OK if self.terms_dense else rc
         fn = lib.forward_yolo_layer_opt if self.spec.kind == "yolo" else lib.forward_region_layer_opt
         # cffi releases the GIL for the call.
         return int(fn(self.layer[0], net[0], threads, forward_path()))

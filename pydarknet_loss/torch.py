@@ -6,11 +6,18 @@ training loop that minimises them moves the network exactly as darknet
 does.  Each call runs the oracle on the input (on the CPU, in float32) to
 fix the selection (assignments, ignored cells, overwrites, targets and
 scales), then evaluates the terms of :mod:`pydarknet_loss.implied` in
-float64 on the input's device.
+float64.
+
+``YoloLoss`` hands back darknet's own delta as the gradient: ``x.grad`` is
+``-net_delta`` bit for bit (times the incoming gradient), with the loss value
+computed in float64 from the entries that have a term, so a step costs about
+one oracle forward.  It has no second derivative.  ``RegionLoss`` evaluates
+the terms in torch (float64) on the input's device and differentiates them.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import threading
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -49,6 +56,8 @@ class _ImpliedModule(nn.Module):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dtype != torch.float32:
             raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {x.dtype}")
+        if isinstance(self, YoloLoss):
+            return _yolo_loss(self, x, truth)
         sel = self._select(x.detach().cpu().numpy(), truth)
         loss, parts = _terms(implied.ImpliedLoss(sel), x)
         self.last_parts = {k: float(v.detach()) for k, v in parts.items()}
@@ -83,6 +92,102 @@ class RegionLoss(_ImpliedModule):
 
     def _select(self, x: np.ndarray, truth: Any) -> implied.Selection:
         return implied.select(x, truth, self.layer, build=self.build, seen=self.seen)
+
+
+# ---- YoloLoss: darknet's delta as the gradient --------------------------------
+
+#: Per thread: the oracle's output and selection buffers, reused from call to
+#: call (fresh ones would cost the kernel's page zeroing every step).  The
+#: delta is fresh each call: it becomes the gradient.
+_BUFFERS = threading.local()
+
+
+def _buffer(key: Tuple[Any, ...], shape: Tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
+    cache = getattr(_BUFFERS, "cache", None)
+    if cache is None:
+        cache = _BUFFERS.cache = {}
+    if key not in cache:
+        cache[key] = np.empty(shape, dtype)
+    return cache[key]
+
+
+class _DeltaGradient(torch.autograd.Function):
+    """value(x) with gradient -delta: darknet's own, bit for bit."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        ctx.delta = delta
+        ctx.device = x.device
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        delta = ctx.delta
+        if delta is None:
+            raise RuntimeError("YoloLoss: backward ran twice through one loss value; compute the loss again")
+        ctx.delta = None  # scaled in place below: the buffer is this call's own
+        g = delta.mul_(-grad.to(dtype=torch.float32, device="cpu"))
+        return g.to(ctx.device), None, None
+
+
+def _yolo_loss(module: "YoloLoss", x: torch.Tensor, truth: Any) -> torch.Tensor:
+    """The [yolo] implied loss (implied.ImpliedLoss.value's terms) from a
+    training forward's selection in compact form (forward_yolo_layer_terms):
+    the objectness entries' targets and scales, and the cells the truth loop
+    assigned with theirs.  Every other entry has no term.  Where a cell went
+    through the truth_thresh branch the forward is run again with the dense
+    targets instead."""
+    layer = module.layer
+    xn = x.detach().cpu().numpy()
+    b, c, h, w = xn.shape
+    n, e = layer.n, c // layer.n
+    out = _buffer(("out",) + xn.shape, xn.shape)
+    delta = np.empty(xn.shape, np.float32)
+    obj_t = _buffer(("obj_t", b, n, h * w), (b, n, h * w))
+    obj_s = _buffer(("obj_s", b, n, h * w), (b, n, h * w))
+    rows = b * layer.max_boxes
+    cells = _buffer(("cells", rows), (rows,), np.int32)
+    cell_t = _buffer(("cell_t", rows, e), (rows, e))
+    cell_s = _buffer(("cell_s", rows, e), (rows, e))
+    net = dict(net_w=module.net_w, net_h=module.net_h, index=0)
+    call, _ = layer._run(xn, truth, train=True, out=(out, delta), terms=(obj_t, obj_s, cells, cell_t, cell_s), **net)
+    X = xn.reshape(b, n, e, h * w)
+    if getattr(call, "terms_dense", False):
+        tg = _buffer(("target",) + xn.shape, xn.shape)
+        sc = _buffer(("scale",) + xn.shape, xn.shape)
+        layer._run(xn, truth, train=True, out=(out, delta), targets=(tg, sc), **net)
+        T, S = tg.reshape(b, n, e, h * w), sc.reshape(b, n, e, h * w)
+        obj_t, obj_s = T[:, :, 4], S[:, :, 4]
+        assigned = ~np.isnan(S[:, :, 5])
+        ib, ia, ic = np.nonzero(assigned)
+        ts, ss = T[ib, ia, :, ic], S[ib, ia, :, ic]
+    else:
+        used = cells[cells >= 0]
+        assigned = np.zeros((b, n, h * w), bool)
+        assigned.reshape(-1)[used] = True
+        ib, ia, ic = used // (n * h * w), used // (h * w) % n, used % (h * w)
+        ts, ss = cell_t[cells >= 0], cell_s[cells >= 0]
+    os64 = obj_s.astype(np.float64)
+    has = ~np.isnan(os64)
+    obj = np.zeros_like(os64)
+    obj[has] = os64[has] * implied._bce(X[:, :, 4][has].astype(np.float64), obj_t[has].astype(np.float64))
+    parts = {k: 0.0 for k in implied.PARTS}
+    parts["obj_pos"] = float(np.sum(obj[assigned]))
+    parts["obj_neg"] = float(np.sum(obj[~assigned]))
+    if len(ib):
+        xs = X[ib, ia, :, ic].astype(np.float64)  # (cells, entries)
+        on = ~np.isnan(ss)
+        sc64 = np.where(on, ss, 0).astype(np.float64)
+        tt = np.where(on, ts, 0).astype(np.float64)
+        parts["xy"] = float(np.sum(sc64[:, 0:2] * implied._bce(xs[:, 0:2], tt[:, 0:2])))
+        parts["wh"] = float(np.sum(sc64[:, 2:4] / 2 * (xs[:, 2:4] - tt[:, 2:4]) ** 2))
+        parts["class"] = float(np.sum(sc64[:, 5:] * implied._bce(xs[:, 5:], tt[:, 5:])))
+    value = 0.0
+    for k in implied.PARTS:
+        value += parts[k]
+    module.last_parts = parts
+    loss = torch.tensor(value, dtype=torch.float64, device=x.device)
+    return _DeltaGradient.apply(x, loss, torch.from_numpy(delta))
 
 
 def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:

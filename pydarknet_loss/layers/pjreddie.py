@@ -168,7 +168,7 @@ class _LossLayer:
     def _used_rows(self) -> int:
         return self.rows
 
-    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: bool = False,
+    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: Any = False,
              **net: Optional[int]) -> Tuple[_native.Call, bool]:
         x = _validate.layer_input(
             x, channels=self.channels,
