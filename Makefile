@@ -15,7 +15,7 @@ help:
 	@echo "make test     install with the test extra, then run the test suite"
 	@echo "make demo     run the built-in example"
 	@echo "make lib      build/libdarknet_loss.{so,a} + build/include/darknet_loss.h for C/C++ users"
-	@echo "make bench    benchmarks/bench_yolo.py (YOLOv3 workload, B = 1, 16, 64)"
+	@echo "make bench    benchmarks/bench_yolo.py (YOLOv3 workload, B = 1, 16, 64; BENCH_ARGS=... for more)"
 	@echo "make clean    remove build products"
 
 install:
@@ -28,8 +28,12 @@ test:
 demo:
 	$(PYTHON) -m pydarknet_loss demo
 
+# Against upstream's own strict builds (outside this repository) in the same run:
+#   make bench BENCH_ARGS="--other /path/bench_pj_strict --region-other /path/bench_pj_region_strict \
+#                          --truths 20 90 --torch"
+BENCH_ARGS ?=
 bench:
-	cd benchmarks && $(PYTHON) bench_yolo.py
+	cd benchmarks && $(PYTHON) bench_yolo.py $(BENCH_ARGS)
 
 lib: build/libdarknet_loss.so build/libdarknet_loss.a build/include/darknet_loss.h
 
@@ -38,7 +42,7 @@ build/obj/%.o: darknet_src/%.c darknet_src/darknet_loss.h darknet_src/dn_interna
 	$(CC) $(STRICT_CFLAGS) -fPIC -Wall -Wextra -c $< -o $@
 
 build/libdarknet_loss.so: $(OBJ)
-	$(CC) -shared -o $@ $(OBJ) -lm
+	$(CC) -shared -o $@ $(OBJ) -lm -pthread
 
 build/libdarknet_loss.a: $(OBJ)
 	$(AR) rcs $@ $(OBJ)

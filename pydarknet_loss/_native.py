@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from . import _buffers
+
 try:
     from ._core import ffi, lib  # type: ignore[import-not-found]
 except ImportError as exc:  # pragma: no cover - depends on how it was installed
@@ -185,9 +187,9 @@ class Call:
         self.spec = spec
         self.keep: List[Any] = []
         self.layer = l = _layer_struct(spec, batch, h, w, self.keep)
-        if out is None:
-            self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
-            self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
+        if out is None:  # recycled memory for large arrays (_buffers)
+            self.output = _buffers.empty((batch, l.c, h, w))
+            self.delta = _buffers.empty((batch, l.c, h, w))
         else:
             self.output, self.delta = out
         l.output = self._ptr(_f32, self.output)

@@ -5,6 +5,7 @@ reference expressions on a strided subset of all 2^32 floats (the whole set:
 scripts/check_fast_kernels.py, result recorded in scripts/fast_kernels_exhaustive.txt)."""
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 import warnings
@@ -288,3 +289,71 @@ def test_the_gil_is_released_during_a_forward(monkeypatch: pytest.MonkeyPatch) -
     gaps = np.diff(stamps) if len(stamps) > 1 else np.array([np.inf])
     # Holding the GIL for a whole forward would stall this loop that long.
     assert len(stamps) > 100 and gaps.max() < 0.5 * alone, (len(stamps), gaps.max(), alone)
+
+
+# ---- pdl.torch.YoloLoss: darknet's delta as the gradient ------------------------------
+
+def test_torch_yolo_loss_gradient_is_darknets_delta_bit_for_bit() -> None:
+    torch = pytest.importorskip("torch", reason="PyTorch is the optional [torch] extra")
+    import implied_cases as IC
+
+    rng = np.random.default_rng(5)
+    big = pdl.YoloLayer(classes=20, anchors=[10, 14, 23, 27, 37, 58, 81, 82, 135, 169, 344, 319],
+                        mask=[3, 4, 5], ignore_thresh=0.6)
+    cases = [(G.yolo_layer(d["params"]), d["input"], d["truth"], d["params"]["net_w"], d["params"]["net_h"])
+             for d in map(G.load, IC.training_cases("yolo"))]
+    x = (rng.standard_normal((3, 75, 13, 13)) * 2).astype(np.float32)
+    truth = _truths(rng, 3, 90, 5, 13, 13, 20)
+    cases += [(big, x, truth, 416, 416), (pdl.YoloLayer(classes=20, anchors=big.anchors.tolist(), mask=[0, 1],
+                                                          truth_thresh=0.5), x[:, :50], truth, 416, 416)]
+    for layer, x, truth, net_w, net_h in cases:
+        xt = torch.tensor(x, requires_grad=True)
+        crit = pdl.torch.YoloLoss(layer, net_w=net_w, net_h=net_h)
+        loss = crit(xt, truth)
+        loss.backward(retain_graph=True)
+        delta = layer.forward(x, truth, net_w=net_w, net_h=net_h).delta
+        assert np.array_equal(xt.grad.numpy().view(np.uint32), (-delta).view(np.uint32))
+        value, parts = pdl.implied.yolo(x, truth, layer, net_w=net_w, net_h=net_h).value(x)
+        assert float(loss.detach()) == pytest.approx(value, rel=1e-12, abs=1e-12)
+        assert crit.last_parts == pytest.approx(parts, rel=1e-12, abs=1e-12)
+        with pytest.raises(RuntimeError, match="backward ran twice"):
+            loss.backward()
+    xt = torch.tensor(x, requires_grad=True)
+    (3 * crit(xt, truth)).backward()
+    assert np.array_equal(xt.grad.numpy(), -3 * delta)
+
+
+# ---- recycled memory for large fresh arrays ---------------------------------------------
+
+def test_large_results_use_recycled_memory_safely(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydarknet_loss import _buffers
+
+    _buffers.release()
+    rng = np.random.default_rng(9)
+    layer = pdl.YoloLayer(classes=80, anchors=[10, 13, 16, 30, 33, 23], mask=[0, 1, 2])
+    x = rng.standard_normal((4, 255, 52, 52)).astype(np.float32)  # 11 MB per array
+    truth = _truths(rng, 4, 90, 5, 52, 52, 80)
+    want = layer.forward(x, truth, out=(np.empty_like(x), np.empty_like(x)))
+    first = layer.forward(x, truth)
+    assert isinstance(_owner(first.delta), ctypes.Array) and first.delta.flags.writeable
+    view = first.delta[1:3]
+    addr = view.ctypes.data
+    del first  # the view keeps the delta's memory leased: a new result must not get it
+    second = layer.forward(x, truth)
+    assert not np.shares_memory(second.delta, view) and not np.shares_memory(second.output, view)
+    assert view.ctypes.data == addr and G.bits_equal(view, want.delta[1:3])
+    del view, second
+    third = layer.forward(x, truth)  # memory from the free list, full of the previous results
+    for name in ("output", "delta"):
+        assert G.bits_equal(getattr(third, name), getattr(want, name)), name
+    assert G.bits_equal(third.cost, want.cost)
+    monkeypatch.setenv("PYDARKNET_LOSS_RECYCLE", "0")
+    plain = layer.forward(x, truth)
+    assert not isinstance(_owner(plain.delta), ctypes.Array)
+    assert _buffers.release() > 0
+
+
+def _owner(a: Any) -> Any:
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
