@@ -44,6 +44,11 @@ int dn_logistic_one(const float *in, float *out);
 int dn_exp_box_one(const float *in, float *out, float scale, int div);
 int dn_expf_one(const float *in, float *out);
 
+/* p[0..n) = +0.  The AVX2 path uses streaming stores (no read of the old
+ * contents, which a delta buffer never needs), then a store fence. */
+void dn_zero_impl(float *p, size_t n, int impl);
+void dn_zero_avx2(float *p, size_t n);
+
 /* ---- the best IoU of many predicted boxes with an image's truths -------------- */
 
 #define DN_TRUTH_PAD 96  /* at least 90 ([yolo]) and 30 ([region]) rows, a multiple of 8 */

@@ -22,13 +22,13 @@
  *     from, is within 0.52 ULP; a libm worse than 2^-51 would already give
  *     the reference path bits other than upstream's.
  *
- * (F) fast_exp below.  For |y| <= 708, with k = nearest integer to y/ln2 and
+ * (F) fast_exp below.  For |y| <= 700, with k = nearest integer to y/ln2 and
  *     r = y - k ln2 (|r| <= ln2/2 + 2^-44 <= 0.3466), it returns
  *     2^k * P(r~) where
  *       - r~ = (y - k*LN2_HI) - k*LN2_LO.  k*LN2_HI is exact (LN2_HI has 21
- *         trailing zero bits and |k| <= 1022 < 2^11); each of the two
+ *         trailing zero bits and |k| <= 1010 < 2^11); each of the two
  *         subtractions and k*LN2_LO round once, and LN2_HI + LN2_LO is ln2
- *         within 2^-84: |r~ - r| <= 2u*0.35 + u*1022*2^-32 + 1022*2^-84
+ *         within 2^-84: |r~ - r| <= 2u*0.35 + u*1010*2^-32 + 1010*2^-84
  *         < 2^-52, a relative error below 2^-52 in exp(r);
  *       - P is the degree-11 Taylor polynomial of exp: for |r| <= 0.3466 its
  *         truncation error is at most e^0.3466 * 0.3466^12/12! < 8.9e-15,
@@ -45,7 +45,8 @@
  *         of a product and a sum removes a rounding; the bound holds.  The
  *         coefficients 1/i! rounded to double add at most u * e^0.3466,
  *         2^-52 relative;
- *       - the scaling by 2^k is exact (the result stays a normal double).
+ *       - the scaling by 2^k is exact: |k| <= 1010 keeps the result a
+ *         normal double.
  *     So |fast_exp(y) - E*| <= eps_f E* with eps_f < 2^-46.1 + 2^-48.2 +
  *     2^-52 + 2^-52 < 2^-45.
  *
@@ -64,9 +65,11 @@
  *     [2^-126, 2^128) (a normal float), with 2^e <= |R_f| < 2^(e+1), the
  *     midpoints in that binade sit where the low 29 bits of R_f's 52-bit
  *     significand equal 2^28; the nearest ones outside the binade are
- *     2^(e-25) and 2^(e-23) away, far beyond 275 ULPs.  So if those low bits
+ *     2^(e-25) and 2^(e-23) away, far beyond 275 ULPs, and the powers of two
+ *     between binades are floats, not midpoints.  So if those low bits
  *     differ from 2^28 by more than K = 1024 ULPs, no midpoint lies between
- *     R_f and R_l, and (float)R_f == (float)R_l: the same bits as the
+ *     R_f and R_l (both normal: within 2^-44 of each other, inside the range
+ *     (X) keeps R_f in), and (float)R_f == (float)R_l: the same bits as the
  *     reference.  Rounding to float is symmetric in sign, so negative
  *     results (a negative anchor) are covered by |R_f|.
  *
@@ -81,8 +84,9 @@
  *
  * The argument assumes the default floating-point environment (round to
  * nearest, no flush-to-zero), as the reference arithmetic itself does.
- * scripts/check_logistic_exhaustive.py checks the logistic on all 2^32
- * float inputs, both kernels; tests check a strided subset every run.
+ * scripts/check_fast_kernels.py checks the three kernels on all 2^32 float
+ * inputs, AVX2 and portable (result: scripts/fast_kernels_exhaustive.txt);
+ * the tests check a strided subset of them on every run.
  */
 #include <math.h>
 #include <stdint.h>
@@ -127,7 +131,7 @@ static double from_bits(uint64_t b)
     return v;
 }
 
-/* (F): exp(y) within a relative 2^-45, for |y| <= 708. */
+/* (F): exp(y) within a relative 2^-45, for |y| <= 700. */
 static inline double fast_exp(double y)
 {
     double t = y*INVLN2;
@@ -323,6 +327,15 @@ long expf_array_path(const float *in, float *out, int n, int path)
 {
     if (n <= 0) return 0;
     return dn_expf_impl(in, out, n, dn_resolve_path(path));
+}
+
+void dn_zero_impl(float *p, size_t n, int impl)
+{
+    if (impl == DN_IMPL_AVX2) {
+        dn_zero_avx2(p, n);
+        return;
+    }
+    memset(p, 0, n*sizeof(float));
 }
 
 /* ---- best IoU ---------------------------------------------------------------- */

@@ -27,7 +27,7 @@ int dn_cpu_has_avx2(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* fast.c's fast_exp on four doubles (|y| <= 708). */
+/* fast.c's fast_exp on four doubles (|y| <= 700). */
 AVX2 static inline __m256d exp4(__m256d y)
 {
     const __m256d shift = _mm256_set1_pd(0x1.8p52);
@@ -207,6 +207,16 @@ AVX2 void dn_max_iou_avx2(const dn_truths *ts, const float *px, const float *py,
     if (k < count) dn_max_iou_impl(ts, px + k, py + k, pw + k, ph + k, count - k, m + k, DN_IMPL_PORTABLE);
 }
 
+AVX2 void dn_zero_avx2(float *p, size_t n)
+{
+    size_t i = 0;
+    const __m256 z = _mm256_setzero_ps();
+    while (i < n && ((uintptr_t)(p + i) & 31)) p[i++] = 0;
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(p + i, z);
+    for (; i < n; ++i) p[i] = 0;
+    _mm_sfence();
+}
+
 #else  /* no AVX2 kernels on this compiler or architecture: never dispatched to */
 
 int dn_cpu_has_avx2(void)
@@ -233,6 +243,11 @@ void dn_max_iou_avx2(const dn_truths *ts, const float *px, const float *py, cons
                      const float *ph, int count, float *m)
 {
     dn_max_iou_impl(ts, px, py, pw, ph, count, m, DN_IMPL_PORTABLE);
+}
+
+void dn_zero_avx2(float *p, size_t n)
+{
+    dn_zero_impl(p, n, DN_IMPL_PORTABLE);
 }
 
 #endif

@@ -451,7 +451,7 @@ static void region_image_anchor(void *ctx, int task)
                                  wh - c0 < CHUNK ? wh - c0 : CHUNK, 1, f->impl);
         }
     }
-    memset(d, 0, (size_t)per_anchor*sizeof(float));
+    dn_zero_impl(d, (size_t)per_anchor, f->impl);
     if (!net->train) return;
     if (l->target) {
         for (k = 0; k < per_anchor; ++k) {

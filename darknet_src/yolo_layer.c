@@ -420,7 +420,7 @@ static void yolo_image_anchor(void *ctx, int task)
     dn_logistic_impl(in, out, 2*wh, f->impl);
     memcpy(out + 2*wh, in + 2*wh, (size_t)2*wh*sizeof(float));
     dn_logistic_impl(in + 4*wh, out + 4*wh, (1 + l->classes)*wh, f->impl);
-    memset(d, 0, (size_t)per_anchor*sizeof(float));
+    dn_zero_impl(d, (size_t)per_anchor, f->impl);
     if (!net->train) return;
     if (l->target) {
         for (k = 0; k < per_anchor; ++k) {
