@@ -287,10 +287,10 @@ def bench_torch(batch: int, truths: int, reps: int) -> str:
             if r:
                 times[name].append(ms)
     o, s = statistics.median(times["oracle"]), statistics.median(times["step"])
-    # The step's gradient is minus the oracle's delta (checked here, not timed).
+    # The step's gradient is 0 - the oracle's delta, bit for bit (checked here, not timed).
     for layer, x, xt in zip(layers, xs, xts):
         delta = layer.forward(x, truth, net_w=NET, net_h=NET).delta
-        if not np.array_equal(xt.grad.numpy(), -delta):
+        if not np.array_equal(xt.grad.numpy().view(np.uint32), (np.float32(0) - delta).view(np.uint32)):
             sys.exit("bench_yolo: YoloLoss's gradient is not minus the oracle's delta")
     return (f"{batch:>4} {truths:>6} {o:>9.1f} {s:>9.1f} {s / o:>9.2f}   torch {torch.__version__}, "
             f"{torch.get_num_threads()} torch threads")
@@ -336,6 +336,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--region", action="store_true", help="also the YOLOv2-VOC [region] workload")
     ap.add_argument("--region-other", type=Path, help="a second program to time on the same [region] data")
     ap.add_argument("--region-batches", type=int, nargs="+", default=[16])
+    ap.add_argument("--region-truths", type=int, default=BOXES, help="boxes per image (at most 30)")
     ap.add_argument("--torch", action="store_true", help="also pdl.torch.YoloLoss (B = 16)")
     ap.add_argument("--no-yolo", action="store_true", help="skip the [yolo] table")
     args = ap.parse_args(argv)
@@ -365,7 +366,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             for batch in args.region_batches:
                 for seen in (12800, 0):
                     reps = args.reps or max(15, 480 // batch)
-                    for line in bench_region(lib, tmp, batch, min(args.truths[0], 30), seen, args.threads, reps,
+                    for line in bench_region(lib, tmp, batch, min(args.region_truths, 30), seen, args.threads, reps,
                                              args.region_other):
                         print(line, flush=True)
             lib.bench_region_free()

@@ -334,10 +334,12 @@ int forward_region_layer_opt(const layer l, network net, int threads, int path);
  * max_boxes - 1 for image b: cells[row] = (b*n + anchor)*w*h + cell (-1 for
  * an unused row), cell_target/cell_scale[row*(5 + classes) + entry] its
  * entries' targets and scales.  The arrays hold batch*n*w*h and
- * batch*max_boxes (times 5 + classes) values.  Returns DN_OK, a DN_E* code
- * (nothing touched), or DN_TERMS_DENSE when a cell went through the
- * truth_thresh branch, which these rows do not describe (the forward's own
- * results are complete; run it again with l.target for the selection). */
+ * batch*max_boxes (times 5 + classes) values.  With DN_OK, l.delta holds
+ * the gradient of the implied loss, 0 - delta (cost and statistics are the
+ * forward's own).  Returns DN_OK, a DN_E* code (nothing touched), or
+ * DN_TERMS_DENSE when a cell went through the truth_thresh branch, which
+ * these rows do not describe (output, cost and statistics are complete;
+ * run the forward again, with l.target, for the selection and delta). */
 #define DN_TERMS_DENSE 1
 int forward_yolo_layer_terms(const layer l, network net, int threads, int path, float *obj_target,
                              float *obj_scale, int *cells, float *cell_target, float *cell_scale);

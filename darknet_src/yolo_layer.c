@@ -473,7 +473,26 @@ static void yolo_image_truths(void *ctx, int b)
     f->img[b].n_slots = 0;
     yolo_truths(f->l, f->net, b, NULL, &f->img[b], f->terms);
     if (f->terms) {
-        for (k = f->img[b].n_slots; k < f->l->max_boxes; ++k) f->terms->cells[b*f->l->max_boxes + k] = -1;
+        const layer *l = f->l;
+        const int wh = l->w*l->h, per_anchor = wh*(4 + 1 + l->classes);
+        const yolo_image *rec = &f->img[b];
+        int a, c, e, dense = 0;
+        for (k = rec->n_slots; k < l->max_boxes; ++k) f->terms->cells[b*l->max_boxes + k] = -1;
+        for (a = 0; a < l->n; ++a) dense |= f->dense[b*l->n + a];
+        if (dense) return;  /* the caller runs the forward again */
+        /* The gradient pdl.torch hands on: 0 - delta, written where delta
+         * can be non-zero (0 - +0 is +0 everywhere else).  The cost's sum
+         * of squares, taken later, is the same for either sign. */
+        for (a = 0; a < l->n; ++a) {
+            float *d = l->delta + (size_t)b*l->outputs + (size_t)a*per_anchor;
+            for (c = 0; c < wh; ++c) d[4*wh + c] = 0 - d[4*wh + c];
+        }
+        for (k = 0; k < rec->n_cells; ++k) {
+            float *d = l->delta + (size_t)b*l->outputs + (size_t)(rec->cells[k] / wh)*per_anchor + rec->cells[k] % wh;
+            for (e = 0; e < 4 + 1 + l->classes; ++e) {
+                if (e != 4) d[(size_t)e*wh] = 0 - d[(size_t)e*wh];
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ scales), then evaluates the terms of :mod:`pydarknet_loss.implied` in
 float64.
 
 ``YoloLoss`` hands back darknet's own delta as the gradient: ``x.grad`` is
-``-net_delta`` bit for bit (times the incoming gradient), with the loss value
+``0 - net_delta`` bit for bit (times the incoming gradient), with the loss value
 computed in float64 from the entries that have a term, so a step costs about
 one oracle forward.  It has no second derivative.  ``RegionLoss`` evaluates
 the terms in torch (float64) on the input's device and differentiates them.
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import implied
+from . import _buffers, implied
 from .layers.pjreddie import RegionLayer, YoloLayer
 
 __all__ = ["YoloLoss", "RegionLoss"]
@@ -112,21 +112,22 @@ def _buffer(key: Tuple[Any, ...], shape: Tuple[int, ...], dtype: Any = np.float3
 
 
 class _DeltaGradient(torch.autograd.Function):
-    """value(x) with gradient -delta: darknet's own, bit for bit."""
+    """value(x) with gradient 0 - delta: darknet's own, bit for bit."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        ctx.delta = delta
+    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, minus_delta: torch.Tensor) -> torch.Tensor:
+        ctx.minus_delta = minus_delta
         ctx.device = x.device
         return value.clone()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        delta = ctx.delta
-        if delta is None:
+        g = ctx.minus_delta
+        if g is None:
             raise RuntimeError("YoloLoss: backward ran twice through one loss value; compute the loss again")
-        ctx.delta = None  # scaled in place below: the buffer is this call's own
-        g = delta.mul_(-grad.to(dtype=torch.float32, device="cpu"))
+        ctx.minus_delta = None  # handed on (and scaled in place): the buffer is this call's own
+        if not bool(grad == 1):
+            g.mul_(grad.to(dtype=torch.float32, device="cpu"))
         return g.to(ctx.device), None, None
 
 
@@ -142,7 +143,7 @@ def _yolo_loss(module: "YoloLoss", x: torch.Tensor, truth: Any) -> torch.Tensor:
     b, c, h, w = xn.shape
     n, e = layer.n, c // layer.n
     out = _buffer(("out",) + xn.shape, xn.shape)
-    delta = np.empty(xn.shape, np.float32)
+    delta = _buffers.empty(xn.shape)  # becomes the gradient; recycled once that is gone
     obj_t = _buffer(("obj_t", b, n, h * w), (b, n, h * w))
     obj_s = _buffer(("obj_s", b, n, h * w), (b, n, h * w))
     rows = b * layer.max_boxes
@@ -156,6 +157,7 @@ def _yolo_loss(module: "YoloLoss", x: torch.Tensor, truth: Any) -> torch.Tensor:
         tg = _buffer(("target",) + xn.shape, xn.shape)
         sc = _buffer(("scale",) + xn.shape, xn.shape)
         layer._run(xn, truth, train=True, out=(out, delta), targets=(tg, sc), **net)
+        np.subtract(np.float32(0), delta, out=delta)  # as forward_yolo_layer_terms leaves it
         T, S = tg.reshape(b, n, e, h * w), sc.reshape(b, n, e, h * w)
         obj_t, obj_s = T[:, :, 4], S[:, :, 4]
         assigned = ~np.isnan(S[:, :, 5])

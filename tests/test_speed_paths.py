@@ -312,7 +312,7 @@ def test_torch_yolo_loss_gradient_is_darknets_delta_bit_for_bit() -> None:
         loss = crit(xt, truth)
         loss.backward(retain_graph=True)
         delta = layer.forward(x, truth, net_w=net_w, net_h=net_h).delta
-        assert np.array_equal(xt.grad.numpy().view(np.uint32), (-delta).view(np.uint32))
+        assert np.array_equal(xt.grad.numpy().view(np.uint32), (np.float32(0) - delta).view(np.uint32))
         value, parts = pdl.implied.yolo(x, truth, layer, net_w=net_w, net_h=net_h).value(x)
         assert float(loss.detach()) == pytest.approx(value, rel=1e-12, abs=1e-12)
         assert crit.last_parts == pytest.approx(parts, rel=1e-12, abs=1e-12)
@@ -320,7 +320,7 @@ def test_torch_yolo_loss_gradient_is_darknets_delta_bit_for_bit() -> None:
             loss.backward()
     xt = torch.tensor(x, requires_grad=True)
     (3 * crit(xt, truth)).backward()
-    assert np.array_equal(xt.grad.numpy(), -3 * delta)
+    assert np.array_equal(xt.grad.numpy().view(np.uint32), ((np.float32(0) - delta) * 3).view(np.uint32))
 
 
 # ---- recycled memory for large fresh arrays ---------------------------------------------
