@@ -336,13 +336,16 @@ int forward_region_layer_opt(const layer l, network net, int threads, int path);
  * entries' targets and scales.  The arrays hold batch*n*w*h and
  * batch*max_boxes (times 5 + classes) values.  With DN_OK, l.delta holds
  * the gradient of the implied loss, 0 - delta (cost and statistics are the
- * forward's own).  Returns DN_OK, a DN_E* code (nothing touched), or
+ * forward's own), and parts[0..DN_IMPLIED_PARTS) the implied loss's parts in
+ * pydarknet_loss.implied.PARTS order (xy, wh, obj_pos, obj_neg, class,
+ * prior, mask), compensated double sums added in image order.  Returns DN_OK, a DN_E* code (nothing touched), or
  * DN_TERMS_DENSE when a cell went through the truth_thresh branch, which
  * these rows do not describe (output, cost and statistics are complete;
  * run the forward again, with l.target, for the selection and delta). */
 #define DN_TERMS_DENSE 1
+#define DN_IMPLIED_PARTS 7
 int forward_yolo_layer_terms(const layer l, network net, int threads, int path, float *obj_target,
-                             float *obj_scale, int *cells, float *cell_target, float *cell_scale);
+                             float *obj_scale, int *cells, float *cell_target, float *cell_scale, double *parts);
 
 #ifdef __cplusplus
 }

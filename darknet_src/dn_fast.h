@@ -44,6 +44,13 @@ int dn_logistic_one(const float *in, float *out);
 int dn_exp_box_one(const float *in, float *out, float scale, int div);
 int dn_expf_one(const float *in, float *out);
 
+/* out[i] = log1p(exp(-|x[i]|)) in double, the softplus tail of the implied
+ * loss's cross-entropy terms (a float64 value, not a reproduced bit
+ * pattern: the AVX2 kernel is accurate to a few units in 2^-45, libm's
+ * otherwise). */
+void dn_softplus_tail_impl(const float *x, int n, double *out, int impl);
+void dn_softplus_tail_avx2(const float *x, int n, double *out);
+
 /* p[0..n) = +0.  The AVX2 path uses streaming stores (no read of the old
  * contents, which a delta buffer never needs), then a store fence. */
 void dn_zero_impl(float *p, size_t n, int impl);

@@ -329,6 +329,16 @@ long expf_array_path(const float *in, float *out, int n, int path)
     return dn_expf_impl(in, out, n, dn_resolve_path(path));
 }
 
+void dn_softplus_tail_impl(const float *x, int n, double *out, int impl)
+{
+    int i;
+    if (impl == DN_IMPL_AVX2) {
+        dn_softplus_tail_avx2(x, n, out);
+        return;
+    }
+    for (i = 0; i < n; ++i) out[i] = log1p(exp(-fabs((double)x[i])));
+}
+
 void dn_zero_impl(float *p, size_t n, int impl)
 {
     if (impl == DN_IMPL_AVX2) {

@@ -207,6 +207,47 @@ AVX2 void dn_max_iou_avx2(const dn_truths *ts, const float *px, const float *py,
     if (k < count) dn_max_iou_impl(ts, px + k, py + k, pw + k, ph + k, count - k, m + k, DN_IMPL_PORTABLE);
 }
 
+/* log1p(exp(-|x|)): z = exp4(-|x|) (relative error 2^-45), then log1p(z)
+ * as log(w) * z/(w - 1) with w = 1 + z (Goldberg's correction for the
+ * rounding of w; w - 1 is exact), log(w) = k ln2 + 2 atanh(s) with s =
+ * (m - 1)/(m + 1), m = w or w/2 in [0.707, 1.414], |s| <= 0.1716, the atanh
+ * series to s^19 (truncation below 2.5e-17).  Lanes with |x| > 700 or NaN
+ * take libm. */
+AVX2 void dn_softplus_tail_avx2(const float *x, int n, double *out)
+{
+    const __m256d one = _mm256_set1_pd(1.0), half = _mm256_set1_pd(0.5);
+    const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    int i = 0, j;
+    for (; i + 4 <= n; i += 4) {
+        __m256d xd = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+        __m256d a = _mm256_and_pd(xd, absmask);
+        int ok = _mm256_movemask_pd(_mm256_cmp_pd(a, _mm256_set1_pd(700.0), _CMP_LE_OQ));
+        __m256d z = exp4(_mm256_sub_pd(_mm256_setzero_pd(), a));
+        __m256d w = _mm256_add_pd(one, z);
+        __m256d wm1 = _mm256_sub_pd(w, one);
+        __m256d big = _mm256_cmp_pd(w, _mm256_set1_pd(0x1.6a09e667f3bcdp0), _CMP_GT_OQ);
+        __m256d m = _mm256_blendv_pd(w, _mm256_mul_pd(w, half), big);
+        __m256d k = _mm256_and_pd(big, _mm256_set1_pd(0x1.62e42fefa39efp-1));
+        __m256d s = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
+        __m256d s2 = _mm256_mul_pd(s, s), s4 = _mm256_mul_pd(s2, s2), s8 = _mm256_mul_pd(s4, s4);
+        __m256d p0 = _mm256_fmadd_pd(s2, _mm256_set1_pd(1/3.), one);
+        __m256d p1 = _mm256_fmadd_pd(s2, _mm256_set1_pd(1/7.), _mm256_set1_pd(1/5.));
+        __m256d p2 = _mm256_fmadd_pd(s2, _mm256_set1_pd(1/11.), _mm256_set1_pd(1/9.));
+        __m256d p3 = _mm256_fmadd_pd(s2, _mm256_set1_pd(1/15.), _mm256_set1_pd(1/13.));
+        __m256d p4 = _mm256_fmadd_pd(s2, _mm256_set1_pd(1/19.), _mm256_set1_pd(1/17.));
+        __m256d p = _mm256_fmadd_pd(s8, _mm256_fmadd_pd(s8, p4, _mm256_fmadd_pd(s4, p3, p2)),
+                                    _mm256_fmadd_pd(s4, p1, p0));
+        __m256d lg = _mm256_fmadd_pd(_mm256_add_pd(s, s), p, k);
+        __m256d tail = _mm256_mul_pd(lg, _mm256_div_pd(z, wm1));
+        tail = _mm256_blendv_pd(tail, z, _mm256_cmp_pd(wm1, _mm256_setzero_pd(), _CMP_EQ_OQ));
+        _mm256_storeu_pd(out + i, tail);
+        for (j = 0; ok != 0xf && j < 4; ++j) {
+            if (!(ok >> j & 1)) out[i + j] = log1p(exp(-fabs((double)x[i + j])));
+        }
+    }
+    for (; i < n; ++i) out[i] = log1p(exp(-fabs((double)x[i])));
+}
+
 AVX2 void dn_zero_avx2(float *p, size_t n)
 {
     size_t i = 0;
@@ -248,6 +289,11 @@ void dn_max_iou_avx2(const dn_truths *ts, const float *px, const float *py, cons
 void dn_zero_avx2(float *p, size_t n)
 {
     dn_zero_impl(p, n, DN_IMPL_PORTABLE);
+}
+
+void dn_softplus_tail_avx2(const float *x, int n, double *out)
+{
+    dn_softplus_tail_impl(x, n, out, DN_IMPL_PORTABLE);
 }
 
 #endif

@@ -136,6 +136,8 @@ static void delta_yolo_class(const layer *l, const float *output, int index, int
     }
 }
 
+#define CHUNK 256  /* cells per batch of the fast kernels */
+
 /* (int)truth[4], then the optional map: a fractional id such as 2.7 is 2. */
 static int truth_class(const layer *l, const float *truth_row)
 {
@@ -154,6 +156,7 @@ typedef struct yolo_image {
     int n_cells;
     int cells[DN_YOLO_MAX_TRUTHS];
     int n_slots;  /* forward_yolo_layer_terms: rows used, in first-hit order */
+    double part[DN_IMPLIED_PARTS][2];  /* and the implied loss's parts: sum, compensation */
 } yolo_image;
 
 /* forward_yolo_layer_terms's outputs (see darknet_loss.h). */
@@ -161,7 +164,72 @@ typedef struct yolo_terms {
     float *obj_target, *obj_scale;
     int *cells;
     float *cell_target, *cell_scale;
+    double *parts;
 } yolo_terms;
+
+/* Compensated (Neumaier) summation: sc[0] the sum, sc[1] the lost low
+ * part; an infinite or NaN sum is left to plain addition. */
+static void acc(double *sc, double v)
+{
+    double s = sc[0], t = s + v;
+    if (isfinite(t)) sc[1] += fabs(s) >= fabs(v) ? (s - t) + v : (v - t) + s;
+    sc[0] = t;
+}
+
+/* pydarknet_loss.implied._bce: softplus(x) - t*x without cancellation,
+ * (1 - t)*max(x, 0) - t*min(x, 0) + log1p(exp(-|x|)), NaN kept as
+ * np.maximum / np.minimum keep it. */
+static double bce(double x, double t)
+{
+    double pos = x < 0 ? 0 : x;
+    double neg = x > 0 ? 0 : x;
+    return (1 - t)*pos - t*neg + log1p(exp(-fabs(x)));
+}
+
+/* The implied loss of image b (implied.ImpliedLoss.value's terms for
+ * [yolo]) from the selection just written: objectness terms split by
+ * whether the cell is assigned, and the assigned cells' box and class
+ * terms; parts in implied.PARTS order (xy, wh, obj_pos, obj_neg, class,
+ * prior, mask; the last two are 0 for [yolo]). */
+static void yolo_image_parts(const layer *l, const network *net, const yolo_terms *terms, yolo_image *rec, int b,
+                             int impl)
+{
+    const int wh = l->w*l->h, per = 4 + 1 + l->classes, per_anchor = wh*per;
+    const float *in = net->input + (size_t)b*l->outputs;
+    int a, c, c0, e, k, next = 0;
+    memset(rec->part, 0, sizeof rec->part);
+    for (a = 0; a < l->n; ++a) {
+        const float *x = in + (size_t)a*per_anchor + 4*wh;
+        for (c0 = 0; c0 < wh; c0 += CHUNK) {
+            double tail[CHUNK];
+            int count = wh - c0 < CHUNK ? wh - c0 : CHUNK;
+            dn_softplus_tail_impl(x + c0, count, tail, impl);
+            for (c = c0; c < c0 + count; ++c) {
+                const int key = a*wh + c;
+                const size_t o = (size_t)(b*l->n + a)*wh + c;
+                double sc = terms->obj_scale[o], t = terms->obj_target[o], xd = x[c];
+                int assigned;
+                while (next < rec->n_cells && rec->cells[next] < key) ++next;
+                assigned = next < rec->n_cells && rec->cells[next] == key;
+                if (isnan(sc)) continue;
+                /* bce(x, t) with the tail precomputed */
+                acc(rec->part[assigned ? 2 : 3], sc*((1 - t)*(xd < 0 ? 0 : xd) - t*(xd > 0 ? 0 : xd) + tail[c - c0]));
+            }
+        }
+    }
+    for (k = 0; k < rec->n_slots; ++k) {
+        const int row = b*l->max_boxes + k, key = terms->cells[row] - b*l->n*wh;
+        const float *x = in + (size_t)(key / wh)*per_anchor + key % wh;
+        const float *t = terms->cell_target + (size_t)row*per, *sc = terms->cell_scale + (size_t)row*per;
+        for (e = 0; e < per; ++e) {
+            double xe = x[(size_t)e*wh], te = t[e], se = sc[e];
+            if (e == 4 || isnan(se)) continue;
+            if (e < 2) acc(rec->part[0], se*bce(xe, te));
+            else if (e < 4) acc(rec->part[1], se/2*((xe - te)*(xe - te)));
+            else acc(rec->part[4], se*bce(xe, te));
+        }
+    }
+}
 
 /* The row of `terms` that holds image b's cell `key` (anchor*w*h + cell),
  * started with every entry at no term if new. */
@@ -392,8 +460,6 @@ static void forward_yolo_reference(const layer *lp, const network *netp)
  *      cell wrote elsewhere.
  * Each task writes only its own image's (and anchor's) part of the buffers. */
 
-#define CHUNK 256
-
 typedef struct yolo_fast {
     const layer *l;
     const network *net;
@@ -493,6 +559,7 @@ static void yolo_image_truths(void *ctx, int b)
                 if (e != 4) d[(size_t)e*wh] = 0 - d[(size_t)e*wh];
             }
         }
+        yolo_image_parts(l, f->net, f->terms, &f->img[b], b, f->impl);
     }
 }
 
@@ -574,6 +641,16 @@ static int forward_yolo_fast(const layer *l, const network *net, int threads, in
             first = last;
         }
     }
+    if (terms && !any_dense) {
+        /* The implied loss's parts: the images' compensated sums, added in
+         * image order (the same for any number of threads). */
+        int p;
+        for (p = 0; p < DN_IMPLIED_PARTS; ++p) {
+            double sc[2] = {0, 0};
+            for (b = 0; b < l->batch; ++b) acc(sc, f.img[b].part[p][0] + f.img[b].part[p][1]);
+            terms->parts[p] = sc[0] + sc[1];
+        }
+    }
     free(f.dense);
     free(f.img);
     dn_finish_forward_sum(l, &sums, sumsq);
@@ -595,7 +672,7 @@ int forward_yolo_layer_opt(const layer l, network net, int threads, int path)
 }
 
 int forward_yolo_layer_terms(const layer l, network net, int threads, int path, float *obj_target,
-                             float *obj_scale, int *cells, float *cell_target, float *cell_scale)
+                             float *obj_scale, int *cells, float *cell_target, float *cell_scale, double *parts)
 {
     yolo_terms terms;
     int err = dn_check_forward(&l, &net, DN_YOLO);
@@ -607,6 +684,7 @@ int forward_yolo_layer_terms(const layer l, network net, int threads, int path, 
     terms.cells = cells;
     terms.cell_target = cell_target;
     terms.cell_scale = cell_scale;
+    terms.parts = parts;
     impl = dn_resolve_path(path);
     rc = forward_yolo_fast(&l, &net, threads, impl == DN_IMPL_REFERENCE ? DN_IMPL_PORTABLE : impl, &terms);
     if (rc < 0) {

@@ -241,11 +241,13 @@ class Call:
             if x.size < 1 << 18:
                 threads = 1
         if terms is not None:
-            # forward_yolo_layer_terms (pdl.torch): obj_target, obj_scale, cells, cell_target, cell_scale.
-            ot, os_, cells, ct, cs = terms
+            # forward_yolo_layer_terms (pdl.torch): obj_target, obj_scale, cells, cell_target,
+            # cell_scale, parts (float64).
+            ot, os_, cells, ct, cs, parts = terms
             self.keep.append(terms)
             rc = int(lib.forward_yolo_layer_terms(self.layer[0], net[0], threads, forward_path(), _f32(ot), _f32(os_),
-                                                  _i32(cells), _f32(ct), _f32(cs)))
+                                                  _i32(cells), _f32(ct), _f32(cs),
+                                                  ffi.cast("double *", ffi.from_buffer(parts))))
             self.terms_dense = rc == lib.DN_TERMS_DENSE
             return DN_OK if self.terms_dense else rc
         fn = lib.forward_yolo_layer_opt if self.spec.kind == "yolo" else lib.forward_region_layer_opt

@@ -132,64 +132,66 @@ class _DeltaGradient(torch.autograd.Function):
 
 
 def _yolo_loss(module: "YoloLoss", x: torch.Tensor, truth: Any) -> torch.Tensor:
-    """The [yolo] implied loss (implied.ImpliedLoss.value's terms) from a
-    training forward's selection in compact form (forward_yolo_layer_terms):
-    the objectness entries' targets and scales, and the cells the truth loop
-    assigned with theirs.  Every other entry has no term.  Where a cell went
-    through the truth_thresh branch the forward is run again with the dense
-    targets instead."""
+    """The [yolo] implied loss: forward_yolo_layer_terms computes its parts
+    (implied.ImpliedLoss.value's terms, float64) on the C core's threads and
+    leaves the gradient, 0 - delta, in the delta buffer.  Where a cell went
+    through the truth_thresh branch, which that selection does not cover,
+    the forward runs again with the dense targets and the parts are computed
+    here."""
     layer = module.layer
     xn = x.detach().cpu().numpy()
     b, c, h, w = xn.shape
     n, e = layer.n, c // layer.n
+    rows = b * layer.max_boxes
     out = _buffer(("out",) + xn.shape, xn.shape)
     delta = _buffers.empty(xn.shape)  # becomes the gradient; recycled once that is gone
-    obj_t = _buffer(("obj_t", b, n, h * w), (b, n, h * w))
-    obj_s = _buffer(("obj_s", b, n, h * w), (b, n, h * w))
-    rows = b * layer.max_boxes
-    cells = _buffer(("cells", rows), (rows,), np.int32)
-    cell_t = _buffer(("cell_t", rows, e), (rows, e))
-    cell_s = _buffer(("cell_s", rows, e), (rows, e))
+    terms = (_buffer(("obj_t", b, n, h * w), (b, n, h * w)), _buffer(("obj_s", b, n, h * w), (b, n, h * w)),
+             _buffer(("cells", rows), (rows,), np.int32), _buffer(("cell_t", rows, e), (rows, e)),
+             _buffer(("cell_s", rows, e), (rows, e)), np.zeros(len(implied.PARTS), np.float64))
     net = dict(net_w=module.net_w, net_h=module.net_h, index=0)
-    call, _ = layer._run(xn, truth, train=True, out=(out, delta), terms=(obj_t, obj_s, cells, cell_t, cell_s), **net)
-    X = xn.reshape(b, n, e, h * w)
+    call, _ = layer._run(xn, truth, train=True, out=(out, delta), terms=terms, **net)
     if getattr(call, "terms_dense", False):
-        tg = _buffer(("target",) + xn.shape, xn.shape)
-        sc = _buffer(("scale",) + xn.shape, xn.shape)
-        layer._run(xn, truth, train=True, out=(out, delta), targets=(tg, sc), **net)
-        np.subtract(np.float32(0), delta, out=delta)  # as forward_yolo_layer_terms leaves it
-        T, S = tg.reshape(b, n, e, h * w), sc.reshape(b, n, e, h * w)
-        obj_t, obj_s = T[:, :, 4], S[:, :, 4]
-        assigned = ~np.isnan(S[:, :, 5])
-        ib, ia, ic = np.nonzero(assigned)
-        ts, ss = T[ib, ia, :, ic], S[ib, ia, :, ic]
+        parts = _dense_yolo_parts(layer, xn, truth, out, delta, net)
     else:
-        used = cells[cells >= 0]
-        assigned = np.zeros((b, n, h * w), bool)
-        assigned.reshape(-1)[used] = True
-        ib, ia, ic = used // (n * h * w), used // (h * w) % n, used % (h * w)
-        ts, ss = cell_t[cells >= 0], cell_s[cells >= 0]
-    os64 = obj_s.astype(np.float64)
-    has = ~np.isnan(os64)
-    obj = np.zeros_like(os64)
-    obj[has] = os64[has] * implied._bce(X[:, :, 4][has].astype(np.float64), obj_t[has].astype(np.float64))
-    parts = {k: 0.0 for k in implied.PARTS}
-    parts["obj_pos"] = float(np.sum(obj[assigned]))
-    parts["obj_neg"] = float(np.sum(obj[~assigned]))
-    if len(ib):
-        xs = X[ib, ia, :, ic].astype(np.float64)  # (cells, entries)
-        on = ~np.isnan(ss)
-        sc64 = np.where(on, ss, 0).astype(np.float64)
-        tt = np.where(on, ts, 0).astype(np.float64)
-        parts["xy"] = float(np.sum(sc64[:, 0:2] * implied._bce(xs[:, 0:2], tt[:, 0:2])))
-        parts["wh"] = float(np.sum(sc64[:, 2:4] / 2 * (xs[:, 2:4] - tt[:, 2:4]) ** 2))
-        parts["class"] = float(np.sum(sc64[:, 5:] * implied._bce(xs[:, 5:], tt[:, 5:])))
+        parts = dict(zip(implied.PARTS, map(float, terms[5])))
     value = 0.0
     for k in implied.PARTS:
         value += parts[k]
     module.last_parts = parts
     loss = torch.tensor(value, dtype=torch.float64, device=x.device)
     return _DeltaGradient.apply(x, loss, torch.from_numpy(delta))
+
+
+def _dense_yolo_parts(layer: YoloLayer, xn: np.ndarray, truth: Any, out: np.ndarray, delta: np.ndarray,
+                      net: Dict[str, int]) -> Dict[str, float]:
+    """The parts from a forward with the dense targets (and delta turned into
+    0 - delta, as forward_yolo_layer_terms leaves it)."""
+    b, c, h, w = xn.shape
+    n, e = layer.n, c // layer.n
+    tg = _buffer(("target",) + xn.shape, xn.shape)
+    sc = _buffer(("scale",) + xn.shape, xn.shape)
+    layer._run(xn, truth, train=True, out=(out, delta), targets=(tg, sc), **net)
+    np.subtract(np.float32(0), delta, out=delta)
+    X, T, S = (a.reshape(b, n, e, h * w) for a in (xn, tg, sc))
+    assigned = ~np.isnan(S[:, :, 5])
+    os64 = S[:, :, 4].astype(np.float64)
+    has = ~np.isnan(os64)
+    obj = np.zeros_like(os64)
+    obj[has] = os64[has] * implied._bce(X[:, :, 4][has].astype(np.float64), T[:, :, 4][has].astype(np.float64))
+    parts = {k: 0.0 for k in implied.PARTS}
+    parts["obj_pos"] = float(np.sum(obj[assigned]))
+    parts["obj_neg"] = float(np.sum(obj[~assigned]))
+    ib, ia, ic = np.nonzero(assigned)
+    if len(ib):
+        xs = X[ib, ia, :, ic].astype(np.float64)  # (cells, entries)
+        ss, ts = S[ib, ia, :, ic], T[ib, ia, :, ic]
+        on = ~np.isnan(ss)
+        s64 = np.where(on, ss, 0).astype(np.float64)
+        t64 = np.where(on, ts, 0).astype(np.float64)
+        parts["xy"] = float(np.sum(s64[:, 0:2] * implied._bce(xs[:, 0:2], t64[:, 0:2])))
+        parts["wh"] = float(np.sum(s64[:, 2:4] / 2 * (xs[:, 2:4] - t64[:, 2:4]) ** 2))
+        parts["class"] = float(np.sum(s64[:, 5:] * implied._bce(xs[:, 5:], t64[:, 5:])))
+    return parts
 
 
 def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:
