@@ -51,6 +51,10 @@ int dn_expf_one(const float *in, float *out);
 void dn_softplus_tail_impl(const float *x, int n, double *out, int impl);
 void dn_softplus_tail_avx2(const float *x, int n, double *out);
 
+/* region_layer.c's per-cell softmax at temperature 1, eight cells at a time
+ * (count <= 256). */
+void dn_softmax_cells_avx2(const float *in, float *out, int entries, int wh, int c0, int count);
+
 /* p[0..n) = +0.  The AVX2 path uses streaming stores (no read of the old
  * contents, which a delta buffer never needs), then a store fence. */
 void dn_zero_impl(float *p, size_t n, int impl);

@@ -15,6 +15,7 @@
 #include "dn_fast.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -207,6 +208,50 @@ AVX2 void dn_max_iou_avx2(const dn_truths *ts, const float *px, const float *py,
     if (k < count) dn_max_iou_impl(ts, px + k, py + k, pw + k, ph + k, count - k, m + k, DN_IMPL_PORTABLE);
 }
 
+/* region_layer.c's softmax over `entries` planes (stride wh) for cells
+ * [c0, c0 + count), temperature 1, count <= 256: the same float operations
+ * lane by lane -- largest as (x > l) ? x : l (vmaxps), z = x - largest, e =
+ * the expf kernel, sum += e in entry order, e / sum -- eight cells at a
+ * time. */
+AVX2 void dn_softmax_cells_avx2(const float *in, float *out, int entries, int wh, int c0, int count)
+{
+    float largest[256], sum[256], z[256];
+    int e, k;
+    for (k = 0; k < count; ++k) {
+        largest[k] = -FLT_MAX;
+        sum[k] = 0;
+    }
+    for (e = 0; e < entries; ++e) {
+        const float *x = in + (size_t)e*wh + c0;
+        for (k = 0; k + 8 <= count; k += 8) {
+            _mm256_storeu_ps(largest + k, _mm256_max_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(largest + k)));
+        }
+        for (; k < count; ++k) {
+            if (x[k] > largest[k]) largest[k] = x[k];
+        }
+    }
+    for (e = 0; e < entries; ++e) {
+        const float *x = in + (size_t)e*wh + c0;
+        float *y = out + (size_t)e*wh + c0;
+        for (k = 0; k + 8 <= count; k += 8) {
+            _mm256_storeu_ps(z + k, _mm256_sub_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(largest + k)));
+        }
+        for (; k < count; ++k) z[k] = x[k] - largest[k];
+        dn_expf_avx2(z, y, count);
+        for (k = 0; k + 8 <= count; k += 8) {
+            _mm256_storeu_ps(sum + k, _mm256_add_ps(_mm256_loadu_ps(sum + k), _mm256_loadu_ps(y + k)));
+        }
+        for (; k < count; ++k) sum[k] += y[k];
+    }
+    for (e = 0; e < entries; ++e) {
+        float *y = out + (size_t)e*wh + c0;
+        for (k = 0; k + 8 <= count; k += 8) {
+            _mm256_storeu_ps(y + k, _mm256_div_ps(_mm256_loadu_ps(y + k), _mm256_loadu_ps(sum + k)));
+        }
+        for (; k < count; ++k) y[k] /= sum[k];
+    }
+}
+
 /* log1p(exp(-|x|)): z = exp4(-|x|) (relative error 2^-45), then log1p(z)
  * as log(w) * z/(w - 1) with w = 1 + z (Goldberg's correction for the
  * rounding of w; w - 1 is exact), log(w) = k ln2 + 2 atanh(s) with s =
@@ -294,6 +339,13 @@ void dn_zero_avx2(float *p, size_t n)
 void dn_softplus_tail_avx2(const float *x, int n, double *out)
 {
     dn_softplus_tail_impl(x, n, out, DN_IMPL_PORTABLE);
+}
+
+/* Never called: without these kernels dn_cpu_has_avx2() is 0 and the
+ * portable path runs region_layer.c's own loops. */
+void dn_softmax_cells_avx2(const float *in, float *out, int entries, int wh, int c0, int count)
+{
+    (void)in, (void)out, (void)entries, (void)wh, (void)c0, (void)count;
 }
 
 #endif

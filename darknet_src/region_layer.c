@@ -389,15 +389,20 @@ typedef struct region_fast {
     region_image *img;
 } region_fast;
 
-/* The softmax of one anchor block, cells c0 .. c0+count-1: softmax()'s
- * largest (from -FLT_MAX; a NaN never wins `>`), e = (float)exp(x/temp -
- * largest/temp) with both divisions and the difference in float, the float
- * sum over the group in entry order, and the float division. */
-static void region_softmax_cells(const float *in, float *out, int entries, int wh, int c0, int count,
-                                 float temp, int impl)
+/* The softmax of one anchor block, cells c0 .. c0+count-1, at the
+ * temperature activate_region passes (1): softmax()'s largest (from
+ * -FLT_MAX; a NaN never wins `>`), e = (float)exp(x/1 - largest/1), the
+ * float sum over the group in entry order, and the float division.  x/1 is
+ * x (a signalling NaN comes out of the subtraction quieted just the same),
+ * so z = x - largest has the reference's bits. */
+static void region_softmax_cells(const float *in, float *out, int entries, int wh, int c0, int count, int impl)
 {
     float largest[CHUNK], sum[CHUNK], z[CHUNK];
     int e, k;
+    if (impl == DN_IMPL_AVX2) {
+        dn_softmax_cells_avx2(in, out, entries, wh, c0, count);
+        return;
+    }
     for (k = 0; k < count; ++k) {
         largest[k] = -FLT_MAX;
         sum[k] = 0;
@@ -411,7 +416,7 @@ static void region_softmax_cells(const float *in, float *out, int entries, int w
     for (e = 0; e < entries; ++e) {
         const float *x = in + (size_t)e*wh + c0;
         float *y = out + (size_t)e*wh + c0;
-        for (k = 0; k < count; ++k) z[k] = x[k]/temp - largest[k]/temp;
+        for (k = 0; k < count; ++k) z[k] = x[k] - largest[k];
         dn_expf_impl(z, y, count, impl);
         for (k = 0; k < count; ++k) sum[k] += y[k];
     }
@@ -448,7 +453,7 @@ static void region_image_anchor(void *ctx, int task)
         int first = l->coords + !l->background;
         for (c0 = 0; c0 < wh; c0 += CHUNK) {
             region_softmax_cells(in + first*wh, out + first*wh, l->classes + l->background, wh, c0,
-                                 wh - c0 < CHUNK ? wh - c0 : CHUNK, 1, f->impl);
+                                 wh - c0 < CHUNK ? wh - c0 : CHUNK, f->impl);
         }
     }
     dn_zero_impl(d, (size_t)per_anchor, f->impl);
