@@ -1,6 +1,5 @@
-/* bench_core.c -- times forward_yolo_layer called directly from C.
- *
- * (and forward_region_layer on the YOLOv2-VOC workload: bench_region_*).
+/* bench_core.c -- times forward_yolo_layer_opt (and, bench_region_*,
+ * forward_region_layer_opt) called directly from C.
  *
  * Built two ways by benchmarks/bench_yolo.py, with the core's strict flags:
  *   - as a shared object (-DBENCH_LIB) that the script loads with ctypes, so

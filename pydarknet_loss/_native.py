@@ -235,10 +235,10 @@ class Call:
         net.index = index
         net.seen = seen
         if threads is None:
-            # Below about 2^18 floats a pass takes well under a millisecond:
-            # not worth starting threads for.
+            # Below about 2^19 floats a pass takes about a millisecond: not
+            # worth starting threads for.
             threads = default_threads()
-            if x.size < 1 << 18:
+            if x.size < 1 << 19:
                 threads = 1
         if terms is not None:
             # forward_yolo_layer_terms (pdl.torch): obj_target, obj_scale, cells, cell_target,
