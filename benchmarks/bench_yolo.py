@@ -70,6 +70,7 @@ V2 = dict(classes=20, coords=4, softmax=1, background=0, rescore=1, bias_match=1
 V2_GRID = 13
 
 FP = ctypes.POINTER(ctypes.c_float)
+PATH = 0  # DN_PATH_AUTO unless --path says otherwise
 
 
 def _boxes(rng: np.random.Generator, batch: int, rows: int, cols: int, boxes: int, classes: int) -> np.ndarray:
@@ -187,7 +188,7 @@ def bench_yolo(lib: ctypes.CDLL, tmp: Path, batch: int, truths: int, threads: Li
     def c(t: int) -> Callable[[], Tuple[float, float]]:
         def run() -> Tuple[float, float]:
             cost = ctypes.c_float()
-            lib.bench_set(t, 0)
+            lib.bench_set(t, PATH)
             ms = lib.bench_forward(ctypes.byref(cost))
             return ms, cost.value
         return run
@@ -230,7 +231,7 @@ def bench_region(lib: ctypes.CDLL, tmp: Path, batch: int, truths: int, seen: int
     def c(t: int) -> Callable[[], Tuple[float, float]]:
         def run() -> Tuple[float, float]:
             cost = ctypes.c_float()
-            lib.bench_set(t, 0)
+            lib.bench_set(t, PATH)
             ms = lib.bench_region_forward(ctypes.byref(cost))
             return ms, cost.value
         return run
@@ -339,7 +340,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--region-truths", type=int, default=BOXES, help="boxes per image (at most 30)")
     ap.add_argument("--torch", action="store_true", help="also pdl.torch.YoloLoss (B = 16)")
     ap.add_argument("--no-yolo", action="store_true", help="skip the [yolo] table")
+    ap.add_argument("--path", choices=sorted(_native.PATHS), default="auto",
+                    help="the kernels (as $PYDARKNET_LOSS_PATH): every path gives the same bits")
     args = ap.parse_args(argv)
+    os.environ["PYDARKNET_LOSS_PATH"] = args.path
+    global PATH
+    PATH = _native.PATHS[args.path]
 
     print(f"pydarknet_loss {pdl.__version__}, core built with {pdl.BUILD_CFLAGS}; "
           f"kernels: {_native.path_in_use()}")
