@@ -293,8 +293,10 @@ def test_the_gil_is_released_during_a_forward(monkeypatch: pytest.MonkeyPatch) -
 
 # ---- pdl.torch.YoloLoss: darknet's delta as the gradient ------------------------------
 
-def test_torch_yolo_loss_gradient_is_darknets_delta_bit_for_bit() -> None:
+@pytest.mark.parametrize("path", ["auto", "portable"])
+def test_torch_yolo_loss_gradient_is_darknets_delta_bit_for_bit(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch", reason="PyTorch is the optional [torch] extra")
+    monkeypatch.setenv("PYDARKNET_LOSS_PATH", path)
     import implied_cases as IC
 
     rng = np.random.default_rng(5)
