@@ -86,6 +86,33 @@ void dn_max_iou_impl(const dn_truths *ts, const float *px, const float *py, cons
 void dn_max_iou_avx2(const dn_truths *ts, const float *px, const float *py, const float *pw,
                      const float *ph, int count, float *m);
 
+/* ---- float sums as upstream's build adds them, NaN included ---------------------
+ *
+ * `acc += v` and `acc *= v` on x86-64 are addss/mulss, which return their
+ * first operand's NaN when both operands are NaN.  C leaves the operand order
+ * to the compiler, and it shows: the sign of a NaN statistic is printed
+ * ("-nan" or "nan").  Which operand upstream's GCC put first is a fact of its
+ * binary (objdump of the strict build at f6afaab): the accumulator for every
+ * sum (statistics, mag_array's sum of squares, softmax's sum, the tree's
+ * product) except [yolo]'s avg_iou (iou + avg_iou) and the tree's avg_cat
+ * (pred + avg_cat).  These helpers make that order explicit, so that it does
+ * not depend on how our own compiler allocates registers.  (When at most one
+ * operand is NaN the result is that NaN, quieted, in either order.) */
+static inline float dn_add_acc(float acc, float v)
+{
+    return isnan(acc) ? acc : acc + v;
+}
+
+static inline float dn_add_v(float acc, float v)
+{
+    return isnan(v) ? v + 0.0f : acc + v;
+}
+
+static inline float dn_mul_acc(float acc, float v)
+{
+    return isnan(acc) ? acc : acc*v;
+}
+
 /* ---- sums (utils.c) --------------------------------------------------------- */
 
 /* sum + a[0]*a[0] + ... + a[n-1]*a[n-1], in float, in that order. */

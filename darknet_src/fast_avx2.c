@@ -211,8 +211,8 @@ AVX2 void dn_max_iou_avx2(const dn_truths *ts, const float *px, const float *py,
 /* region_layer.c's softmax over `entries` planes (stride wh) for cells
  * [c0, c0 + count), temperature 1, count <= 256: the same float operations
  * lane by lane -- largest as (x > l) ? x : l (vmaxps), z = x - largest, e =
- * the expf kernel, sum += e in entry order, e / sum -- eight cells at a
- * time. */
+ * the expf kernel, sum += e in entry order (dn_add_acc's NaN rule), e / sum
+ * -- eight cells at a time. */
 AVX2 void dn_softmax_cells_avx2(const float *in, float *out, int entries, int wh, int c0, int count)
 {
     float largest[256], sum[256], z[256];
@@ -239,9 +239,12 @@ AVX2 void dn_softmax_cells_avx2(const float *in, float *out, int entries, int wh
         for (; k < count; ++k) z[k] = x[k] - largest[k];
         dn_expf_avx2(z, y, count);
         for (k = 0; k + 8 <= count; k += 8) {
-            _mm256_storeu_ps(sum + k, _mm256_add_ps(_mm256_loadu_ps(sum + k), _mm256_loadu_ps(y + k)));
+            /* sum + e, keeping sum's NaN when both are NaN (dn_add_acc) */
+            __m256 sm = _mm256_loadu_ps(sum + k);
+            __m256 nan = _mm256_cmp_ps(sm, sm, _CMP_UNORD_Q);
+            _mm256_storeu_ps(sum + k, _mm256_blendv_ps(_mm256_add_ps(sm, _mm256_loadu_ps(y + k)), sm, nan));
         }
-        for (; k < count; ++k) sum[k] += y[k];
+        for (; k < count; ++k) sum[k] = dn_add_acc(sum[k], y[k]);
     }
     for (e = 0; e < entries; ++e) {
         float *y = out + (size_t)e*wh + c0;

@@ -94,7 +94,7 @@ static void delta_region_class(const layer *l, const float *output, int index, i
         float pred = 1;
         while (class_id >= 0) {
             int g, offset;
-            pred *= output[index + stride*class_id];
+            pred = dn_mul_acc(pred, output[index + stride*class_id]);
             g = hier->group[class_id];
             offset = hier->group_offset[g];
             for (i = 0; i < hier->group_size[g]; ++i) {
@@ -104,7 +104,7 @@ static void delta_region_class(const layer *l, const float *output, int index, i
             put_delta(l, index + stride*class_id, scale * (1 - output[index + stride*class_id]), 1, scale);
             class_id = hier->parent[class_id];
         }
-        *avg_cat += pred;
+        *avg_cat = dn_add_v(*avg_cat, pred);  /* pred + avg_cat, as upstream's build adds it */
         return;
     }
     if (l->delta[index] && tag) {
@@ -114,7 +114,7 @@ static void delta_region_class(const layer *l, const float *output, int index, i
     for (n = 0; n < classes; ++n) {
         put_delta(l, index + stride*n, scale * (((n == class_id) ? 1 : 0) - output[index + stride*n]),
                   (n == class_id) ? 1 : 0, scale);
-        if (n == class_id) *avg_cat += output[index + stride*n];
+        if (n == class_id) *avg_cat = dn_add_acc(*avg_cat, output[index + stride*n]);
     }
 }
 
@@ -259,8 +259,8 @@ static void region_truths(const layer *l, const network *net, int b, dn_sums *su
             continue;
         }
         if (iou > .5) sums->recall += 1;
-        sums->avg_iou += iou;
-        sums->avg_obj += l->output[obj_index];
+        sums->avg_iou = dn_add_acc(sums->avg_iou, iou);
+        sums->avg_obj = dn_add_acc(sums->avg_obj, l->output[obj_index]);
         delta_region_class(l, l->output, class_index, region_truth_class(l, row), l->classes,
                            l->softmax_tree, l->class_scale, wh, &sums->avg_cat, !l->softmax);
         ++sums->count;
@@ -341,7 +341,7 @@ static void forward_region_reference(const layer *lp, const network *netp)
                         iou = box_iou(pred, truth);
                         if (iou > best_iou) best_iou = iou;
                     }
-                    sums.avg_anyobj += l.output[obj_index];
+                    sums.avg_anyobj = dn_add_acc(sums.avg_anyobj, l.output[obj_index]);
                     put_delta(&l, obj_index, l.noobject_scale * (0 - l.output[obj_index]), 0, l.noobject_scale);
                     if (l.background) {
                         put_delta(&l, obj_index, l.noobject_scale * (1 - l.output[obj_index]), 1,
@@ -418,7 +418,7 @@ static void region_softmax_cells(const float *in, float *out, int entries, int w
         float *y = out + (size_t)e*wh + c0;
         for (k = 0; k < count; ++k) z[k] = x[k] - largest[k];
         dn_expf_impl(z, y, count, impl);
-        for (k = 0; k < count; ++k) sum[k] += y[k];
+        for (k = 0; k < count; ++k) sum[k] = dn_add_acc(sum[k], y[k]);
     }
     for (e = 0; e < entries; ++e) {
         float *y = out + (size_t)e*wh + c0;
@@ -545,19 +545,19 @@ static int forward_region_fast(const layer *l, const network *net, int threads, 
     for (b = 0; b < l->batch; ++b) {
         const float *obj = l->output + (size_t)b*l->outputs + l->coords*wh;
         for (c = 0; c < wh; ++c) {
-            for (n = 0; n < l->n; ++n) sums.avg_anyobj += obj[(size_t)n*per_anchor + c];
+            for (n = 0; n < l->n; ++n) sums.avg_anyobj = dn_add_acc(sums.avg_anyobj, obj[(size_t)n*per_anchor + c]);
         }
     }
     for (b = 0; b < l->batch; ++b) {
         const region_image *rec = &f.img[b];
         for (k = 0; k < rec->n_hits; ++k) {
             if (rec->iou[k] > .5) sums.recall += 1;
-            sums.avg_iou += rec->iou[k];
-            sums.avg_obj += rec->obj[k];
+            sums.avg_iou = dn_add_acc(sums.avg_iou, rec->iou[k]);
+            sums.avg_obj = dn_add_acc(sums.avg_obj, rec->obj[k]);
             ++sums.count;
             ++sums.class_count;
         }
-        for (k = 0; k < rec->n_cat; ++k) sums.avg_cat += rec->cat[k];
+        for (k = 0; k < rec->n_cat; ++k) sums.avg_cat = dn_add_acc(sums.avg_cat, rec->cat[k]);
     }
 
     /* The cost's sum of squares, in index order, over the entries that can
@@ -577,7 +577,7 @@ static int forward_region_fast(const layer *l, const network *net, int threads, 
                 }
                 for (k = first; k < last; ++k) {
                     float v = d[(size_t)e*wh + rec->cells[k] - n*wh];
-                    sumsq += v*v;
+                    sumsq = dn_add_acc(sumsq, v*v);
                 }
             }
             first = last;

@@ -17,7 +17,7 @@ float dn_sum_squares(const float *a, int n, float sum)
 {
     int i;
     for (i = 0; i < n; ++i) {
-        sum += a[i]*a[i];
+        sum = dn_add_acc(sum, a[i]*a[i]);
     }
     return sum;
 }

@@ -126,13 +126,13 @@ static void delta_yolo_class(const layer *l, const float *output, int index, int
     int n;
     if (l->delta[index]) {
         put_delta(l, index + stride*class_id, 1 - output[index + stride*class_id], 1, 1);
-        if (avg_cat) *avg_cat += output[index + stride*class_id];
+        if (avg_cat) *avg_cat = dn_add_acc(*avg_cat, output[index + stride*class_id]);
         return;
     }
     for (n = 0; n < classes; ++n) {
         put_delta(l, index + stride*n, ((n == class_id) ? 1 : 0) - output[index + stride*n],
                   (n == class_id) ? 1 : 0, 1);
-        if (n == class_id && avg_cat) *avg_cat += output[index + stride*n];
+        if (n == class_id && avg_cat) *avg_cat = dn_add_acc(*avg_cat, output[index + stride*n]);
     }
 }
 
@@ -380,13 +380,13 @@ static void yolo_truths(const layer *l, const network *net, int b, dn_sums *sums
                 add_cell(rec, mask_n*wh + j*l->w + i);
                 continue;
             }
-            sums->avg_obj += l->output[obj_index];
+            sums->avg_obj = dn_add_acc(sums->avg_obj, l->output[obj_index]);
             delta_yolo_class(l, l->output, class_index, truth_class(l, row), l->classes, wh, &sums->avg_cat);
             ++sums->count;
             ++sums->class_count;
             if (iou > .5) sums->recall += 1;
             if (iou > .75) sums->recall75 += 1;
-            sums->avg_iou += iou;
+            sums->avg_iou = dn_add_v(sums->avg_iou, iou);  /* iou + avg_iou, as upstream's build adds it */
         }
     }
 }
@@ -423,7 +423,7 @@ static void forward_yolo_reference(const layer *lp, const network *netp)
                     int best_t;
                     float best_iou = yolo_best_iou(&l, netp, b, n, i, j, &best_t);
                     int obj_index = entry_index(&l, b, n*wh + j*l.w + i, 4);
-                    sums.avg_anyobj += l.output[obj_index];
+                    sums.avg_anyobj = dn_add_acc(sums.avg_anyobj, l.output[obj_index]);
                     put_delta(&l, obj_index, 0 - l.output[obj_index], 0, 1);
                     if (best_iou > l.ignore_thresh) {
                         clear_delta(&l, obj_index);
@@ -597,20 +597,20 @@ static int forward_yolo_fast(const layer *l, const network *net, int threads, in
     for (b = 0; b < l->batch; ++b) {
         const float *obj = l->output + (size_t)b*l->outputs + 4*wh;
         for (c = 0; c < wh; ++c) {
-            for (n = 0; n < l->n; ++n) sums.avg_anyobj += obj[(size_t)n*per_anchor + c];
+            for (n = 0; n < l->n; ++n) sums.avg_anyobj = dn_add_acc(sums.avg_anyobj, obj[(size_t)n*per_anchor + c]);
         }
     }
     for (b = 0; b < l->batch; ++b) {
         const yolo_image *rec = &f.img[b];
         for (k = 0; k < rec->n_hits; ++k) {
             float iou = rec->iou[k];
-            sums.avg_obj += rec->obj[k];
-            sums.avg_cat += rec->cat[k];
+            sums.avg_obj = dn_add_acc(sums.avg_obj, rec->obj[k]);
+            sums.avg_cat = dn_add_acc(sums.avg_cat, rec->cat[k]);
             ++sums.count;
             ++sums.class_count;
             if (iou > .5) sums.recall += 1;
             if (iou > .75) sums.recall75 += 1;
-            sums.avg_iou += iou;
+            sums.avg_iou = dn_add_v(sums.avg_iou, iou);
         }
     }
 
@@ -635,7 +635,7 @@ static int forward_yolo_fast(const layer *l, const network *net, int threads, in
                 }
                 for (k = first; k < last; ++k) {
                     float v = d[e*wh + rec->cells[k] - n*wh];
-                    sumsq += v*v;
+                    sumsq = dn_add_acc(sumsq, v*v);
                 }
             }
             first = last;

@@ -359,3 +359,27 @@ def _owner(a: Any) -> Any:
     while isinstance(a, np.ndarray) and a.base is not None:
         a = a.base
     return a
+
+
+# ---- NaN signs in the printed statistics ---------------------------------------------------
+
+NAN_SIGN = sorted((G.HERE / "data" / "nan_sign").glob("*.npz"))
+
+
+@pytest.mark.parametrize("path", ["auto", "portable", "reference"])
+def test_nan_signs_of_the_statistics_are_upstreams(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upstream-computed cases whose statistics add NaNs of both signs: the
+    printed line ("nan" or "-nan") must be upstream's on every path."""
+    monkeypatch.setenv("PYDARKNET_LOSS_PATH", path)
+    assert len(NAN_SIGN) == 3
+    for p in NAN_SIGN:
+        d = G.load(p)
+        prm = d["params"]
+        assert "nan" in d["text"]
+        for threads in (1, 2):
+            if d["kind"] == "yolo":
+                res = G.yolo_layer(prm).forward(d["input"], d["truth"], net_w=prm["net_w"], net_h=prm["net_h"],
+                                                threads=threads)
+            else:
+                res = G.region_layer(prm).forward(d["input"], d["truth"], seen=int(d["seen"]), threads=threads)
+            G.assert_matches(res, d)
