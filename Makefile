@@ -34,7 +34,7 @@ help:
 	@echo "make demo     run the built-in example"
 	@echo "make lib      build/libdarknet_loss.{so,a} + build/include/darknet_loss.h for C/C++ users"
 	@echo "              (make lib CUDA=1: with the GPU build's device code, needs nvcc)"
-	@echo "make bench    benchmarks/bench_yolo.py (YOLOv3 workload, B = 1, 16, 64)"
+	@echo "make bench    benchmarks/bench_yolo.py (YOLOv3 workload, B = 1, 16, 64; BENCH_ARGS=... for more)"
 	@echo "make fuzz     the long fuzz run (FUZZ_CASES=100000 cases, forked children; the package installed)"
 	@echo "make sanitize the core under ASan + UBSan: test suite and bounded fuzz (.ci/sanitize)"
 	@echo "make clean    remove build products"
@@ -49,8 +49,12 @@ test:
 demo:
 	$(PYTHON) -m pydarknet_loss demo
 
+# Against upstream's own strict builds (outside this repository) in the same run:
+#   make bench BENCH_ARGS="--other /path/bench_pj_strict --region-other /path/bench_pj_region_strict \
+#                          --truths 20 90 --torch"
+BENCH_ARGS ?=
 bench:
-	cd benchmarks && $(PYTHON) bench_yolo.py
+	cd benchmarks && $(PYTHON) bench_yolo.py $(BENCH_ARGS)
 
 FUZZ_CASES ?= 100000
 fuzz:
@@ -74,7 +78,7 @@ build/obj/gpu.o: darknet_src/cuda/gpu.cu darknet_src/darknet_loss.h
 	$(NVCC) -c $< -o $@ -Xcompiler -fPIC $(NVCC_DEVICE_FLAGS) $(GENCODE)
 
 build/libdarknet_loss.so: $(OBJ)
-	$(CC) -shared -o $@ $(OBJ) -lm $(LINK_CUDA)
+	$(CC) -shared -o $@ $(OBJ) -lm -pthread $(LINK_CUDA)
 
 build/libdarknet_loss.a: $(OBJ)
 	$(AR) rcs $@ $(OBJ)

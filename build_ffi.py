@@ -171,7 +171,8 @@ ffibuilder.set_source(
     extra_compile_args=STRICT_CFLAGS + (SANITIZE_CFLAGS if SANITIZE else []),
     extra_objects=cuda_objects,
     extra_link_args=(SANITIZE_CFLAGS[:1] if SANITIZE else []) + cuda_link,
-    libraries=["m"],
+    # pthread: the forward passes' per-call threads (darknet_src/parallel.c).
+    libraries=["m", "pthread"],
 )
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-/* bench_core.c -- times forward_yolo_layer called directly from C.
+/* bench_core.c -- times forward_yolo_layer_opt (and, bench_region_*,
+ * forward_region_layer_opt) called directly from C.
  *
  * Built two ways by benchmarks/bench_yolo.py, with the core's strict flags:
  *   - as a shared object (-DBENCH_LIB) that the script loads with ctypes, so
@@ -33,6 +34,13 @@ static int n_layers;
 /* The driver's own buffers while bench_use() has swapped in the caller's. */
 static float *own_output[MAX_LAYERS], *own_delta[MAX_LAYERS];
 static const float *own_input[MAX_LAYERS], *own_truth;
+/* forward_*_layer_opt's threads and path (bench_set). */
+static int opt_threads = 1, opt_path = DN_PATH_AUTO;
+/* The [region] workload: one layer. */
+static layer rlayer;
+static network rnet;
+static float *r_own_output, *r_own_delta;
+static const float *r_own_input, *r_own_truth;
 
 static void *big_alloc(size_t bytes)
 {
@@ -168,6 +176,13 @@ int bench_use(int k, const float *input, const float *truth, float *output, floa
     return 0;
 }
 
+/* The threads and path (DN_PATH_*) later forwards run with. */
+void bench_set(int threads, int path)
+{
+    opt_threads = threads;
+    opt_path = path;
+}
+
 /* One forward over every layer: milliseconds, and the costs summed in float
  * in layer order into *cost.  Negative on a refused input. */
 double bench_forward(float *cost)
@@ -175,11 +190,109 @@ double bench_forward(float *cost)
     int k;
     double t0 = now_ms(), t1;
     for (k = 0; k < n_layers; ++k) {
-        if (forward_yolo_layer(layers[k], nets[k]) != DN_OK) return -1;
+        if (forward_yolo_layer_opt(layers[k], nets[k], opt_threads, opt_path) != DN_OK) return -1;
     }
     t1 = now_ms();
     *cost = 0;
     for (k = 0; k < n_layers; ++k) *cost += *layers[k].cost;
+    return t1 - t0;
+}
+
+/* ---- [region] ----------------------------------------------------------------
+ * DIR/region_spec.txt: w h classes coords num batch seen softmax background
+ * rescore bias_match thresh coord_scale object_scale noobject_scale
+ * class_scale; region_anchors.bin, region_truth.bin (batch*30*(coords+1)
+ * floats), region_input.bin. */
+
+void bench_region_free(void)
+{
+    if (r_own_output) {
+        rlayer.output = r_own_output;
+        rlayer.delta = r_own_delta;
+        rnet.input = r_own_input;
+        rnet.truth = r_own_truth;
+        r_own_output = r_own_delta = NULL;
+    }
+    free(rlayer.biases);
+    free(rlayer.cost);
+    free(rlayer.stats);
+    free(rlayer.output);
+    free(rlayer.delta);
+    free((void *)rnet.input);
+    free((void *)rnet.truth);
+    memset(&rlayer, 0, sizeof rlayer);
+    memset(&rnet, 0, sizeof rnet);
+}
+
+int bench_region_load(const char *dir)
+{
+    char path[4096];
+    int w, h, classes, coords, num, batch, softmax, background, rescore, bias_match;
+    long long seen;
+    float thresh, coord_scale, object_scale, noobject_scale, class_scale;
+    float *anchors;
+    size_t n;
+    FILE *spec;
+    bench_region_free();
+    snprintf(path, sizeof path, "%s/region_spec.txt", dir);
+    spec = fopen(path, "r");
+    if (!spec) return 1;
+    if (fscanf(spec, "%d %d %d %d %d %d %lld %d %d %d %d %f %f %f %f %f", &w, &h, &classes, &coords, &num, &batch,
+               &seen, &softmax, &background, &rescore, &bias_match, &thresh, &coord_scale, &object_scale,
+               &noobject_scale, &class_scale) != 16) {
+        fclose(spec);
+        return 1;
+    }
+    fclose(spec);
+    if (region_layer_init(&rlayer, batch, w, h, num, classes, coords) != DN_OK) return 1;
+    rlayer.softmax = softmax;
+    rlayer.background = background;
+    rlayer.rescore = rescore;
+    rlayer.bias_match = bias_match;
+    rlayer.thresh = thresh;
+    rlayer.coord_scale = coord_scale;
+    rlayer.object_scale = object_scale;
+    rlayer.noobject_scale = noobject_scale;
+    rlayer.class_scale = class_scale;
+    n = (size_t)rlayer.outputs*batch;
+    rlayer.cost = malloc(sizeof(float));
+    rlayer.stats = malloc(sizeof(loss_stats));
+    rlayer.output = big_alloc(n*sizeof(float));
+    rlayer.delta = big_alloc(n*sizeof(float));
+    rlayer.biases = malloc((size_t)num*2*sizeof(float));
+    anchors = slurp(dir, "region_anchors.bin", (size_t)num*2*sizeof(float));
+    rnet.input = slurp(dir, "region_input.bin", n*sizeof(float));
+    rnet.truth = slurp(dir, "region_truth.bin", (size_t)batch*rlayer.truths*sizeof(float));
+    if (!rlayer.cost || !rlayer.stats || !rlayer.output || !rlayer.delta || !rlayer.biases || !anchors ||
+        !rnet.input || !rnet.truth) return 1;
+    memcpy(rlayer.biases, anchors, (size_t)num*2*sizeof(float));
+    free(anchors);
+    rnet.train = 1;
+    rnet.seen = (size_t)seen;
+    return 0;
+}
+
+int bench_region_use(const float *input, const float *truth, float *output, float *delta)
+{
+    if (!r_own_output) {
+        r_own_output = rlayer.output;
+        r_own_delta = rlayer.delta;
+        r_own_input = rnet.input;
+        r_own_truth = rnet.truth;
+    }
+    rnet.input = input;
+    rnet.truth = truth;
+    rlayer.output = output;
+    rlayer.delta = delta;
+    return 0;
+}
+
+double bench_region_forward(float *cost)
+{
+    double t0 = now_ms(), t1;
+    if (forward_region_layer_opt(rlayer, rnet, opt_threads, opt_path) != DN_OK) return -1;
+    t1 = now_ms();
+    *cost = *rlayer.cost;
     return t1 - t0;
 }
 

@@ -5,7 +5,7 @@
 #include <float.h>
 #include <math.h>
 
-#include "darknet_loss.h"
+#include "dn_fast.h"
 
 /* Upstream: 1./(1. + exp(-x)).  The float is negated in float, exp and the
  * division run in double, and the result is rounded to float once. */
@@ -36,7 +36,7 @@ void softmax(const float *input, int n, float temp, int stride, float *output)
     }
     for (i = 0; i < n; ++i) {
         float e = (float)exp((double)(input[i*stride]/temp - largest/temp));
-        sum += e;
+        sum = dn_add_acc(sum, e);  /* sum + e, as upstream's build adds it (dn_fast.h) */
         output[i*stride] = e;
     }
     for (i = 0; i < n; ++i) {

@@ -320,6 +320,55 @@ void get_region_detections(const layer l, int w, int h, int netw, int neth, floa
                            float tree_thresh, int relative, detection *dets);
 void correct_region_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative);
 
+/* ---- speed: paths and threads (fast.c, parallel.c) ---- */
+/* Every path returns the same bits: the fast paths compute differently only
+ * where fast.c proves the reference's float result, and fall back to the
+ * reference expression elsewhere.  DN_PATH_AUTO picks AVX2 kernels when the
+ * CPU has AVX2 and FMA, the portable ones otherwise; DN_PATH_PORTABLE forces
+ * plain C99 (what a machine without AVX2 runs); DN_PATH_REFERENCE runs
+ * upstream's loops as written (libm per element, the full ignore loop). */
+#define DN_PATH_AUTO 0
+#define DN_PATH_PORTABLE 1
+#define DN_PATH_REFERENCE 2
+#define DN_PATH_AVX2 3          /* reported by dn_path_in_use; as a request, the same as AUTO */
+/* The path a request runs on this CPU (DN_PATH_AVX2, _PORTABLE or _REFERENCE). */
+int dn_path_in_use(int path);
+/* out[i] = logistic_activate(in[i]) (in may equal out) on the given path;
+ * returns how many elements the fast kernels handed to libm. */
+long logistic_array_path(const float *in, float *out, int n, int path);
+/* The other two fast kernels, likewise: out[i] = (float)(exp((double)in[i])
+ * * scale / div), get_yolo_box's w and h; and (float)exp((double)in[i]),
+ * softmax()'s terms. */
+long box_size_array_path(const float *in, float *out, int n, float scale, int div, int path);
+long expf_array_path(const float *in, float *out, int n, int path);
+/* forward_yolo_layer / forward_region_layer on the given path, with up to
+ * `threads` threads (the caller's included) working on separate images;
+ * every float sum that crosses images is added on the calling thread in
+ * upstream's order, so the result does not depend on `threads`.  The plain
+ * forward functions are these with one thread and DN_PATH_AUTO. */
+int forward_yolo_layer_opt(const layer l, network net, int threads, int path);
+int forward_region_layer_opt(const layer l, network net, int threads, int path);
+/* A training forward_yolo_layer_opt (l.target NULL) that also hands back the
+ * implied loss's selection compactly (pdl.torch reads it instead of the dense
+ * l.target/l.target_scale): obj_target/obj_scale[(b*n + anchor)*w*h + cell],
+ * the objectness entries' target and scale (NaN: no term); and one row per
+ * cell the truth loop assigned, at rows b*max_boxes .. b*max_boxes +
+ * max_boxes - 1 for image b: cells[row] = (b*n + anchor)*w*h + cell (-1 for
+ * an unused row), cell_target/cell_scale[row*(5 + classes) + entry] its
+ * entries' targets and scales.  The arrays hold batch*n*w*h and
+ * batch*max_boxes (times 5 + classes) values.  With DN_OK, l.delta holds
+ * the gradient of the implied loss, 0 - delta (cost and statistics are the
+ * forward's own), and parts[0..DN_IMPLIED_PARTS) the implied loss's parts in
+ * pydarknet_loss.implied.PARTS order (xy, wh, obj_pos, obj_neg, class,
+ * prior, mask), compensated double sums added in image order.  Returns DN_OK, a DN_E* code (nothing touched), or
+ * DN_TERMS_DENSE when a cell went through the truth_thresh branch, which
+ * these rows do not describe (output, cost and statistics are complete;
+ * run the forward again, with l.target, for the selection and delta). */
+#define DN_TERMS_DENSE 1
+#define DN_IMPLIED_PARTS 7
+int forward_yolo_layer_terms(const layer l, network net, int threads, int path, float *obj_target,
+                             float *obj_scale, int *cells, float *cell_target, float *cell_scale, double *parts);
+
 /* ---- record.c ---- */
 /* Which rows of an image's truth list upstream reads. */
 #define DN_ROW_READ 0           /* read by both loops */

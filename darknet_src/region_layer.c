@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dn_internal.h"
+#include <float.h>
+
+#include "dn_fast.h"
 
 int region_layer_init(layer *l, int batch, int w, int h, int n, int classes, int coords)
 {
@@ -92,7 +94,7 @@ static void delta_region_class(const layer *l, const float *output, int index, i
         float pred = 1;
         while (class_id >= 0) {
             int g, offset;
-            pred *= output[index + stride*class_id];
+            pred = dn_mul_acc(pred, output[index + stride*class_id]);
             g = hier->group[class_id];
             offset = hier->group_offset[g];
             for (i = 0; i < hier->group_size[g]; ++i) {
@@ -102,7 +104,7 @@ static void delta_region_class(const layer *l, const float *output, int index, i
             put_delta(l, index + stride*class_id, scale * (1 - output[index + stride*class_id]), 1, scale);
             class_id = hier->parent[class_id];
         }
-        *avg_cat += pred;
+        *avg_cat = dn_add_v(*avg_cat, pred);  /* pred + avg_cat, as upstream's build adds it */
         return;
     }
     if (l->delta[index] && tag) {
@@ -112,7 +114,7 @@ static void delta_region_class(const layer *l, const float *output, int index, i
     for (n = 0; n < classes; ++n) {
         put_delta(l, index + stride*n, scale * (((n == class_id) ? 1 : 0) - output[index + stride*n]),
                   (n == class_id) ? 1 : 0, scale);
-        if (n == class_id) *avg_cat += output[index + stride*n];
+        if (n == class_id) *avg_cat = dn_add_acc(*avg_cat, output[index + stride*n]);
     }
 }
 
@@ -162,20 +164,124 @@ static int region_truth_class(const layer *l, const float *row)
     return class_id;
 }
 
-int forward_region_layer(const layer l, network net)
+/* What one image's truth loop adds to the statistics (the fast path adds
+ * them up later, in upstream's order), and the cells it wrote (anchor*w*h +
+ * cell, sorted, each once).  The flat class delta adds nothing to avg_cat
+ * when it short-circuits, so the class addends have their own count. */
+typedef struct region_image {
+    int n_hits;
+    float obj[DN_REGION_MAX_TRUTHS], iou[DN_REGION_MAX_TRUTHS];
+    int n_cat;
+    float cat[DN_REGION_MAX_TRUTHS];
+    int n_cells;
+    int cells[DN_REGION_MAX_TRUTHS];
+} region_image;
+
+static void region_add_cell(region_image *rec, int cell)
 {
-    int i, j, b, t, n, err;
+    int k = rec->n_cells, m;
+    while (k > 0 && rec->cells[k - 1] > cell) --k;
+    if (k > 0 && rec->cells[k - 1] == cell) return;
+    for (m = rec->n_cells; m > k; --m) rec->cells[m] = rec->cells[m - 1];
+    rec->cells[k] = cell;
+    ++rec->n_cells;
+}
+
+/* Upstream's truth loop for image b (all 30 rows up to the first x == 0):
+ * the anchor that best matches the truth's shape at its cell learns the
+ * box, the mask coords, objectness and the class.  The statistics go to
+ * *sums, or (the fast path) to *rec. */
+static void region_truths(const layer *l, const network *net, int b, dn_sums *sums, region_image *rec)
+{
+    const int wh = l->w*l->h;
+    const int cols = l->coords + 1;
+    const float *truths = net->truth + b*l->truths;
+    int t, n, i, j;
+    for (t = 0; t < DN_REGION_MAX_TRUTHS; ++t) {
+        const float *row = truths + t*cols;
+        box truth = float_to_box(row, 1);
+        box truth_shift;
+        float best_iou = 0, iou, cat = 0;
+        int best_n = 0, box_index, obj_index, class_index;
+        if (!truth.x) break;
+        i = (int)(truth.x*l->w);
+        j = (int)(truth.y*l->h);
+        truth_shift = truth;
+        truth_shift.x = 0;
+        truth_shift.y = 0;
+        for (n = 0; n < l->n; ++n) {
+            int bi = entry_index(l, b, n*wh + j*l->w + i, 0);
+            box pred = get_region_box(l->output, l->biases, n, bi, i, j, l->w, l->h, wh);
+            float shape_iou;
+            if (l->bias_match) {
+                pred.w = l->biases[2*n]/l->w;
+                pred.h = l->biases[2*n + 1]/l->h;
+            }
+            pred.x = 0;
+            pred.y = 0;
+            shape_iou = box_iou(pred, truth_shift);
+            if (shape_iou > best_iou) {
+                best_iou = shape_iou;
+                best_n = n;
+            }
+        }
+
+        box_index = entry_index(l, b, best_n*wh + j*l->w + i, 0);
+        iou = dn_delta_box(l, truth, l->output, l->biases, best_n, box_index, i, j, l->w, l->h, l->w, l->h,
+                           l->coord_scale * (2 - truth.w*truth.h), wh);
+        if (l->coords > 4) {
+            /* Upstream reads the mask targets from row + 5, one past
+             * where they start: the last one read is the class id. */
+            int mask_index = entry_index(l, b, best_n*wh + j*l->w + i, 4);
+            delta_region_mask(l, row + 5, l->output, l->coords - 4, mask_index, wh, (int)l->mask_scale);
+        }
+        obj_index = entry_index(l, b, best_n*wh + j*l->w + i, l->coords);
+        put_delta(l, obj_index, l->object_scale * (1 - l->output[obj_index]), 1, l->object_scale);
+        if (l->rescore) {
+            put_delta(l, obj_index, l->object_scale * (iou - l->output[obj_index]), iou, l->object_scale);
+        }
+        if (l->background) {
+            put_delta(l, obj_index, l->object_scale * (0 - l->output[obj_index]), 0, l->object_scale);
+        }
+        class_index = entry_index(l, b, best_n*wh + j*l->w + i, l->coords + 1);
+        if (rec) {
+            /* delta_region_class adds one value to avg_cat unless the flat
+             * short-circuit applies (a class delta already at this cell,
+             * without softmax); 0 plus that value is the value itself. */
+            int adds = l->softmax_tree || !(l->delta[class_index] && !l->softmax);
+            delta_region_class(l, l->output, class_index, region_truth_class(l, row), l->classes,
+                               l->softmax_tree, l->class_scale, wh, &cat, !l->softmax);
+            if (adds) rec->cat[rec->n_cat++] = cat;
+            rec->obj[rec->n_hits] = l->output[obj_index];
+            rec->iou[rec->n_hits] = iou;
+            ++rec->n_hits;
+            region_add_cell(rec, best_n*wh + j*l->w + i);
+            continue;
+        }
+        if (iou > .5) sums->recall += 1;
+        sums->avg_iou = dn_add_acc(sums->avg_iou, iou);
+        sums->avg_obj = dn_add_acc(sums->avg_obj, l->output[obj_index]);
+        delta_region_class(l, l->output, class_index, region_truth_class(l, row), l->classes,
+                           l->softmax_tree, l->class_scale, wh, &sums->avg_cat, !l->softmax);
+        ++sums->count;
+        ++sums->class_count;
+    }
+}
+
+/* The reference path: upstream's forward_region_layer loop for loop. */
+static void forward_region_reference(const layer *lp, const network *netp)
+{
+    const layer l = *lp;
+    const network net = *netp;
+    int i, j, b, t, n;
     const int wh = l.w*l.h;
     const int cols = l.coords + 1;
     dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
 
-    err = dn_check_forward(&l, &net, DN_REGION);
-    if (err != DN_OK) return err;
-
     memcpy(l.output, net.input, (size_t)l.outputs*l.batch*sizeof(float));
     activate_region(&l, net.input);
     memset(l.delta, 0, (size_t)l.outputs*l.batch*sizeof(float));
-    if (!net.train) return DN_OK;
+    if (!net.train) return;
     clear_targets(&l);
 
     *(l.cost) = 0;
@@ -235,7 +341,7 @@ int forward_region_layer(const layer l, network net)
                         iou = box_iou(pred, truth);
                         if (iou > best_iou) best_iou = iou;
                     }
-                    sums.avg_anyobj += l.output[obj_index];
+                    sums.avg_anyobj = dn_add_acc(sums.avg_anyobj, l.output[obj_index]);
                     put_delta(&l, obj_index, l.noobject_scale * (0 - l.output[obj_index]), 0, l.noobject_scale);
                     if (l.background) {
                         put_delta(&l, obj_index, l.noobject_scale * (1 - l.output[obj_index]), 1,
@@ -258,67 +364,248 @@ int forward_region_layer(const layer l, network net)
                 }
             }
         }
+        region_truths(&l, &net, b, &sums, NULL);
+    }
+    dn_finish_forward(&l, &sums);
+}
 
-        for (t = 0; t < DN_REGION_MAX_TRUTHS; ++t) {
-            const float *row = truths + t*cols;
-            box truth = float_to_box(row, 1);
-            box truth_shift;
-            float best_iou = 0, iou;
-            int best_n = 0, box_index, obj_index, class_index;
-            if (!truth.x) break;
-            i = (int)(truth.x*l.w);
-            j = (int)(truth.y*l.h);
-            truth_shift = truth;
-            truth_shift.x = 0;
-            truth_shift.y = 0;
-            for (n = 0; n < l.n; ++n) {
-                int bi = entry_index(&l, b, n*wh + j*l.w + i, 0);
-                box pred = get_region_box(l.output, l.biases, n, bi, i, j, l.w, l.h, wh);
-                float shape_iou;
-                if (l.bias_match) {
-                    pred.w = l.biases[2*n]/l.w;
-                    pred.h = l.biases[2*n + 1]/l.h;
-                }
-                pred.x = 0;
-                pred.y = 0;
-                shape_iou = box_iou(pred, truth_shift);
-                if (shape_iou > best_iou) {
-                    best_iou = shape_iou;
-                    best_n = n;
-                }
-            }
+/* ---- the fast path (no softmax tree) ----------------------------------------------
+ *
+ * As yolo_layer.c's: per image and anchor, the activations (fast.c's
+ * logistic; the softmax with fast.c's exp, its float sums taken per cell in
+ * upstream's order, many cells at once), zeroed deltas, and the ignore loop
+ * from the best IoU of each cell (a maximum: region never asks which truth);
+ * per image, the truth loop as the reference runs it; on the calling thread,
+ * every sum that crosses images, in upstream's order.  The prior-box rule
+ * (seen < 12800) writes the four box entries of every cell: the cost then
+ * reads those planes whole. */
 
-            box_index = entry_index(&l, b, best_n*wh + j*l.w + i, 0);
-            iou = dn_delta_box(&l, truth, l.output, l.biases, best_n, box_index, i, j, l.w, l.h, l.w, l.h,
-                               l.coord_scale * (2 - truth.w*truth.h), wh);
-            if (l.coords > 4) {
-                /* Upstream reads the mask targets from row + 5, one past
-                 * where they start: the last one read is the class id. */
-                int mask_index = entry_index(&l, b, best_n*wh + j*l.w + i, 4);
-                delta_region_mask(&l, row + 5, l.output, l.coords - 4, mask_index, wh, (int)l.mask_scale);
-            }
-            if (iou > .5) sums.recall += 1;
-            sums.avg_iou += iou;
+#define CHUNK 256
 
-            obj_index = entry_index(&l, b, best_n*wh + j*l.w + i, l.coords);
-            sums.avg_obj += l.output[obj_index];
-            put_delta(&l, obj_index, l.object_scale * (1 - l.output[obj_index]), 1, l.object_scale);
-            if (l.rescore) {
-                put_delta(&l, obj_index, l.object_scale * (iou - l.output[obj_index]), iou, l.object_scale);
-            }
-            if (l.background) {
-                put_delta(&l, obj_index, l.object_scale * (0 - l.output[obj_index]), 0, l.object_scale);
-            }
+typedef struct region_fast {
+    const layer *l;
+    const network *net;
+    int impl;
+    region_image *img;
+} region_fast;
 
-            class_index = entry_index(&l, b, best_n*wh + j*l.w + i, l.coords + 1);
-            delta_region_class(&l, l.output, class_index, region_truth_class(&l, row), l.classes,
-                               l.softmax_tree, l.class_scale, wh, &sums.avg_cat, !l.softmax);
+/* The softmax of one anchor block, cells c0 .. c0+count-1, at the
+ * temperature activate_region passes (1): softmax()'s largest (from
+ * -FLT_MAX; a NaN never wins `>`), e = (float)exp(x/1 - largest/1), the
+ * float sum over the group in entry order, and the float division.  x/1 is
+ * x (a signalling NaN comes out of the subtraction quieted just the same),
+ * so z = x - largest has the reference's bits. */
+static void region_softmax_cells(const float *in, float *out, int entries, int wh, int c0, int count, int impl)
+{
+    float largest[CHUNK], sum[CHUNK], z[CHUNK];
+    int e, k;
+    if (impl == DN_IMPL_AVX2) {
+        dn_softmax_cells_avx2(in, out, entries, wh, c0, count);
+        return;
+    }
+    for (k = 0; k < count; ++k) {
+        largest[k] = -FLT_MAX;
+        sum[k] = 0;
+    }
+    for (e = 0; e < entries; ++e) {
+        const float *x = in + (size_t)e*wh + c0;
+        for (k = 0; k < count; ++k) {
+            if (x[k] > largest[k]) largest[k] = x[k];
+        }
+    }
+    for (e = 0; e < entries; ++e) {
+        const float *x = in + (size_t)e*wh + c0;
+        float *y = out + (size_t)e*wh + c0;
+        for (k = 0; k < count; ++k) z[k] = x[k] - largest[k];
+        dn_expf_impl(z, y, count, impl);
+        for (k = 0; k < count; ++k) sum[k] = dn_add_acc(sum[k], y[k]);
+    }
+    for (e = 0; e < entries; ++e) {
+        float *y = out + (size_t)e*wh + c0;
+        for (k = 0; k < count; ++k) y[k] /= sum[k];
+    }
+}
+
+static void region_image_anchor(void *ctx, int task)
+{
+    const region_fast *f = (const region_fast *)ctx;
+    const layer *l = f->l;
+    const network *net = f->net;
+    const int b = task / l->n, a = task % l->n;
+    const int wh = l->w*l->h, per_anchor = wh*(l->coords + 1 + l->classes);
+    const size_t off = (size_t)b*l->outputs + (size_t)a*per_anchor;
+    const float *in = net->input + off;
+    float *out = l->output + off, *d = l->delta + off;
+    const float bw = l->biases[2*a], bh = l->biases[2*a + 1];
+    dn_truths ts;
+    float prior_w = 0, prior_h = 0, prior_tw = 0, prior_th = 0;
+    int c0, k;
+
+    /* activate_region: x, y; objectness unless background; flat classes
+     * unless a softmax follows; w, h and the mask coords stay raw. */
+    memcpy(out, in, (size_t)per_anchor*sizeof(float));
+    dn_logistic_impl(in, out, 2*wh, f->impl);
+    if (!l->background) dn_logistic_impl(in + l->coords*wh, out + l->coords*wh, wh, f->impl);
+    if (!l->softmax) {
+        dn_logistic_impl(in + (l->coords + 1)*wh, out + (l->coords + 1)*wh, l->classes*wh, f->impl);
+    } else {
+        /* With background the softmax starts at the objectness entry. */
+        int first = l->coords + !l->background;
+        for (c0 = 0; c0 < wh; c0 += CHUNK) {
+            region_softmax_cells(in + first*wh, out + first*wh, l->classes + l->background, wh, c0,
+                                 wh - c0 < CHUNK ? wh - c0 : CHUNK, f->impl);
+        }
+    }
+    dn_zero_impl(d, (size_t)per_anchor, f->impl);
+    if (!net->train) return;
+    if (l->target) {
+        for (k = 0; k < per_anchor; ++k) {
+            l->target[off + k] = 0;
+            l->target_scale[off + k] = NAN;
+        }
+    }
+    if (net->seen < 12800) {
+        /* The prior box's w, h and their log targets are the same in every
+         * cell of this anchor (dn_delta_box's tw, th). */
+        prior_w = bw/l->w;
+        prior_h = bh/l->h;
+        prior_tw = (float)log((double)(prior_w*l->w / bw));
+        prior_th = (float)log((double)(prior_h*l->h / bh));
+    }
+
+    dn_truths_load(&ts, net->truth + b*l->truths, l->coords + 1, DN_REGION_MAX_TRUTHS);
+    for (c0 = 0; c0 < wh; c0 += CHUNK) {
+        float px[CHUNK], py[CHUNK], pw[CHUNK], ph[CHUNK], best[CHUNK];
+        int count = wh - c0 < CHUNK ? wh - c0 : CHUNK;
+        /* get_region_box: get_yolo_box with the grid size for the net size. */
+        dn_exp_box_impl(out + 2*wh + c0, pw, count, bw, l->w, f->impl);
+        dn_exp_box_impl(out + 3*wh + c0, ph, count, bh, l->h, f->impl);
+        for (k = 0; k < count; ++k) {
+            int c = c0 + k;
+            px[k] = (c % l->w + out[c]) / l->w;
+            py[k] = (c / l->w + out[wh + c]) / l->h;
+        }
+        dn_max_iou_impl(&ts, px, py, pw, ph, count, best, f->impl);
+        for (k = 0; k < count; ++k) {
+            int c = c0 + k, i = c % l->w, j = c / l->w;
+            int obj_index = (int)off + l->coords*wh + c;
+            put_delta(l, obj_index, l->noobject_scale * (0 - l->output[obj_index]), 0, l->noobject_scale);
+            if (l->background) {
+                put_delta(l, obj_index, l->noobject_scale * (1 - l->output[obj_index]), 1, l->noobject_scale);
+            }
+            if (best[k] > l->thresh) {
+                clear_delta(l, obj_index);
+            }
+            if (net->seen < 12800) {
+                /* dn_delta_box towards the anchor at the cell centre, scale
+                 * .01 (its IoU is not used here). */
+                const int bi = (int)off + c;
+                const float scale = .01f;
+                float tx = (float)((i + .5)/l->w)*l->w - i;
+                float ty = (float)((j + .5)/l->h)*l->h - j;
+                put_delta(l, bi + 0*wh, scale * (tx - l->output[bi + 0*wh]), tx, scale);
+                put_delta(l, bi + 1*wh, scale * (ty - l->output[bi + 1*wh]), ty, scale);
+                put_delta(l, bi + 2*wh, scale * (prior_tw - l->output[bi + 2*wh]), prior_tw, scale);
+                put_delta(l, bi + 3*wh, scale * (prior_th - l->output[bi + 3*wh]), prior_th, scale);
+            }
+        }
+    }
+}
+
+static void region_image_truths(void *ctx, int b)
+{
+    const region_fast *f = (const region_fast *)ctx;
+    f->img[b].n_hits = 0;
+    f->img[b].n_cat = 0;
+    f->img[b].n_cells = 0;
+    region_truths(f->l, f->net, b, NULL, &f->img[b]);
+}
+
+static int forward_region_fast(const layer *l, const network *net, int threads, int impl)
+{
+    const int wh = l->w*l->h, per_anchor = wh*(l->coords + 1 + l->classes);
+    region_fast f;
+    dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
+    float sumsq = 0;
+    int b, n, c, k, e;
+    f.l = l;
+    f.net = net;
+    f.impl = impl;
+    f.img = NULL;
+    if (net->train) {
+        f.img = malloc((size_t)l->batch*sizeof(region_image));
+        if (!f.img) return -1;
+    }
+    dn_parallel_for(l->batch*l->n, threads, region_image_anchor, &f);
+    if (!net->train) return 0;
+    dn_parallel_for(l->batch, threads, region_image_truths, &f);
+
+    /* Statistics in upstream's order: the ignore loop's over images, rows,
+     * columns and anchors; the truth loop's over images and truths. */
+    for (b = 0; b < l->batch; ++b) {
+        const float *obj = l->output + (size_t)b*l->outputs + l->coords*wh;
+        for (c = 0; c < wh; ++c) {
+            for (n = 0; n < l->n; ++n) sums.avg_anyobj = dn_add_acc(sums.avg_anyobj, obj[(size_t)n*per_anchor + c]);
+        }
+    }
+    for (b = 0; b < l->batch; ++b) {
+        const region_image *rec = &f.img[b];
+        for (k = 0; k < rec->n_hits; ++k) {
+            if (rec->iou[k] > .5) sums.recall += 1;
+            sums.avg_iou = dn_add_acc(sums.avg_iou, rec->iou[k]);
+            sums.avg_obj = dn_add_acc(sums.avg_obj, rec->obj[k]);
             ++sums.count;
             ++sums.class_count;
         }
+        for (k = 0; k < rec->n_cat; ++k) sums.avg_cat = dn_add_acc(sums.avg_cat, rec->cat[k]);
     }
-    dn_finish_forward(&l, &sums);
+
+    /* The cost's sum of squares, in index order, over the entries that can
+     * be non-zero: objectness planes, the box planes under the prior rule,
+     * and every entry of the cells the truth loop wrote. */
+    for (b = 0; b < l->batch; ++b) {
+        const region_image *rec = &f.img[b];
+        int first = 0;
+        for (n = 0; n < l->n; ++n) {
+            const float *d = l->delta + (size_t)b*l->outputs + (size_t)n*per_anchor;
+            int last = first;
+            while (last < rec->n_cells && rec->cells[last] < (n + 1)*wh) ++last;
+            for (e = 0; e < l->coords + 1 + l->classes; ++e) {
+                if (e == l->coords || (e < 4 && net->seen < 12800)) {
+                    sumsq = dn_sum_squares(d + (size_t)e*wh, wh, sumsq);
+                    continue;
+                }
+                for (k = first; k < last; ++k) {
+                    float v = d[(size_t)e*wh + rec->cells[k] - n*wh];
+                    sumsq = dn_add_acc(sumsq, v*v);
+                }
+            }
+            first = last;
+        }
+    }
+    free(f.img);
+    dn_finish_forward_sum(l, &sums, sumsq);
+    return 0;
+}
+
+int forward_region_layer_opt(const layer l, network net, int threads, int path)
+{
+    int err = dn_check_forward(&l, &net, DN_REGION);
+    int impl;
+    if (err != DN_OK) return err;
+    impl = dn_resolve_path(path);
+    /* The softmax tree (and its classification-only labels) always takes
+     * upstream's loops: its softmax mixes cells and anchors across the batch. */
+    if (impl != DN_IMPL_REFERENCE && !l.softmax_tree) {
+        if (forward_region_fast(&l, &net, threads, impl) == 0) return DN_OK;
+    }
+    forward_region_reference(&l, &net);
     return DN_OK;
+}
+
+int forward_region_layer(const layer l, network net)
+{
+    return forward_region_layer_opt(l, net, 1, DN_PATH_AUTO);
 }
 
 /* ---- detections ------------------------------------------------------------- */

@@ -3,18 +3,23 @@
  */
 #include <math.h>
 
-#include "dn_internal.h"
+#include "dn_fast.h"
 
 /* Euclidean norm: float squares summed in float, in index order, then sqrt in
  * double rounded to float.  The layers' cost is pow(mag_array(delta), 2). */
 float mag_array(const float *a, int n)
 {
+    return (float)sqrt((double)dn_sum_squares(a, n, 0));
+}
+
+/* mag_array's loop, continuing a running sum: sum + a[0]^2 + ... in order. */
+float dn_sum_squares(const float *a, int n, float sum)
+{
     int i;
-    float sum = 0;
     for (i = 0; i < n; ++i) {
-        sum += a[i]*a[i];
+        sum = dn_add_acc(sum, a[i]*a[i]);
     }
-    return (float)sqrt((double)sum);
+    return sum;
 }
 
 /* Index of the first a[i] == val, or -1. */
@@ -29,8 +34,16 @@ int int_index(const int *a, int val, int n)
 
 void dn_finish_forward(const layer *l, const dn_sums *s)
 {
-    /* pow(float, 2) in double, rounded back into the float cost. */
-    *(l->cost) = (float)pow((double)mag_array(l->delta, l->outputs*l->batch), 2);
+    dn_finish_forward_sum(l, s, dn_sum_squares(l->delta, l->outputs*l->batch, 0));
+}
+
+/* As dn_finish_forward, given mag_array's sum of squares over the whole
+ * batch (the fast paths add it up without reading entries known to be 0). */
+void dn_finish_forward_sum(const layer *l, const dn_sums *s, float sumsq)
+{
+    /* pow(mag_array(delta), 2): sqrt in double rounded to float, then
+     * pow(float, 2) in double, rounded back into the float cost. */
+    *(l->cost) = (float)pow((double)(float)sqrt((double)sumsq), 2);
     if (!l->stats) return;
     /* The values upstream hands to printf: float sums divided by ints in
      * float, so a layer without truths gives 0/0 = NaN. */

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+
+from . import _buffers
 
 try:
     from ._core import ffi, lib  # type: ignore[import-not-found]
@@ -66,6 +68,40 @@ def _cint(value: Any, what: str, minimum: int = -2**31) -> int:
         raise ValueError(f"{what} = {value!r} does not fit the C core: expected an integer in [{minimum}, {INT_MAX}] "
                          "(a layer's attributes are fixed when it is built)")
     return int(value)
+
+
+# ---- speed: threads and paths (every choice gives the same bits) ------------
+
+PATHS = {"auto": lib.DN_PATH_AUTO, "portable": lib.DN_PATH_PORTABLE, "reference": lib.DN_PATH_REFERENCE}
+_PATH_NAMES = {lib.DN_PATH_AVX2: "avx2", lib.DN_PATH_PORTABLE: "portable", lib.DN_PATH_REFERENCE: "reference"}
+
+
+def default_threads() -> int:
+    """Threads a forward pass uses when not told: $PYDARKNET_LOSS_THREADS, or
+    the CPUs this process may run on."""
+    env = os.environ.get("PYDARKNET_LOSS_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or not 1 <= int(env) <= 1024:
+            raise ValueError(f"PYDARKNET_LOSS_THREADS must be a whole number from 1 to 1024, got {env!r}")
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def forward_path() -> int:
+    """The C core's DN_PATH_* for $PYDARKNET_LOSS_PATH: auto (default), portable
+    (plain C, what a CPU without AVX2 runs) or reference (upstream's loops)."""
+    name = os.environ.get("PYDARKNET_LOSS_PATH", "auto").strip().lower() or "auto"
+    if name not in PATHS:
+        raise ValueError(f"PYDARKNET_LOSS_PATH must be one of {sorted(PATHS)}, got {name!r}")
+    return PATHS[name]
+
+
+def path_in_use(path: Optional[str] = None) -> str:
+    """Which kernels a forward pass runs here: 'avx2', 'portable' or 'reference'."""
+    return _PATH_NAMES[lib.dn_path_in_use(forward_path() if path is None else PATHS[path])]
 
 
 def _f32(a: np.ndarray) -> Any:
@@ -208,13 +244,14 @@ class Call:
     alive for as long as the structs point at it."""
 
     def __init__(self, spec: LayerSpec, batch: int, h: int, w: int,
-                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None, targets: bool = False) -> None:
+                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                 targets: Union[bool, Tuple[np.ndarray, np.ndarray]] = False) -> None:
         self.spec = spec
         self.keep: List[Any] = []
         self.layer = l = _layer_struct(spec, batch, h, w, self.keep)
-        if out is None:
-            self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
-            self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
+        if out is None:  # recycled memory for large arrays (_buffers)
+            self.output = _buffers.empty((batch, l.c, h, w))
+            self.delta = _buffers.empty((batch, l.c, h, w))
         else:
             self.output, self.delta = out
         l.output = self._ptr(_f32, self.output)
@@ -225,9 +262,12 @@ class Call:
         l.stats = self.stats
         self.target: Optional[np.ndarray] = None
         self.target_scale: Optional[np.ndarray] = None
-        if targets:
+        if isinstance(targets, tuple):  # the caller's (a training forward overwrites them all)
+            self.target, self.target_scale = targets
+        elif targets:
             self.target = np.zeros_like(self.output)
             self.target_scale = np.full_like(self.output, np.nan)
+        if self.target is not None and self.target_scale is not None:
             l.target = self._ptr(_f32, self.target)
             l.target_scale = self._ptr(_f32, self.target_scale)
 
@@ -246,7 +286,8 @@ class Call:
         return int(rc), int(bad[0]), int(bad[1])
 
     def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int = 0,
-                net_h: int = 0, index: int = 0, seen: int = 0) -> int:
+                net_h: int = 0, index: int = 0, seen: int = 0, threads: Optional[int] = None,
+                terms: Optional[Tuple[np.ndarray, ...]] = None) -> int:
         net = ffi.new("network *")
         net.input = _f32(x)
         if truth is not None:
@@ -258,8 +299,25 @@ class Call:
         if not 0 <= seen <= SIZE_MAX:
             raise ValueError(f"seen = {seen} does not fit the C core's size_t: expected 0 <= seen <= {SIZE_MAX}")
         net.seen = seen
-        fn = lib.forward_yolo_layer if self.spec.kind == "yolo" else lib.forward_region_layer
-        return int(fn(self.layer[0], net[0]))
+        if threads is None:
+            # Below about 2^19 floats a pass takes about a millisecond: not
+            # worth starting threads for.
+            threads = default_threads()
+            if x.size < 1 << 19:
+                threads = 1
+        if terms is not None:
+            # forward_yolo_layer_terms (pdl.torch): obj_target, obj_scale, cells, cell_target,
+            # cell_scale, parts (float64).
+            ot, os_, cells, ct, cs, parts = terms
+            self.keep.append(terms)
+            rc = int(lib.forward_yolo_layer_terms(self.layer[0], net[0], threads, forward_path(), _f32(ot), _f32(os_),
+                                                  _i32(cells), _f32(ct), _f32(cs),
+                                                  ffi.cast("double *", ffi.from_buffer(parts))))
+            self.terms_dense = rc == lib.DN_TERMS_DENSE
+            return DN_OK if self.terms_dense else rc
+        fn = lib.forward_yolo_layer_opt if self.spec.kind == "yolo" else lib.forward_region_layer_opt
+        # cffi releases the GIL for the call.
+        return int(fn(self.layer[0], net[0], threads, forward_path()))
 
 
 def record(call: Call, truth: np.ndarray, *, net_w: int = 0, net_h: int = 0) -> Dict[str, np.ndarray]:

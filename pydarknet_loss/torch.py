@@ -6,17 +6,24 @@ training loop that minimises them moves the network exactly as darknet
 does.  Each call runs the oracle on the input (on the CPU, in float32) to
 fix the selection (assignments, ignored cells, overwrites, targets and
 scales), then evaluates the terms of :mod:`pydarknet_loss.implied` in
-float64 on the input's device.
+float64.
+
+``YoloLoss`` hands back darknet's own delta as the gradient: ``x.grad`` is
+``0 - net_delta`` bit for bit (times the incoming gradient), with the loss value
+computed in float64 from the entries that have a term, so a step costs about
+one oracle forward.  It has no second derivative.  ``RegionLoss`` evaluates
+the terms in torch (float64) on the input's device and differentiates them.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import threading
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import implied
+from . import _buffers, implied
 from .layers.pjreddie import RegionLayer, YoloLayer
 
 __all__ = ["YoloLoss", "RegionLoss"]
@@ -49,6 +56,8 @@ class _ImpliedModule(nn.Module):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dtype != torch.float32:
             raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {x.dtype}")
+        if isinstance(self, YoloLoss):
+            return _yolo_loss(self, x, truth)
         sel = self._select(x.detach().cpu().numpy(), truth)
         loss, parts = _terms(implied.ImpliedLoss(sel), x)
         self.last_parts = {k: float(v.detach()) for k, v in parts.items()}
@@ -83,6 +92,106 @@ class RegionLoss(_ImpliedModule):
 
     def _select(self, x: np.ndarray, truth: Any) -> implied.Selection:
         return implied.select(x, truth, self.layer, build=self.build, seen=self.seen)
+
+
+# ---- YoloLoss: darknet's delta as the gradient --------------------------------
+
+#: Per thread: the oracle's output and selection buffers, reused from call to
+#: call (fresh ones would cost the kernel's page zeroing every step).  The
+#: delta is fresh each call: it becomes the gradient.
+_BUFFERS = threading.local()
+
+
+def _buffer(key: Tuple[Any, ...], shape: Tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
+    cache = getattr(_BUFFERS, "cache", None)
+    if cache is None:
+        cache = _BUFFERS.cache = {}
+    if key not in cache:
+        cache[key] = np.empty(shape, dtype)
+    return cache[key]
+
+
+class _DeltaGradient(torch.autograd.Function):
+    """value(x) with gradient 0 - delta: darknet's own, bit for bit."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, minus_delta: torch.Tensor) -> torch.Tensor:
+        ctx.minus_delta = minus_delta
+        ctx.device = x.device
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        g = ctx.minus_delta
+        if g is None:
+            raise RuntimeError("YoloLoss: backward ran twice through one loss value; compute the loss again")
+        ctx.minus_delta = None  # handed on (and scaled in place): the buffer is this call's own
+        if not bool(grad == 1):
+            g.mul_(grad.to(dtype=torch.float32, device="cpu"))
+        return g.to(ctx.device), None, None
+
+
+def _yolo_loss(module: "YoloLoss", x: torch.Tensor, truth: Any) -> torch.Tensor:
+    """The [yolo] implied loss: forward_yolo_layer_terms computes its parts
+    (implied.ImpliedLoss.value's terms, float64) on the C core's threads and
+    leaves the gradient, 0 - delta, in the delta buffer.  Where a cell went
+    through the truth_thresh branch, which that selection does not cover,
+    the forward runs again with the dense targets and the parts are computed
+    here."""
+    layer = module.layer
+    xn = x.detach().cpu().numpy()
+    b, c, h, w = xn.shape
+    n, e = layer.n, c // layer.n
+    rows = b * layer.max_boxes
+    out = _buffer(("out",) + xn.shape, xn.shape)
+    delta = _buffers.empty(xn.shape)  # becomes the gradient; recycled once that is gone
+    terms = (_buffer(("obj_t", b, n, h * w), (b, n, h * w)), _buffer(("obj_s", b, n, h * w), (b, n, h * w)),
+             _buffer(("cells", rows), (rows,), np.int32), _buffer(("cell_t", rows, e), (rows, e)),
+             _buffer(("cell_s", rows, e), (rows, e)), np.zeros(len(implied.PARTS), np.float64))
+    net = dict(net_w=module.net_w, net_h=module.net_h, index=0)
+    call, _ = layer._run(xn, truth, train=True, out=(out, delta), terms=terms, **net)
+    if getattr(call, "terms_dense", False):
+        parts = _dense_yolo_parts(layer, xn, truth, out, delta, net)
+    else:
+        parts = dict(zip(implied.PARTS, map(float, terms[5])))
+    value = 0.0
+    for k in implied.PARTS:
+        value += parts[k]
+    module.last_parts = parts
+    loss = torch.tensor(value, dtype=torch.float64, device=x.device)
+    return _DeltaGradient.apply(x, loss, torch.from_numpy(delta))
+
+
+def _dense_yolo_parts(layer: YoloLayer, xn: np.ndarray, truth: Any, out: np.ndarray, delta: np.ndarray,
+                      net: Dict[str, int]) -> Dict[str, float]:
+    """The parts from a forward with the dense targets (and delta turned into
+    0 - delta, as forward_yolo_layer_terms leaves it)."""
+    b, c, h, w = xn.shape
+    n, e = layer.n, c // layer.n
+    tg = _buffer(("target",) + xn.shape, xn.shape)
+    sc = _buffer(("scale",) + xn.shape, xn.shape)
+    layer._run(xn, truth, train=True, out=(out, delta), targets=(tg, sc), **net)
+    np.subtract(np.float32(0), delta, out=delta)
+    X, T, S = (a.reshape(b, n, e, h * w) for a in (xn, tg, sc))
+    assigned = ~np.isnan(S[:, :, 5])
+    os64 = S[:, :, 4].astype(np.float64)
+    has = ~np.isnan(os64)
+    obj = np.zeros_like(os64)
+    obj[has] = os64[has] * implied._bce(X[:, :, 4][has].astype(np.float64), T[:, :, 4][has].astype(np.float64))
+    parts = {k: 0.0 for k in implied.PARTS}
+    parts["obj_pos"] = float(np.sum(obj[assigned]))
+    parts["obj_neg"] = float(np.sum(obj[~assigned]))
+    ib, ia, ic = np.nonzero(assigned)
+    if len(ib):
+        xs = X[ib, ia, :, ic].astype(np.float64)  # (cells, entries)
+        ss, ts = S[ib, ia, :, ic], T[ib, ia, :, ic]
+        on = ~np.isnan(ss)
+        s64 = np.where(on, ss, 0).astype(np.float64)
+        t64 = np.where(on, ts, 0).astype(np.float64)
+        parts["xy"] = float(np.sum(s64[:, 0:2] * implied._bce(xs[:, 0:2], t64[:, 0:2])))
+        parts["wh"] = float(np.sum(s64[:, 2:4] / 2 * (xs[:, 2:4] - t64[:, 2:4]) ** 2))
+        parts["class"] = float(np.sum(s64[:, 5:] * implied._bce(xs[:, 5:], t64[:, 5:])))
+    return parts
 
 
 def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:

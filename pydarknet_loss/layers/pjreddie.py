@@ -190,8 +190,8 @@ class _LossLayer(ReadOnly):
     def _used_rows(self) -> int:
         return self.rows
 
-    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: bool = False, layout_: str = "nchw",
-             **net: int) -> Tuple[_native.Call, bool]:
+    def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: Any = False, layout_: str = "nchw",
+             **net: Optional[int]) -> Tuple[_native.Call, bool]:
         if layout_ != "nchw":
             if out is not None:
                 raise ValueError(f"out= takes darknet's (B, C, H, W) arrays: with layout={layout_!r} the result is "
@@ -302,7 +302,8 @@ class YoloLayer(_LossLayer):
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416,
                 net_h: int = 416, train: bool = True, index: int = 0,
-                out: Optional[OutBuffers] = None, layout: str = "nchw") -> YoloResult:
+                out: Optional[OutBuffers] = None, layout: str = "nchw",
+                threads: Optional[int] = None) -> YoloResult:
         """Run upstream's forward_yolo_layer.
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
@@ -314,13 +315,18 @@ class YoloLayer(_LossLayer):
         allocating new ones (for repeated calls on large inputs); the result
         then refers to them.  ``layout``: x's layout, and the result's:
         ``"nchw"`` (darknet's), ``"nhwc"`` or ``"bahwc"`` ((B, A, H, W, 5+classes)).
+        ``threads``: how many threads work on separate images (default:
+        $PYDARKNET_LOSS_THREADS, or every CPU this process may use); the
+        result is the same bit for bit whatever it is.
         """
         net_w = _validate.c_int("net_w", net_w, minimum=1)
         net_h = _validate.c_int("net_h", net_h, minimum=1)
         index = _validate.c_int("index", index)
         layout_ = layout_mod.check(layout)
+        if threads is not None:
+            threads = _validate.integer("threads", threads, minimum=1, maximum=1024)
         call, train = self._run(x, truth, train=train, out=out, layout_=layout_, net_w=net_w, net_h=net_h,
-                                index=index)
+                                index=index, threads=threads)
         stats = None
         if train:
             s = call.stats
@@ -455,20 +461,24 @@ class RegionLayer(_LossLayer):
                 stacklevel=3)
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, seen: int = 0,
-                train: bool = True, out: Optional[OutBuffers] = None, layout: str = "nchw") -> RegionResult:
+                train: bool = True, out: Optional[OutBuffers] = None, layout: str = "nchw",
+                threads: Optional[int] = None) -> RegionResult:
         """Run upstream's forward_region_layer (CPU build).
 
         ``x``: float32 (B, num*(coords+1+classes), H, W).  ``truth``: float32
         (B, 30, coords+1) packed, or a list of B float32 arrays of shape
         (k, coords+1).  ``seen``: upstream's ``*net.seen`` (images seen so
         far; below 12800 the prior-box rule applies).  ``layout``: x's layout,
-        and the result's (``"nchw"``, ``"nhwc"``, ``"bahwc"``).
+        and the result's (``"nchw"``, ``"nhwc"``, ``"bahwc"``).  ``threads`` as
+        for :meth:`YoloLayer.forward`.
         """
         seen = _validate.integer("seen", seen, minimum=0, maximum=_native.SIZE_MAX)
         layout_ = layout_mod.check(layout)
         if isinstance(x, np.ndarray) and x.ndim == 4 and layout_ != "bahwc":
             self._warn_tree(*(x.shape[2:4] if layout_ == "nchw" else x.shape[1:3]))
-        call, train = self._run(x, truth, train=train, out=out, layout_=layout_, seen=seen)
+        if threads is not None:
+            threads = _validate.integer("threads", threads, minimum=1, maximum=1024)
+        call, train = self._run(x, truth, train=train, out=out, layout_=layout_, seen=seen, threads=threads)
         stats = None
         if train:
             s = call.stats
