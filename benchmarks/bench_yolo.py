@@ -125,7 +125,7 @@ def build_driver(tmp: Path) -> ctypes.CDLL:
         sys.exit("bench_yolo: no C compiler for the C driver (set CC)")
     so = tmp / "bench_core.so"
     subprocess.run([cc, *pdl.BUILD_CFLAGS.split(), "-fPIC", "-shared", "-DBENCH_LIB", "-I", str(SRC),
-                    str(ROOT / "benchmarks" / "bench_core.c"), *map(str, sorted(SRC.glob("*.c"))),
+                    str(ROOT / "benchmarks" / "bench_core.c"), *map(str, sorted(SRC.glob("*.c"))), str(SRC / "cuda" / "no_cuda.c"),
                     "-lm", "-pthread", "-o", str(so)], check=True)
     lib = ctypes.CDLL(str(so))
     lib.bench_load.argtypes = [ctypes.c_char_p]

@@ -167,6 +167,9 @@ typedef struct network {
     int w, h;                 /* network input size (net.w, net.h) */
     int index;                /* layer index, only printed by upstream */
     size_t seen;              /* upstream's *net.seen ([region] prior rule) */
+    int input_activated;      /* nonzero: `input` already holds the GPU build's device activations
+                                 (forward_*_layer_gpu pulls them into net.input), so the forward skips
+                                 its CPU activation, as upstream's GPU=1 build compiles it out */
 } network;
 
 /* ---- box.c ---- */
@@ -587,6 +590,7 @@ void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums);
 #define DN_E_NO_CUDA -20         /* the library was built without CUDA */
 #define DN_E_NO_DEVICE -21       /* built with CUDA, but the runtime sees no device (no GPU, no driver) */
 #define DN_E_CUDA_RUNTIME -1000  /* a CUDA runtime call failed: the code is DN_E_CUDA_RUNTIME - its cudaError_t */
+#define DN_E_NO_MEMORY -22       /* the host buffer for the device's activations could not be had */
 
 typedef struct dn_cuda_device {
     int built;                /* 1: compiled with CUDA */
@@ -606,6 +610,15 @@ int dn_cuda_error_text(int code, char *buf, int size);
  * not overlap input).  DN_OK, DN_E_LAYER, or a code above. */
 int dn_cuda_activate_yolo(const layer *l, const float *input, float *output);
 int dn_cuda_activate_region(const layer *l, const float *input, float *output);
+/* forward_yolo_layer_gpu / forward_region_layer_gpu (gpu.c): the device
+ * activation of net.input into l.output, then the CPU loss on it with
+ * net.input_activated set, as upstream's GPU build runs a training forward
+ * (and returns the pulled activations when !net.train).  DN_OK, a DN_E_*
+ * code of the CPU forward's checks (nothing touched), or a code above. */
+int forward_yolo_layer_gpu(const layer l, network net);
+int forward_region_layer_gpu(const layer l, network net);
+int forward_yolo_layer_gpu_opt(const layer l, network net, int threads, int path);
+int forward_region_layer_gpu_opt(const layer l, network net, int threads, int path);
 /* y[i] = the device logistic of x[i] (logistic_activate_kernel). */
 int dn_cuda_logistic(const float *x, float *y, size_t n);
 /* Every float32 bit pattern through the device logistic: *hash = the sum over

@@ -279,7 +279,9 @@ static void forward_region_reference(const layer *lp, const network *netp)
     dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
 
     memcpy(l.output, net.input, (size_t)l.outputs*l.batch*sizeof(float));
-    activate_region(&l, net.input);
+    /* The GPU build compiles the activation out: its input comes activated
+     * (the mask coords too, and the softmax computed on the device). */
+    if (!net.input_activated) activate_region(&l, net.input);
     memset(l.delta, 0, (size_t)l.outputs*l.batch*sizeof(float));
     if (!net.train) return;
     clear_targets(&l);
@@ -426,6 +428,27 @@ static void region_softmax_cells(const float *in, float *out, int entries, int w
     }
 }
 
+/* activate_region on one anchor block of one image (out holds a copy of
+ * in): x, y; objectness unless background; flat classes unless a softmax
+ * follows; w, h and the mask coords stay raw. */
+static void region_activate_anchor(const layer *l, const float *in, float *out, int impl)
+{
+    const int wh = l->w*l->h;
+    int c0;
+    dn_logistic_impl(in, out, 2*wh, impl);
+    if (!l->background) dn_logistic_impl(in + l->coords*wh, out + l->coords*wh, wh, impl);
+    if (!l->softmax) {
+        dn_logistic_impl(in + (l->coords + 1)*wh, out + (l->coords + 1)*wh, l->classes*wh, impl);
+        return;
+    }
+    /* With background the softmax starts at the objectness entry. */
+    for (c0 = 0; c0 < wh; c0 += CHUNK) {
+        const int first = l->coords + !l->background;
+        region_softmax_cells(in + first*wh, out + first*wh, l->classes + l->background, wh, c0,
+                             wh - c0 < CHUNK ? wh - c0 : CHUNK, impl);
+    }
+}
+
 static void region_image_anchor(void *ctx, int task)
 {
     const region_fast *f = (const region_fast *)ctx;
@@ -441,21 +464,10 @@ static void region_image_anchor(void *ctx, int task)
     float prior_w = 0, prior_h = 0, prior_tw = 0, prior_th = 0;
     int c0, k;
 
-    /* activate_region: x, y; objectness unless background; flat classes
-     * unless a softmax follows; w, h and the mask coords stay raw. */
     memcpy(out, in, (size_t)per_anchor*sizeof(float));
-    dn_logistic_impl(in, out, 2*wh, f->impl);
-    if (!l->background) dn_logistic_impl(in + l->coords*wh, out + l->coords*wh, wh, f->impl);
-    if (!l->softmax) {
-        dn_logistic_impl(in + (l->coords + 1)*wh, out + (l->coords + 1)*wh, l->classes*wh, f->impl);
-    } else {
-        /* With background the softmax starts at the objectness entry. */
-        int first = l->coords + !l->background;
-        for (c0 = 0; c0 < wh; c0 += CHUNK) {
-            region_softmax_cells(in + first*wh, out + first*wh, l->classes + l->background, wh, c0,
-                                 wh - c0 < CHUNK ? wh - c0 : CHUNK, f->impl);
-        }
-    }
+    /* The GPU build's input comes activated on the device (its CPU
+     * activation is compiled out). */
+    if (!net->input_activated) region_activate_anchor(l, in, out, f->impl);
     dn_zero_impl(d, (size_t)per_anchor, f->impl);
     if (!net->train) return;
     if (l->target) {

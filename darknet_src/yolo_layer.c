@@ -400,7 +400,8 @@ static void forward_yolo_reference(const layer *lp, const network *netp)
     dn_sums sums = {0, 0, 0, 0, 0, 0, 0, 0};
 
     memcpy(l.output, netp->input, (size_t)l.outputs*l.batch*sizeof(float));
-    for (b = 0; b < l.batch; ++b) {
+    /* The GPU build compiles this activation out: its input comes activated. */
+    for (b = 0; b < l.batch && !netp->input_activated; ++b) {
         for (n = 0; n < l.n; ++n) {
             /* x, y, then objectness and classes; w and h stay raw. */
             int index = entry_index(&l, b, n*wh, 0);
@@ -482,10 +483,15 @@ static void yolo_image_anchor(void *ctx, int task)
     dn_truths ts;
     int c0, k;
 
-    /* Activations: x, y, objectness and classes; w and h stay raw. */
-    dn_logistic_impl(in, out, 2*wh, f->impl);
-    memcpy(out + 2*wh, in + 2*wh, (size_t)2*wh*sizeof(float));
-    dn_logistic_impl(in + 4*wh, out + 4*wh, (1 + l->classes)*wh, f->impl);
+    /* Activations: x, y, objectness and classes; w and h stay raw.  The
+     * GPU build's input comes activated (its CPU activation is compiled out). */
+    if (net->input_activated) {
+        memcpy(out, in, (size_t)per_anchor*sizeof(float));
+    } else {
+        dn_logistic_impl(in, out, 2*wh, f->impl);
+        memcpy(out + 2*wh, in + 2*wh, (size_t)2*wh*sizeof(float));
+        dn_logistic_impl(in + 4*wh, out + 4*wh, (1 + l->classes)*wh, f->impl);
+    }
     dn_zero_impl(d, (size_t)per_anchor, f->impl);
     if (!net->train) return;
     if (l->target) {
@@ -678,7 +684,9 @@ int forward_yolo_layer_terms(const layer l, network net, int threads, int path, 
     int err = dn_check_forward(&l, &net, DN_YOLO);
     int impl, rc;
     if (err != DN_OK) return err;
-    if (!net.train || l.target) return DN_E_LAYER;
+    /* The implied loss's parts read the raw logits, which an activated
+     * input no longer holds. */
+    if (!net.train || l.target || net.input_activated) return DN_E_LAYER;
     terms.obj_target = obj_target;
     terms.obj_scale = obj_scale;
     terms.cells = cells;

@@ -4,7 +4,7 @@ Reproduces the arithmetic of pjreddie/darknet (commit f6afaab) for the
 ``[yolo]`` and ``[region]`` layers, bit for bit, from NumPy.  See README.md.
 """
 from ._version import UPSTREAM_COMMIT, __version__
-from ._native import BUILD_CFLAGS
+from ._native import BUILD_CFLAGS, CudaError
 from ._validate import DarknetQuirkWarning
 from .layers.boxes import box_iou, box_rmse
 from .layers.detections import Detections, nms_obj, nms_sort
@@ -23,6 +23,7 @@ from .layers import alexeyab
 __all__ = [
     "BUILD_CFLAGS",
     "CfgError",
+    "CudaError",
     "DarknetCfgWarning",
     "Detections",
     "LayerInfo",

@@ -287,9 +287,13 @@ class Call:
 
     def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int = 0,
                 net_h: int = 0, index: int = 0, seen: int = 0, threads: Optional[int] = None,
-                terms: Optional[Tuple[np.ndarray, ...]] = None) -> int:
+                terms: Optional[Tuple[np.ndarray, ...]] = None, gpu: bool = False, activated: bool = False) -> int:
+        """The forward pass.  ``gpu``: the GPU build's (device activations,
+        then the CPU loss); ``activated``: x already holds activations, as
+        the GPU build's CPU loss receives them (no CPU activation)."""
         net = ffi.new("network *")
         net.input = _f32(x)
+        net.input_activated = 1 if activated else 0
         if truth is not None:
             net.truth = _f32(truth)
         net.train = 1 if train else 0
@@ -315,6 +319,10 @@ class Call:
                                                   ffi.cast("double *", ffi.from_buffer(parts))))
             self.terms_dense = rc == lib.DN_TERMS_DENSE
             return DN_OK if self.terms_dense else rc
+        if gpu:
+            # The GPU build's forward: device activations, then the CPU loss on them.
+            fn = lib.forward_yolo_layer_gpu_opt if self.spec.kind == "yolo" else lib.forward_region_layer_gpu_opt
+            return int(fn(self.layer[0], net[0], threads, forward_path()))
         fn = lib.forward_yolo_layer_opt if self.spec.kind == "yolo" else lib.forward_region_layer_opt
         # cffi releases the GIL for the call.
         return int(fn(self.layer[0], net[0], threads, forward_path()))
@@ -621,10 +629,34 @@ def _cuda_version(v: int) -> Optional[str]:
     return f"{v // 1000}.{v % 1000 // 10}" if v > 0 else None
 
 
-def cuda_error(code: int) -> str:
+class CudaError(RuntimeError):
+    """build="gpu" cannot run here: no CUDA build, no device, or a CUDA
+    runtime call failed.  The message says which and what to do."""
+
+
+CUDA_CODES = (lib.DN_E_NO_CUDA, lib.DN_E_NO_DEVICE, lib.DN_E_NO_MEMORY)
+
+
+def is_cuda_code(code: int) -> bool:
+    return code in CUDA_CODES or code <= lib.DN_E_CUDA_RUNTIME
+
+
+def cuda_error(code: int) -> CudaError:
+    """The CudaError for a code of the GPU build's functions."""
+    if code == lib.DN_E_NO_CUDA:
+        return CudaError("build='gpu' needs the CUDA build, and this pydarknet_loss was built without it: "
+                         "reinstall with `PYDARKNET_LOSS_CUDA=1 pip install .` (needs nvcc; `pydarknet-loss info` "
+                         "says what was built), or use build='cpu'")
+    if code == lib.DN_E_NO_DEVICE:
+        info = cuda_info()
+        return CudaError(f"build='gpu' needs a CUDA device: the CUDA build is present (runtime {info.runtime}) but "
+                         f"the CUDA runtime sees no GPU (driver: {info.driver or 'none'}); run on a machine with "
+                         "an NVIDIA GPU and its driver, or use build='cpu'")
+    if code == lib.DN_E_NO_MEMORY:
+        return CudaError("build='gpu': no host memory for the device's activations")
     buf = ffi.new("char[256]")
     lib.dn_cuda_error_text(code, buf, 256)
-    return ffi.string(buf).decode(errors="replace")
+    return CudaError(f"build='gpu': a CUDA runtime call failed: {ffi.string(buf).decode(errors='replace')}")
 
 
 def cuda_info() -> CudaInfo:

@@ -128,18 +128,29 @@ def _refuse_alexeyab(layer: Any) -> None:
 
 
 def select(x: np.ndarray, truth: Any, layer: Any, *, build: str = "cpu", net_w: int = 416, net_h: int = 416,
-           seen: int = 0) -> Selection:
-    """The oracle forward pass that fixes the selection."""
+           seen: int = 0, activations: str = "cpu") -> Selection:
+    """The oracle forward pass that fixes the selection.  ``build``: whose
+    backward ([region]: the CPU build hands on nothing, the GPU build
+    delta * sigma'); ``activations``: whose forward, "cpu" (the CPU build's
+    double logistic and softmax) or "gpu" (the GPU build's device kernels,
+    run on this machine's GPU: needs the CUDA build and a device)."""
     _refuse_alexeyab(layer)
     if build not in ("cpu", "gpu"):
         raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
+    if activations not in ("cpu", "gpu"):
+        raise ValueError(f"activations must be 'cpu' or 'gpu', got {activations!r}")
+    if activations == "gpu" and isinstance(layer, RegionLayer) and layer.coords > 4:
+        raise ValueError("activations='gpu' with mask coords (coords > 4): the GPU build activates them and "
+                         "the CPU build does not, and no implied loss is derived for that mix; use "
+                         "activations='cpu'")
     if isinstance(layer, YoloLayer):
-        call, _ = layer._run(x, truth, train=True, out=None, targets=True, net_w=net_w, net_h=net_h, index=0)
+        call, _ = layer._run(x, truth, train=True, out=None, targets=True, net_w=net_w, net_h=net_h, index=0,
+                             build=activations)
         res_delta = call.delta
         nd = call.delta
         extra: Dict[str, Any] = {}
     elif isinstance(layer, RegionLayer):
-        call, _ = layer._run(x, truth, train=True, out=None, targets=True, seen=seen)
+        call, _ = layer._run(x, truth, train=True, out=None, targets=True, seen=seen, build=activations)
         rr = RegionResult(output=call.output, delta=call.delta, cost=np.float32(0), stats=None, n=layer.n,
                           coords=layer.coords, background=layer.background)
         res_delta = call.delta
@@ -148,7 +159,9 @@ def select(x: np.ndarray, truth: Any, layer: Any, *, build: str = "cpu", net_w: 
         if layer.tree is not None:
             groups = [(int(o), int(s)) for o, s in zip(layer.tree.group_offset, layer.tree.group_size)]
         extra = dict(background=layer.background, softmax=layer.softmax, groups=groups,
-                     temperature=float(layer.temperature) if layer.tree is not None else 1.0)
+                     # the GPU build's tree softmax runs at temperature 1
+                     temperature=float(layer.temperature) if layer.tree is not None and activations == "cpu"
+                     else 1.0)
     else:
         raise TypeError("layer must be a YoloLayer or RegionLayer")
     assert call.target is not None and call.target_scale is not None

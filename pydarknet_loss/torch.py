@@ -67,31 +67,43 @@ class _ImpliedModule(nn.Module):
 class YoloLoss(_ImpliedModule):
     """The [yolo] implied loss (see pydarknet_loss.implied)."""
 
-    def __init__(self, layer: YoloLayer, net_w: int = 416, net_h: int = 416) -> None:
+    def __init__(self, layer: YoloLayer, net_w: int = 416, net_h: int = 416, build: str = "cpu") -> None:
+        """``build``: the darknet build whose selection and delta the loss
+        follows: "cpu", or "gpu" (the GPU build's device logistic, computed
+        on this machine's GPU: needs the CUDA build and a device).  x may be
+        on any device; the gradient comes back on x's."""
         super().__init__()
         if not isinstance(layer, YoloLayer):
             raise TypeError("YoloLoss needs a YoloLayer")
-        self.layer, self.net_w, self.net_h = layer, net_w, net_h
+        if build not in ("cpu", "gpu"):
+            raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
+        self.layer, self.net_w, self.net_h, self.build = layer, net_w, net_h, build
 
     def _select(self, x: np.ndarray, truth: Any) -> implied.Selection:
-        return implied.select(x, truth, self.layer, net_w=self.net_w, net_h=self.net_h)
+        return implied.select(x, truth, self.layer, net_w=self.net_w, net_h=self.net_h, activations=self.build)
 
 
 class RegionLoss(_ImpliedModule):
-    """The [region] implied loss for a darknet build: ``"gpu"`` (squared
-    errors on the sigmoid for x, y and objectness) or ``"cpu"`` (a constant:
-    the CPU build hands on no gradient)."""
+    """The [region] implied loss for a darknet build's backward: ``"gpu"``
+    (squared errors on the sigmoid for x, y and objectness) or ``"cpu"`` (a
+    constant: the CPU build hands on no gradient).  ``activations``: whose
+    forward fixes the selection: "cpu" (default: the CPU build's double
+    logistic and softmax, computed here) or "gpu" (the GPU build's device
+    kernels on this machine's GPU, needs the CUDA build and a device): with
+    ``build="gpu", activations="gpu"`` the loss is the GPU build's, exactly."""
 
-    def __init__(self, layer: RegionLayer, seen: int = 0, build: str = "gpu") -> None:
+    def __init__(self, layer: RegionLayer, seen: int = 0, build: str = "gpu", activations: str = "cpu") -> None:
         super().__init__()
         if not isinstance(layer, RegionLayer):
             raise TypeError("RegionLoss needs a RegionLayer")
         if build not in ("cpu", "gpu"):
             raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
-        self.layer, self.seen, self.build = layer, seen, build
+        if activations not in ("cpu", "gpu"):
+            raise ValueError(f"activations must be 'cpu' or 'gpu', got {activations!r}")
+        self.layer, self.seen, self.build, self.activations = layer, seen, build, activations
 
     def _select(self, x: np.ndarray, truth: Any) -> implied.Selection:
-        return implied.select(x, truth, self.layer, build=self.build, seen=self.seen)
+        return implied.select(x, truth, self.layer, build=self.build, seen=self.seen, activations=self.activations)
 
 
 # ---- YoloLoss: darknet's delta as the gradient --------------------------------
@@ -148,7 +160,15 @@ def _yolo_loss(module: "YoloLoss", x: torch.Tensor, truth: Any) -> torch.Tensor:
     terms = (_buffer(("obj_t", b, n, h * w), (b, n, h * w)), _buffer(("obj_s", b, n, h * w), (b, n, h * w)),
              _buffer(("cells", rows), (rows,), np.int32), _buffer(("cell_t", rows, e), (rows, e)),
              _buffer(("cell_s", rows, e), (rows, e)), np.zeros(len(implied.PARTS), np.float64))
-    net = dict(net_w=module.net_w, net_h=module.net_h, index=0)
+    net: Dict[str, Any] = dict(net_w=module.net_w, net_h=module.net_h, index=0)
+    if module.build == "gpu":
+        # The compact selection reads the raw logits from the forward's
+        # input, which the GPU build's forward gets activated: the dense one.
+        net["build"] = "gpu"
+        parts = _dense_yolo_parts(layer, xn, truth, out, delta, net)
+        module.last_parts = parts
+        loss = torch.tensor(sum(parts[k] for k in implied.PARTS), dtype=torch.float64, device=x.device)
+        return _DeltaGradient.apply(x, loss, torch.from_numpy(delta))
     call, _ = layer._run(xn, truth, train=True, out=(out, delta), terms=terms, **net)
     if getattr(call, "terms_dense", False):
         parts = _dense_yolo_parts(layer, xn, truth, out, delta, net)
@@ -163,7 +183,7 @@ def _yolo_loss(module: "YoloLoss", x: torch.Tensor, truth: Any) -> torch.Tensor:
 
 
 def _dense_yolo_parts(layer: YoloLayer, xn: np.ndarray, truth: Any, out: np.ndarray, delta: np.ndarray,
-                      net: Dict[str, int]) -> Dict[str, float]:
+                      net: Dict[str, Any]) -> Dict[str, float]:
     """The parts from a forward with the dense targets (and delta turned into
     0 - delta, as forward_yolo_layer_terms leaves it)."""
     b, c, h, w = xn.shape

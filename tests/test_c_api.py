@@ -69,7 +69,7 @@ def test_c_program_links_the_core_and_agrees_with_python(tmp_path: Path) -> None
     exe = tmp_path / "yolo_api"
     cmd = [CC, "-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
            "-I", str(SRC), str(ROOT / "tests" / "c" / "yolo_api.c"), *map(str, sorted(SRC.glob("*.c"))),
-           "-lm", "-o", str(exe)]
+           str(SRC / "cuda" / "no_cuda.c"), "-lm", "-pthread", "-o", str(exe)]
     subprocess.run(cmd, check=True)
     lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
     head = lines[0].split()

@@ -16,6 +16,7 @@ from ..files.tree import Tree, as_tree
 
 YOLO_MAX_TRUTHS = 90  # upstream's truth stride per image for [yolo], whatever `max` says
 REGION_MAX_TRUTHS = 30  # and for [region]
+BUILDS = ("cpu", "gpu")  # darknet's CPU build and its GPU=1 build (forward(build=...))
 
 TruthLike = Union[np.ndarray, Sequence[np.ndarray]]
 OutBuffers = Tuple[np.ndarray, np.ndarray]
@@ -191,7 +192,10 @@ class _LossLayer(ReadOnly):
         return self.rows
 
     def _run(self, x: Any, truth: Any, *, train: Any, out: Any, targets: Any = False, layout_: str = "nchw",
-             **net: Optional[int]) -> Tuple[_native.Call, bool]:
+             build: str = "cpu", **net: Optional[int]) -> Tuple[_native.Call, bool]:
+        if build not in BUILDS:
+            raise ValueError(f"build must be one of {', '.join(map(repr, BUILDS))} (darknet's CPU or GPU=1 "
+                             f"build), got {build!r}")
         if layout_ != "nchw":
             if out is not None:
                 raise ValueError(f"out= takes darknet's (B, C, H, W) arrays: with layout={layout_!r} the result is "
@@ -225,7 +229,9 @@ class _LossLayer(ReadOnly):
             if rc != _native.DN_OK:
                 raise _validate.truth_error(_native.ERRORS[rc], image, row, packed, w=w, h=h,
                                             classes=self.classes, class_col=self.coords, map_=self.map)
-        rc = call.forward(x, packed, train=bool(train), **net)
+        rc = call.forward(x, packed, train=bool(train), gpu=build == "gpu", **net)
+        if _native.is_cuda_code(rc):
+            raise _native.cuda_error(rc)
         if rc != _native.DN_OK:  # pragma: no cover - everything was checked above
             raise RuntimeError(f"the C core refused the input ({_native.ERRORS.get(rc, rc)})")
         return call, bool(train)
@@ -303,7 +309,7 @@ class YoloLayer(_LossLayer):
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416,
                 net_h: int = 416, train: bool = True, index: int = 0,
                 out: Optional[OutBuffers] = None, layout: str = "nchw",
-                threads: Optional[int] = None) -> YoloResult:
+                threads: Optional[int] = None, build: str = "cpu") -> YoloResult:
         """Run upstream's forward_yolo_layer.
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
@@ -317,7 +323,10 @@ class YoloLayer(_LossLayer):
         ``"nchw"`` (darknet's), ``"nhwc"`` or ``"bahwc"`` ((B, A, H, W, 5+classes)).
         ``threads``: how many threads work on separate images (default:
         $PYDARKNET_LOSS_THREADS, or every CPU this process may use); the
-        result is the same bit for bit whatever it is.
+        result is the same bit for bit whatever it is.  ``build``: ``"cpu"``
+        (darknet's CPU build) or ``"gpu"`` (its GPU=1 build: the logistic is
+        the device's float kernel, computed on this machine's GPU; needs the
+        CUDA build and a device, else :class:`CudaError`).
         """
         net_w = _validate.c_int("net_w", net_w, minimum=1)
         net_h = _validate.c_int("net_h", net_h, minimum=1)
@@ -326,7 +335,7 @@ class YoloLayer(_LossLayer):
         if threads is not None:
             threads = _validate.integer("threads", threads, minimum=1, maximum=1024)
         call, train = self._run(x, truth, train=train, out=out, layout_=layout_, net_w=net_w, net_h=net_h,
-                                index=index, threads=threads)
+                                index=index, threads=threads, build=build)
         stats = None
         if train:
             s = call.stats
@@ -462,23 +471,29 @@ class RegionLayer(_LossLayer):
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, seen: int = 0,
                 train: bool = True, out: Optional[OutBuffers] = None, layout: str = "nchw",
-                threads: Optional[int] = None) -> RegionResult:
-        """Run upstream's forward_region_layer (CPU build).
+                threads: Optional[int] = None, build: str = "cpu") -> RegionResult:
+        """Run upstream's forward_region_layer (``build="cpu"``, the default)
+        or forward_region_layer_gpu (``build="gpu"``).
 
         ``x``: float32 (B, num*(coords+1+classes), H, W).  ``truth``: float32
         (B, 30, coords+1) packed, or a list of B float32 arrays of shape
         (k, coords+1).  ``seen``: upstream's ``*net.seen`` (images seen so
         far; below 12800 the prior-box rule applies).  ``layout``: x's layout,
         and the result's (``"nchw"``, ``"nhwc"``, ``"bahwc"``).  ``threads`` as
-        for :meth:`YoloLayer.forward`.
+        for :meth:`YoloLayer.forward`.  ``build="gpu"``: darknet's GPU=1
+        build, computed on this machine's GPU: the float logistic kernel (on
+        the mask coords too), the device softmax (its largest value taken
+        over ints) and the tree softmax at temperature 1, one cell and anchor
+        at a time (neither CPU tree quirk); needs the CUDA build and a device.
         """
         seen = _validate.integer("seen", seen, minimum=0, maximum=_native.SIZE_MAX)
         layout_ = layout_mod.check(layout)
-        if isinstance(x, np.ndarray) and x.ndim == 4 and layout_ != "bahwc":
+        if isinstance(x, np.ndarray) and x.ndim == 4 and layout_ != "bahwc" and build == "cpu":
             self._warn_tree(*(x.shape[2:4] if layout_ == "nchw" else x.shape[1:3]))
         if threads is not None:
             threads = _validate.integer("threads", threads, minimum=1, maximum=1024)
-        call, train = self._run(x, truth, train=train, out=out, layout_=layout_, seen=seen, threads=threads)
+        call, train = self._run(x, truth, train=train, out=out, layout_=layout_, seen=seen, threads=threads,
+                                build=build)
         stats = None
         if train:
             s = call.stats
