@@ -177,6 +177,13 @@ def test_first_screen_commands_are_what_ci_runs() -> None:
     assert 'pip install ".[test]" && pytest\n' in (ROOT / ".ci" / "run").read_text()
 
 
+def test_every_python_block_is_executed() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    executed = {b.line for b in BLOCKS}
+    unmarked = [i + 1 for i, line in enumerate(lines) if line.strip() == "```python" and i + 1 not in executed]
+    assert not unmarked, f"README python blocks without a readme-test directive at lines {unmarked}"
+
+
 def test_the_readme_has_examples() -> None:
     kinds = [(b.lang, _options(b.directive).keys()) for b in BLOCKS]
     assert len(BLOCKS) >= 12, [b.id for b in BLOCKS]
