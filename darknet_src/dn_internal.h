@@ -73,4 +73,17 @@ static inline void clear_targets(const layer *l)
     }
 }
 
+/* Inserts `cell` into the ascending list cells[0 .. *n) unless it is there:
+ * the fast paths' record of the cells a truth loop wrote, which the cost's
+ * sum of squares then reads in index order. */
+static inline void dn_add_cell(int *cells, int *n, int cell)
+{
+    int k = *n, m;
+    while (k > 0 && cells[k - 1] > cell) --k;
+    if (k > 0 && cells[k - 1] == cell) return;
+    for (m = *n; m > k; --m) cells[m] = cells[m - 1];
+    cells[k] = cell;
+    ++*n;
+}
+
 #endif

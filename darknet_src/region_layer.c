@@ -177,16 +177,6 @@ typedef struct region_image {
     int cells[DN_REGION_MAX_TRUTHS];
 } region_image;
 
-static void region_add_cell(region_image *rec, int cell)
-{
-    int k = rec->n_cells, m;
-    while (k > 0 && rec->cells[k - 1] > cell) --k;
-    if (k > 0 && rec->cells[k - 1] == cell) return;
-    for (m = rec->n_cells; m > k; --m) rec->cells[m] = rec->cells[m - 1];
-    rec->cells[k] = cell;
-    ++rec->n_cells;
-}
-
 /* Upstream's truth loop for image b (all 30 rows up to the first x == 0):
  * the anchor that best matches the truth's shape at its cell learns the
  * box, the mask coords, objectness and the class.  The statistics go to
@@ -255,7 +245,7 @@ static void region_truths(const layer *l, const network *net, int b, dn_sums *su
             rec->obj[rec->n_hits] = l->output[obj_index];
             rec->iou[rec->n_hits] = iou;
             ++rec->n_hits;
-            region_add_cell(rec, best_n*wh + j*l->w + i);
+            dn_add_cell(rec->cells, &rec->n_cells, best_n*wh + j*l->w + i);
             continue;
         }
         if (iou > .5) sums->recall += 1;

@@ -289,16 +289,6 @@ static void yolo_truth_thresh_cell(const layer *l, const network *net, int b, in
                  l->w, l->h, net->w, net->h, (2 - truth.w*truth.h), wh);
 }
 
-static void add_cell(yolo_image *rec, int cell)
-{
-    int k = rec->n_cells, m;
-    while (k > 0 && rec->cells[k - 1] > cell) --k;
-    if (k > 0 && rec->cells[k - 1] == cell) return;
-    for (m = rec->n_cells; m > k; --m) rec->cells[m] = rec->cells[m - 1];
-    rec->cells[k] = cell;
-    ++rec->n_cells;
-}
-
 /* Upstream's truth loop for image b: each truth goes to the best of all
  * `total` anchors by shape alone; if that anchor is in this layer's mask,
  * its cell gets the box, objectness and class deltas.  A later truth in the
@@ -377,7 +367,7 @@ static void yolo_truths(const layer *l, const network *net, int b, dn_sums *sums
                 rec->cat[rec->n_hits] = cat;  /* 0 + p is p, exactly */
                 rec->iou[rec->n_hits] = iou;
                 ++rec->n_hits;
-                add_cell(rec, mask_n*wh + j*l->w + i);
+                dn_add_cell(rec->cells, &rec->n_cells, mask_n*wh + j*l->w + i);
                 continue;
             }
             sums->avg_obj = dn_add_acc(sums->avg_obj, l->output[obj_index]);
