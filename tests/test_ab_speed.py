@@ -229,3 +229,15 @@ def test_ab_kernels_equal_libm_on_dense_sweeps() -> None:
                _native.PATHS[path])
             assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), (path, G.first_difference(got, ref))
 
+
+
+def test_the_exhaustive_check_is_recorded() -> None:
+    """scripts/check_ab_logistic.py's recorded run: both kernels, all 2^32
+    inputs, no difference from libm."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "scripts" / "ab_logistic_exhaustive.txt").read_text()
+    lines = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith(("logistic ", "expf "))}
+    assert set(lines) == {"logistic", "expf"}
+    for ln in lines.values():
+        assert "avx2: 0 differ" in ln and ln.endswith("-> OK")
+    assert text.rstrip().splitlines()[-1].startswith("all OK")
