@@ -153,6 +153,22 @@ def bench(tmp: Path, batch: int, truths: int, threads: int, reps: int, other: Op
     return line
 
 
+def _busy_seconds() -> float:
+    """CPU seconds all processes have spent busy (/proc/stat), or NaN."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, nargs="+", default=[16])
@@ -170,6 +186,7 @@ def main(argv: Optional[List[str]] = None) -> None:
           f"kernels: {_native.path_in_use()}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start")
+    busy0, own0, wall0 = _busy_seconds(), _own_seconds(), time.time()
     print(f"\nAlexeyAB [yolo], yolov4.cfg's heads at {NET}x{NET} (76/38/19, 80 classes, ciou, iou_thresh .213); "
           "median ms per three-layer forward; thr = our threads"
           + ("" if args.no_pin or not allowed else " = the CPUs both programs may use"))
@@ -189,8 +206,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     finally:
         if allowed:
             os.sched_setaffinity(0, allowed)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"load average {load:.2f} at the end")
+    # The load average at the end counts upstream's own per-image threads;
+    # what other processes took meanwhile is the busy time less our own.
+    other = (_busy_seconds() - busy0 - (_own_seconds() - own0)) / (time.time() - wall0)
+    print(f"other processes used {max(other, 0.0):.2f} CPUs on average during the run")
 
 
 if __name__ == "__main__":
