@@ -34,7 +34,8 @@ help:
 	@echo "make demo     run the built-in example"
 	@echo "make lib      build/libdarknet_loss.{so,a} + build/include/darknet_loss.h for C/C++ users"
 	@echo "              (make lib CUDA=1: with the GPU build's device code, needs nvcc)"
-	@echo "make bench    benchmarks/bench_yolo.py (YOLOv3 workload, B = 1, 16, 64; BENCH_ARGS=... for more)"
+	@echo "make bench    benchmarks/bench_yolo.py (YOLOv3 workload, B = 1, 16, 64; BENCH_ARGS=... for more,"
+	@echo "              e.g. --ab for AlexeyAB's [yolo] on yolov4.cfg's heads)"
 	@echo "make fuzz     the long fuzz run (FUZZ_CASES=100000 cases, forked children; the package installed)"
 	@echo "make sanitize the core under ASan + UBSan: test suite and bounded fuzz (.ci/sanitize)"
 	@echo "make clean    remove build products"
@@ -51,7 +52,8 @@ demo:
 
 # Against upstream's own strict builds (outside this repository) in the same run:
 #   make bench BENCH_ARGS="--other /path/bench_pj_strict --region-other /path/bench_pj_region_strict \
-#                          --truths 20 90 --torch"
+#                          --truths 20 90 --torch --ab-other /path/bench_ab_strict"
+# (--ab-other: AlexeyAB's [yolo] on yolov4.cfg's heads, benchmarks/bench_ab.py)
 BENCH_ARGS ?=
 bench:
 	cd benchmarks && $(PYTHON) bench_yolo.py $(BENCH_ARGS)

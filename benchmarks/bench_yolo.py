@@ -18,6 +18,8 @@ prints the median milliseconds of one three-layer forward:
 object_scale 5), with seen = 12800 (after the prior-box rule) and seen = 0.
 --torch times pdl.torch.YoloLoss (the three heads' losses summed, then
 backward) against the oracle's own forward on the YOLOv3 workload.
+--ab (or --ab-other EXE) adds AlexeyAB's [yolo] on yolov4.cfg's three heads
+at 608x608 (benchmarks/bench_ab.py, which says how threads are compared).
 
 The C driver is compiled here with the core's strict flags and loaded as a
 shared object, so that the variants alternate rep by rep: a noisy machine
@@ -34,6 +36,7 @@ ours bit for bit.
 
 Usage: python benchmarks/bench_yolo.py [--batches 1 16 64] [--truths 20 90] [--threads 1 2]
            [--reps N] [--other EXE] [--region] [--region-other EXE] [--torch]
+           [--ab] [--ab-other EXE] [--ab-batches 16] [--ab-truths 20]
 """
 from __future__ import annotations
 
@@ -340,6 +343,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--region-truths", type=int, default=BOXES, help="boxes per image (at most 30)")
     ap.add_argument("--torch", action="store_true", help="also pdl.torch.YoloLoss (B = 16)")
     ap.add_argument("--no-yolo", action="store_true", help="skip the [yolo] table")
+    ap.add_argument("--ab", action="store_true", help="also AlexeyAB's [yolo] (yolov4.cfg's heads, bench_ab.py)")
+    ap.add_argument("--ab-other", type=Path, help="a second program to time on the same AlexeyAB data")
+    ap.add_argument("--ab-batches", type=int, nargs="+", default=[16])
+    ap.add_argument("--ab-truths", type=int, nargs="+", default=[BOXES], help="boxes per image (at most 200)")
     ap.add_argument("--path", choices=sorted(_native.PATHS), default="auto",
                     help="the kernels (as $PYDARKNET_LOSS_PATH): every path gives the same bits")
     args = ap.parse_args(argv)
@@ -381,6 +388,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f"{'B':>4} {'truths':>6} {'oracle':>9} {'step':>9} {'step/oracle':>9}")
         for truths in args.truths:
             print(bench_torch(16, truths, args.reps or 9), flush=True)
+    if args.ab or args.ab_other:
+        import bench_ab
+
+        print()
+        bench_ab.main(["--batches", *map(str, args.ab_batches), "--truths", *map(str, args.ab_truths),
+                       "--threads", *map(str, args.threads), "--path", args.path]
+                      + (["--reps", str(args.reps)] if args.reps else [])
+                      + (["--ab-other", str(args.ab_other)] if args.ab_other else []))
     us = python_layer_us()
     print(f"\nPython layer: {us:.1f} us per forward call (measured on a 1x1, one-class layer); "
           f"{3 * us:.0f} us per three-layer forward")

@@ -3,7 +3,8 @@
  * pjreddie's (box.c here): the IoU guard, GIoU/DIoU/CIoU and dx_box_iou.
  *
  * overlap(), box_intersection() and box_union() are the same code in both
- * darknets and are reused from box.c.  What differs:
+ * darknets; overlap() is reused from box.c, the other two are written out
+ * here with the NaN operand order of AlexeyAB's build.  What differs:
  *   - box_iou returns 0 when the intersection or the union is 0 (pjreddie
  *     divides, so two zero-area boxes give NaN there);
  *   - the enclosing box and the corner form use fmin/fmax, the C library's
@@ -23,10 +24,43 @@
 
 #define AB_PI 3.14159265358979323846
 
+/* a*b and a + b as upstream's build computes them when both operands are
+ * NaN: mulss/addss keep their first operand's NaN, and which operand GCC
+ * put first in AlexeyAB's box.o is a fact of that binary (objdump): w
+ * before h, the width before the height, a's area before b's.  C leaves
+ * the order to the compiler, so it is written out here: the sign of a NaN
+ * IoU reaches the printed avg_iou ("nan" or "-nan").  (When at most one
+ * operand is NaN, the result is that NaN in either order.) */
+static float mul_first(float a, float b)
+{
+    return isnan(a) ? a + 0.0f : a*b;
+}
+
+static float add_first(float a, float b)
+{
+    return isnan(a) ? a + 0.0f : a + b;
+}
+
+/* box_intersection and box_union: box.c's overlap(), then the products and
+ * the sum in the operand order of AlexeyAB's build. */
+static float intersection(box a, box b)
+{
+    float w = overlap(a.x, a.w, b.x, b.w);
+    float h = overlap(a.y, a.h, b.y, b.h);
+    if (w < 0 || h < 0) return 0;
+    return mul_first(w, h);
+}
+
+static float union_area(box a, box b)
+{
+    float i = intersection(a, b);
+    return add_first(mul_first(a.w, a.h), mul_first(b.w, b.h)) - i;
+}
+
 float ab_box_iou(box a, box b)
 {
-    float inter = box_intersection(a, b);
-    float uni = box_union(a, b);
+    float inter = intersection(a, b);
+    float uni = union_area(a, b);
     if (inter == 0 || uni == 0) return 0;
     return inter/uni;
 }
@@ -57,11 +91,11 @@ float ab_box_giou(box a, box b)
     boxabs c = ab_box_c(a, b);
     float cw = c.right - c.left;
     float ch = c.bot - c.top;
-    float area_c = cw*ch;
+    float area_c = mul_first(cw, ch);
     float iou = ab_box_iou(a, b);
     float u, term;
     if (area_c == 0) return iou;
-    u = box_union(a, b);
+    u = union_area(a, b);
     term = (area_c - u)/area_c;
     return iou - term;
 }

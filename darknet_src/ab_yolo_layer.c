@@ -41,8 +41,10 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "ab_fast.h"
 #include "darknet_loss.h"
 
 /* A truth row's class id or track id truncated to int: (int)v.  Callers
@@ -409,11 +411,20 @@ static int compare_yolo_class(const float *output, int classes, int class_index,
     return 0;
 }
 
+/* The cells loop 2 wrote in one image (anchor*w*h + row*w + col), when a
+ * fast path wants them (NULL otherwise): the only cells besides loop 1's
+ * truth_thresh cells whose box and class deltas can be non-zero. */
+typedef struct ab_cells {
+    int *cell;
+    int n;
+} ab_cells;
+
 /* The part of loop 2 that a best anchor and an iou_thresh extra share:
  * box delta, counters, objectness and class deltas.  Only the best anchor
  * writes labels/class_ids. */
 static void assign(const ab_yolo_layer *l, const ab_network_state *st, int b, const float *row, box truth,
-                   int anchor, int mask_n, int i, int j, int class_id, int write_labels, ab_image_sums *s)
+                   int anchor, int mask_n, int i, int j, int class_id, int write_labels, ab_image_sums *s,
+                   ab_cells *cells)
 {
     const int wh = l->w*l->h;
     const int base = b*l->outputs + mask_n*wh*(4 + 1 + l->classes) + j*l->w + i;
@@ -424,14 +435,18 @@ static void assign(const ab_yolo_layer *l, const ab_network_state *st, int b, co
     ab_ious ious = delta_yolo_box(l, truth, anchor, box_index, i, j, st->net_w, st->net_h,
                                   (2 - truth.w*truth.h), l->iou_normalizer*class_multiplier, &s->rewritten_bbox);
     ++s->total_bbox;
+    if (cells) cells->cell[cells->n++] = mask_n*wh + j*l->w + i;
     if (write_labels) {
         const int out = b*l->n*wh + mask_n*wh + j*l->w + i;
         if (l->labels) l->labels[out] = row_int(row, 5);  /* the track id */
         if (l->class_ids) l->class_ids[out] = class_id;
     }
-    s->tot_iou += ious.iou;
-    s->tot_iou_loss += 1 - ious.iou;
-    s->tot_giou_loss += 1 - ious.giou;
+    /* Each a float sum; when both operands are NaN upstream's build keeps
+     * the addend's (its addss/addps have the new term first: objdump of
+     * process_batch), so a NaN statistic prints with upstream's sign. */
+    s->tot_iou = dn_add_v(s->tot_iou, ious.iou);
+    s->tot_iou_loss = dn_add_v(s->tot_iou_loss, 1 - ious.iou);
+    s->tot_giou_loss = dn_add_v(s->tot_giou_loss, 1 - ious.giou);
     if (l->objectness_smooth) {
         const float delta_obj = class_multiplier*l->obj_normalizer*(1 - l->output[obj_index]);
         if (l->delta[obj_index] == 0) l->delta[obj_index] = delta_obj;
@@ -464,6 +479,37 @@ static void averages_yolo_deltas(const ab_yolo_layer *l, int class_index, int bo
     }
 }
 
+/* The averaging after loop 2 (iou_thresh < 1) for one cell and anchor:
+ * only a cell with a non-zero (or NaN) objectness delta. */
+static void average_cell(const ab_yolo_layer *l, int b, int n, int cell)
+{
+    const int wh = l->w*l->h;
+    const int box_index = b*l->outputs + n*wh*(4 + 1 + l->classes) + cell;
+    if (l->delta[box_index + 4*wh] != 0) averages_yolo_deltas(l, box_index + 5*wh, box_index, wh);
+}
+
+/* The rows both loops read: those before the first x == 0. */
+static int count_rows(const ab_yolo_layer *l, const float *truths)
+{
+    int ntruth;
+    for (ntruth = 0; ntruth < l->max_boxes; ++ntruth) {
+        if (!truths[ntruth*AB_TRUTH_SIZE]) break;
+    }
+    return ntruth;
+}
+
+/* make_yolo_layer's -1 in labels and class_ids, reset at the start of every
+ * training forward: `count` cells of image b from cell `first` on. */
+static void reset_labels(const ab_yolo_layer *l, int b, int first, int count)
+{
+    const size_t at = (size_t)b*l->n*l->w*l->h + (size_t)first;
+    int k;
+    for (k = 0; k < count; ++k) {
+        if (l->labels) l->labels[at + k] = -1;
+        if (l->class_ids) l->class_ids[at + k] = -1;
+    }
+}
+
 void ab_yolo_activate_image(const ab_yolo_layer *l, const float *input, int b)
 {
     const int wh = l->w*l->h;
@@ -488,103 +534,95 @@ void ab_yolo_activate_image(const ab_yolo_layer *l, const float *input, int b)
     memset(l->delta + (size_t)b*l->outputs, 0, (size_t)l->outputs*sizeof(float));
 }
 
-void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *st, int b, ab_image_sums *s)
+/* Loop 1 for one cell (i, j) and anchor n of image b, as upstream runs it:
+ * the best IoU over the truths (and the best among them when the cell has
+ * a class probability above .25), the objectness delta, and the
+ * truth_thresh branch. */
+static void ignore_cell(const ab_yolo_layer *l, const ab_network_state *st, int b, int n, int i, int j,
+                        const float *truths, int ntruth, ab_image_sums *s)
 {
     const int wh = l->w*l->h;
     const int stride = wh;
     const int per_anchor = wh*(4 + 1 + l->classes);
-    const float *truths = st->truth + (size_t)b*l->truths;
+    const int box_index = b*l->outputs + n*per_anchor + j*l->w + i;
+    const int obj_index = box_index + 4*wh;
+    const int class_index = box_index + (4 + 1)*wh;
     const int net_w = st->net_w, net_h = st->net_h;
     float *output = l->output;
     float *delta = l->delta;
-    int i, j, n, t, ntruth, k;
-
-    memset(s, 0, sizeof *s);
-    /* labels and class_ids: -1 at the start of every training forward */
-    for (k = 0; k < l->n*wh; ++k) {
-        if (l->labels) l->labels[(size_t)b*l->n*wh + k] = -1;
-        if (l->class_ids) l->class_ids[(size_t)b*l->n*wh + k] = -1;
-    }
-    /* Both loops stop at the first row with x == 0. */
-    for (ntruth = 0; ntruth < l->max_boxes; ++ntruth) {
-        if (!truths[ntruth*AB_TRUTH_SIZE]) break;
-    }
-
-    /* Loop 1: every cell and anchor, in the order j, i, n. */
-    for (j = 0; j < l->h; ++j) {
-        for (i = 0; i < l->w; ++i) {
-            for (n = 0; n < l->n; ++n) {
-                const int box_index = b*l->outputs + n*per_anchor + j*l->w + i;
-                const int obj_index = box_index + 4*wh;
-                const int class_index = box_index + (4 + 1)*wh;
-                const box pred = ab_get_yolo_box(output, l->biases, l->mask[n], box_index, i, j, l->w, l->h,
-                                                 net_w, net_h, wh, l->new_coords);
-                float best_match_iou = 0;
-                float best_iou = 0;
-                int best_t = 0;
-                int class_id_match = -1;  /* compare_yolo_class, computed once per cell */
-                for (t = 0; t < ntruth; ++t) {
-                    const float *row = truths + t*AB_TRUTH_SIZE;
-                    const int class_id = row_int(row, 4);
-                    float iou;
-                    /* upstream prints two warning lines here, per cell and
-                     * anchor; they are counted in loop 2 instead */
-                    if (class_id >= l->classes || class_id < 0) continue;
-                    if (isnan(output[obj_index]) || isinf(output[obj_index])) output[obj_index] = 0;
-                    /* Upstream calls it for every truth; it reads only the
-                     * class outputs, which this loop never changes. */
-                    if (class_id_match < 0) {
-                        class_id_match = compare_yolo_class(output, l->classes, class_index, wh, 0.25f);
-                    }
-                    iou = ab_box_iou(pred, row_box(row));
-                    if (iou > best_match_iou && class_id_match == 1) best_match_iou = iou;
-                    if (iou > best_iou) {
-                        best_iou = iou;
-                        best_t = t;
-                    }
-                }
-
-                delta[obj_index] = l->obj_normalizer*(0 - output[obj_index]);
-                if (best_match_iou > l->ignore_thresh) {
-                    if (l->objectness_smooth) {
-                        const float delta_obj = l->obj_normalizer*(best_match_iou - output[obj_index]);
-                        if (delta_obj > delta[obj_index]) delta[obj_index] = delta_obj;
-                    } else {
-                        delta[obj_index] = 0;
-                    }
-                }
-                /* (upstream's net.adversarial branch: off in training, not reproduced) */
-                if (best_iou > l->truth_thresh) {
-                    const float iou_multiplier = best_iou*best_iou;
-                    const float *row = truths + best_t*AB_TRUTH_SIZE;
-                    const int class_id = mapped(l, row_int(row, 4));
-                    float class_multiplier;
-                    box truth;
-                    if (l->objectness_smooth) delta[obj_index] = l->obj_normalizer*(iou_multiplier - output[obj_index]);
-                    else delta[obj_index] = l->obj_normalizer*(1 - output[obj_index]);
-                    delta_yolo_class(l, class_index, class_id, wh);
-                    class_multiplier = l->classes_multipliers ? l->classes_multipliers[class_id] : 1.0f;
-                    if (l->objectness_smooth) {
-                        delta[class_index + stride*class_id] =
-                            class_multiplier*(iou_multiplier - output[class_index + stride*class_id]);
-                    }
-                    truth = row_box(row);
-                    delta_yolo_box(l, truth, l->mask[n], box_index, i, j, net_w, net_h, (2 - truth.w*truth.h),
-                                   l->iou_normalizer*class_multiplier, &s->rewritten_bbox);
-                    ++s->total_bbox;
-                }
-            }
+    const box pred = ab_get_yolo_box(output, l->biases, l->mask[n], box_index, i, j, l->w, l->h,
+                                     net_w, net_h, wh, l->new_coords);
+    float best_match_iou = 0;
+    float best_iou = 0;
+    int best_t = 0;
+    int class_id_match = -1;  /* compare_yolo_class, computed once per cell */
+    int t;
+    for (t = 0; t < ntruth; ++t) {
+        const float *row = truths + t*AB_TRUTH_SIZE;
+        const int class_id = row_int(row, 4);
+        float iou;
+        /* upstream prints two warning lines here, per cell and anchor;
+         * they are counted in loop 2 instead */
+        if (class_id >= l->classes || class_id < 0) continue;
+        if (isnan(output[obj_index]) || isinf(output[obj_index])) output[obj_index] = 0;
+        /* Upstream calls it for every truth; it reads only the class
+         * outputs, which this loop never changes. */
+        if (class_id_match < 0) {
+            class_id_match = compare_yolo_class(output, l->classes, class_index, wh, 0.25f);
+        }
+        iou = ab_box_iou(pred, row_box(row));
+        if (iou > best_match_iou && class_id_match == 1) best_match_iou = iou;
+        if (iou > best_iou) {
+            best_iou = iou;
+            best_t = t;
         }
     }
 
-    /* Loop 2: every truth. */
+    delta[obj_index] = l->obj_normalizer*(0 - output[obj_index]);
+    if (best_match_iou > l->ignore_thresh) {
+        if (l->objectness_smooth) {
+            const float delta_obj = l->obj_normalizer*(best_match_iou - output[obj_index]);
+            if (delta_obj > delta[obj_index]) delta[obj_index] = delta_obj;
+        } else {
+            delta[obj_index] = 0;
+        }
+    }
+    /* (upstream's net.adversarial branch: off in training, not reproduced) */
+    if (best_iou > l->truth_thresh) {
+        const float iou_multiplier = best_iou*best_iou;
+        const float *row = truths + best_t*AB_TRUTH_SIZE;
+        const int class_id = mapped(l, row_int(row, 4));
+        float class_multiplier;
+        box truth;
+        if (l->objectness_smooth) delta[obj_index] = l->obj_normalizer*(iou_multiplier - output[obj_index]);
+        else delta[obj_index] = l->obj_normalizer*(1 - output[obj_index]);
+        delta_yolo_class(l, class_index, class_id, wh);
+        class_multiplier = l->classes_multipliers ? l->classes_multipliers[class_id] : 1.0f;
+        if (l->objectness_smooth) {
+            delta[class_index + stride*class_id] =
+                class_multiplier*(iou_multiplier - output[class_index + stride*class_id]);
+        }
+        truth = row_box(row);
+        delta_yolo_box(l, truth, l->mask[n], box_index, i, j, net_w, net_h, (2 - truth.w*truth.h),
+                       l->iou_normalizer*class_multiplier, &s->rewritten_bbox);
+        ++s->total_bbox;
+    }
+}
+
+/* Loop 2, every truth of image b in row order; records the cells it
+ * writes in `cells` when given. */
+static void truth_loop(const ab_yolo_layer *l, const ab_network_state *st, int b, const float *truths, int ntruth,
+                       ab_image_sums *s, ab_cells *cells)
+{
+    const int net_w = st->net_w, net_h = st->net_h;
+    int t, n;
     for (t = 0; t < ntruth; ++t) {
         const float *row = truths + t*AB_TRUTH_SIZE;
         const box truth = row_box(row);
         box truth_shift;
         float best_iou = 0;
         int best_n = 0;
-        int mask_n;
+        int mask_n, i, j;
         const int raw_class = row_int(row, 4);
         /* (upstream's "Wrong label" test and system() come first: such rows
          * were refused by ab_check_yolo_truths) */
@@ -610,7 +648,7 @@ void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *st, int
         }
         mask_n = int_index(l->mask, best_n, l->n);
         if (mask_n >= 0) {
-            assign(l, st, b, row, truth, best_n, mask_n, i, j, mapped(l, raw_class), 1, s);
+            assign(l, st, b, row, truth, best_n, mask_n, i, j, mapped(l, raw_class), 1, s, cells);
         }
         /* iou_thresh: every other anchor of the mask whose centred IoU of
          * the chosen kind beats it.  (Upstream tests iou_thresh < 1 inside
@@ -625,21 +663,36 @@ void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *st, int
                     pred.h = l->biases[2*n + 1]/net_h;
                     iou = ab_box_iou_kind(pred, truth_shift, l->iou_thresh_kind);
                     if (iou > l->iou_thresh) {
-                        assign(l, st, b, row, truth, n, extra_n, i, j, mapped(l, raw_class), 0, s);
+                        assign(l, st, b, row, truth, n, extra_n, i, j, mapped(l, raw_class), 0, s, cells);
                     }
                 }
             }
         }
     }
+}
 
+void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *st, int b, ab_image_sums *s)
+{
+    const float *truths = st->truth + (size_t)b*l->truths;
+    int i, j, n, ntruth;
+
+    memset(s, 0, sizeof *s);
+    reset_labels(l, b, 0, l->n*l->w*l->h);
+    /* Both loops stop at the first row with x == 0. */
+    ntruth = count_rows(l, truths);
+
+    /* Loop 1: every cell and anchor, in the order j, i, n. */
+    for (j = 0; j < l->h; ++j) {
+        for (i = 0; i < l->w; ++i) {
+            for (n = 0; n < l->n; ++n) ignore_cell(l, st, b, n, i, j, truths, ntruth, s);
+        }
+    }
+    /* Loop 2: every truth. */
+    truth_loop(l, st, b, truths, ntruth, s, NULL);
     if (l->iou_thresh < 1.0f) {
-        /* every cell with a non-zero (or NaN) objectness delta */
         for (j = 0; j < l->h; ++j) {
             for (i = 0; i < l->w; ++i) {
-                for (n = 0; n < l->n; ++n) {
-                    const int box_index = b*l->outputs + n*per_anchor + j*l->w + i;
-                    if (delta[box_index + 4*wh] != 0) averages_yolo_deltas(l, box_index + 5*wh, box_index, stride);
-                }
+                for (n = 0; n < l->n; ++n) average_cell(l, b, n, j*l->w + i);
             }
         }
     }
@@ -647,9 +700,11 @@ void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *st, int
 
 void ab_image_sums_add(ab_image_sums *acc, const ab_image_sums *image)
 {
-    acc->tot_iou += image->tot_iou;
-    acc->tot_iou_loss += image->tot_iou_loss;
-    acc->tot_giou_loss += image->tot_giou_loss;
+    /* forward_yolo_layer's `tot_iou += yolo_args[b].tot_iou`: there the
+     * running sum is the first operand (objdump), whose NaN wins */
+    acc->tot_iou = dn_add_acc(acc->tot_iou, image->tot_iou);
+    acc->tot_iou_loss = dn_add_acc(acc->tot_iou_loss, image->tot_iou_loss);
+    acc->tot_giou_loss = dn_add_acc(acc->tot_giou_loss, image->tot_giou_loss);
     acc->count += image->count;
     acc->class_count += image->class_count;
     acc->total_bbox += image->total_bbox;
@@ -657,34 +712,39 @@ void ab_image_sums_add(ab_image_sums *acc, const ab_image_sums *image)
     acc->skipped_truths += image->skipped_truths;
 }
 
-void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums)
+/* The squares of one anchor's block of deltas (box planes, objectness,
+ * classes), added in index order: all of them to *sum_all (mag_array of
+ * delta), all but the box planes' to *sum_cls (mag_array of upstream's copy
+ * with the box entries zeroed, whose +0 addends change nothing: a sum of
+ * squares that starts at +0 is never -0).  Each sum keeps its own NaN when
+ * the square is NaN too, as mag_array's `sum += a[i]*a[i]` does in
+ * upstream's build (addss with the sum first). */
+static void sum_block(const float *d, int wh, int classes, float *sum_all, float *sum_cls)
 {
-    const int wh = l->w*l->h;
+    float all = *sum_all, cls = *sum_cls;
+    int k;
+    for (k = 0; k < 4*wh; ++k) all = dn_add_acc(all, d[k]*d[k]);
+    for (k = 4*wh; k < wh*(4 + 1 + classes); ++k) {
+        const float sq = d[k]*d[k];
+        all = dn_add_acc(all, sq);
+        cls = dn_add_acc(cls, sq);
+    }
+    *sum_all = all;
+    *sum_cls = cls;
+}
+
+/* Cost and statistics from mag_array's two sums of squares. */
+static void finish_sums(const ab_yolo_layer *l, const ab_image_sums *sums, float sum_all, float sum_cls)
+{
     int count = sums->count;
     float loss, class_loss = NAN, iou_loss = NAN;
     if (count == 0) count = 1;
     if (l->show_details == 0) {
-        loss = (float)pow(mag_array(l->delta, l->outputs*l->batch), 2);
+        loss = (float)pow((float)sqrt(sum_all), 2);  /* pow(mag_array(delta), 2) */
         *(l->cost) = loss;
         loss /= l->batch;
     } else {
-        /* Upstream copies delta, zeroes the four box entries of every cell
-         * and takes mag_array of the copy.  Those zeros add +0 to a float
-         * sum that is never -0, which changes no bit, so the two sums run
-         * here in one pass in index order, the box entries skipped in one. */
-        float sum_all = 0, sum_cls = 0, avg_iou_loss = 0, mag_all, mag_cls;
-        int b, n, k;
-        for (b = 0; b < l->batch; ++b) {
-            for (n = 0; n < l->n; ++n) {
-                const float *d = l->delta + (size_t)b*l->outputs + (size_t)n*wh*(4 + 1 + l->classes);
-                for (k = 0; k < 4*wh; ++k) sum_all += d[k]*d[k];
-                for (k = 4*wh; k < wh*(4 + 1 + l->classes); ++k) {
-                    const float sq = d[k]*d[k];
-                    sum_all += sq;
-                    sum_cls += sq;
-                }
-            }
-        }
+        float avg_iou_loss = 0, mag_all, mag_cls;
         mag_all = (float)sqrt(sum_all);  /* mag_array: sqrt in double, returned as float */
         mag_cls = (float)sqrt(sum_cls);
         /* float times double pow, rounded once */
@@ -710,10 +770,376 @@ void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums)
     l->stats->sums = *sums;
 }
 
-int ab_forward_yolo_layer(const ab_yolo_layer l, ab_network_state state)
+void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums)
 {
-    ab_image_sums acc, image;
-    int b, err;
+    const int wh = l->w*l->h;
+    float sum_all = 0, sum_cls = 0;
+    int b, n;
+    /* Upstream copies delta, zeroes the four box entries of every cell and
+     * takes mag_array of the copy, then of delta itself: the two sums run
+     * here in one pass in index order (sum_block). */
+    for (b = 0; b < l->batch; ++b) {
+        for (n = 0; n < l->n; ++n) {
+            sum_block(l->delta + (size_t)b*l->outputs + (size_t)n*wh*(4 + 1 + l->classes), wh, l->classes,
+                      &sum_all, &sum_cls);
+        }
+    }
+    finish_sums(l, sums, sum_all, sum_cls);
+}
+
+/* ---- threads and the fast path ------------------------------------------------
+ *
+ * The reference path runs the functions above, one image per task.  The
+ * fast path computes the same values, organised differently:
+ *   1. per image and anchor (in parallel): the activations (ab_fast.c's
+ *      logistic: expf's bits, proved; x, y scaled as upstream scales them),
+ *      zeroed deltas, and loop 1, which needs each cell's best IoU
+ *      (ab_max_iou_impl: the same float operations in the same order, eight
+ *      cells at a time) and whether the cell has a class probability above
+ *      .25; the rare cell above truth_thresh reruns upstream's loop
+ *      (ignore_cell) for best_t and the branch.  The cells of an anchor are
+ *      independent in loop 1: each writes only its own entries;
+ *   2. per image (in parallel): loop 2 as upstream runs it, after that
+ *      image's loop 1, and the averaging (iou_thresh < 1), which can only
+ *      divide the box deltas of a cell with a positive class delta: the
+ *      cells loop 2 wrote (and every cell of an image and anchor where a
+ *      truth_thresh cell wrote);
+ *   3. on the calling thread: the images' sums added in image order, and
+ *      the cost's two sums of squares in index order, reading only entries
+ *      that can be non-zero (objectness planes, the cells loop 2 wrote,
+ *      whole blocks where a truth_thresh cell wrote): +0 squared is +0, and
+ *      adding +0 to a sum of squares that started at +0 changes nothing.
+ * Each task writes only its own image's (and anchor's) part of the buffers,
+ * so the result does not depend on the number of threads. */
+
+#define CHUNK 256
+
+typedef struct ab_run {
+    const ab_yolo_layer *l;
+    const ab_network_state *st;
+    int impl;                 /* DN_IMPL_* of the exp-based and IoU kernels */
+    ab_image_sums *img;       /* batch: each image's sums */
+    ab_image_sums *part;      /* batch*n: loop 1's counters per image and anchor */
+    unsigned char *dense;     /* batch*n: a truth_thresh cell wrote deltas in this image and anchor */
+    int *ntruth;              /* batch: rows before the x == 0 terminator */
+    int *nedges;              /* batch: usable truths (class id in range) */
+    float *edges;             /* batch*5*max_boxes: their edges and areas */
+    int *cells;               /* batch*max_boxes*n: the cells loop 2 wrote, sorted, each once */
+    int *ncells;              /* batch */
+} ab_run;
+
+static ab_truth_edges image_edges(const ab_run *r, int b)
+{
+    const int m = r->l->max_boxes;
+    float *e = r->edges + (size_t)b*5*m;
+    ab_truth_edges ts;
+    ts.n = r->nedges[b];
+    ts.l = e;
+    ts.r = e + m;
+    ts.t = e + 2*m;
+    ts.b = e + 3*m;
+    ts.area = e + 4*m;
+    return ts;
+}
+
+/* Each image's rows and its usable truths' edges, on the calling thread
+ * (a few hundred floats). */
+static void load_truths(const ab_run *r)
+{
+    const ab_yolo_layer *l = r->l;
+    int b, t;
+    for (b = 0; b < l->batch; ++b) {
+        const float *truths = r->st->truth + (size_t)b*l->truths;
+        ab_truth_edges ts;
+        r->ntruth[b] = count_rows(l, truths);
+        r->nedges[b] = 0;
+        ts = image_edges(r, b);
+        ts.n = 0;
+        for (t = 0; t < r->ntruth[b]; ++t) {
+            const float *row = truths + t*AB_TRUTH_SIZE;
+            const int class_id = row_int(row, 4);
+            const box tb = row_box(row);
+            if (class_id >= l->classes || class_id < 0) continue;  /* loop 1 skips the row */
+            /* overlap()'s l2, r2 and box_union's b.w*b.h, in float */
+            ts.l[ts.n] = tb.x - tb.w/2;
+            ts.r[ts.n] = tb.x + tb.w/2;
+            ts.t[ts.n] = tb.y - tb.h/2;
+            ts.b[ts.n] = tb.y + tb.h/2;
+            ts.area[ts.n] = tb.w*tb.h;
+            ++ts.n;
+        }
+        r->nedges[b] = ts.n;
+    }
+}
+
+/* Activations of image b's anchor n (ab_yolo_activate_image's values). */
+static void activate_anchor(const ab_yolo_layer *l, const float *input, int b, int n, int impl)
+{
+    const int wh = l->w*l->h;
+    const int per_anchor = wh*(4 + 1 + l->classes);
+    const size_t off = (size_t)b*l->outputs + (size_t)n*per_anchor;
+    const float *in = input + off;
+    float *p = l->output + off;
+    const float alpha = l->scale_x_y;
+    const float beta = (float)(-0.5*(l->scale_x_y - 1));
+    int k;
+    if (l->new_coords) {
+        memcpy(p, in, (size_t)per_anchor*sizeof(float));
+    } else {
+        ab_logistic_impl(in, p, 2*wh, impl);
+        memcpy(p + 2*wh, in + 2*wh, (size_t)2*wh*sizeof(float));
+        ab_logistic_impl(in + 4*wh, p + 4*wh, (1 + l->classes)*wh, impl);
+    }
+    for (k = 0; k < 2*wh; ++k) p[k] = p[k]*alpha + beta;
+}
+
+/* Phase 1: image b = task / n, anchor n = task % n. */
+static void anchor_task(void *ctx, int task)
+{
+    const ab_run *r = (const ab_run *)ctx;
+    const ab_yolo_layer *l = r->l;
+    const ab_network_state *st = r->st;
+    const int b = task / l->n, n = task % l->n;
+    const int wh = l->w*l->h;
+    const int per_anchor = wh*(4 + 1 + l->classes);
+    const size_t off = (size_t)b*l->outputs + (size_t)n*per_anchor;
+    const float *truths;
+    float *out = l->output + off;
+    ab_truth_edges ts;
+    ab_image_sums *s = &r->part[task];
+    int c0, k;
+
+    activate_anchor(l, st->input, b, n, r->impl);
+    dn_zero_impl(l->delta + off, (size_t)per_anchor, r->impl);
+    if (!st->train) return;
+    reset_labels(l, b, n*wh, wh);
+    memset(s, 0, sizeof *s);
+    truths = st->truth + (size_t)b*l->truths;
+    ts = image_edges(r, b);
+    for (c0 = 0; c0 < wh; c0 += CHUNK) {
+        float px[CHUNK], py[CHUNK], pw[CHUNK], ph[CHUNK], best[CHUNK];
+        const int count = wh - c0 < CHUNK ? wh - c0 : CHUNK;
+        const float bw = l->biases[2*l->mask[n]], bh = l->biases[2*l->mask[n] + 1];
+        /* get_yolo_box: (i + x)/lw in float; w, h as exp(double)*anchor/net
+         * size rounded to float (dn_exp_box_impl: the same bits), or with
+         * new_coords x*x*4*anchor/net size in float */
+        for (k = 0; k < count; ++k) {
+            const int c = c0 + k;
+            px[k] = (c % l->w + out[c])/l->w;
+            py[k] = (c / l->w + out[wh + c])/l->h;
+        }
+        if (l->new_coords) {
+            for (k = 0; k < count; ++k) {
+                const float xw = out[2*wh + c0 + k], xh = out[3*wh + c0 + k];
+                pw[k] = xw*xw*4*bw/st->net_w;
+                ph[k] = xh*xh*4*bh/st->net_h;
+            }
+        } else {
+            dn_exp_box_impl(out + 2*wh + c0, pw, count, bw, st->net_w, r->impl);
+            dn_exp_box_impl(out + 3*wh + c0, ph, count, bh, st->net_h, r->impl);
+        }
+        ab_max_iou_impl(&ts, px, py, pw, ph, count, best, r->impl);
+        for (k = 0; k < count; ++k) {
+            const int c = c0 + k;
+            const int obj_index = (int)off + 4*wh + c;
+            float best_match_iou = 0;
+            if (best[k] > l->truth_thresh) {
+                /* the truth_thresh branch needs best_t: upstream's loop */
+                ignore_cell(l, st, b, n, c % l->w, c / l->w, truths, r->ntruth[b], s);
+                r->dense[task] = 1;
+                continue;
+            }
+            if (ts.n > 0) {
+                /* what the first usable truth does in upstream's loop */
+                if (isnan(l->output[obj_index]) || isinf(l->output[obj_index])) l->output[obj_index] = 0;
+                /* best_match_iou follows best_iou step for step when the
+                 * cell has a class above .25, and stays 0 otherwise */
+                if (compare_yolo_class(l->output, l->classes, (int)off + 5*wh + c, wh, 0.25f)) {
+                    best_match_iou = best[k];
+                }
+            }
+            l->delta[obj_index] = l->obj_normalizer*(0 - l->output[obj_index]);
+            if (best_match_iou > l->ignore_thresh) {
+                if (l->objectness_smooth) {
+                    const float delta_obj = l->obj_normalizer*(best_match_iou - l->output[obj_index]);
+                    if (delta_obj > l->delta[obj_index]) l->delta[obj_index] = delta_obj;
+                } else {
+                    l->delta[obj_index] = 0;
+                }
+            }
+        }
+    }
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    const int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Phase 2: image b's loop 2 and averaging. */
+static void image_task(void *ctx, int b)
+{
+    const ab_run *r = (const ab_run *)ctx;
+    const ab_yolo_layer *l = r->l;
+    const int wh = l->w*l->h;
+    ab_image_sums *s = &r->img[b];
+    ab_cells cells;
+    int k, n, c, m;
+    memset(s, 0, sizeof *s);
+    cells.cell = r->cells + (size_t)b*l->max_boxes*l->n;
+    cells.n = 0;
+    truth_loop(l, r->st, b, r->st->truth + (size_t)b*l->truths, r->ntruth[b], s, &cells);
+    /* sorted, each once: the order of the cost's sum */
+    qsort(cells.cell, (size_t)cells.n, sizeof(int), cmp_int);
+    for (k = 0, m = 0; k < cells.n; ++k) {
+        if (m == 0 || cells.cell[k] != cells.cell[m - 1]) cells.cell[m++] = cells.cell[k];
+    }
+    cells.n = m;
+    r->ncells[b] = m;
+    if (l->iou_thresh < 1.0f) {
+        for (n = 0; n < l->n; ++n) {
+            if (!r->dense[b*l->n + n]) continue;
+            for (c = 0; c < wh; ++c) average_cell(l, b, n, c);
+        }
+        for (k = 0; k < m; ++k) {
+            n = cells.cell[k] / wh;
+            if (!r->dense[b*l->n + n]) average_cell(l, b, n, cells.cell[k] % wh);
+        }
+    }
+    /* loop 1's counters (integers: exact in any order) */
+    for (n = 0; n < l->n; ++n) {
+        s->total_bbox += r->part[b*l->n + n].total_bbox;
+        s->rewritten_bbox += r->part[b*l->n + n].rewritten_bbox;
+    }
+}
+
+/* The cost's sums of squares over entries that can be non-zero, in index
+ * order (see above). */
+static void sparse_sums(const ab_run *r, float *sum_all, float *sum_cls)
+{
+    const ab_yolo_layer *l = r->l;
+    const int wh = l->w*l->h;
+    const int per_anchor = wh*(4 + 1 + l->classes);
+    float all = 0, cls = 0;
+    int b, n, e, k;
+    for (b = 0; b < l->batch; ++b) {
+        const int *cells = r->cells + (size_t)b*l->max_boxes*l->n;
+        int first = 0;
+        for (n = 0; n < l->n; ++n) {
+            const float *d = l->delta + (size_t)b*l->outputs + (size_t)n*per_anchor;
+            int last = first;
+            while (last < r->ncells[b] && cells[last] < (n + 1)*wh) ++last;
+            if (r->dense[b*l->n + n]) {
+                sum_block(d, wh, l->classes, &all, &cls);
+            } else {
+                for (e = 0; e < 4 + 1 + l->classes; ++e) {
+                    if (e == 4) {
+                        for (k = 0; k < wh; ++k) {
+                            const float sq = d[4*wh + k]*d[4*wh + k];
+                            all = dn_add_acc(all, sq);
+                            cls = dn_add_acc(cls, sq);
+                        }
+                        continue;
+                    }
+                    for (k = first; k < last; ++k) {
+                        const float v = d[(size_t)e*wh + cells[k] - n*wh];
+                        all = dn_add_acc(all, v*v);
+                        if (e > 4) cls = dn_add_acc(cls, v*v);
+                    }
+                }
+            }
+            first = last;
+        }
+    }
+    *sum_all = all;
+    *sum_cls = cls;
+}
+
+static void reference_image(void *ctx, int b)
+{
+    const ab_run *r = (const ab_run *)ctx;
+    ab_yolo_activate_image(r->l, r->st->input, b);
+    if (r->st->train) ab_yolo_train_image(r->l, r->st, b, &r->img[b]);
+}
+
+/* Upstream's loops, one image per task.  Returns -1 when out of memory for
+ * the images' sums with more than one thread (nothing written yet). */
+static int forward_reference(const ab_yolo_layer *l, const ab_network_state *st, int threads)
+{
+    ab_run r;
+    ab_image_sums acc, one;
+    int b;
+    memset(&r, 0, sizeof r);
+    r.l = l;
+    r.st = st;
+    if (threads > 1 && l->batch > 1) {
+        r.img = malloc((size_t)l->batch*sizeof *r.img);
+        if (r.img) {
+            dn_parallel_for(l->batch, threads, reference_image, &r);
+            if (st->train) {
+                memset(&acc, 0, sizeof acc);
+                for (b = 0; b < l->batch; ++b) ab_image_sums_add(&acc, &r.img[b]);
+                ab_yolo_finish(l, &acc);
+            }
+            free(r.img);
+            return 0;
+        }
+    }
+    memset(&acc, 0, sizeof acc);
+    for (b = 0; b < l->batch; ++b) ab_yolo_activate_image(l, st->input, b);
+    if (!st->train) return 0;
+    for (b = 0; b < l->batch; ++b) {
+        ab_yolo_train_image(l, st, b, &one);
+        ab_image_sums_add(&acc, &one);
+    }
+    ab_yolo_finish(l, &acc);
+    return 0;
+}
+
+/* Returns 0, or -1 when out of memory (nothing written yet). */
+static int forward_fast(const ab_yolo_layer *l, const ab_network_state *st, int threads, int impl)
+{
+    const size_t batch = (size_t)l->batch, cells = batch*l->n;
+    const size_t rows = batch*(size_t)l->max_boxes;
+    ab_run r;
+    ab_image_sums acc;
+    float sum_all, sum_cls;
+    int b;
+    memset(&r, 0, sizeof r);
+    r.l = l;
+    r.st = st;
+    r.impl = impl;
+    r.img = malloc(batch*sizeof *r.img);
+    r.part = malloc(cells*sizeof *r.part);
+    r.dense = calloc(cells, 1);
+    r.ntruth = malloc(batch*sizeof(int));
+    r.nedges = malloc(batch*sizeof(int));
+    r.ncells = malloc(batch*sizeof(int));
+    r.edges = malloc((rows > 0 ? rows : 1)*5*sizeof(float));
+    r.cells = malloc((rows > 0 ? rows : 1)*(size_t)l->n*sizeof(int));
+    if (!r.img || !r.part || !r.dense || !r.ntruth || !r.nedges || !r.ncells || !r.edges || !r.cells) {
+        free(r.img), free(r.part), free(r.dense), free(r.ntruth), free(r.nedges), free(r.ncells);
+        free(r.edges), free(r.cells);
+        return -1;
+    }
+    if (st->train) load_truths(&r);
+    dn_parallel_for(l->batch*l->n, threads, anchor_task, &r);
+    if (st->train) {
+        dn_parallel_for(l->batch, threads, image_task, &r);
+        memset(&acc, 0, sizeof acc);
+        for (b = 0; b < l->batch; ++b) ab_image_sums_add(&acc, &r.img[b]);
+        sparse_sums(&r, &sum_all, &sum_cls);
+        finish_sums(l, &acc, sum_all, sum_cls);
+    }
+    free(r.img), free(r.part), free(r.dense), free(r.ntruth), free(r.nedges), free(r.ncells);
+    free(r.edges), free(r.cells);
+    return 0;
+}
+
+int ab_forward_yolo_layer_opt(const ab_yolo_layer l, ab_network_state state, int threads, int path)
+{
+    int err, impl;
     err = ab_check_yolo_layer(&l);
     if (err != DN_OK || !state.input) return DN_E_LAYER;
     if (state.train) {
@@ -721,14 +1147,15 @@ int ab_forward_yolo_layer(const ab_yolo_layer l, ab_network_state state)
         err = ab_check_yolo_truths(&l, state.truth, NULL, NULL);
         if (err != DN_OK) return err;
     }
-    for (b = 0; b < l.batch; ++b) ab_yolo_activate_image(&l, state.input, b);
-    if (!state.train) return DN_OK;
-    *(l.cost) = 0;
-    memset(&acc, 0, sizeof acc);
-    for (b = 0; b < l.batch; ++b) {
-        ab_yolo_train_image(&l, &state, b, &image);
-        ab_image_sums_add(&acc, &image);
-    }
-    ab_yolo_finish(&l, &acc);
+    if (state.train) *(l.cost) = 0;
+    impl = dn_resolve_path(path);
+    if (impl != DN_IMPL_REFERENCE && forward_fast(&l, &state, threads, impl) == 0) return DN_OK;
+    /* (or no memory for the fast path's records: the reference path needs none) */
+    forward_reference(&l, &state, impl == DN_IMPL_REFERENCE ? threads : 1);
     return DN_OK;
+}
+
+int ab_forward_yolo_layer(const ab_yolo_layer l, ab_network_state state)
+{
+    return ab_forward_yolo_layer_opt(l, state, 1, DN_PATH_AUTO);
 }

@@ -578,6 +578,25 @@ void ab_yolo_activate_image(const ab_yolo_layer *l, const float *input, int b);
 void ab_yolo_train_image(const ab_yolo_layer *l, const ab_network_state *state, int b, ab_image_sums *sums);
 void ab_image_sums_add(ab_image_sums *acc, const ab_image_sums *image);
 void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums);
+/* ab_forward_yolo_layer on a DN_PATH_* with up to `threads` threads (the
+ * caller's included) working on separate images and anchors; the images'
+ * float sums are added on the calling thread in image order, as upstream
+ * adds its per-image threads' sums, so the result does not depend on
+ * `threads`.  DN_PATH_REFERENCE runs upstream's loops as written (libm's
+ * expf per element); the fast paths compute differently only where
+ * ab_fast.c proves the same bits.  ab_forward_yolo_layer is this with one
+ * thread and DN_PATH_AUTO. */
+int ab_forward_yolo_layer_opt(const ab_yolo_layer l, ab_network_state state, int threads, int path);
+/* out[i] = ab_logistic_activate(in[i]) (in may equal out), and out[i] =
+ * expf(in[i]), on the given path; they return how many elements went to
+ * libm (all of them on DN_PATH_REFERENCE, or where the C library is not one
+ * ab_fast.c's proof covers). */
+long ab_logistic_array_path(const float *in, float *out, int n, int path);
+long ab_expf_array_path(const float *in, float *out, int n, int path);
+/* 1 where the C library's expf is one ab_fast.c's proof covers (glibc 2.27
+ * or later, at build and at run time): the fast paths then use the fast
+ * logistic; 0 elsewhere (they call expf per element). */
+int ab_expf_premise(void);
 
 /* ---- the GPU build (darknet_src/cuda/) ----
  * Under GPU=1 upstream activates a loss layer's input on the device (the

@@ -560,9 +560,9 @@ class ABCall:
             l.classes_multipliers = self._ptr(_f32, spec.classes_multipliers)
         for name, value in spec.scalars.items():
             setattr(l, name, value)
-        if out is None:
-            self.output = np.empty((batch, l.c, h, w), dtype=np.float32)
-            self.delta = np.empty((batch, l.c, h, w), dtype=np.float32)
+        if out is None:  # recycled memory for large arrays (_buffers)
+            self.output = _buffers.empty((batch, l.c, h, w))
+            self.delta = _buffers.empty((batch, l.c, h, w))
         else:
             self.output, self.delta = out
         # make_yolo_layer fills both with -1; a training forward resets them.
@@ -591,7 +591,7 @@ class ABCall:
         return int(rc), int(bad[0]), int(bad[1])
 
     def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int, net_h: int,
-                index: int) -> int:
+                index: int, threads: Optional[int] = None) -> int:
         st = ffi.new("ab_network_state *")
         st.input = _f32(x)
         if truth is not None:
@@ -600,7 +600,13 @@ class ABCall:
         st.net_w = net_w
         st.net_h = net_h
         st.index = index
-        return int(lib.ab_forward_yolo_layer(self.layer[0], st[0]))
+        if threads is None:
+            # As Call.forward: below about 2^19 floats threads do not pay.
+            threads = default_threads()
+            if x.size < 1 << 19:
+                threads = 1
+        # cffi releases the GIL for the call.
+        return int(lib.ab_forward_yolo_layer_opt(self.layer[0], st[0], _cint(threads, "threads", 1), forward_path()))
 
     def sums(self) -> Dict[str, Any]:
         s = self.stats.sums

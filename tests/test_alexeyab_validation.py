@@ -207,8 +207,9 @@ def test_c_program_runs_the_alexeyab_layer_and_agrees_with_python(tmp_path) -> N
     exe = tmp_path / "ab_yolo_api"
     subprocess.run([cc, "-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
                     "-I", str(src), str(root / "tests" / "c" / "ab_yolo_api.c"),
-                    *(str(src / f) for f in ("ab_yolo_layer.c", "ab_box.c", "box.c", "utils.c")),
-                    "-lm", "-o", str(exe)], check=True)
+                    *(str(src / f) for f in ("ab_yolo_layer.c", "ab_box.c", "box.c", "utils.c", "ab_fast.c",
+                                             "ab_fast_avx2.c", "fast.c", "fast_avx2.c", "parallel.c", "activations.c")),
+                    "-lm", "-pthread", "-o", str(exe)], check=True)
     lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
     head = lines[0].split()
     assert head[:2] == ["rc", "0"]

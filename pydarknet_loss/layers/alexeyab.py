@@ -338,7 +338,7 @@ class YoloLayer(ReadOnly):
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, net_w: int = 416, net_h: int = 416,
                 train: bool = True, index: int = 0, out: Optional[OutBuffers] = None,
-                layout: str = "nchw") -> YoloResult:
+                layout: str = "nchw", threads: Optional[int] = None) -> YoloResult:
         """Run upstream's forward_yolo_layer (CPU build).
 
         ``x``: float32 (B, len(mask)*(5+classes), H, W), darknet's layout.
@@ -348,17 +348,23 @@ class YoloLayer(ReadOnly):
         is False.  ``net_w``, ``net_h``: the network's input size.
         ``index``: the layer index printed as "Region %d".  ``out``:
         optional (output, delta) float32 arrays of x's shape to write into.
+        ``threads``: how many threads work on separate images and anchors
+        (default: $PYDARKNET_LOSS_THREADS, or every CPU this process may use,
+        from 2^19 input floats up); the result is the same bit for bit
+        whatever it is.  (Upstream starts one thread per image.)
         """
         net_w = _validate.c_int("net_w", net_w, minimum=1)
         net_h = _validate.c_int("net_h", net_h, minimum=1)
         index = _validate.c_int("index", index)
         layout_ = layout_mod.check(layout)
+        if threads is not None:
+            threads = _validate.integer("threads", threads, minimum=1, maximum=1024)
         if layout_ != "nchw":
             if out is not None:
                 raise ValueError(f"out= takes darknet's (B, C, H, W) arrays: with layout={layout_!r} the result is "
                                  "a converted copy, so pass out=None (or x in 'nchw')")
             res = self.forward(layout_mod.to_nchw(x, layout_, self.n), truth, net_w=net_w, net_h=net_h,
-                               train=train, index=index)
+                               train=train, index=index, threads=threads)
             return replace(res, output=layout_mod.from_nchw(res.output, layout_, self.n),
                            delta=layout_mod.from_nchw(res.delta, layout_, self.n))
         x = _validate.layer_input(x, channels=self.channels,
@@ -392,7 +398,7 @@ class YoloLayer(ReadOnly):
                     raise _validate.ab_truth_error(_native.ERRORS[rc], image, row, packed, w=w, h=h,
                                                    classes=self.classes, map_=self.map,
                                                    truth_thresh=float(self.truth_thresh))
-        rc = call.forward(x, packed, train=train, net_w=net_w, net_h=net_h, index=index)
+        rc = call.forward(x, packed, train=train, net_w=net_w, net_h=net_h, index=index, threads=threads)
         if rc != _native.DN_OK:  # pragma: no cover - everything was checked above
             raise RuntimeError(f"the C core refused the input ({_native.ERRORS.get(rc, rc)})")
         if not train:
