@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "darknet_loss.h"
+#include "dn_fast.h"
 
 box float_to_box(const float *f, int stride)
 {
@@ -41,13 +42,16 @@ float box_intersection(box a, box b)
     float w = overlap(a.x, a.w, b.x, b.w);
     float h = overlap(a.y, a.h, b.y, b.h);
     if (w < 0 || h < 0) return 0;
-    return w*h;
+    return dn_mul_acc(w, h);  /* w*h, w's NaN first, as upstream's build multiplies */
 }
 
 float box_union(box a, box b)
 {
     float i = box_intersection(a, b);
-    return a.w*a.h + b.w*b.h - i;
+    /* a.w*a.h + b.w*b.h - i with the operand order of upstream's build
+     * (objdump of its box.o): w before h, a's area before b's; it decides
+     * which NaN survives, and so the sign of a NaN avg_iou it prints. */
+    return dn_add_acc(dn_mul_acc(a.w, a.h), dn_mul_acc(b.w, b.h)) - i;
 }
 
 /* 0/0 (two zero-area boxes) is NaN, and NaN compares false everywhere:
