@@ -133,7 +133,12 @@ def test_strategies_draw_valid_shrinkable_cases() -> None:
     assert not np.any(minimal.x)  # logits shrink to 0
 
 
-def test_the_pytest_form_uses_hypothesis_settings_and_database(pytester: pytest.Pytester) -> None:
+def test_the_pytest_form_uses_hypothesis_settings_and_database(pytester: pytest.Pytester,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Hypothesis' own "ci" profile (chosen when $CI is set) keeps no example
+    # database; the user's test runs under whatever profile is active, so
+    # this checks the default one.
+    monkeypatch.delenv("CI", raising=False)
     pytester.makepyfile(test_user=textwrap.dedent('''
         from pydarknet_loss import mistakes
         from pydarknet_loss.parity.fuzz import parity_test
