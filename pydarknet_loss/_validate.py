@@ -319,19 +319,44 @@ def truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h
     return err
 
 
+def _row_where(truth: np.ndarray, image: int, row: int) -> str:
+    """How a refusal names a truth row: its image, row and values."""
+    return f"truth image {image}, row {row} ({', '.join(f'{float(v):.9g}' for v in truth[image, row])})"
+
+
+def _cell_error(where: str, r: np.ndarray, w: int, h: int, expected: str) -> ValueError:
+    """A row whose cell, computed in float32 as upstream computes it, lies
+    outside the grid (both darknets)."""
+    fx = np.float32(r[0]) * np.float32(w)
+    fy = np.float32(r[1]) * np.float32(h)
+    return ValueError(
+        f"{where}: its cell (int)(x*{w}) = (int){float(fx):.9g}, (int)(y*{h}) = (int){float(fy):.9g} "
+        f"(float32, as upstream computes it) lies outside the {w}x{h} grid; upstream would write "
+        f"into a neighbouring cell or past its buffer. Expected {expected}")
+
+
+def mask_indices(mask: Any, total: int) -> np.ndarray:
+    """A [yolo] mask: anchor indices into `total` anchors (every anchor when
+    None), as int32."""
+    if mask is None:
+        return np.arange(total, dtype=np.int32)
+    out = int_array("mask", mask)
+    bad = np.flatnonzero((out < 0) | (out >= total))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"mask[{i}] = {int(out[i])} is not an anchor index: expected "
+                         f"0 <= mask < total = {total} (upstream would read past its biases)")
+    return out
+
+
 def _truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h: int,
                  classes: int, class_col: int, map_: Optional[np.ndarray]) -> ValueError:
     r = truth[image, row]
-    where = f"truth image {image}, row {row} ({', '.join(f'{float(v):.9g}' for v in r)})"
+    where = _row_where(truth, image, row)
     if kind in _WHY:
         return ValueError(f"{where} {_WHY[kind]}")
     if kind == "cell":
-        fx = np.float32(r[0]) * np.float32(w)
-        fy = np.float32(r[1]) * np.float32(h)
-        return ValueError(
-            f"{where}: its cell (int)(x*{w}) = (int){float(fx):.9g}, (int)(y*{h}) = (int){float(fy):.9g} "
-            f"(float32, as upstream computes it) lies outside the {w}x{h} grid; upstream would write "
-            f"into a neighbouring cell or past its buffer. Expected 0 <= x*{w} < {w} and 0 <= y*{h} < {h}")
+        return _cell_error(where, r, w, h, f"0 <= x*{w} < {w} and 0 <= y*{h} < {h}")
     c = float(r[class_col])
     if kind == "map":
         n = 0 if map_ is None else len(map_)
@@ -435,7 +460,7 @@ def ab_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int
                    map_: Optional[np.ndarray], truth_thresh: float) -> ValueError:
     """The message for a truth row the AlexeyAB C core refused."""
     r = truth[image, row]
-    where = f"truth image {image}, row {row} ({', '.join(f'{float(v):.9g}' for v in r)})"
+    where = _row_where(truth, image, row)
     if kind == "value":
         return ValueError(f"{where} holds NaN or an infinity")
     if kind == "label":
@@ -446,12 +471,7 @@ def ab_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int
         return ValueError(f"{where}: the class id or track id does not fit a C int (upstream converts "
                           "them with (int), which is undefined there)")
     if kind == "cell":
-        fx = np.float32(r[0]) * np.float32(w)
-        fy = np.float32(r[1]) * np.float32(h)
-        return ValueError(
-            f"{where}: its cell (int)(x*{w}) = (int){float(fx):.9g}, (int)(y*{h}) = (int){float(fy):.9g} "
-            f"(float32, as upstream computes it) lies outside the {w}x{h} grid; upstream would write "
-            f"into a neighbouring cell or past its buffer. Expected x*{w} < {w} and y*{h} < {h}")
+        return _cell_error(where, r, w, h, f"x*{w} < {w} and y*{h} < {h}")
     c = float(r[4])
     first = ""
     if row == 0 and truth_thresh < 0:

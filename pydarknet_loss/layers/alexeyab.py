@@ -208,15 +208,7 @@ class YoloLayer(ReadOnly):
         self.classes = _validate.integer("classes", classes, minimum=1)
         anchors = _validate.pixel_anchors(anchors, anchors_in, stride)  # grid-cell anchors: times stride
         self.total, self.anchors = self._biases(anchors, total)
-        if mask is None:
-            self.mask = np.arange(self.total, dtype=np.int32)
-        else:
-            self.mask = _validate.int_array("mask", mask)
-            bad = np.flatnonzero((self.mask < 0) | (self.mask >= self.total))
-            if bad.size:
-                i = int(bad[0])
-                raise ValueError(f"mask[{i}] = {int(self.mask[i])} is not an anchor index: expected "
-                                 f"0 <= mask < total = {self.total} (upstream would read past its biases)")
+        self.mask = _validate.mask_indices(mask, self.total)
         self.n = len(self.mask)
         self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0, maximum=2**31 - 1)
         self.ignore_thresh = self._real("ignore_thresh", ignore_thresh)

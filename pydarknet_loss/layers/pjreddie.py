@@ -273,15 +273,7 @@ class YoloLayer(_LossLayer):
         self.classes = _validate.c_int("classes", classes, minimum=1)
         anchors = _validate.pixel_anchors(anchors, anchors_in, stride)
         self.total, self.anchors = _validate.biases(anchors, total, "total")
-        if mask is None:
-            self.mask = np.arange(self.total, dtype=np.int32)
-        else:
-            self.mask = _validate.int_array("mask", mask)
-            bad = np.flatnonzero((self.mask < 0) | (self.mask >= self.total))
-            if bad.size:
-                i = int(bad[0])
-                raise ValueError(f"mask[{i}] = {int(self.mask[i])} is not an anchor index: expected "
-                                 f"0 <= mask < total = {self.total}")
+        self.mask = _validate.mask_indices(mask, self.total)
         self.n = len(self.mask)
         self.ignore_thresh = _validate.real32("ignore_thresh", ignore_thresh)
         self.truth_thresh = _validate.real32("truth_thresh", truth_thresh)
