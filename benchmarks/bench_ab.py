@@ -35,18 +35,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
 import pydarknet_loss as pdl
 from pydarknet_loss import _native, alexeyab
+
+# The other program's protocol, the interleaved medians and the cost check: bench_yolo.py's.
+from bench_yolo import Variant, interleave, run_other
 
 NET = 608
 CLASSES = 80
@@ -96,36 +97,6 @@ def write_data(tmp: Path, xs: List[np.ndarray], truth: np.ndarray) -> None:
     truth.tofile(tmp / "ab_truth.bin")
 
 
-def run_other(exe: Path, tmp: Path) -> Tuple[float, float]:
-    out = subprocess.run([str(exe), str(tmp), "1"], check=True, capture_output=True, text=True).stdout
-    ms, cost = out.strip().splitlines()[-1].split()
-    return float(ms), float(np.float32(float.fromhex(cost)))
-
-
-def bits(v: float) -> int:
-    return int(np.float32(v).view(np.uint32))
-
-
-Variant = Tuple[str, Callable[[], Tuple[float, float]]]
-
-
-def interleave(variants: List[Variant], reps: int) -> Dict[str, float]:
-    """Median ms of each variant, run rep by rep in alternating order (the
-    first round warms up and is not counted); all must give the same cost."""
-    times: Dict[str, List[float]] = {k: [] for k, _ in variants}
-    costs = {}
-    for r in range(reps + 1):
-        order = variants if r % 2 else variants[::-1]
-        for name, fn in order:
-            ms, cost = fn()
-            costs[name] = bits(cost)
-            if r:
-                times[name].append(ms)
-    if len(set(costs.values())) != 1:
-        sys.exit(f"bench_ab: the variants computed different costs: { {k: hex(v) for k, v in costs.items()} }")
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def bench(tmp: Path, batch: int, truths: int, threads: int, reps: int, other: Optional[Path]) -> str:
     ls = layers()
     xs, truth = workload(batch, truths)
@@ -145,7 +116,7 @@ def bench(tmp: Path, batch: int, truths: int, threads: int, reps: int, other: Op
 
     variants: List[Variant] = [("out", py(True)), ("py", py(False))]
     if other is not None:
-        variants.append(("other", lambda: run_other(other, tmp)))
+        variants.append(("other", lambda: run_other(other, tmp, 1)))
     med = interleave(variants, reps)
     line = f"{batch:>4} {truths:>6} {threads:>3} {med['out']:>9.1f} {med['py']:>9.1f}"
     if other is not None:

@@ -167,7 +167,7 @@ def interleave(variants: List[Variant], reps: int) -> Dict[str, float]:
             if r:
                 times[name].append(ms)
     if len(set(costs.values())) != 1:
-        sys.exit(f"bench_yolo: the variants computed different costs: {costs}")
+        sys.exit(f"bench: the variants computed different costs: { {k: hex(v) for k, v in costs.items()} }")
     return {k: statistics.median(v) for k, v in times.items()}
 
 

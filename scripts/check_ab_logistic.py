@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import platform
 import sys
 import time
 from typing import List, Optional, Tuple
 
 import numpy as np
 
-import pydarknet_loss as pdl
 from pydarknet_loss import _native
 from pydarknet_loss._native import ffi, lib
+
+from check_fast_kernels import run_checks  # this folder: the header, footer and record they share
 
 
 def run(name: str, x: np.ndarray, out: np.ndarray, path: str) -> int:
@@ -79,35 +78,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("the fast logistic does not run here (no AVX2+FMA, or a libm its proof does not cover): "
               "every path calls libm, nothing to check")
         return 0
-    header = [f"pydarknet_loss {pdl.__version__}; core flags {pdl.BUILD_CFLAGS}",
-              f"machine: {platform.machine()}, {_cpu()}; {platform.libc_ver()[0]} {platform.libc_ver()[1]}; "
-              f"python {platform.python_version()}, numpy {np.__version__}",
-              "all 2^32 float32 inputs per kernel; the avx2 path against libm (the reference path)"]
-    for line in header:
-        print(line)
-    lines, all_ok = [], True
-    start = time.time()
-    for name in args.kernels:
-        line, ok = check(name, args.chunk_log2)
-        print(line, flush=True)
-        lines.append(line)
-        all_ok &= ok
-    footer = f"{'all OK' if all_ok else 'FAILED'} in {time.time() - start:.0f} s on {time.strftime('%Y-%m-%d')}"
-    print(footer)
-    if args.record:
-        with open(args.record, "w") as f:
-            f.write("\n".join(header + lines + [footer]) + "\n")
-    return 0 if all_ok else 1
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} CPUs)"
-    except OSError:
-        pass
-    return platform.processor()
+    return run_checks("all 2^32 float32 inputs per kernel; the avx2 path against libm (the reference path)",
+                      [lambda name=name: check(name, args.chunk_log2) for name in args.kernels], args.record)
 
 
 if __name__ == "__main__":

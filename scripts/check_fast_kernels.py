@@ -98,13 +98,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
 
     paths = ["auto", "portable"] if _native.path_in_use("auto") != "portable" else ["portable"]
-    header = [f"pydarknet_loss {pdl.__version__}; core flags {pdl.BUILD_CFLAGS}",
-              f"machine: {platform.machine()}, {_cpu()}; {platform.libc_ver()[0]} {platform.libc_ver()[1]}; "
-              f"python {platform.python_version()}, numpy {np.__version__}",
-              f"all 2^32 float32 inputs per kernel; fast paths: {', '.join(_native.path_in_use(p) for p in paths)}"]
-    for line in header:
-        print(line)
-    lines, all_ok = [], True
     todo: List[Tuple[str, str, Callable[[np.ndarray, np.ndarray, int], int]]] = []
     if "logistic" in args.kernels:
         todo.append(("logistic", "logistic", kernel("logistic")))
@@ -112,16 +105,33 @@ def main(argv: Optional[List[str]] = None) -> int:
         todo.append(("expf", "expf", kernel("expf")))
     if "box" in args.kernels:
         todo += [(f"box {s:g}/{d}", "box", kernel("box", s, d)) for s, d in BOXES]
+    return run_checks(f"all 2^32 float32 inputs per kernel; fast paths: "
+                      f"{', '.join(_native.path_in_use(p) for p in paths)}",
+                      [lambda t=t: check(t[0], t[1], t[2], paths, args.chunk_log2) for t in todo], args.record)
+
+
+def run_checks(what: str, checks: List[Callable[[], Tuple[str, bool]]], record: Optional[str]) -> int:
+    """Prints a header (the build, the machine, ``what``), runs each check
+    (a result line and whether it passed), prints a footer; with ``record``
+    writes them all to that file.  0 if every check passed, else 1.  Shared
+    with check_ab_logistic.py."""
+    header = [f"pydarknet_loss {pdl.__version__}; core flags {pdl.BUILD_CFLAGS}",
+              f"machine: {platform.machine()}, {_cpu()}; {platform.libc_ver()[0]} {platform.libc_ver()[1]}; "
+              f"python {platform.python_version()}, numpy {np.__version__}",
+              what]
+    for line in header:
+        print(line)
+    lines, all_ok = [], True
     start = time.time()
-    for label, name, run in todo:
-        line, ok = check(label, name, run, paths, args.chunk_log2)
+    for run in checks:
+        line, ok = run()
         print(line, flush=True)
         lines.append(line)
         all_ok &= ok
     footer = f"{'all OK' if all_ok else 'FAILED'} in {time.time() - start:.0f} s on {time.strftime('%Y-%m-%d')}"
     print(footer)
-    if args.record:
-        with open(args.record, "w") as f:
+    if record:
+        with open(record, "w") as f:
             f.write("\n".join(header + lines + [footer]) + "\n")
     return 0 if all_ok else 1
 
