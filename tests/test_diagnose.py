@@ -4,15 +4,20 @@ mistake.  On every upstream-computed training case in the repository and on
 seeded generated ones, wherever a mistake changes the delta:
 
 * the report's top cause is the mistake's (``mistakes.EXPECTED_CAUSE``);
-* no element is ``unexplained``;
+* (almost) no element is claimed by another cause (an alternative
+  reproducing the same elements is shown with it): at most 0.1 % of the
+  failing elements;
+* at most 2 % of the failing elements are ``unexplained`` (a cause claims
+  only what its model reproduces, never by elimination);
 * the correct implementation differs only within darknet's own rounding,
   so it passes under ``tolerance="float32"`` (and fails exactly only with
   ``float_rounding``).
 
 A case can fail to tell two mistakes apart: when another gallery mistake
 fails on exactly the same elements with the same values, nothing in the
-arrays says which of the two was made, and that mistake's cause is accepted
-(the test counts how often, and it stays rare)."""
+arrays says which of the two was made, and that mistake's cause is accepted;
+so is a top cause that lists the mistake's as an alternative reproducing the
+same elements (the test counts how often, and it stays rare)."""
 from __future__ import annotations
 
 from typing import Dict, List
@@ -22,20 +27,22 @@ import pytest
 
 import gallery_cases as GC
 from pydarknet_loss import mistakes as M
-from pydarknet_loss.parity.diagnose import CAUSES
+from pydarknet_loss.parity.diagnosis import ALIASES, CAUSES
 
 YOLO_CASES = GC.golden_cases("yolo") + list(GC.generated_yolo(120))
 REGION_CASES = GC.golden_cases("region")
 
 REQUIRED = ("float_rounding", "saturated_gradient", "x0_terminator", "truth_limit", "ignore_rule", "truth_thresh",
             "anchor_assignment", "cell_assignment", "overwrite_order", "class_short_circuit", "box_scale",
-            "wh_target", "objectness_loss", "sign", "scale", "layout", "unexplained")
+            "wh_target", "chain", "weight", "class_loss", "class_target", "objectness_target", "sign", "scale",
+            "layout", "unexplained")
 
 
 def test_the_vocabulary_holds_every_code_the_issue_names_and_each_is_documented() -> None:
     assert set(REQUIRED) <= set(CAUSES)
     assert all(len(CAUSES[c]) > 20 for c in CAUSES)
     assert list(CAUSES)[-1] == "unexplained"
+    assert ALIASES == {"objectness_loss": "chain"}
 
 
 def _deltas(cases: List[GC.Case], impls: Dict[str, M.Impl]) -> Dict[str, List[np.ndarray]]:
@@ -68,6 +75,8 @@ def _check_gallery(cases: List[GC.Case], deltas: Dict[str, List[np.ndarray]], co
         assert case.compare(deltas[correct][k], tolerance="float32").ok, case.name
     shown = {name: 0 for name in deltas}
     twins = 0
+    failing = unexplained = wrong = 0
+    wrong_seen: List[str] = []
     for name, ds in deltas.items():
         if name == correct:
             continue
@@ -77,19 +86,36 @@ def _check_gallery(cases: List[GC.Case], deltas: Dict[str, List[np.ndarray]], co
             if report.ok:
                 continue
             shown[name] += 1
-            codes = [c.code for c in report.causes]
-            assert "unexplained" not in codes, f"{name} on {case.name}:\n{report}"
-            if codes[0] == want:
-                continue
-            # Only a case that cannot tell this mistake from another excuses
-            # the other's cause: the same failing elements, the same values.
+            failing += report.mismatches
+            codes = [c.code for c in report.causes if c.code != "unexplained"]
+            unexplained += sum(c.count for c in report.causes if c.code == "unexplained")
+            assert codes, f"{name} on {case.name}: nothing named\n{report}"
+            # No element is claimed by a wrong cause: every cause named is the
+            # mistake's, lists it as an alternative reproducing the same
+            # elements, or is another gallery mistake's with the same values.
             fm = report.cause_map("delta") != ""
-            twin = [o for o, od in deltas.items() if o not in (name, correct) and M.EXPECTED_CAUSE[o] == codes[0]
-                    for od in [od[cases.index(case)]]
-                    if np.array_equal(_fails(case, od), fm) and np.allclose(od[fm], d[fm], rtol=1e-5, atol=1e-6)]
-            assert twin, f"{name} on {case.name}: top cause {codes[0]}, expected {want}\n{report}"
-            twins += 1
+            for c in report.causes:
+                if c.code in ("unexplained", "float_rounding") or c.code == want or want in c.alternatives:
+                    if c is report.causes[0] and c.code != want:
+                        twins += 1
+                    continue
+                twin = [o for o, od in deltas.items() if o not in (name, correct) and M.EXPECTED_CAUSE[o] == c.code
+                        for od in [od[cases.index(case)]]
+                        if np.array_equal(_fails(case, od), fm) and np.allclose(od[fm], d[fm], rtol=1e-5, atol=1e-6)]
+                if twin:
+                    twins += c is report.causes[0]
+                    continue
+                wrong += c.count
+                wrong_seen.append(f"{name} on {case.name}: {c.code} claims {c.count}, expected {want}\n{report}")
+            top = report.causes[0]
+            assert top.code != "unexplained" or top.count <= 0.02 * report.mismatches, \
+                f"{name} on {case.name}: top cause unexplained\n{report}"
     assert all(shown[n] for n in deltas if n != correct), f"every mistake must show somewhere: {shown}"
+    # Measured when the engine landed: 82 of ~500,000 failing elements (0.02 %), at cells where an unread
+    # or moved row shares a cell with another truth (its classes look like a missing short-circuit) and at
+    # saturated objectness under a p(1 - p) chain.
+    assert wrong <= 0.001 * failing, f"{wrong} elements claimed by a wrong cause; first:\n" + "\n".join(wrong_seen[:3])
+    assert unexplained <= 0.02 * failing, (unexplained, failing)
     assert twins <= 0.01 * sum(shown.values()), twins
 
 

@@ -12,8 +12,8 @@ import numpy as np
 from ..layers import alexeyab
 from ..layers import layout as lay
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
-from . import diagnose as dg
-from .diagnose import Cause
+from . import diagnosis as dg
+from .diagnosis import Cause, PartRow
 
 LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 ARRAYS = ("output", "delta")
@@ -152,6 +152,7 @@ class ParityReport:
     shape: Tuple[int, ...] = ()
     problems: List[str] = field(default_factory=list)
     explained: bool = False  #: whether input and truth were given, so the causes come from the oracle's record
+    parts: List[PartRow] = field(default_factory=list)  #: the delta's parts: elements, failing, relation
     _diff: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _codes: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _names: List[str] = field(default_factory=list, repr=False)
@@ -196,6 +197,13 @@ class ParityReport:
         if self.cost is not None:
             e, a, u = self.cost
             lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)}){'' if self.cost_ok else ' FAILS'}")
+        if self.parts and not self.ok:
+            lines.append("  parts of the delta (how your values relate to darknet's there):")
+            lines.append(f"    {'part':<22}{'elements':>10}{'fail':>9}  relation")
+            for r in self.parts:
+                rel = r.relation if r.factor is None or r.relation == "negated" else \
+                    (f"×{r.factor:.6g}" if r.relation == "×k" else f"{r.relation[0]}{r.factor:.6g}·σ′")
+                lines.append(f"    {r.part:<22}{r.elements:>10}{r.failing:>9}  {rel if r.failing else 'equal'}")
         if self.causes:
             lines.append("  causes (most elements first):")
             for k, c in enumerate(self.causes, 1):
@@ -453,6 +461,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     diag = dg.diagnose(arrays, ev)
     report.causes = diag.causes
     report._codes = diag.codes
+    report.parts = diag.parts
     for arr in arrays:
         flat = np.flatnonzero(arr.fail)
         if flat.size:

@@ -43,7 +43,7 @@ DESCRIPTIONS: Dict[str, tuple] = {
                             "(upstream: among all anchors, then skips the truth if that one is not in the mask)"),
     "grid_anchors": ("wh_target", "w/h target log(w*W/anchor): pixel anchors used as if in grid units"),
     "ignore_ge": ("ignore_rule", "ignores a cell when its best IoU >= ignore_thresh (upstream: >)"),
-    "mse_objectness": ("objectness_loss", "objectness delta of a squared error on the sigmoid: (t - p)*p*(1 - p)"),
+    "mse_objectness": ("chain", "objectness delta of a squared error on the sigmoid: (t - p)*p*(1 - p)"),
     "no_short_circuit": ("class_short_circuit", "a second truth in a cell resets every class "
                          "(upstream keeps the first truth's class at 1 - p)"),
     "no_truth_thresh": ("truth_thresh", "leaves out the truth_thresh branch of the ignore loop"),

@@ -1,0 +1,151 @@
+"""The factor models: one factor on the whole array (sign, scale), on one
+part (weight), or p(1 - p) on one part (chain).  Fitted per part
+(``parts.fit``); each claims only the elements where its factor times
+darknet's value is the implementation's."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set, Tuple
+
+import numpy as np
+
+from ..model import Array, Claim
+from ..parts import GROUP, PART_ID, PartRow
+
+#: Coarse names for sets of fine parts, the largest first.
+NAMES: Tuple[Tuple[str, Set[str]], ...] = (
+    ("box", {"box.x", "box.y", "box.w", "box.h"}), ("xy", {"box.x", "box.y"}), ("wh", {"box.w", "box.h"}),
+    ("objectness", {"objectness.positive", "objectness.negative"}),
+    ("classes", {"classes.positive", "classes.negative"}))
+
+
+def part_name(parts: Set[str]) -> str:
+    """'box', 'xy', 'objectness'... for a set of fine parts."""
+    left, names = set(parts), []
+    for name, members in NAMES:
+        if members <= left:
+            names.append(name)
+            left -= members
+    names += sorted(p.replace("box.", "") if p.startswith("box.") else p for p in left)
+    return "+".join(names)
+
+
+@dataclass
+class Factors:
+    """The fitted factors: the whole array's (``k``, 1 when none, and the
+    parts it was seen on), the per-element factor ``f`` the decision models
+    take out, and the claims (code, Claim)."""
+
+    k: float = 1.0
+    global_parts: Set[str] = field(default_factory=set)
+    f: Optional[np.ndarray] = None
+    claims: List[Tuple[str, Claim]] = field(default_factory=list)
+    ambiguous: bool = False  #: the factor was seen on one part group only, which is all there is
+
+
+def _close(arr: Array, pred: np.ndarray, rel: float, scale: float = 1.0) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.abs(arr.A64 - pred) <= rel * np.abs(pred) + 4 * arr.bound * max(1.0, abs(scale)) + 1e-30
+
+
+def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig: np.ndarray) -> Factors:
+    from . import chain, scale, sign, weight
+
+    out = Factors(f=np.ones(arr.E.shape))
+    scaled = [r for r in rows if r.relation in ("×k", "negated")]
+    by_k: Dict[float, List[PartRow]] = defaultdict(list)
+    for r in scaled:
+        by_k[float(r.factor)].append(r)  # type: ignore[arg-type]
+    telling_groups = {GROUP[r.part] for r in rows if r.telling}
+    if by_k:
+        k, krows = max(by_k.items(), key=lambda kv: sum(r.telling for r in kv[1]))
+        # A part with one telling element has no factor of its own; it goes
+        # with k when its failing elements are k times darknet's.
+        for r in rows:
+            m = (ids == PART_ID[r.part]) & todo
+            if r.relation == "other" and r.telling < 2 and m.any() and _close(arr, k * arr.E64, 1e-5, k)[m].all():
+                krows = krows + [r]
+        groups = {GROUP[r.part] for r in krows}
+        # A part that carries darknet's values unchanged refutes a factor on the whole array.
+        unchanged = {GROUP[r.part] for r in rows if r.telling and r.relation == "equal"} - groups
+        if (len(groups) >= 2 or (groups == telling_groups and len(groups) == 1)) and not unchanged:
+            out.k, out.global_parts = k, {r.part for r in krows}
+            out.ambiguous = len(groups) == 1
+    assert out.f is not None
+    out.f[...] = out.k
+    if out.global_parts:
+        mask = todo & _close(arr, out.k * arr.E64, 1e-5, out.k)
+        if mask.any():
+            spec = sign if out.k == -1 else scale
+            out.claims.append((spec.CAUSE.code, Claim(mask, say=spec.say(arr, out), detail={"factor": out.k})))
+        if out.ambiguous:
+            # Only one part group has values here: a weight on it reproduces
+            # the same elements, and is offered as the alternative.
+            parts = set(out.global_parts)
+            detail = {"part": part_name(parts), "factor": out.k, "parts": tuple(sorted(parts))}
+            out.claims.append((weight.CAUSE.code, Claim(mask, say=weight.say(arr, detail, out), detail=detail)))
+            out.global_parts = set()
+    # Per-part factors: weights (a constant) and chains (p(1 - p)).
+    weights: Dict[float, Set[str]] = defaultdict(set)
+    chains: Dict[Tuple[str, float], Set[str]] = defaultdict(set)
+    for r in rows:
+        if r.part in out.global_parts or r.factor is None or (out.ambiguous and r.relation in ("×k", "negated")):
+            continue
+        m = ids == PART_ID[r.part]
+        if r.relation in ("×k", "negated"):
+            out.f[m] = r.factor
+            weights[float(r.factor)].add(r.part)
+        elif r.relation in ("×σ′", "÷σ′"):
+            with np.errstate(divide="ignore"):
+                g = sig if r.relation == "×σ′" else 1 / sig
+            out.f[m] = (r.factor * g)[m]
+            chains[(r.relation, float(r.factor))].add(r.part)
+    for w, parts in weights.items():
+        m = np.isin(ids, [PART_ID[p] for p in parts])
+        mask = todo & m & _close(arr, w * arr.E64, 1e-5, w)
+        if mask.any():
+            name = part_name(parts)
+            detail = {"part": name, "factor": w / out.k, "parts": tuple(sorted(parts))}
+            out.claims.append((weight.CAUSE.code, Claim(mask, say=weight.say(arr, detail, out), detail=detail)))
+    for (form, c), parts in chains.items():
+        m = np.isin(ids, [PART_ID[p] for p in parts])
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            g = sig if form == "×σ′" else 1 / sig
+            pred = c * g * arr.E64
+            mask = todo & m & (np.abs(arr.A64 - pred) <= 1e-3 * np.abs(pred) + 4 * arr.bound * np.maximum(1, np.abs(c * g))
+                               + 1e-30)
+        if mask.any():
+            detail = {"part": part_name(parts), "factor": c, "form": "times" if form == "×σ′" else "divided",
+                      "parts": tuple(sorted(parts))}
+            out.claims.append((chain.CAUSE.code, Claim(mask, say=chain.say(arr, detail), detail=detail)))
+    return out
+
+
+def values_only(arr: Array, todo: np.ndarray) -> Factors:
+    """Without the oracle's record (no input and truth, or the output
+    array): one factor on the whole array, from the median ratio of the
+    elements darknet gives a value out of its rounding; it must hold on
+    95 % of them, two or more."""
+    from . import scale, sign
+
+    out = Factors(f=np.ones(arr.E.shape))
+    big = np.abs(arr.E64) > arr.bound
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = arr.A64[big] / arr.E64[big]
+    ratio = ratio[np.isfinite(ratio)]
+    if ratio.size < 2:
+        return out
+    k = float(np.median(ratio))
+    if k == 0 or abs(k - 1) <= 1e-5:
+        return out
+    ok = _close(arr, k * arr.E64, 1e-5, k)
+    if (ok & big).sum() >= 0.95 * big.sum():
+        from ..parts import _round_factor
+
+        out.k = _round_factor(k)
+        mask = todo & ok
+        if mask.any():
+            spec = sign if out.k == -1 else scale
+            out.claims.append((spec.CAUSE.code, Claim(mask, say=spec.say(arr, out), detail={"factor": out.k})))
+    return out

@@ -1,0 +1,142 @@
+"""Truth rows placed elsewhere than upstream places them: the world that placement gives, replayed with upstream's arithmetic."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from .... import _native
+from ..evidence import Evidence
+from ..model import Array, box_delta_of_row, box_matches, class_of
+
+
+def placed(arr: Array, b: int, t: int, j: int, i: int, anchors: Sequence[int]) -> Optional[int]:
+    """The anchor among `anchors` at cell (j, i) where the implementation's
+    box deltas are those of truth row t, or None."""
+    ev = arr.ev
+    assert ev is not None
+    for k in anchors:
+        if box_matches(arr, b, k, j, i, box_delta_of_row(ev, b, k, t, j, i)):
+            return k
+    return None
+
+
+Where = Callable[[int, int], Optional[Tuple[int, int, List[int]]]]
+
+
+def world(ev: Evidence, where: Where) -> Tuple[np.ndarray, Dict[Tuple[int, int, int, int], Set[int]],
+                                                 Dict[Tuple[int, int, int, int], List[int]]]:
+    """The world where every row read goes where `where` sends it (its
+    first anchor): the cells whose list of truths differs from upstream's,
+    the rows involved, and ([yolo]) each cell's list of truths in it."""
+    read = (ev.rec["row_status"] == _native.lib.DN_ROW_READ) & (ev.rec["best_anchor"] >= 0)
+    cells = np.zeros(ev.Y.shape[:2] + ev.Y.shape[3:], bool)
+    who: Dict[Tuple[int, int, int, int], Set[int]] = defaultdict(set)
+    world: Dict[Tuple[int, int, int, int], List[int]] = defaultdict(list)
+    if ev.kind == "region":
+        # [region]'s anchor depends on the prediction at the cell: every
+        # anchor of a cell a row moves to may change.
+        for b, t in np.argwhere(read):
+            b, t = int(b), int(t)
+            alt = where(b, t)
+            if alt is None:
+                continue
+            a = int(ev.row_anchor[b, t])
+            j, i = (int(v) for v in ev.row_cell[b, t])
+            cells[b, :, alt[0], alt[1]] = True
+            cells[b, a, j, i] = True
+            for k in range(cells.shape[1]):
+                who[(b, k, alt[0], alt[1])].add(t)
+            who[(b, a, j, i)].add(t)
+        return cells, who, world
+    for b, t in np.argwhere(read):
+        b, t = int(b), int(t)
+        alt = where(b, t)
+        if alt is None:
+            a = int(ev.row_anchor[b, t])
+            if a >= 0:
+                j, i = (int(v) for v in ev.row_cell[b, t])
+                world[(b, a, j, i)].append(t)
+        elif alt[2]:
+            world[(b, alt[2][0], alt[0], alt[1])].append(t)
+    for c in set(world) | set(ev.assigned):
+        if world.get(c, []) != ev.assigned.get(c, []):
+            cells[c] = True
+            who[c].update(world.get(c, []) + ev.assigned.get(c, []))
+    return cells, who, world
+
+
+def predicted(arr: Array, c: Tuple[int, int, int, int], rows: List[int]) -> Optional[np.ndarray]:
+    """[yolo]: the deltas upstream's arithmetic writes at cell c when these
+    truth rows land there in this order: the last one's box and objectness,
+    every one's class at 1 - p (the short-circuit), the rest -p; with no
+    truth, objectness -p (0 where the ignore test holds) and nothing else.
+    None at a cell the truth_thresh branch also writes."""
+    ev = arr.ev
+    assert ev is not None
+    if ev.thresh_cells is not None and ev.thresh_cells[c]:
+        return None
+    b, a, j, i = c
+    co = arr.coords
+    y = ev.Y[b, a, :, j, i].astype(np.float64)
+    out = np.zeros(arr.E.shape[2])
+    if rows:
+        out[:4] = box_delta_of_row(ev, b, a, rows[-1], j, i)
+        out[co] = 1 - y[co]
+        t = np.zeros(arr.E.shape[2] - co - 1)
+        t[[class_of(ev, b, r) for r in rows]] = 1
+        out[co + 1:] = t - y[co + 1:]
+    else:
+        out[co] = 0.0 if ev.rec["best_iou"][c] > ev.ignore else -y[co]
+    return out
+
+
+def fits(arr: Array, c: Tuple[int, int, int, int], pred: np.ndarray) -> bool:
+    b, a, j, i = c
+    got = arr.A64[b, a, :, j, i]
+    return bool(np.all(np.abs(got - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, :, j, i] + 1e-30))
+
+
+def moved_rows(arr: Array, where: Where) -> Tuple[np.ndarray, Dict[Tuple[int, int, int, int], Set[int]]]:
+    """Cells of the rows the implementation placed elsewhere than upstream:
+    `where(b, t)` gives the cell and candidate anchors of row t's
+    alternative placement (or None).  [yolo]: the cells whose values are
+    exactly what upstream's arithmetic writes with the truths placed so
+    (box, objectness and classes); [region]: where some row's box deltas
+    show at its alternative place, every cell the departure changes."""
+    ev = arr.ev
+    assert ev is not None
+    changed, who, world_ = world(ev, where)
+    if ev.kind == "yolo":
+        # Every cell the departure changes must show it: a cell where it
+        # predicts other values but the implementation has upstream's
+        # refutes it for the rows in that cell (a later truth moving away
+        # from a cell shared with an earlier one looks like first-truth-wins
+        # on its own); cells of other rows still count.
+        fit = np.zeros_like(changed)
+        failing = arr.fail.any(axis=2)
+        refuted: Set[Tuple[int, int]] = set()
+        for c in map(tuple, np.argwhere(changed)):
+            c = tuple(int(v) for v in c)
+            pred = predicted(arr, c, world_.get(c, []))  # type: ignore[arg-type]
+            if pred is None:
+                continue
+            if not failing[c]:
+                b, a, j, i = c  # type: ignore[misc]
+                e = arr.E64[b, a, :, j, i]
+                if not np.all(np.abs(e - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, :, j, i] + 1e-30):
+                    refuted.update((b, t) for t in who.get(c, ()))  # type: ignore[arg-type]
+                continue
+            fit[c] = fits(arr, c, pred)  # type: ignore[arg-type]
+        for c in map(tuple, np.argwhere(fit)):
+            c = tuple(int(v) for v in c)
+            if any((c[0], t) in refuted for t in who.get(c, ())):  # type: ignore[arg-type]
+                fit[c] = False
+        return fit, who
+    read = (ev.rec["row_status"] == _native.lib.DN_ROW_READ) & (ev.rec["best_anchor"] >= 0)
+    for b, t in np.argwhere(read):
+        alt = where(int(b), int(t))
+        if alt is not None and placed(arr, int(b), int(t), alt[0], alt[1], alt[2]) is not None:
+            return changed, who
+    return np.zeros_like(changed), {}

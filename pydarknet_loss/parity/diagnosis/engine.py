@@ -1,0 +1,226 @@
+"""The diagnosis engine: every failing element is given the cause whose
+model reproduces the implementation's value there.
+
+A cause is a model: one departure applied to darknet's own computation on
+the same input.  It claims an element only where that reproduces the
+implementation's value, within darknet's rounding.  The steps, per array:
+
+1. ``float_rounding``: elements within darknet's own rounding bound.
+2. ``layout``: when the buffer read in another memory order agrees with
+   darknet's on most elements, the array is re-laid out; the re-laid
+   elements that then agree are the layout's, the rest go on.
+3. Factors, fitted per part (``parts``): one factor on the whole array
+   (``sign``, ``scale``: seen on two part groups or more, none unchanged),
+   a constant on one part (``weight``), p(1 - p) on one part (``chain``).
+   Each claims the elements its factor reproduces.
+4. Decisions (``decision`` causes): each model replays one of darknet's
+   decisions differently (rows read, cells, anchors, the ignore test...)
+   and claims where the implementation's values, with the fitted factors
+   taken out, are what that gives; then once more on the values as they
+   are.  So a departure combined with a factor (a layout, a sign, a batch
+   mean, a part weight) is still named.
+5. The report is the smallest set of models found: the model claiming the
+   most elements not yet claimed is taken first, then the next; another
+   model that reproduces (almost) the same elements is listed with it as
+   an alternative.  What no model reproduces is ``unexplained``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from .causes import _factors, float_rounding, layout, unexplained
+from .evidence import Evidence
+from .model import Array, CauseSpec, Claim, cells_of
+from .parts import PartRow, fit, part_ids, sigma_prime
+from .registry import BY_CODE, REGISTRY
+
+#: Share of a cause's elements another model must reproduce to be shown as its alternative.
+ALTERNATIVE = 0.9
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason elements differ.  ``cells`` are (image, mask_index, row,
+    col), ``truth_rows`` (image, row) of the truth buffer; ``detail`` the
+    model's parameters (a part and factor for ``weight``...);
+    ``alternatives`` other causes whose models reproduce the same elements
+    on this input."""
+
+    code: str
+    count: int
+    truth_rows: Tuple[Tuple[int, int], ...]
+    cells: Tuple[Tuple[int, int, int, int], ...]
+    message: str
+    arrays: Tuple[Tuple[str, int], ...] = ()  #: (array name, elements) pairs
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    alternatives: Tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.count} element{'s' if self.count != 1 else ''}): {self.message}"
+
+
+@dataclass
+class Diagnosis:
+    """Per array, each element's cause code ('' where it passes); the
+    causes; the delta's parts table."""
+
+    codes: Dict[str, np.ndarray]
+    causes: List[Cause]
+    parts: List[PartRow] = field(default_factory=list)
+
+
+Candidate = Tuple[str, Claim]
+
+
+def _decisions(arr: Array, kind: str, stage: str) -> List[CauseSpec]:
+    return [c for c in REGISTRY if c.stage == stage and kind in c.kinds]
+
+
+def _run(spec: CauseSpec, arr: Array, todo: np.ndarray) -> Optional[Claim]:
+    assert spec.model is not None
+    claim = spec.model(arr)
+    if claim is None:
+        return None
+    mask = claim.mask & todo
+    if not mask.any():
+        return None
+    return Claim(mask, rows=claim.rows, say=claim.say, detail=claim.detail)
+
+
+def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out: List[PartRow]) -> List[Candidate]:
+    out: List[Candidate] = []
+    arr = arr.with_values(arr.A64, fail=todo)  # the models look at what is still to explain
+    if ev is None or arr.name != "delta":
+        out += _factors.values_only(arr, todo).claims
+        if ev is not None and arr.name == "output":
+            for spec in _decisions(arr, ev.kind, "output"):
+                c = _run(spec, arr, todo)
+                if c is not None:
+                    out.append((spec.code, c))
+        return out
+    ids = part_ids(arr)
+    sig = sigma_prime(arr)
+    rows = fit(arr, ids, todo, sig)
+    parts_out.extend(rows)
+    factors = _factors.fit(arr, ids, rows, todo, sig)
+    out += factors.claims
+    specs = _decisions(arr, ev.kind, "decision")
+    views = [arr]
+    assert factors.f is not None
+    if not np.all(factors.f == 1):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            f = np.where(np.isfinite(factors.f) & (factors.f != 0), factors.f, 1.0)
+            views.insert(0, arr.with_values(arr.A64 / f, fail=todo))
+    for view in views:
+        for spec in specs:
+            c = _run(spec, view, todo)
+            if c is not None:
+                out.append((spec.code, c))
+    return out
+
+
+def _cover(cands: List[Candidate], todo: np.ndarray) -> List[Tuple[str, np.ndarray, Claim, Tuple[str, ...]]]:
+    """Greedy set cover: the model reproducing the most unclaimed elements
+    first (registry order breaks ties), with the other models that
+    reproduce its elements as alternatives."""
+    # Ties: a decision's model (it replays darknet's arithmetic) before a
+    # fitted factor, then the registry's order.
+    order = {c.code: k + (0 if c.stage == "decision" else len(REGISTRY)) for k, c in enumerate(REGISTRY)}
+    left = todo.copy()
+    chosen = []
+    counts = [int(c.mask.sum()) for _, c in cands]
+    while left.any():
+        best, best_n = None, 0
+        for k, (code, claim) in enumerate(cands):
+            if counts[k] <= best_n:
+                continue
+            n = int((claim.mask & left).sum())
+            counts[k] = n
+            if n > best_n or (n == best_n and best is not None and order[code] < order[cands[best][0]]):
+                best, best_n = k, n
+        if best is None or best_n == 0:
+            break
+        code, claim = cands[best]
+        sel = claim.mask & left
+        alts = sorted({c for c, other in cands if c != code and (other.mask & sel).sum() >= ALTERNATIVE * best_n},
+                      key=lambda c: order[c])
+        chosen.append((code, sel, claim, tuple(alts)))
+        left &= ~sel
+    return chosen
+
+
+def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
+    codes: Dict[str, np.ndarray] = {}
+    items: Dict[str, List[Tuple[str, np.ndarray, Claim]]] = defaultdict(list)
+    alternatives: Dict[str, Set[str]] = defaultdict(set)
+    parts: List[PartRow] = []
+    for arr in arrays:
+        code = np.full(arr.E.shape, "", dtype=object)
+        todo = arr.fail.copy()
+
+        def take(name: str, sel: np.ndarray, claim: Claim) -> None:
+            code[sel] = name
+            items[name].append((arr.name, sel, claim))
+            todo[...] = todo & ~sel
+
+        if ev is not None and todo.any():
+            sel = todo & (np.abs(arr.A64 - arr.E64) <= arr.bound)
+            if sel.any():
+                take("float_rounding", sel, Claim(sel, say=lambda s, a=arr: float_rounding.message(a, s)))
+        work = arr
+        relaid = layout.relayout(arr, todo) if todo.any() else None
+        if relaid is not None:
+            name, A64 = relaid
+            work = arr.with_values(A64)
+            sel = todo & work.close(A64, arr.E64, rel=1e-6)
+            if sel.any():
+                take("layout", sel, Claim(sel, say=lambda s, n=name: layout.message(n), detail={"layout": name}))
+        if todo.any():
+            arr_parts: List[PartRow] = []
+            cands = _candidates(work, ev, todo, arr_parts)
+            if arr.name == "delta":
+                parts = arr_parts
+            for name, sel, claim, alts in _cover(cands, todo):
+                take(name, sel, claim)
+                alternatives[name].update(alts)
+        if todo.any():
+            sel = todo.copy()
+            relations = ", ".join(f"{r.part} {r.relation}" for r in parts if r.failing) if arr.name == "delta" else ""
+            take("unexplained", sel, Claim(sel, say=lambda s, a=work, r=relations: unexplained.message(a, ev, s, r)))
+        codes[arr.name] = code
+    return Diagnosis(codes=codes, causes=_causes(items, alternatives), parts=parts)
+
+
+def _causes(items: Dict[str, List[Tuple[str, np.ndarray, Claim]]], alternatives: Dict[str, Set[str]]) -> List[Cause]:
+    causes = []
+    for name, got in items.items():
+        count = sum(int(sel.sum()) for _, sel, _ in got)
+        cells: Set[Tuple[int, int, int, int]] = set()
+        rows: Set[Tuple[int, int]] = set()
+        for _, sel, claim in got:
+            for c in cells_of(sel):
+                cells.add(c)
+                rows.update((c[0], t) for t in claim.rows.get(c, ()))
+        msgs: List[str] = []
+        for arr_name, sel, claim in got:
+            m = claim.say(sel)
+            if m and m not in msgs:
+                msgs.append(m if len(got) == 1 else f"{arr_name}: {m}")
+        alts = tuple(sorted(alternatives.get(name, set()) - {name}))
+        if alts:
+            msgs.append(f"(On this input {', '.join(alts)} reproduce{'s' if len(alts) == 1 else ''} the same "
+                        "elements: the arrays cannot tell them apart here.)")
+        detail = max(got, key=lambda g: int(g[1].sum()))[2].detail
+        causes.append(Cause(code=name, count=count, truth_rows=tuple(sorted(rows)), cells=tuple(sorted(cells)),
+                            message=" ".join(msgs), arrays=tuple((a, int(s.sum())) for a, s, _ in got),
+                            detail=dict(detail), alternatives=alts))
+    order = {c.code: k for k, c in enumerate(REGISTRY)}
+    causes.sort(key=lambda c: (-c.count, order[c.code]))
+    return causes
+
+
+__all__ = ["Cause", "Diagnosis", "diagnose", "BY_CODE"]

@@ -1,0 +1,274 @@
+"""The pieces every cause works with: one compared array (``Array``), what a
+cause claims (``Claim``), and the oracle's arithmetic that causes replay
+(a truth row's box deltas at a cell, the classes a cell holds, the roles of
+entries, float32 saturation)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from .evidence import Evidence
+
+F = np.float32
+Cell = Tuple[int, int, int, int]
+
+
+@dataclass
+class Claim:
+    """What one cause's model reproduces: a mask over the array's elements
+    (where the implementation's value is what the departure gives), the
+    truth rows behind each cell it names, how to say it, and the model's
+    parameters (``detail``: a part, a factor...)."""
+
+    mask: np.ndarray
+    rows: Dict[Cell, Set[int]] = field(default_factory=dict)
+    say: Callable[[np.ndarray], str] = lambda sel: ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Array:
+    """One compared array, split per anchor (B, n, entries, H, W): darknet's
+    values ``E``, the implementation's ``A`` (possibly normalised by the
+    engine: re-laid out, divided by a fitted factor), the failing elements,
+    darknet's rounding bound, and the evidence."""
+
+    def __init__(self, name: str, E: np.ndarray, A: np.ndarray, fail: np.ndarray, ev: Optional[Evidence],
+                 layer: Any, A64: Optional[np.ndarray] = None) -> None:
+        self.name, self.E, self.A, self.fail, self.ev, self.layer = name, E, A, fail, ev, layer
+        self.E64 = E.astype(np.float64)
+        self.A64 = A.astype(np.float64) if A64 is None else A64
+        self.coords = int(layer.coords)
+        self.obj = self.coords
+        self.bound = ev.bound_for(name) if ev is not None else np.zeros(E.shape)
+
+    def with_values(self, A64: np.ndarray, fail: Optional[np.ndarray] = None) -> "Array":
+        """The same array with the implementation's values replaced (a
+        normalised view: the models then compare darknet's arithmetic with it)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            A32 = A64.astype(F)
+        return Array(self.name, self.E, A32, self.fail if fail is None else fail, self.ev, self.layer, A64=A64)
+
+    def close(self, a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> np.ndarray:
+        """a within rel of b, allowing darknet's own rounding."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.abs(a - b) <= rel * np.abs(b) + 4 * self.bound + 1e-30
+
+    def cell_mask(self, cells: np.ndarray) -> np.ndarray:
+        """(B, n, H, W) -> every entry of those cells."""
+        return np.broadcast_to(cells[:, :, None], self.E.shape)
+
+    def role_mask(self, entries: Sequence[int], cells: Optional[np.ndarray] = None) -> np.ndarray:
+        m = np.zeros(self.E.shape, bool)
+        m[:, :, list(entries)] = True
+        if cells is not None:
+            m &= self.cell_mask(cells)
+        return m
+
+    def a_assigned(self) -> np.ndarray:
+        """(B, n, H, W): cells the implementation treats as holding a truth:
+        a positive class or objectness delta (only a target of 1 gives one)."""
+        cls = self.A[:, :, self.coords + 1:]
+        return (cls > 0).any(axis=2) | (self.A[:, :, self.obj] > 0)
+
+
+def nontrivial(arr: Array) -> np.ndarray:
+    return np.abs(arr.E64) > arr.bound
+
+
+def rows_str(rows: Set[Tuple[int, int]], limit: int = 4) -> str:
+    rs = sorted(rows)
+    s = ", ".join(f"image {b} row {t}" for b, t in rs[:limit])
+    return s + (f" and {len(rs) - limit} more" if len(rs) > limit else "")
+
+
+def cells_str(ev: Evidence, cells: Sequence[Tuple[int, int, int, int]], limit: int = 3) -> str:
+    cs = sorted(set(cells))
+    s = "; ".join(ev.cell_name(c) for c in cs[:limit])
+    return s + (f"; and {len(cs) - limit} more cell{'s' if len(cs) - limit > 1 else ''}" if len(cs) > limit else "")
+
+
+def cells_of(mask: np.ndarray) -> List[Tuple[int, int, int, int]]:
+    cells = mask.any(axis=2)
+    return [tuple(int(v) for v in c) for c in np.argwhere(cells)]  # type: ignore[misc]
+
+
+def box_matches(arr: Array, b: int, a: int, j: int, i: int, target: np.ndarray) -> bool:
+    """The implementation's four box deltas at a cell are those of `target`
+    (three of four within 1e-4, allowing darknet's rounding) and upstream's
+    are not: a match that upstream's own values share says nothing."""
+    def near(v: np.ndarray) -> bool:
+        return int((np.abs(v - target) <= 1e-4 * np.abs(target) + 4 * arr.bound[b, a, :4, j, i]).sum()) >= 3
+    return near(arr.A64[b, a, :4, j, i]) and not near(arr.E64[b, a, :4, j, i])
+
+
+
+
+def box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np.ndarray:
+    """The four box deltas upstream computes for truth row t at this cell
+    (what it writes before a later truth overwrites them)."""
+    row = ev.truth[b, t]
+    H, W = ev.Y.shape[3], ev.Y.shape[4]
+    if ev.kind == "yolo":
+        anchor = int(ev.layer.mask[a])
+        size_w, size_h = F(ev.net_w), F(ev.net_h)
+        scale = F(F(2) - row[2] * row[3])
+    else:
+        anchor = a
+        size_w, size_h = F(W), F(H)
+        scale = F(ev.layer.coord_scale * F(F(2) - row[2] * row[3]))
+    bias = ev.layer.anchors
+    with np.errstate(divide="ignore"):
+        t4 = (F(row[0] * F(W) - F(i)), F(row[1] * F(H) - F(j)),
+              F(np.log(np.float64(F(F(row[2] * size_w) / bias[2 * anchor])))),
+              F(np.log(np.float64(F(F(row[3] * size_h) / bias[2 * anchor + 1])))))
+    v = (ev.Y[b, a, 0, j, i], ev.Y[b, a, 1, j, i], ev.X[b, a, 2, j, i], ev.X[b, a, 3, j, i])
+    return np.array([F(scale * F(tk - vk)) for tk, vk in zip(t4, v)], np.float64)
+
+
+def multi(ev: Evidence) -> Dict[Tuple[int, int, int, int], List[int]]:
+    """Cells and anchors given two truths or more (loop 2, plus a truth_thresh assignment)."""
+    out: Dict[Tuple[int, int, int, int], List[int]] = {}
+    for c, rows in ev.assigned.items():
+        extra = 1 if ev.thresh_cells is not None and ev.thresh_cells[c] else 0
+        if len(rows) + extra >= 2:
+            out[c] = rows
+    return out
+
+
+
+
+def class_of(ev: Evidence, b: int, t: int) -> int:
+    c = int(ev.truth[b, t, ev.coords])
+    if ev.layer.map is not None:
+        c = int(ev.layer.map[c])
+    return c
+
+
+
+
+def positive_classes(arr: Array, A: bool, c: Tuple[int, int, int, int]) -> Set[int]:
+    """The classes with target 1 at a cell: upstream's from the oracle's
+    record, the implementation's where its delta is nearer 1 - p than -p
+    (a saturated p makes 1 - p vanish, so the sign alone would not say)."""
+    b, a, j, i = c
+    k0 = arr.coords + 1
+    ev = arr.ev
+    assert ev is not None
+    if not A:
+        t = ev.sel.target[b, a, k0:, j, i]
+        has = ev.sel.has[b, a, k0:, j, i]
+        return set(int(k) for k in np.flatnonzero(has & (t == 1)))
+    s = np.where(ev.sel.has[b, a, k0:, j, i], ev.sel.scale[b, a, k0:, j, i], 1.0)
+    got = arr.A64[b, a, k0:, j, i]
+    implied = got / np.where(s == 0, 1.0, s) + ev.Y[b, a, k0:, j, i]
+    # A class without a delta has no target; 1 - p with p == 1 is the one
+    # target of 1 that leaves no trace, and is taken as upstream's.
+    unseen = (got == 0) & (ev.Y[b, a, k0:, j, i] == 1) & ev.sel.has[b, a, k0:, j, i] & \
+        (ev.sel.target[b, a, k0:, j, i] == 1)
+    return set(int(k) for k in np.flatnonzero(((got != 0) & (implied > 0.5)) | unseen))
+
+
+
+
+def sigmoid32(X: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (F(1) / (F(1) + np.exp(-X))).astype(F)
+
+
+def activated(ev: Evidence, P: int) -> List[int]:
+    c = ev.coords
+    if ev.kind == "yolo_ab":
+        return [] if ev.layer.new_coords else [0, 1, c] + list(range(c + 1, P))
+    if ev.kind == "yolo":
+        return [0, 1, c] + list(range(c + 1, P))
+    out = [0, 1] + ([] if ev.layer.background else [c])
+    if not ev.layer.softmax and ev.layer.tree is None:
+        out += list(range(c + 1, P))
+    return out
+
+
+
+
+def saturated_cells(ev: Evidence) -> np.ndarray:
+    """Where float32 sigmoid(x) rounds to 0 or 1, or p*(1 - p) falls below
+    the 1e-12 that BCE on probabilities clamps its denominator to."""
+    p = sigmoid32(ev.X)
+    return (p == 0) | (p == 1) | ((p * (F(1) - p)).astype(F) < F(1e-12))
+
+
+def role_groups(arr: Array, entries: Sequence[int]) -> List[List[int]]:
+    """Entries grouped by role: x and y, the mask coords, objectness, classes."""
+    c = arr.coords
+    groups: Dict[str, List[int]] = defaultdict(list)
+    for e in entries:
+        groups["xy" if e < 2 else "wh" if e < 4 else "mask" if e < c else "obj" if e == c else "class"].append(e)
+    return list(groups.values())
+
+
+
+
+def ties_decided_other_way(arr: Array) -> Optional[bool]:
+    """Whether the implementation ignores cells whose best IoU equals the
+    threshold (upstream's '>' keeps them negative): judged on such cells
+    whose objectness logit is not saturated (where a vanishing gradient
+    would look the same).  None when there is no such cell."""
+    ev = arr.ev
+    assert ev is not None
+    o = arr.obj
+    tie = ~ev.e_assigned() & (ev.rec["best_iou"] == F(ev.ignore))
+    negative = tie & ~saturated_cells(ev)[:, :, o] & (arr.E[:, :, o] != 0)
+    if not negative.any():
+        return None
+    return bool((negative & (arr.A[:, :, o] == 0)).sum() >= 0.9 * negative.sum())
+
+
+
+
+def role_name(arr: Array, e: int) -> str:
+    c = arr.coords
+    if e < 4:
+        return "xywh"[e]
+    if e < c:
+        return f"mask{e - 4}"
+    if e == c:
+        return "objectness"
+    return "class"
+
+
+
+
+# ---- what a cause is -------------------------------------------------------------------
+
+#: Where in the engine a cause's model runs: ``tolerance`` (darknet's own
+#: rounding), ``layout`` (the array re-laid out), ``factor`` (a factor on
+#: the whole array or on one part: fitted per part by the engine),
+#: ``decision`` (a departure from one of darknet's decisions, replayed with
+#: its arithmetic, on the values with the fitted factors taken out),
+#: ``output`` (the output array), ``residual`` (what no model reproduces).
+STAGES = ("tolerance", "layout", "factor", "decision", "output", "residual")
+Model = Callable[[Array], Optional[Claim]]
+
+
+@dataclass(frozen=True)
+class CauseSpec:
+    """One cause: its code, what the implementation did, how the engine
+    recognises it, the parts it may claim, where it runs and (for
+    ``decision`` and ``output`` causes) its model: ``model(arr)`` returns
+    the elements where darknet's computation with this one departure gives
+    the implementation's values, or None."""
+
+    code: str
+    summary: str
+    recognised: str
+    parts: Tuple[str, ...]
+    stage: str
+    model: Optional[Model] = None
+    kinds: Tuple[str, ...] = ("yolo", "region", "yolo_ab")
+    aliases: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        assert self.stage in STAGES, self.stage
+        assert (self.model is not None) == (self.stage in ("decision", "output")), self.code

@@ -1,0 +1,170 @@
+"""Darknet's parts of a delta, from the oracle's record, and the relation
+that fits the implementation's values on each part.
+
+Every element of a delta belongs to one part: the box entries (x, y, w, h,
+[region]'s mask coords) of a cell given a truth; objectness at such a cell
+(positive), at another cell with a delta (negative) or where the ignore
+test leaves it 0 (ignored); the classes of a cell given a truth (the
+positive ones, the others); [region]'s prior box deltas (``seen < 12800``);
+and entries darknet gives no delta.
+
+The relation of a part says how the implementation's values relate to
+darknet's there, fitted on the part's elements whose darknet value stands
+out of its rounding: ``equal``, ``×k`` (one factor; ``negated`` for -1),
+``×σ′`` / ``÷σ′`` (times or divided by p(1 - p) of that element's
+activated output, with a factor), ``zero``, or ``other``.  A relation holds
+when at least 90 % of those elements follow it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .model import Array, activated
+
+#: Part names, in the order of their ids.
+PARTS: Tuple[str, ...] = ("none", "box.x", "box.y", "box.w", "box.h", "box.mask", "objectness.positive",
+                          "objectness.negative", "objectness.ignored", "classes.positive", "classes.negative",
+                          "prior")
+PART_ID: Dict[str, int] = {p: k for k, p in enumerate(PARTS)}
+#: Fine part -> the coarse group a whole-array factor must span two of.
+GROUP: Dict[str, str] = {p: p.split(".")[0] for p in PARTS}
+#: Share of a part's telling elements a relation must hold on.
+HOLDS = 0.9
+
+
+@dataclass(frozen=True)
+class PartRow:
+    """One part of the delta: how many elements, how many fail, and the
+    relation that fits the implementation's values there (``factor`` is k
+    for ``×k``, the constant c of ``c·σ′`` and ``c/σ′``)."""
+
+    part: str
+    elements: int
+    failing: int
+    relation: str
+    factor: Optional[float] = None
+    telling: int = 0  #: elements whose darknet value stands out of its rounding (what the fit looks at)
+
+    def __str__(self) -> str:
+        return f"{self.part}: {self.failing} of {self.elements} fail, {self.relation}"
+
+
+def part_ids(arr: Array) -> np.ndarray:
+    """(B, n, entries, H, W) int8: every element's part id (see ``PARTS``)."""
+    ev = arr.ev
+    assert ev is not None
+    shape = arr.E.shape
+    co = arr.coords
+    ids = np.zeros(shape, np.int8)
+    if ev.sel is None:  # AlexeyAB's layer: no record, parts from darknet's values
+        assigned = (arr.E[:, :, :4] != 0).any(axis=2)
+        has = arr.E != 0
+        target_one = arr.E > 0
+    else:
+        assigned = ev.e_assigned()
+        has = ev.sel.has
+        target_one = ev.sel.target == 1
+    cell = np.broadcast_to(assigned[:, :, None], shape)
+    entry = np.broadcast_to(np.arange(shape[2])[None, None, :, None, None], shape)
+    for k, name in enumerate(("box.x", "box.y", "box.w", "box.h")):
+        ids[(entry == k) & cell] = PART_ID[name]
+    ids[(entry >= 4) & (entry < co) & cell] = PART_ID["box.mask"]
+    if ev.kind == "region":
+        ids[(entry < co) & ~cell & has] = PART_ID["prior"]
+    obj = entry == co
+    ids[obj & cell] = PART_ID["objectness.positive"]
+    ids[obj & ~cell & has & (arr.E != 0)] = PART_ID["objectness.negative"]
+    ids[obj & ~cell & ~(has & (arr.E != 0))] = PART_ID["objectness.ignored"]
+    cls = entry > co
+    ids[cls & cell & has & target_one] = PART_ID["classes.positive"]
+    ids[cls & cell & has & ~target_one] = PART_ID["classes.negative"]
+    return ids
+
+
+def sigma_prime(arr: Array) -> np.ndarray:
+    """p(1 - p) of darknet's activated output at every element (NaN for
+    entries upstream leaves raw)."""
+    ev = arr.ev
+    assert ev is not None
+    Y = ev.Y.astype(np.float64)
+    out = np.full(Y.shape, np.nan)
+    act = activated(ev, Y.shape[2])
+    out[:, :, act] = (Y * (1 - Y))[:, :, act]
+    return out
+
+
+def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: np.ndarray) -> List[PartRow]:
+    """The relation of the implementation's values to darknet's on each part."""
+    E = arr.E64
+    with np.errstate(invalid="ignore", over="ignore"):
+        telling = np.isfinite(E) & (np.abs(E) > 4 * arr.bound)
+    rows: List[PartRow] = []
+    for pid, name in enumerate(PARTS):
+        if name == "none":
+            continue
+        m = ids == pid
+        total = int(m.sum())
+        if not total:
+            continue
+        failing = int((m & arr.fail).sum())
+        relation, factor = _relation(arr, m & telling, m & todo, sig) if (m & todo).any() else ("equal", None)
+        rows.append(PartRow(name, total, failing, relation, factor, int((m & telling).sum())))
+    return rows
+
+
+def _relation(arr: Array, tell: np.ndarray, bad: np.ndarray, sig: np.ndarray) -> Tuple[str, Optional[float]]:
+    E, A = arr.E64[tell], arr.A64[tell]
+    fb = bad & tell
+    if not fb.any():
+        zero = (arr.A64[bad] == 0).mean() >= HOLDS
+        return ("zero" if zero else "other"), None
+    bound = 4 * arr.bound[tell]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # A constant factor needs two elements or more to say anything (-1,
+        # the sign, has no free parameter); a p(1 - p) form's factor c is a
+        # prediction even on one element (1, 2 or 1/2), and is tried first
+        # there.
+        forms = ["k", "×σ′", "÷σ′"] if E.size >= 2 else ["×σ′", "÷σ′", "k"]
+        for form in forms:
+            if form == "k":
+                r = np.median(arr.A64[fb] / arr.E64[fb])
+                if not (np.isfinite(r) and r != 0 and (E.size >= 2 or abs(r + 1) <= 1e-5)):
+                    continue
+                ok = np.abs(A - r * E) <= 1e-5 * np.abs(r * E) + bound * max(1.0, abs(r))
+                if ok.mean() >= HOLDS:
+                    if abs(r - 1) <= 1e-5:
+                        return "equal", None
+                    r = _round_factor(float(r))
+                    return ("negated" if r == -1 else "×k"), r
+                continue
+            s = sig[tell]
+            g = s if form == "×σ′" else 1 / s
+            sb = sig[fb] if form == "×σ′" else 1 / sig[fb]
+            q = arr.A64[fb] / (arr.E64[fb] * sb)
+            q = q[np.isfinite(q)]
+            c = np.median(q) if q.size else np.nan
+            if not np.isfinite(c) or c == 0:
+                continue
+            c = _round_factor(float(c))
+            if E.size < 2 and c not in (1.0, 2.0, 0.5):
+                continue
+            pred = c * g * E
+            ok = np.abs(A - pred) <= 1e-3 * np.abs(pred) + bound * np.maximum(1.0, np.abs(c * g)) + 1e-30
+            if np.mean(np.where(np.isfinite(pred), ok, False)) >= HOLDS and \
+                    not np.allclose(pred, E, rtol=1e-5, atol=0):
+                return form, c
+    if (arr.A64[bad] == 0).mean() >= HOLDS:
+        return "zero", None
+    return "other", None
+
+
+def _round_factor(k: float) -> float:
+    """A fitted factor, snapped to a simple value (1/n, n, n/2) when within 1e-5."""
+    for cand in [float(v) for v in range(-16, 17) if v] + [1 / v for v in range(2, 129)] + \
+            [-1 / v for v in range(2, 129)] + [v / 2 for v in range(1, 33, 2)]:
+        if abs(k - cand) <= 1e-5 * abs(cand):
+            return cand
+    return k
