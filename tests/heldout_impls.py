@@ -716,6 +716,8 @@ _CONFIGS: Dict[str, Tuple[Dep, str, Dict[str, Any], Callable[[], Case]]] = {
 TABLE: Dict[str, Tuple[Callable[..., np.ndarray], str, Dict[str, Any]]] = {
     name: ((yolo_impl if kind == Y else region_impl)(dep), kind, exp) for name, (dep, kind, exp, _) in _CONFIGS.items()
 }
+#: name -> the configuration's departures
+DEPS: Dict[str, Dep] = {name: dep for name, (dep, _, _, _) in _CONFIGS.items()}
 #: name -> case builder
 CASES: Dict[str, Callable[[], Case]] = {name: build for name, (_, _, _, build) in _CONFIGS.items()}
 #: the correct (float32) port of each kind

@@ -146,6 +146,23 @@ def test_departure_shows_on_its_case(name: str) -> None:
     assert np.any(np.abs(delta - good) > 1e-5 * np.maximum(1.0, np.abs(good))), name
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if len(H.TABLE[n][2]["codes"]) == 2])
+def test_each_departure_of_a_pair_shows(name: str) -> None:
+    """In a pair, each departure alone changes the delta on the pair's case (neither is vacuous)."""
+    c, _ = _case(name)
+    _, kind, _ = H.TABLE[name]
+    good = _correct_delta(name)
+    changed = {f: v for f, v in vars(H.DEPS[name]).items() if v != getattr(H.Dep(), f)}
+    assert len(changed) == 2, changed
+    for f, v in changed.items():
+        dep = H.Dep(**{f: v})
+        if kind == "yolo":
+            delta = H.yolo_port(c.x, c.truth, c.layer, c.net_w, c.net_h, dep)
+        else:
+            delta = H.region_port(c.x, c.truth, c.layer, c.net_w, c.net_h, c.seen, dep)
+        assert np.any(np.abs(delta - good) > 1e-5 * np.maximum(1.0, np.abs(good))), (name, f)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_diagnosis_on_held_out_implementation(name: str) -> None:
     _, _, expected = H.TABLE[name]
