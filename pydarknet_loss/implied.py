@@ -430,6 +430,24 @@ def rounding_bound(s: Selection, x: np.ndarray, of: str = "net_delta") -> np.nda
     nd = (s.net_delta if of == "net_delta" else s.delta).astype(np.float64)
     bound = u32(S * np.maximum(T, np.abs(V)))
     c0 = s.coords + 1
+    # The box targets' own intermediate roundings: tx = x*W - i takes the
+    # float32 product x*W (up to half an ULP of x*W, i.e. of tx + i; twice
+    # that for [region]'s prior, whose x = (i + .5)/W is rounded too), and
+    # tw = log(w*net_w/anchor) a float32 product and quotient (a relative
+    # 2^-23 of the argument, an absolute 2^-23 after the log): what an
+    # implementation computing the same formulas in float64 differs by.
+    H, W = V.shape[3], V.shape[4]
+    cells = (np.arange(W)[None, None, None, None, :], np.arange(H)[None, None, None, :, None])
+    for e, idx in ((0, cells[0]), (1, cells[1])):
+        bound[:, :, e] += 2 * S[:, :, e] * u32(T[:, :, e] + idx[:, :, 0])
+    bound[:, :, 2:4] += S[:, :, 2:4] * 2.0 ** -23 * s.has[:, :, 2:4]
+    if s.kind == "region":
+        # rescore's target is box_iou in float32: its overlaps subtract
+        # coordinates of about 1, so an overlap of size o carries about
+        # 2^-24/o of relative error; 2^-16 of the IoU covers o >= 1/256.
+        o = s.coords
+        iou = (T[:, :, o] > 0) & (T[:, :, o] < 1)
+        bound[:, :, o] += np.where(iou, S[:, :, o] * T[:, :, o] * 2.0 ** -16, 0)
     if s.kind == "region" and (s.softmax or s.groups is not None):
         # The CPU softmax: e = exp(x/T - max/T) with the argument rounded
         # in float (an absolute error that exp turns into a relative
@@ -461,6 +479,9 @@ def rounding_bound(s: Selection, x: np.ndarray, of: str = "net_delta") -> np.nda
     if nothing:
         bound = np.zeros_like(V)
     bound = 2 * (bound + u32(nd))
+    # Float32 underflow: darknet's double logistic keeps a subnormal where a
+    # float32 sigmoid rounds to 0 (|x| beyond about 88); no more than that.
+    bound = np.maximum(bound, 2.0 ** -126)
     out = np.where(nd == 0, 1e-6, bound)
     return out.reshape(out.shape[0], -1, out.shape[3], out.shape[4])
 

@@ -111,9 +111,11 @@ def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out:
     specs = _decisions(arr, ev.kind, "decision")
     views = [arr]
     assert factors.f is not None
-    if not np.all(factors.f == 1):
+    for fac in (factors.f_group, factors.f):
+        if fac is None or np.all(fac == 1) or (fac is factors.f_group and np.array_equal(fac, factors.f)):
+            continue
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            f = np.where(np.isfinite(factors.f) & (factors.f != 0), factors.f, 1.0)
+            f = np.where(np.isfinite(fac) & (fac != 0), fac, 1.0)
             views.insert(0, arr.with_values(arr.A64 / f, fail=todo))
     for view in views:
         for spec in specs:

@@ -42,6 +42,9 @@ class Factors:
     f: Optional[np.ndarray] = None
     claims: List[Tuple[str, Claim]] = field(default_factory=list)
     ambiguous: bool = False  #: the factor was seen on one part group only, which is all there is
+    #: ``f`` with a part whose values follow no factor of their own (a decision departs there) given its
+    #: group's factor (objectness.positive the objectness.negative chain...): a second view for the decisions.
+    f_group: Optional[np.ndarray] = None
 
 
 def _close(arr: Array, pred: np.ndarray, rel: float, scale: float = 1.0) -> np.ndarray:
@@ -101,6 +104,23 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
                 g = sig if r.relation == "×σ′" else 1 / sig
             out.f[m] = (r.factor * g)[m]
             chains[(r.relation, float(r.factor))].add(r.part)
+    sibling: Dict[str, np.ndarray] = {}
+    for r in rows:
+        if r.part not in out.global_parts and r.factor is not None:
+            sibling.setdefault(GROUP[r.part], ids == PART_ID[r.part])
+    out.f_group = out.f.copy()
+    for r in rows:
+        if r.relation in ("other", "zero") and GROUP[r.part] in sibling:
+            src = sibling[GROUP[r.part]]
+            m = ids == PART_ID[r.part]
+            vals = out.f[src]
+            if vals.size and np.all(vals == vals.flat[0]):
+                out.f_group[m] = vals.flat[0]
+            elif vals.size:  # a chain: the same c times this part's own p(1 - p)
+                ratio = (out.f / np.where(np.isfinite(sig) & (sig != 0), sig, np.nan))[src]
+                c = np.nanmedian(ratio) if np.isfinite(ratio).any() else np.nan
+                if np.isfinite(c):
+                    out.f_group[m] = (c * sig)[m]
     for w, parts in weights.items():
         m = np.isin(ids, [PART_ID[p] for p in parts])
         mask = todo & m & _close(arr, w * arr.E64, 1e-5, w)
