@@ -1,0 +1,183 @@
+"""The registry of causes: one unit per cause, the README's table generated
+from it, and each cause tested on its departure and on a look-alike it must
+not claim."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pydarknet_loss as pdl
+from pydarknet_loss.parity import diagnosis as dg
+from pydarknet_loss.parity.diagnosis.model import STAGES
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readme_table_is_the_registrys() -> None:
+    text = README.read_text(encoding="utf-8")
+    m = re.search(r"<!-- causes-table: generated[^\n]*-->\n(.*?)\n<!-- causes-table: end -->", text, re.S)
+    assert m, "the README has no generated cause table"
+    assert m.group(1) == dg.readme_table(), "regenerate it: python -c 'from pydarknet_loss.parity.diagnosis " \
+                                            "import readme_table; print(readme_table())'"
+
+
+def test_every_cause_is_one_unit_with_a_code_model_parts_and_message() -> None:
+    codes = [c.code for c in dg.REGISTRY]
+    assert len(codes) == len(set(codes))
+    assert codes[0] == "float_rounding" and codes[-1] == "unexplained"
+    for c in dg.REGISTRY:
+        assert c.stage in STAGES and c.parts and len(c.summary) > 20 and len(c.recognised) > 20, c.code
+        assert (c.model is not None) == (c.stage in ("decision", "output")), c.code
+        assert set(c.parts) <= set(dg.PARTS) | {"*"}, c.code
+    assert dg.canonical("objectness_loss") == "chain" and dg.canonical("sign") == "sign"
+
+
+# ---- pairs: the departure, and a look-alike the cause must not claim ----------------------
+
+LAYER = pdl.YoloLayer(classes=4, anchors=[10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119], mask=[3, 4, 5],
+                      ignore_thresh=.6)
+
+
+def _case(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, LAYER.channels, 6, 6)).astype(np.float32)
+    truth = [np.array([[.31, .42, .3, .25, 1], [.72, .6, .5, .4, 3]], np.float32),
+             np.array([[.5, .5, .6, .7, 2]], np.float32)]
+    return x, truth, LAYER.forward(x, truth, net_w=192, net_h=192)
+
+
+def _report(delta: np.ndarray, x, truth, exp):
+    return pdl.compare(exp, {"delta": delta.astype(np.float32)}, LAYER, input=x, truth=truth, net_w=192,
+                       net_h=192, tolerance="float32")
+
+
+def _split(d: np.ndarray) -> np.ndarray:
+    return d.reshape(d.shape[0], LAYER.n, -1, d.shape[2], d.shape[3]).copy()
+
+
+def _join(d: np.ndarray) -> np.ndarray:
+    return d.reshape(d.shape[0], -1, d.shape[3], d.shape[4])
+
+
+def test_weight_claims_a_part_weight_and_not_a_whole_array_factor() -> None:
+    x, truth, exp = _case()
+    d = _split(exp.delta)
+    d[:, :, 4] *= np.where(d[:, :, 4] < 0, .5, 1).astype(np.float32)  # negative objectness x 0.5
+    r = _report(_join(d), x, truth, exp)
+    assert [c.code for c in r.causes] == ["weight"], str(r)
+    assert r.causes[0].detail["part"] == "objectness.negative" and r.causes[0].detail["factor"] == .5
+    assert any(p.part == "box.x" and p.relation == "equal" for p in r.parts)
+    # The look-alike: the whole array halved is a scale, not a weight.
+    r = _report(exp.delta * np.float32(.5), x, truth, exp)
+    assert [c.code for c in r.causes] == ["scale"], str(r)
+
+
+def test_scale_never_claims_an_element_no_factor_turns_into_the_implementations() -> None:
+    x, truth, exp = _case()
+    d = _split(exp.delta) / np.float32(2)
+    neg = (_split(exp.delta)[:, :, 4] < 0) & (_split(exp.delta)[:, :, :4] == 0).all(axis=2)
+    b, a, j, i = np.argwhere(neg)[0]
+    d[b, a, 4, j, i] = 0  # a negative cell ignored: no factor turns darknet's value into 0
+    r = _report(_join(d), x, truth, exp)
+    m = r.cause_map("delta").reshape(d.shape)
+    assert m[b, a, 4, j, i] != "scale", str(r)
+    assert r.causes[0].code == "scale"
+
+
+def test_chain_claims_p_one_minus_p_and_not_a_constant_weight() -> None:
+    x, truth, exp = _case()
+    y = _split(exp.output).astype(np.float64)
+    d = _split(exp.delta).astype(np.float64)
+    d[:, :, :2] *= y[:, :, :2] * (1 - y[:, :, :2])  # x, y through the logistic
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "chain" and r.causes[0].detail["part"] == "xy", str(r)
+    d = _split(exp.delta)
+    d[:, :, :2] *= np.float32(.25)  # a constant .25 looks like p(1 - p) at p = .5 only
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "weight", str(r)
+
+
+def test_class_loss_claims_softmax_cross_entropy_and_not_class_weights() -> None:
+    x, truth, exp = _case()
+    X = _split(x).astype(np.float64)
+    d = _split(exp.delta).astype(np.float64)
+    cls = d[:, :, 5:] != 0
+    cells = cls.any(axis=2)
+    z = X[:, :, 5:]
+    q = np.exp(z - z.max(axis=2, keepdims=True))
+    q /= q.sum(axis=2, keepdims=True)
+    y = _split(exp.output).astype(np.float64)[:, :, 5:]
+    t = d[:, :, 5:] + y
+    soft = (t - q)
+    d[:, :, 5:] = np.where(cells[:, :, None], soft, d[:, :, 5:])
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "class_loss", str(r)
+    d = _split(exp.delta)
+    d[:, :, 5:] *= np.float32(2)
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "weight" and r.causes[0].detail["part"] == "classes", str(r)
+
+
+def test_class_target_claims_smoothing_and_not_a_weight() -> None:
+    x, truth, exp = _case()
+    y = _split(exp.output).astype(np.float64)[:, :, 5:]
+    d = _split(exp.delta).astype(np.float64)
+    has = (d[:, :, 5:] != 0).any(axis=2)
+    t = np.round(d[:, :, 5:] + y)
+    smooth = t * .9 + .025
+    d[:, :, 5:] = np.where(has[:, :, None], smooth - y, d[:, :, 5:])
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "class_target" and abs(r.causes[0].detail["negative"] - .025) < 1e-6, str(r)
+
+
+def test_objectness_target_claims_an_iou_target_and_not_a_positive_weight() -> None:
+    x, truth, exp = _case()
+    ev = dg.evidence(LAYER, x, truth, net_w=192, net_h=192)
+    d = _split(exp.delta).astype(np.float64)
+    y = _split(exp.output).astype(np.float64)
+    for (b, a, j, i), rows in ev.assigned.items():
+        d[b, a, 4, j, i] = float(ev.rec["row_iou"][b, rows[-1]]) - y[b, a, 4, j, i]
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "objectness_target", str(r)
+    d = _split(exp.delta)
+    pos = np.zeros(d.shape, bool)
+    for c in ev.assigned:
+        pos[c[0], c[1], 4, c[2], c[3]] = True
+    d[pos] *= np.float32(5)
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "weight" and r.causes[0].detail["part"] == "objectness.positive", str(r)
+
+
+def test_two_departures_at_once_are_both_named() -> None:
+    x, truth, exp = _case()
+    d = _split(-exp.delta)
+    d[:, :, :4] *= np.float32(2)  # the gradient, and box deltas without the squared error's 1/2
+    r = _report(_join(d), x, truth, exp)
+    codes = {c.code for c in r.causes}
+    assert codes == {"sign", "weight"}, str(r)
+    assert "unexplained" not in codes
+
+
+@pytest.mark.parametrize("form", ["nhwc", "bahwc"])
+def test_a_layout_with_a_part_weight_names_both(form: str) -> None:
+    x, truth, exp = _case()
+    d = _split(exp.delta)
+    d[:, :, 4] *= np.where(d[:, :, 4] < 0, .5, 1).astype(np.float32)
+    d4 = _join(d)
+    if form == "nhwc":
+        raw = np.ascontiguousarray(d4.transpose(0, 2, 3, 1)).reshape(d4.shape)
+    else:
+        raw = np.ascontiguousarray(d.transpose(0, 1, 3, 4, 2)).reshape(d4.shape)
+    r = _report(raw, x, truth, exp)
+    assert {c.code for c in r.causes} == {"layout", "weight"}, str(r)
+
+
+def test_the_report_prints_the_parts_table() -> None:
+    x, truth, exp = _case()
+    d = _split(exp.delta)
+    d[:, :, :4] *= np.float32(2)
+    text = str(_report(_join(d), x, truth, exp))
+    assert "parts of the delta" in text and "box.x" in text and "×2" in text
