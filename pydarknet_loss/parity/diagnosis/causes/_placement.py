@@ -8,7 +8,7 @@ import numpy as np
 
 from .... import _native
 from ..evidence import Evidence
-from ..model import Array, box_delta_of_row, box_matches, class_of
+from ..model import F, Array, box_delta_of_row, box_matches, class_of
 
 
 def placed(arr: Array, b: int, t: int, j: int, i: int, anchors: Sequence[int]) -> Optional[int]:
@@ -140,3 +140,125 @@ def moved_rows(arr: Array, where: Where) -> Tuple[np.ndarray, Dict[Tuple[int, in
         if alt is not None and placed(arr, int(b), int(t), alt[0], alt[1], alt[2]) is not None:
             return changed, who
     return np.zeros_like(changed), {}
+
+
+# ---- [region]: the world a moved row makes, every entry of the cells it changes -----------------
+
+def region_anchor(ev: Evidence, b: int, t: int, j: int, i: int) -> int:
+    """[region]'s best anchor for truth row t at cell (j, i): the anchor
+    whose predicted box there (its anchor shape with bias_match), centred,
+    has the best IoU with the truth's shape (first strict maximum from 0),
+    with upstream's float32 box_iou."""
+    n = ev.Y.shape[1]
+    H, W = ev.Y.shape[3], ev.Y.shape[4]
+    bias = np.asarray(ev.layer.anchors, F)
+    if ev.layer.bias_match:
+        pw = (bias[0:2 * n:2] / F(W)).astype(F)
+        ph = (bias[1:2 * n:2] / F(H)).astype(F)
+    else:
+        with np.errstate(over="ignore"):
+            pw = (np.exp(ev.X[b, :, 2, j, i].astype(np.float64)) * bias[0:2 * n:2] / W).astype(F)
+            ph = (np.exp(ev.X[b, :, 3, j, i].astype(np.float64)) * bias[1:2 * n:2] / H).astype(F)
+    row = ev.truth[b, t]
+    pred = np.zeros((n, 4), F)
+    pred[:, 2], pred[:, 3] = pw, ph
+    truth = np.zeros((n, 4), F)
+    truth[:, 2], truth[:, 3] = row[2], row[3]
+    iou = _native.box_rows("iou", pred, truth)
+    best, k = F(0), 0
+    for m in range(n):
+        if iou[m] > best:
+            best, k = iou[m], m
+    return k
+
+
+def region_prior(ev: Evidence, b: int, a: int, j: int, i: int) -> np.ndarray:
+    """[region]'s prior box deltas at a cell (seen < 12800): a truth at the
+    cell centre, (i + .5)/W in double stored as float, of the anchor's
+    shape biases/W, with scale .01."""
+    H, W = ev.Y.shape[3], ev.Y.shape[4]
+    bias = ev.layer.anchors
+    tx, ty = F((i + .5) / W), F((j + .5) / H)
+    tw, th = F(F(bias[2 * a]) / F(W)), F(F(bias[2 * a + 1]) / F(H))
+    with np.errstate(divide="ignore"):
+        t4 = (F(tx * F(W) - F(i)), F(ty * F(H) - F(j)),
+              F(np.log(np.float64(F(F(tw * F(W)) / F(bias[2 * a]))))),
+              F(np.log(np.float64(F(F(th * F(H)) / F(bias[2 * a + 1]))))))
+    v = (ev.Y[b, a, 0, j, i], ev.Y[b, a, 1, j, i], ev.X[b, a, 2, j, i], ev.X[b, a, 3, j, i])
+    return np.array([F(F(.01) * F(tk - vk)) for tk, vk in zip(t4, v)], np.float64)
+
+
+def region_predicted(arr: Array, c: Tuple[int, int, int, int], rows: List[int]) -> np.ndarray:
+    """[region]: every entry upstream's arithmetic writes at cell c when
+    these truth rows land there in this order (the last one's box and
+    objectness; classes with the short-circuit unless softmax); with none,
+    the negative objectness (0 where the ignore test holds), the prior's box
+    deltas while seen < 12800, no class delta."""
+    ev = arr.ev
+    assert ev is not None
+    b, a, j, i = c
+    lay = ev.layer
+    co = arr.coords
+    y = ev.Y[b, a, :, j, i].astype(np.float64)
+    out = np.zeros(arr.E.shape[2])
+    if not rows:
+        o = 0.0 if ev.rec["best_iou"][c] > lay.thresh else lay.noobject_scale * ((1.0 if lay.background else 0.0)
+                                                                                  - y[co])
+        out[co] = o
+        if ev.seen < 12800:
+            out[:4] = region_prior(ev, b, a, j, i)
+        return out
+    t = rows[-1]
+    out[:4] = box_delta_of_row(ev, b, a, t, j, i)
+    if lay.background:
+        out[co] = lay.object_scale * (0 - y[co])
+    elif lay.rescore:
+        H, W = ev.Y.shape[3], ev.Y.shape[4]
+        with np.errstate(over="ignore"):
+            pb = np.array([[(i + ev.Y[b, a, 0, j, i]) / F(W), (j + ev.Y[b, a, 1, j, i]) / F(H),
+                            np.exp(np.float64(ev.X[b, a, 2, j, i])) * np.float64(lay.anchors[2 * a]) / W,
+                            np.exp(np.float64(ev.X[b, a, 3, j, i])) * np.float64(lay.anchors[2 * a + 1]) / H]], F)
+        iou = float(_native.box_rows("iou", pb, np.ascontiguousarray(ev.truth[b, t:t + 1, :4], F))[0])
+        out[co] = lay.object_scale * (iou - y[co])
+    else:
+        out[co] = lay.object_scale * (1 - y[co])
+    k0 = co + 1
+    cls = np.zeros(arr.E.shape[2] - k0)
+    if lay.softmax:
+        cls[class_of(ev, b, t)] = 1
+    else:
+        for r in rows:
+            cls[class_of(ev, b, r)] = 1
+    out[k0:] = lay.class_scale * (cls - y[k0:])
+    return out
+
+
+def region_moved(arr: Array, where: Where) -> Tuple[np.ndarray, Dict[Tuple[int, int, int, int], Set[int]]]:
+    """[region]: the elements of the cells a departure changes whose values
+    are what upstream's arithmetic writes in the world where each row read
+    goes where ``where`` sends it (to its best anchor there)."""
+    ev = arr.ev
+    assert ev is not None
+    read = (ev.rec["row_status"] == _native.lib.DN_ROW_READ) & (ev.rec["best_anchor"] >= 0)
+    world_: Dict[Tuple[int, int, int, int], List[int]] = defaultdict(list)
+    for b, t in np.argwhere(read):
+        b, t = int(b), int(t)
+        alt = where(b, t)
+        if alt is None:
+            j, i = (int(v) for v in ev.row_cell[b, t])
+            world_[(b, int(ev.row_anchor[b, t]), j, i)].append(t)
+        else:
+            world_[(b, region_anchor(ev, b, t, alt[0], alt[1]), alt[0], alt[1])].append(t)
+    mask = np.zeros(arr.E.shape, bool)
+    who: Dict[Tuple[int, int, int, int], Set[int]] = defaultdict(set)
+    for c in set(world_) | set(ev.assigned):
+        if world_.get(c, []) == ev.assigned.get(c, []):
+            continue
+        b, a, j, i = c
+        pred = region_predicted(arr, c, world_.get(c, []))
+        got = arr.A64[b, a, :, j, i]
+        ok = np.abs(got - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, :, j, i] + 1e-30
+        mask[b, a, :, j, i] = ok & arr.fail[b, a, :, j, i]
+        if mask[b, a, :, j, i].any():
+            who[c].update(world_.get(c, []) + ev.assigned.get(c, []))
+    return mask, who

@@ -6,7 +6,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..model import F, Array, CauseSpec, Claim, cells_of, rows_str
-from ._placement import moved_rows
+from ._placement import moved_rows, region_moved
 
 
 def cell_assignment(arr: Array) -> Optional[Claim]:
@@ -24,9 +24,15 @@ def cell_assignment(arr: Array) -> Optional[Claim]:
         anchors = [a] if ev.kind == "yolo" else [a] + [m for m in range(n) if m != a]
         return int(jr), int(ir), ([] if a < 0 else anchors)
 
-    cells, who = moved_rows(arr, where)
-    if not cells.any():
-        return None
+    if ev.kind == "region":
+        mask, who = region_moved(arr, where)
+        if not mask.any():
+            return None
+    else:
+        cells, who = moved_rows(arr, where)
+        if not cells.any():
+            return None
+        mask = arr.cell_mask(cells)
 
     def say(sel: np.ndarray) -> str:
         used = sorted({(c[0], t) for c in cells_of(sel) for t in who.get(c, ())})
@@ -40,7 +46,7 @@ def cell_assignment(arr: Array) -> Optional[Claim]:
         return ("upstream puts a truth in cell (int)(x*W), (int)(y*H), the float32 product truncated; the "
                 f"implementation used another cell for {rows_str(set(used))}{ex}. Truncate (floor) instead of "
                 "rounding.")
-    return Claim(arr.cell_mask(cells), rows=who, say=say)
+    return Claim(mask, rows=who, say=say)
 
 
 CAUSE = CauseSpec(
