@@ -16,6 +16,8 @@ prints the median milliseconds of one three-layer forward:
 --region adds the YOLOv2-VOC [region] workload (yolov2-voc.cfg's layer:
 13x13, 5 anchors, 20 classes, softmax, rescore, bias_match, thresh .6,
 object_scale 5), with seen = 12800 (after the prior-box rule) and seen = 0.
+pdl.compare is timed on the 52x52 head at B = 16 (passing and failing with
+the full diagnosis) against that layer's forward (--no-compare to skip).
 --torch times pdl.torch.YoloLoss (the three heads' losses summed, then
 backward) against the oracle's own forward on the YOLOv3 workload.
 --ab (or --ab-other EXE) adds AlexeyAB's [yolo] on yolov4.cfg's three heads
@@ -300,6 +302,59 @@ def bench_torch(batch: int, truths: int, reps: int) -> str:
             f"{torch.get_num_threads()} torch threads")
 
 
+def bench_compare(batch: int, truths: int, reps: int) -> List[str]:
+    """pdl.compare on the YOLOv3 52x52 head (mask 0,1,2), with input and
+    truth, against that layer's own forward: the oracle's delta itself
+    (passes, bit for bit), the gallery's float32 NumPy port (passes within
+    darknet's rounding), and two failing ones with the full diagnosis (a
+    part weight on every negative cell; truths in rounded cells, a few cells)."""
+    from pydarknet_loss.parity import mistakes
+
+    layers, xs, truth = workload(batch, boxes=truths)
+    layer, x = layers[2], xs[2]
+    exp = layer.forward(x, truth, net_w=NET, net_h=NET)
+    ported = mistakes.YOLO["correct"](x, truth, layer, NET, NET)
+    d5 = exp.delta.reshape(batch, 3, -1, x.shape[2], x.shape[3]).copy()
+    d5[:, :, 4] *= np.where(d5[:, :, 4] < 0, np.float32(.5), np.float32(1))
+    weighted = d5.reshape(exp.delta.shape)
+    rounded = mistakes.YOLO["rounded_cell"](x, truth, layer, NET, NET)
+
+    def fwd() -> float:
+        t = time.perf_counter()
+        layer.forward(x, truth, net_w=NET, net_h=NET)
+        return (time.perf_counter() - t) * 1e3
+
+    def cmp(delta: np.ndarray, ok: bool) -> Callable[[], float]:
+        def run() -> float:
+            t = time.perf_counter()
+            r = pdl.compare(exp, {"delta": delta}, layer, input=x, truth=truth, net_w=NET, net_h=NET,
+                            tolerance="float32")
+            ms = (time.perf_counter() - t) * 1e3
+            if r.ok != ok:
+                sys.exit(f"bench_yolo: compare gave ok={r.ok}, expected {ok}")
+            return ms
+        return run
+
+    cases = [("same bits", cmp(exp.delta, True)), ("float32 port", cmp(ported, True)),
+             ("neg. obj x0.5", cmp(weighted, False)), ("rounded cells", cmp(rounded, False))]
+    times: Dict[str, List[float]] = {name: [] for name, _ in cases}
+    base: List[float] = []
+    for r in range(reps + 1):
+        f = fwd()
+        for name, fn in cases:
+            ms = fn()
+            if r:
+                times[name].append(ms)
+        if r:
+            base.append(f)
+    f = statistics.median(base)
+    lines = [f"forward of the 52x52 head, B={batch}, {truths} truths: {f:.1f} ms"]
+    for name, _ in cases:
+        m = statistics.median(times[name])
+        lines.append(f"  compare, {name:<14} {m:>9.1f} ms {m / f:>8.1f}x the forward")
+    return lines
+
+
 def python_layer_us(calls: int = 20000) -> float:
     """Microseconds per forward() call on a layer so small that nearly all
     of it is the Python layer: validation, marshalling, the cffi call."""
@@ -343,6 +398,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--region-truths", type=int, default=BOXES, help="boxes per image (at most 30)")
     ap.add_argument("--torch", action="store_true", help="also pdl.torch.YoloLoss (B = 16)")
     ap.add_argument("--no-yolo", action="store_true", help="skip the [yolo] table")
+    ap.add_argument("--no-compare", action="store_true", help="skip pdl.compare's timings")
     ap.add_argument("--ab", action="store_true", help="also AlexeyAB's [yolo] (yolov4.cfg's heads, bench_ab.py)")
     ap.add_argument("--ab-other", type=Path, help="a second program to time on the same AlexeyAB data")
     ap.add_argument("--ab-batches", type=int, nargs="+", default=[16])
@@ -396,6 +452,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                        "--threads", *map(str, args.threads), "--path", args.path]
                       + (["--reps", str(args.reps)] if args.reps else [])
                       + (["--ab-other", str(args.ab_other)] if args.ab_other else []))
+    if not args.no_compare:
+        print("\npdl.compare (tolerance float32, with input and truth) against the layer's forward; median ms")
+        for line in bench_compare(16, BOXES, args.reps or 5):
+            print(line, flush=True)
     us = python_layer_us()
     print(f"\nPython layer: {us:.1f} us per forward call (measured on a 1x1, one-class layer); "
           f"{3 * us:.0f} us per three-layer forward")

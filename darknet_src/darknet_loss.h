@@ -411,6 +411,31 @@ typedef struct loss_record {
  * has just computed.  Returns DN_OK, or DN_E_LAYER for an unusable layer. */
 int record_loss_layer(const layer l, network net, loss_record rec);
 
+/* ==== The parity toolkit's comparison (compare.c) ====
+ *
+ * Not darknet's arithmetic: pydarknet_loss.compare's table in one pass.
+ * expected and actual hold `blocks` blocks ([b][anchor]) of `entries`
+ * entries of `hw` floats each.  An element passes when its ULP distance
+ * (float32 bit patterns ordered as integers, +0 and -0 apart by 0, NaN from
+ * NaN by 0, NaN from a number by LLONG_MAX) is at most max_ulp, or
+ * |actual - expected| <= atol + rtol*|expected| (tried only when atol or
+ * rtol is not 0).  stats[e] gets entry e's reductions over every element;
+ * fail (NULL, or one byte per element) 1 where an element fails.  Returns
+ * the number of failing elements. */
+typedef struct dn_compare_stats {
+    long long size;        /* elements */
+    long long fail;        /* failing elements */
+    double max_abs;        /* largest finite |actual - expected|; -1 when none */
+    double max_rel;        /* largest finite |actual - expected|/|expected| where expected != 0; -1 when none */
+    long long max_ulp;     /* largest ULP distance between values of one sign; -1 when none */
+    long long nan_vs_num;  /* elements where NaN meets a number */
+    long long flips;       /* elements of opposite signs (neither NaN) */
+} dn_compare_stats;
+
+long long dn_compare_arrays(const float *expected, const float *actual, long long blocks, int entries, long long hw,
+                            double atol, double rtol, long long max_ulp, dn_compare_stats *stats,
+                            unsigned char *fail);
+
 /* ==== AlexeyAB/darknet 59596d7: the [yolo] layer of the YOLOv4/YOLOv7 lineage ====
  *
  * AlexeyAB's forward_yolo_layer (src/yolo_layer.c, src/box.c at commit

@@ -353,6 +353,25 @@ def record(call: Call, truth: np.ndarray, *, net_w: int = 0, net_h: int = 0) -> 
     return out
 
 
+def compare_arrays(expected: np.ndarray, actual: np.ndarray, atol: float, rtol: float, max_ulp: int
+                   ) -> Tuple[Dict[str, np.ndarray], np.ndarray, int]:
+    """dn_compare_arrays on two C-contiguous float32 arrays of one shape
+    (blocks, entries, ...): per entry, the table's reductions (size, fail,
+    max_abs, max_rel, max_ulp, nan_vs_num, flips; -1 where there is none),
+    the failing elements (bool, the arrays' shape) and how many."""
+    assert expected.shape == actual.shape and expected.dtype == actual.dtype == np.float32
+    assert expected.flags.c_contiguous and actual.flags.c_contiguous and expected.ndim >= 2
+    blocks, entries = int(np.prod(expected.shape[:-3] or (1,))), int(expected.shape[-3])
+    hw = int(np.prod(expected.shape[-2:]))
+    stats = ffi.new("dn_compare_stats[]", entries)
+    fail = np.empty(expected.shape, np.uint8)
+    total = lib.dn_compare_arrays(_f32(expected), _f32(actual), blocks, entries, hw, float(atol), float(rtol),
+                                  int(max_ulp), stats, ffi.cast("unsigned char *", ffi.from_buffer(fail)))
+    names = ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips")
+    out = {k: np.array([getattr(stats[e], k) for e in range(entries)]) for k in names}
+    return out, fail.view(bool), int(total)
+
+
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """box_iou or box_rmse of matching rows of two C-contiguous (n, 4) float32 arrays."""
     rows = a.shape[0]

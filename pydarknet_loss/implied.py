@@ -408,7 +408,8 @@ def _groups(s: Selection) -> List[Tuple[int, int]]:
     return s.groups if s.groups is not None else [(0, s.classes)]
 
 
-def rounding_bound(s: Selection, x: np.ndarray, of: str = "net_delta") -> np.ndarray:
+def rounding_bound(s: Selection, x: np.ndarray, of: str = "net_delta",
+                   positions: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
     """Per entry, how far darknet's float32 ``net_delta`` (or, with
     ``of="delta"``, the forward's own ``delta``) may lie from the exact value
     of its own formula: two float32 ULPs of every rounding step upstream
@@ -436,8 +437,10 @@ def rounding_bound(s: Selection, x: np.ndarray, of: str = "net_delta") -> np.nda
     # tw = log(w*net_w/anchor) a float32 product and quotient (a relative
     # 2^-23 of the argument, an absolute 2^-23 after the log): what an
     # implementation computing the same formulas in float64 differs by.
+    # ``positions`` (col, row) when s holds gathered cells rather than a grid.
     H, W = V.shape[3], V.shape[4]
-    cells = (np.arange(W)[None, None, None, None, :], np.arange(H)[None, None, None, :, None])
+    cells = positions if positions is not None else \
+        (np.arange(W)[None, None, None, None, :], np.arange(H)[None, None, None, :, None])
     for e, idx in ((0, cells[0]), (1, cells[1])):
         bound[:, :, e] += 2 * S[:, :, e] * u32(T[:, :, e] + idx[:, :, 0])
     bound[:, :, 2:4] += S[:, :, 2:4] * 2.0 ** -23 * s.has[:, :, 2:4]

@@ -217,3 +217,31 @@ def test_plot_without_matplotlib_says_what_to_install(monkeypatch: pytest.Monkey
     _, layer, res = oracle("dup_cell_overwrite")
     with pytest.raises(ImportError, match=r"pip install 'pydarknet_loss\[plot\]'"):
         pdl.compare(res, copy(res), layer).plot(str(tmp_path / "x.png"))
+
+
+def test_the_c_comparison_agrees_with_the_python_definitions() -> None:
+    """dn_compare_arrays (one pass in C) against ulp_distance, same_sign and
+    _per_entry, on arrays with NaN, infinities, signed zeros, subnormals and
+    blocks that are bit-identical."""
+    from pydarknet_loss import _native
+    from pydarknet_loss.parity.compare import _per_entry, ulp_distance
+
+    rng = np.random.default_rng(3)
+    e = rng.standard_normal((3, 2, 7, 4, 5)).astype(np.float32)
+    a = e.copy()
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-42, -1e-42], np.float32)
+    for k in range(60):
+        idx = tuple(int(rng.integers(0, s)) for s in e.shape)
+        e[idx] = special[rng.integers(0, len(special))]
+        a[idx] = special[rng.integers(0, len(special))] if k % 3 else np.nextafter(e[idx], np.float32(9))
+    a[1, 1, 3] = -a[1, 1, 3]
+    e5, a5 = e.reshape(6, 1, 7, 4, 5), a.reshape(6, 1, 7, 4, 5)
+    for atol, rtol, mu in ((0.0, 0.0, 0), (1e-3, 0.0, 0), (0.0, 1e-2, 3)):
+        stats, bad, n = _native.compare_arrays(np.ascontiguousarray(e5), np.ascontiguousarray(a5), atol, rtol, mu)
+        ulp = ulp_distance(e5, a5)
+        want_bad = ~pdl.parity.compare.Tolerance(atol, rtol, mu).passes(e5, a5, ulp)
+        assert np.array_equal(bad, want_bad) and n == int(want_bad.sum())
+        pe = _per_entry(e5, a5, want_bad, ulp)
+        got = pdl.parity.compare._PerEntry.of(stats)
+        for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
+            assert np.array_equal(getattr(got, f), getattr(pe, f)), f

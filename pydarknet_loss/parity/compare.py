@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .. import _native
 from ..layers import alexeyab
 from ..layers import layout as lay
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
@@ -153,7 +154,7 @@ class ParityReport:
     problems: List[str] = field(default_factory=list)
     explained: bool = False  #: whether input and truth were given, so the causes come from the oracle's record
     parts: List[PartRow] = field(default_factory=list)  #: the delta's parts: elements, failing, relation
-    _diff: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _pairs: Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     _codes: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _names: List[str] = field(default_factory=list, repr=False)
     _mask: Optional[List[int]] = field(default=None, repr=False)
@@ -174,9 +175,12 @@ class ParityReport:
     def cause_map(self, name: str) -> np.ndarray:
         """A str array of the named array's shape (darknet's (B, C, H, W)):
         ``""`` where the element passes, else its cause code."""
-        if name not in self._codes:
-            raise KeyError(f"no array {name!r} was compared (compared: {', '.join(self._codes) or 'none'})")
-        c = self._codes[name]
+        if name not in self._codes and name not in self._pairs:
+            compared = sorted(set(self._codes) | set(self._pairs))
+            raise KeyError(f"no array {name!r} was compared (compared: {', '.join(compared) or 'none'})")
+        c = self._codes.get(name)
+        if c is None:  # nothing failed there
+            c = np.full(self._pairs[name][0].shape, "", dtype=object)
         b, n, p, h, w = c.shape
         return c.reshape(b, n * p, h, w).astype(str)
 
@@ -265,7 +269,8 @@ class ParityReport:
         groups: Dict[str, List[int]] = {}
         for k, nm in enumerate(self._names):
             groups.setdefault(_group(nm), []).append(k)
-        panels = [(arr, idx, g) for arr in self._diff for g, idx in groups.items()]
+        diff = {k: np.where(bad, ulp_distance(e, a), 0) for k, (e, a, bad) in self._pairs.items()}
+        panels = [(arr, idx, g) for arr in diff for g, idx in groups.items()]
         if not panels:
             raise ValueError("nothing was compared, so there is nothing to plot")
         cols = min(4, len(panels))
@@ -274,7 +279,7 @@ class ParityReport:
         for ax in axes.ravel():
             ax.axis("off")
         for ax, (arr, idx, comp) in zip(axes.ravel(), panels):
-            d = self._diff[arr][:, :, idx]
+            d = diff[arr][:, :, idx]
             heat = np.log10(1 + np.minimum(d, 2**31).astype(np.float64).sum(axis=(0, 1, 2)))
             im = ax.imshow(heat, cmap="magma", interpolation="nearest", vmin=0)
             ax.set_title(f"{arr}: {comp}", fontsize=9)
@@ -408,16 +413,18 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         raise ValueError("actual has none of output, delta, cost")
 
     ev: Optional[dg.Evidence] = _evidence  # the oracle's own run, when the caller already has it
-    if ev is not None:
-        report.explained = True
-    elif input is not None:
-        x = to_numpy(input, "input")
-        if truth is not None:
-            ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
-            report.explained = True
-    if tol.float32 and ev is None and present:
+    x = to_numpy(input, "input") if input is not None else None
+    report.explained = ev is not None or (x is not None and truth is not None)
+    if tol.float32 and not report.explained and present:
         raise ValueError("tolerance='float32' needs input= and truth=: the bound is darknet's own rounding of each "
                          "element on that input (a golden case carries both)")
+
+    def oracle() -> Optional[dg.Evidence]:
+        """The oracle's forward on the input, run when something differs."""
+        nonlocal ev
+        if ev is None and x is not None and truth is not None:
+            ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
+        return ev
 
     arrays: List[dg.Array] = []
     for key in present:
@@ -451,12 +458,26 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             raise ValueError(f"{key} has {c} channels, not a multiple of {per} entries per anchor for this layer")
         e5 = np.ascontiguousarray(exp).reshape(b, c // per, per, h, w)
         a5 = np.ascontiguousarray(act).reshape(b, c // per, per, h, w)
-        ulp = ulp_distance(e5, a5)
-        bound = ev.bound_for(key) if ev is not None else None
-        bad = ~tol.passes(e5, a5, ulp, bound)
-        report._diff[key] = np.where(bad, ulp, 0)
-        arrays.append(dg.Array(key, e5, a5, bad, ev, layer))
-        report.components.extend(_components(key, names, e5, a5, bad, ulp))
+        # One pass in C: the exact verdict (max_ulp, atol, rtol) and the table's reductions.
+        stats, bad, nbad = _native.compare_arrays(e5, a5, tol.atol, tol.rtol, tol.max_ulp)
+        if nbad and tol.float32:
+            # Darknet's rounding bound, at the cells where something differs.
+            cells = np.nonzero(bad.any(axis=2))
+            oracle_ev = oracle()
+            assert oracle_ev is not None
+            bound = oracle_ev.bound_cells(key, cells)
+            sub_e = e5[cells[0], cells[1], :, cells[2], cells[3]].astype(np.float64)
+            sub_a = a5[cells[0], cells[1], :, cells[2], cells[3]].astype(np.float64)
+            with np.errstate(invalid="ignore"):
+                within = bad[cells[0], cells[1], :, cells[2], cells[3]] & (np.abs(sub_a - sub_e) <= bound)
+            if within.any():
+                sub_bad = bad[cells[0], cells[1], :, cells[2], cells[3]] & ~within
+                bad[cells[0], cells[1], :, cells[2], cells[3]] = sub_bad
+                stats["fail"] = stats["fail"] - within.sum(axis=0)
+        report._pairs[key] = (e5, a5, bad)
+        if bad.any():
+            arrays.append(dg.Array(key, e5, a5, bad, oracle(), layer))
+        report.components.extend(_components(key, names, _PerEntry.of(stats)))
 
     diag = dg.diagnose(arrays, ev)
     report.causes = diag.causes
@@ -501,6 +522,14 @@ class _PerEntry:
     nan_vs_num: np.ndarray  #: whether NaN meets a number
     flips: np.ndarray  #: sign flips
 
+    @classmethod
+    def of(cls, stats: Dict[str, np.ndarray]) -> "_PerEntry":
+        """From dn_compare_arrays's per-entry reductions (-1 where none)."""
+        none = lambda v: np.where(v < 0, -np.inf, v.astype(np.float64))  # noqa: E731
+        return cls(size=stats["size"], fail=stats["fail"], max_abs=none(stats["max_abs"]),
+                   max_rel=none(stats["max_rel"]), max_ulp=stats["max_ulp"], nan_vs_num=stats["nan_vs_num"] > 0,
+                   flips=stats["flips"])
+
     def row(self, array: str, name: str, idx: List[int]) -> ComponentStats:
         ma, mr, mu = self.max_abs[idx].max(), self.max_rel[idx].max(), self.max_ulp[idx].max()
         return ComponentStats(
@@ -528,14 +557,12 @@ def _per_entry(e5: np.ndarray, a5: np.ndarray, bad: np.ndarray, ulp: np.ndarray)
         nan_vs_num=(ulp == ULP_INF).any(axis=axes), flips=(~same & ~np.isnan(absd)).sum(axis=axes))
 
 
-def _components(key: str, names: List[str], e5: np.ndarray, a5: np.ndarray, bad: np.ndarray,
-                ulp: np.ndarray) -> List[ComponentStats]:
+def _components(key: str, names: List[str], pe: _PerEntry) -> List[ComponentStats]:
     """The table rows of one array: a row per component (over all its
     elements: the headroom when nothing fails; ULPs only between values of
     one sign; relative differences only where the expected value is not 0),
     the classes as one row, then the worst few classes that fail and how
     many more."""
-    pe = _per_entry(e5, a5, bad, ulp)
     groups: Dict[str, List[int]] = {}
     for k, nm in enumerate(names):
         groups.setdefault(_group(nm), []).append(k)

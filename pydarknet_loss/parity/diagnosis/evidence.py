@@ -6,7 +6,6 @@ all computed with upstream's own arithmetic."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -16,35 +15,115 @@ from ...implied import Selection, rounding_bound
 
 F = np.float32
 
-@dataclass
 class Evidence:
-    """The oracle's forward on one input, and its record of the decisions."""
+    """The oracle's forward on one input, and its record of the decisions.
 
-    layer: Any
-    kind: str
-    X: np.ndarray  #: raw input (B, n, P, H, W)
-    Y: np.ndarray  #: oracle output
-    D: np.ndarray  #: oracle delta
-    sel: Optional[Selection]  #: targets and scales; None for AlexeyAB's layer
-    bound: Dict[str, np.ndarray]  #: see bound_for()  #: per array, darknet's rounding bound (B, n, P, H, W)
-    rec: Dict[str, np.ndarray]
-    truth: np.ndarray  #: packed (B, rows, cols)
-    net_w: int
-    net_h: int
-    seen: int
-    assigned: Dict[Tuple[int, int, int, int], List[int]] = field(default_factory=dict)
-    thresh_cells: Optional[np.ndarray] = None  #: (B, n, H, W): truth_thresh branch taken
-    row_cell: Optional[np.ndarray] = None  #: (B, rows, 2) (j, i), -1 where not a box
-    row_round: Optional[np.ndarray] = None  #: (B, rows, 2) with rounding instead of truncation
-    row_anchor: Optional[np.ndarray] = None  #: (B, rows): the mask index loop 2 uses, -1 none
-    cost: np.float32 = np.float32(0)  #: the forward's *l.cost
+    Only the forward runs when it is made; the selection (every element's
+    target and scale), the record (record.c), the derived assignments and
+    the full rounding bounds are computed when first asked for, so that a
+    comparison that passes, or fails on a few cells, pays for what it uses."""
+
+    def __init__(self, layer: Any, kind: str, X: np.ndarray, Y: np.ndarray, D: np.ndarray, truth: np.ndarray,
+                 net_w: int, net_h: int, seen: int, cost: np.float32, *, call: Any = None,
+                 sel: Optional[Selection] = None, bound: Optional[Dict[str, np.ndarray]] = None,
+                 rec: Optional[Dict[str, np.ndarray]] = None, x4: Optional[np.ndarray] = None) -> None:
+        self.layer, self.kind = layer, kind
+        self.X, self.Y, self.D = X, Y, D  #: raw input, output, delta, (B, n, P, H, W)
+        self.truth = truth  #: packed (B, rows, cols)
+        self.net_w, self.net_h, self.seen, self.cost = net_w, net_h, seen, cost
+        self._call, self._sel, self._x4 = call, sel, x4
+        self._bound: Dict[str, np.ndarray] = dict(bound or {})
+        self._rec = rec
+        self._derived = rec is not None and not rec
+        self._assigned: Dict[Tuple[int, int, int, int], List[int]] = {}
+        self._thresh_cells: Optional[np.ndarray] = None
+        self._row_cell: Optional[np.ndarray] = None
+        self._row_round: Optional[np.ndarray] = None
+        self._row_anchor: Optional[np.ndarray] = None
+
+    @property
+    def sel(self) -> Optional[Selection]:
+        """Targets and scales of every element (None for AlexeyAB's layer)."""
+        if self._sel is None and self._call is not None:
+            self._sel = _selection(self.layer, self._call)
+        return self._sel
+
+    @property
+    def rec(self) -> Dict[str, np.ndarray]:
+        """record.c's arrays (empty for AlexeyAB's layer)."""
+        if self._rec is None:
+            self._rec = _native.record(self._call, self.truth, net_w=self.net_w, net_h=self.net_h)
+        if not self._derived:
+            self._derived = True
+            _derive(self)
+        return self._rec
+
+    def _derive_once(self) -> None:
+        self.rec  # noqa: B018  (computes and derives)
+
+    @property
+    def assigned(self) -> Dict[Tuple[int, int, int, int], List[int]]:
+        """(image, mask index, row, col) -> the truth rows loop 2 writes there, in order."""
+        self._derive_once()
+        return self._assigned
+
+    @property
+    def thresh_cells(self) -> Optional[np.ndarray]:
+        self._derive_once()
+        return self._thresh_cells
+
+    @property
+    def row_cell(self) -> Optional[np.ndarray]:
+        self._derive_once()
+        return self._row_cell
+
+    @property
+    def row_round(self) -> Optional[np.ndarray]:
+        self._derive_once()
+        return self._row_round
+
+    @property
+    def row_anchor(self) -> Optional[np.ndarray]:
+        self._derive_once()
+        return self._row_anchor
 
     def bound_for(self, name: str) -> np.ndarray:
         """Darknet's own rounding bound of each element of an array
-        ("delta" or "output"; the latter computed when first asked for)."""
-        if name not in self.bound:
-            self.bound[name] = _output_bound(self.layer, self.Y, self.X)
-        return self.bound[name]
+        ("delta" or "output"), (B, n, P, H, W), computed when first asked for."""
+        if name not in self._bound:
+            if name == "delta":
+                assert self.sel is not None and self._x4 is not None
+                b = rounding_bound(self.sel, self._x4, of="delta")
+                self._bound[name] = b.reshape(self.D.shape)
+            else:
+                self._bound[name] = _output_bound(self.layer, self.Y, self.X)
+        return self._bound[name]
+
+    def bound_cells(self, name: str, cells: Tuple[np.ndarray, ...]) -> np.ndarray:
+        """The bound of every entry of some cells only: ``cells`` = (b, a,
+        row, col) index arrays; returns (K, entries).  What a comparison
+        needs when few cells differ."""
+        b, a, j, i = cells
+        if name in self._bound or (name == "delta" and self._call is None):
+            return self.bound_for(name)[b, a, :, j, i]
+        if name == "output":
+            Y = self.Y[b, a, :, j, i][:, None, :, None, None]
+            X = self.X[b, a, :, j, i][:, None, :, None, None]
+            return _output_bound(self.layer, Y, X)[:, 0, :, 0, 0]
+        assert self._call is not None
+        n = self.layer.n
+
+        def gather(a4: np.ndarray) -> np.ndarray:
+            v = a4.reshape(a4.shape[0], n, -1, a4.shape[2], a4.shape[3])[b, a, :, j, i]
+            return v[:, None, :, None, None]
+        c = self._call
+        sel = Selection(kind=self.kind, build="cpu", target=gather(c.target).astype(np.float64),
+                        scale=gather(c.target_scale).astype(np.float64), output=gather(c.output),
+                        delta=gather(c.delta), net_delta=gather(c.delta), n=1, coords=self.layer.coords,
+                        classes=self.layer.classes, **_region_extra(self.layer))
+        X4 = self.X[b, a, :, j, i][:, :, None, None]
+        out = rounding_bound(sel, X4, of="delta", positions=(i[:, None, None, None, None], j[:, None, None, None, None]))
+        return out[:, :, 0, 0]
 
     def expected(self) -> Dict[str, Any]:
         """The oracle's output, delta and cost on this input, darknet's layout."""
@@ -92,27 +171,29 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
             call, _ = layer._run(x, packed, train=True, out=None, targets=True, net_w=net_w, net_h=net_h, index=0)
         else:
             call, _ = layer._run(x, packed, train=True, out=None, targets=True, seen=seen)
-    rec = _native.record(call, packed, net_w=net_w, net_h=net_h)
     n = layer.n
     split = lambda a: a.reshape(a.shape[0], n, a.shape[1] // n, a.shape[2], a.shape[3])  # noqa: E731
-    extra: Dict[str, Any] = {}
-    if kind == "region":
-        groups = None
-        if layer.tree is not None:
-            groups = [(int(o), int(s)) for o, s in zip(layer.tree.group_offset, layer.tree.group_size)]
-        extra = dict(background=layer.background, softmax=layer.softmax, groups=groups,
-                     temperature=float(layer.temperature) if layer.tree is not None else 1.0)
-    sel = Selection(kind=kind, build="cpu", target=split(call.target).astype(np.float64),
-                    scale=split(call.target_scale).astype(np.float64), output=split(call.output),
-                    delta=split(call.delta), net_delta=split(call.delta), n=n, coords=layer.coords,
-                    classes=layer.classes, **extra)
-    X = split(x)
-    Y = split(call.output)
-    bound_delta = split(rounding_bound(sel, x, of="delta"))
-    ev = Evidence(layer=layer, kind=kind, X=X, Y=Y, D=split(call.delta), sel=sel, bound={"delta": bound_delta},
-                  rec=rec, truth=packed, net_w=net_w, net_h=net_h, seen=seen, cost=np.float32(call.cost[0]))
-    _derive(ev)
-    return ev
+    return Evidence(layer, kind, split(x), split(call.output), split(call.delta), packed, net_w, net_h, seen,
+                    np.float32(call.cost[0]), call=call, x4=x)
+
+
+def _region_extra(layer: Any) -> Dict[str, Any]:
+    if layer.kind != "region":
+        return {}
+    groups = None
+    if layer.tree is not None:
+        groups = [(int(o), int(s)) for o, s in zip(layer.tree.group_offset, layer.tree.group_size)]
+    return dict(background=layer.background, softmax=layer.softmax, groups=groups,
+                temperature=float(layer.temperature) if layer.tree is not None else 1.0)
+
+
+def _selection(layer: Any, call: Any) -> Selection:
+    n = layer.n
+    split = lambda a: a.reshape(a.shape[0], n, a.shape[1] // n, a.shape[2], a.shape[3])  # noqa: E731
+    return Selection(kind=layer.kind, build="cpu", target=split(call.target).astype(np.float64),
+                     scale=split(call.target_scale).astype(np.float64), output=split(call.output),
+                     delta=split(call.delta), net_delta=split(call.delta), n=n, coords=layer.coords,
+                     classes=layer.classes, **_region_extra(layer))
 
 
 def _evidence_ab(layer: Any, x: np.ndarray, truth: Any, *, net_w: int, net_h: int) -> Evidence:
@@ -133,8 +214,8 @@ def _evidence_ab(layer: Any, x: np.ndarray, truth: Any, *, net_w: int, net_h: in
     if layer.classes_multipliers is not None:
         scales.append(float(np.max(layer.classes_multipliers)))
     bound = np.where(D == 0, 1e-6, 2 * (u32(D) + max(scales) * u32(Y)))
-    return Evidence(layer=layer, kind="yolo_ab", X=X, Y=Y, D=D, sel=None, bound={"delta": bound}, rec={},
-                    truth=packed, net_w=net_w, net_h=net_h, seen=0, cost=np.float32(res.cost))
+    return Evidence(layer, "yolo_ab", X, Y, D, packed, net_w, net_h, 0, np.float32(res.cost), bound={"delta": bound},
+                    rec={})
 
 
 def _output_bound(layer: Any, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -153,7 +234,8 @@ def _output_bound(layer: Any, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 def _derive(ev: Evidence) -> None:
     """Cells, anchors and assignments of every truth row, from the record."""
-    rec = ev.rec
+    rec = ev._rec
+    assert rec is not None
     B, R = rec["row_status"].shape
     H, W = ev.Y.shape[3], ev.Y.shape[4]
     cell = np.full((B, R, 2), -1, int)
@@ -175,9 +257,9 @@ def _derive(ev: Evidence) -> None:
                 anchor[b, t] = mask.index(best)
             if rec["row_status"][b, t] == _native.lib.DN_ROW_READ and anchor[b, t] >= 0:
                 j, i = cell[b, t]
-                ev.assigned.setdefault((b, int(anchor[b, t]), int(j), int(i)), []).append(t)
-    ev.row_cell, ev.row_round, ev.row_anchor = cell, rnd, anchor
+                ev._assigned.setdefault((b, int(anchor[b, t]), int(j), int(i)), []).append(t)
+    ev._row_cell, ev._row_round, ev._row_anchor = cell, rnd, anchor
     if ev.kind == "yolo":
-        ev.thresh_cells = rec["best_iou"] > ev.layer.truth_thresh
+        ev._thresh_cells = rec["best_iou"] > ev.layer.truth_thresh
 
 

@@ -1,0 +1,90 @@
+/*
+ * compare.c -- the parity toolkit's element-wise comparison, in one pass.
+ *
+ * Not darknet's arithmetic: what pydarknet_loss.compare's table needs (the
+ * failing elements and, per entry, the largest differences over all
+ * elements), computed where the arrays already are instead of in several
+ * float64 NumPy passes.  Every quantity is the one the Python definitions in
+ * pydarknet_loss/parity/compare.py describe (ulp_distance, same_sign,
+ * Tolerance.passes); tests/test_compare.py checks them against each other.
+ */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "darknet_loss.h"
+
+/* A float32's bit pattern as an integer ordered like the values: negative
+ * values mirrored below zero, so that +0 and -0 are both 0. */
+static long long ordered_bits(float v)
+{
+    int i;
+    memcpy(&i, &v, sizeof i);
+    return i < 0 ? -(long long)(i & 0x7FFFFFFF) : (long long)i;
+}
+
+static long long ulp_distance(float e, float a)
+{
+    const int ne = isnan(e), na = isnan(a);
+    long long d;
+    if (ne && na) return 0;
+    if (ne || na) return LLONG_MAX;
+    d = ordered_bits(a) - ordered_bits(e);
+    return d < 0 ? -d : d;
+}
+
+long long dn_compare_arrays(const float *expected, const float *actual, long long blocks, int entries, long long hw,
+                            double atol, double rtol, long long max_ulp, dn_compare_stats *stats,
+                            unsigned char *fail)
+{
+    long long b, k, total = 0;
+    int e;
+    const int widen = atol != 0 || rtol != 0;
+    for (e = 0; e < entries; ++e) {
+        stats[e].size = stats[e].fail = stats[e].nan_vs_num = stats[e].flips = 0;
+        stats[e].max_abs = stats[e].max_rel = -1;
+        stats[e].max_ulp = -1;
+    }
+    for (b = 0; b < blocks; ++b) {
+        for (e = 0; e < entries; ++e) {
+            const long long off = (b*entries + e)*hw;
+            const float *E = expected + off;
+            const float *A = actual + off;
+            dn_compare_stats *s = stats + e;
+            s->size += hw;
+            if (memcmp(E, A, (size_t)hw*sizeof *E) == 0) {
+                /* The same bits everywhere (what a passing comparison mostly
+                 * sees): distance 0, difference 0 where finite. */
+                int finite = 0, nonzero = 0;
+                for (k = 0; k < hw; ++k) {
+                    finite |= isfinite(E[k]) != 0;
+                    nonzero |= isfinite(E[k]) && E[k] != 0;
+                }
+                if (finite && s->max_abs < 0) s->max_abs = 0;
+                if (nonzero && s->max_rel < 0) s->max_rel = 0;
+                if (s->max_ulp < 0) s->max_ulp = 0;
+                if (fail) memset(fail + off, 0, (size_t)hw);
+                continue;
+            }
+            for (k = 0; k < hw; ++k) {
+                const float ev = E[k], av = A[k];
+                const long long u = ulp_distance(ev, av);
+                const double d = fabs((double)av - (double)ev);
+                const int opposite = (ev > 0 && av < 0) || (ev < 0 && av > 0);
+                int bad = u > max_ulp;
+                if (bad && widen && d <= atol + rtol*fabs((double)ev)) bad = 0;
+                if (isfinite(d)) {
+                    if (d > s->max_abs) s->max_abs = d;
+                    if (ev != 0 && d/fabs((double)ev) > s->max_rel) s->max_rel = d/fabs((double)ev);
+                }
+                if (u == LLONG_MAX) s->nan_vs_num++;
+                else if (!opposite && u > s->max_ulp) s->max_ulp = u;
+                if (opposite && !isnan(d)) s->flips++;
+                s->fail += bad;
+                total += bad;
+                if (fail) fail[off + k] = (unsigned char)bad;
+            }
+        }
+    }
+    return total;
+}
