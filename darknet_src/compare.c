@@ -8,6 +8,7 @@
  * pydarknet_loss/parity/compare.py describe (ulp_distance, same_sign,
  * Tolerance.passes); tests/test_compare.py checks them against each other.
  */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -87,4 +88,54 @@ long long dn_compare_arrays(const float *expected, const float *actual, long lon
         }
     }
     return total;
+}
+
+/* numpy.spacing of |v| cast to float32, as a double: the float32 ULP there
+ * (the gap to the next float away from zero); NaN for NaN and infinities,
+ * an infinity at FLT_MAX. */
+static double spacing32(double v)
+{
+    float f;
+    v = fabs(v);
+    if (isnan(v)) return NAN;
+    /* Casting a double at or above FLT_MAX + half an ULP rounds to infinity
+     * (done by hand: the cast itself is undefined there in C). */
+    f = v >= 0x1.ffffffp127 ? INFINITY : (float)v;
+    if (isinf(f)) return NAN;
+    if (f == FLT_MAX) return INFINITY;
+    return (double)(nextafterf(f, INFINITY) - f);
+}
+
+/* numpy.maximum: NaN if either is NaN. */
+static double nan_max(double a, double b)
+{
+    if (isnan(a) || isnan(b)) return NAN;
+    return a > b ? a : b;
+}
+
+void dn_delta_bound(const float *target, const float *scale, const float *output, const float *delta,
+                    long long blocks, int entries, int h, int w, int coords, int region, double *out)
+{
+    long long b;
+    int e, k;
+    const int hw = h*w;
+    for (b = 0; b < blocks; ++b) {
+        for (e = 0; e < entries; ++e) {
+            const long long off = (b*entries + e)*hw;
+            for (k = 0; k < hw; ++k) {
+                const double sc = scale[off + k];
+                const int has = !isnan(sc);
+                const double S = has ? fabs(sc) : 0, T = has ? fabs((double)target[off + k]) : 0;
+                const double V = output[off + k], nd = delta[off + k];
+                double bound = spacing32(S*nan_max(T, fabs(V)));
+                if (e == 0) bound += 2*S*spacing32(T + k % w);
+                if (e == 1) bound += 2*S*spacing32(T + k / w);
+                if (e == 2 || e == 3) bound += S*0x1p-23*has;
+                if (region && e == coords && T > 0 && T < 1) bound += S*T*0x1p-16;
+                bound = 2*(bound + spacing32(nd));
+                bound = nan_max(bound, 0x1p-126);
+                out[off + k] = nd == 0 ? 1e-6 : bound;
+            }
+        }
+    }
 }

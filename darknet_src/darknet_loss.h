@@ -432,6 +432,18 @@ typedef struct dn_compare_stats {
     long long flips;       /* elements of opposite signs (neither NaN) */
 } dn_compare_stats;
 
+/* The diagnosis's rounding bound of a forward's delta, without a softmax
+ * (pydarknet_loss.implied.rounding_bound(of="delta") computes the same
+ * numbers, every step in the same order): per element, two float32 ULPs of
+ * each rounding step upstream takes (the scale times the larger of target
+ * and output; the box targets' x*W, the prior's (i + .5)/W, log's argument;
+ * [region]'s float32 IoU for rescore), floored at 2^-126, 1e-6 where the
+ * delta is 0.  Arrays are `blocks` blocks ([b][anchor]) of `entries`
+ * entries of h*w floats; scale is NaN where an element has no term.
+ * region != 0 for [region]; coords is its objectness entry. */
+void dn_delta_bound(const float *target, const float *scale, const float *output, const float *delta,
+                    long long blocks, int entries, int h, int w, int coords, int region, double *out);
+
 long long dn_compare_arrays(const float *expected, const float *actual, long long blocks, int entries, long long hw,
                             double atol, double rtol, long long max_ulp, dn_compare_stats *stats,
                             unsigned char *fail);

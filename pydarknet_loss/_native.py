@@ -372,6 +372,18 @@ def compare_arrays(expected: np.ndarray, actual: np.ndarray, atol: float, rtol: 
     return out, fail.view(bool), int(total)
 
 
+def delta_bound(call: "Call", n: int, coords: int, region: bool) -> np.ndarray:
+    """dn_delta_bound on a forward's target, scale, output and delta: the
+    rounding bound of its delta (float64, (B, n, entries, H, W))."""
+    l = call.layer
+    shape = (l.batch, n, l.outputs // (n * l.h * l.w), l.h, l.w)
+    out = np.empty(shape, np.float64)
+    lib.dn_delta_bound(_f32(call.target), _f32(call.target_scale), _f32(call.output), _f32(call.delta),
+                       l.batch * n, shape[2], l.h, l.w, coords, int(region),
+                       ffi.cast("double *", ffi.from_buffer(out)))
+    return out
+
+
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """box_iou or box_rmse of matching rows of two C-contiguous (n, 4) float32 arrays."""
     rows = a.shape[0]

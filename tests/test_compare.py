@@ -245,3 +245,30 @@ def test_the_c_comparison_agrees_with_the_python_definitions() -> None:
         got = pdl.parity.compare._PerEntry.of(stats)
         for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
             assert np.array_equal(getattr(got, f), getattr(pe, f)), f
+
+
+@pytest.mark.parametrize("kind", ["yolo", "region"])
+def test_the_c_delta_bound_is_rounding_bounds(kind: str) -> None:
+    """dn_delta_bound (C, what the diagnosis uses) gives rounding_bound's
+    numbers bit for bit, NaN and huge logits included."""
+    from pydarknet_loss.implied import rounding_bound
+    from pydarknet_loss.parity import diagnosis as dg
+
+    rng = np.random.default_rng(4)
+    if kind == "yolo":
+        layer = pdl.YoloLayer(classes=5, anchors=[10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119], mask=[3, 4, 5])
+        truth = [np.array([[.3, .4, .2, .3, 1], [.7, .1, .05, .04, 2]], np.float32),
+                 np.array([[.5, .5, .9, .9, 4]], np.float32)]
+        extra = {"net_w": 416, "net_h": 416}
+    else:
+        layer = pdl.RegionLayer(classes=5, num=2, anchors=[1, 1.5, 3, 2], rescore=1)
+        truth = [np.array([[.3, .4, .2, .3, 1], [.7, .1, .05, .04, 2]], np.float32),
+                 np.array([[.5, .5, .9, .9, 4]], np.float32)]
+        extra = {"seen": 100}
+    x = (rng.standard_normal((2, layer.channels, 7, 9)) * 5).astype(np.float32)
+    x[0, 3, 2, 2] = np.nan
+    x[1, 4, 1, 1] = 100
+    ev = dg.evidence(layer, x, truth, **extra)
+    got = ev.bound_for("delta")
+    want = rounding_bound(ev.sel, x, of="delta").reshape(got.shape)
+    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))

@@ -91,7 +91,12 @@ class Evidence:
         """Darknet's own rounding bound of each element of an array
         ("delta" or "output"), (B, n, P, H, W), computed when first asked for."""
         if name not in self._bound:
-            if name == "delta":
+            if name == "delta" and self._call is not None and not (
+                    self.kind == "region" and (self.layer.softmax or self.layer.tree is not None)):
+                # In C, the same numbers (tests/test_compare.py checks them against rounding_bound).
+                self._bound[name] = _native.delta_bound(self._call, self.layer.n, self.layer.coords,
+                                                        self.kind == "region")
+            elif name == "delta":
                 assert self.sel is not None and self._x4 is not None
                 b = rounding_bound(self.sel, self._x4, of="delta")
                 self._bound[name] = b.reshape(self.D.shape)
