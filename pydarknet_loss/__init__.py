@@ -7,6 +7,7 @@ from ._version import UPSTREAM_COMMIT, __version__
 from ._native import BUILD_CFLAGS, CudaError
 from ._validate import DarknetQuirkWarning
 from .layers.boxes import box_iou, box_rmse
+from .layers.layout import LAYOUTS, from_layout, to_layout
 from .layers.detections import Detections, nms_obj, nms_sort
 from .layers.pjreddie import RegionLayer, RegionResult, RegionStats, YoloLayer, YoloResult, YoloStats
 from .files.cfg import CfgError
@@ -28,6 +29,7 @@ __all__ = [
     "Detections",
     "LayerInfo",
     "Labels",
+    "LAYOUTS",
     "Network",
     "NetworkResult",
     "ParityReport",
@@ -35,6 +37,7 @@ __all__ = [
     "compare",
     "calc_network_cost",
     "example_cfg",
+    "from_layout",
     "fuzz",
     "golden",
     "implied",
@@ -43,6 +46,7 @@ __all__ = [
     "nms_sort",
     "pack_truth",
     "read_labels",
+    "to_layout",
     "to_truth",
     "train_loss",
     "DarknetQuirkWarning",
