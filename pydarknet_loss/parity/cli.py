@@ -14,7 +14,7 @@ import numpy as np
 
 from .._native import BUILD_CFLAGS, BUILD_SANITIZERS, cuda_info
 from .._version import UPSTREAM_COMMIT, __version__
-from ..files.network import Network, example_cfg, train_loss
+from ..files.network import EXAMPLES, Network, example_cfg, train_loss
 from ..layers import alexeyab
 from . import golden, mistakes
 from .compare import DEFAULT_TOLERANCE, LAYOUTS, TOLERANCES, Tolerance, compare
@@ -104,6 +104,12 @@ def info() -> int:
               f"runtime {cuda.runtime}, driver {cuda.driver}")
     if cuda.built:
         print(f"CUDA device code: {cuda.flags}")
+    return 0
+
+
+def example_cfg_command(name: str) -> int:
+    """Print a bundled example cfg (``pydarknet-loss example-cfg tiny-yolov3 > tiny-yolov3.cfg``)."""
+    sys.stdout.write(example_cfg(name).read_text())
     return 0
 
 
@@ -408,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "mistaken implementation")
     p_demo.add_argument("--seed", type=int, default=0, help="seed of the example's data (default 0)")
     sub.add_parser("info", help="version, upstream commits, build flags, CUDA build")
+    p_ex = sub.add_parser("example-cfg", help="print a small cfg bundled with the package (ours), to start from",
+                          description="Print a small darknet cfg bundled with the package, e.g. "
+                                      "`pydarknet-loss example-cfg tiny-yolov3 > tiny-yolov3.cfg`.")
+    p_ex.add_argument("name", nargs="?", default=EXAMPLES[0], choices=EXAMPLES,
+                      help=f"which one (default {EXAMPLES[0]}): {', '.join(EXAMPLES)}")
 
     p_golden = sub.add_parser("golden", help="golden cases: export cases computed by the oracle")
     gsub = p_golden.add_subparsers(dest="golden_command", required=True, metavar="SUBCOMMAND")
@@ -497,6 +508,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return demo(args.seed)
         if args.command == "info":
             return info()
+        if args.command == "example-cfg":
+            return example_cfg_command(args.name)
         if args.command == "golden":
             if args.cases < 1:
                 ap.error("--cases must be at least 1")
