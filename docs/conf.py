@@ -6,12 +6,10 @@ needs the ``[docs]`` extra.  Warnings are errors.
 from __future__ import annotations
 
 import importlib.util
-import os
-import sys
 
-sys.path.insert(0, os.path.abspath(".."))
-
-import pydarknet_loss  # noqa: E402
+# The installed package (pip install '.[docs]'), whose C core is built: the
+# source tree alone cannot be imported.
+import pydarknet_loss
 
 project = "pydarknet_loss"
 author = "pydarknet_loss contributors"
@@ -22,9 +20,10 @@ extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode"
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"          # the signatures show them; descriptions stay readable
 autodoc_default_options = {"members": True, "show-inheritance": False}
-# The optional extras' modules import torch / Hypothesis; where they are not
+# The optional extras' modules import torch / Hypothesis (the plugin, pytest); where they are not
 # installed the reference is still built from their docstrings.
-autodoc_mock_imports = [m for m in ("torch", "hypothesis", "matplotlib") if importlib.util.find_spec(m) is None]
+autodoc_mock_imports = [m for m in ("torch", "hypothesis", "matplotlib", "pytest")
+                        if importlib.util.find_spec(m) is None]
 napoleon_google_docstring = False
 napoleon_numpy_docstring = False
 nitpicky = False

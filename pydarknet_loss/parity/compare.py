@@ -103,11 +103,6 @@ class Tolerance:
             extra.append(f"max_ulp={self.max_ulp}")
         return ", ".join(parts + extra) + (f"; {self.note}" if self.note else "")
 
-    @property
-    def name(self) -> str:
-        """``"float32"`` or ``"exact"``: what to pass as ``tolerance=`` to get this one again."""
-        return "float32" if self.float32 else "exact"
-
 
 @dataclass(frozen=True)
 class ComponentStats:
