@@ -16,7 +16,7 @@ author = "pydarknet_loss contributors"
 copyright = "pydarknet_loss contributors"
 release = version = pydarknet_loss.__version__
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"          # the signatures show them; descriptions stay readable
 autodoc_default_options = {"members": True, "show-inheritance": False}
@@ -24,8 +24,6 @@ autodoc_default_options = {"members": True, "show-inheritance": False}
 # installed the reference is still built from their docstrings.
 autodoc_mock_imports = [m for m in ("torch", "hypothesis", "matplotlib", "pytest")
                         if importlib.util.find_spec(m) is None]
-napoleon_google_docstring = False
-napoleon_numpy_docstring = False
 nitpicky = False
 html_theme = "alabaster"
 html_static_path: list = []
