@@ -108,7 +108,11 @@ __all__ = [
 
 def fuzz(impl, layer=None, **kw):  # type: ignore[no-untyped-def]
     """Differential fuzzing with shrinking (needs Hypothesis, the [fuzz]
-    extra): see :func:`pydarknet_loss.parity.fuzz.fuzz`."""
+    extra): ``fuzz(your_impl, your_layer)`` runs ``your_impl(x, truth,
+    layer, net_w, net_h)`` against the oracle on drawn inputs and truths and
+    shrinks the first departure.  Without ``layer`` the heads of a standard
+    cfg are fuzzed (``kind="yolo"``: yolov3.cfg's), layer options drawn only
+    when opted in (``options=``).  See :func:`pydarknet_loss.parity.fuzz.fuzz`."""
     from .parity.fuzz import fuzz as run
 
     return run(impl, layer, **kw)
