@@ -26,7 +26,7 @@ OBJ += build/obj/no_cuda.o
 LINK_CUDA =
 endif
 
-.PHONY: help install test demo lib bench clean fuzz sanitize
+.PHONY: help install test demo lib bench clean fuzz sanitize docs
 
 help:
 	@echo "make install  pip install the package (builds the C core)"
@@ -38,6 +38,8 @@ help:
 	@echo "              e.g. --ab for AlexeyAB's [yolo] on yolov4.cfg's heads)"
 	@echo "make fuzz     the long fuzz run (FUZZ_CASES=100000 cases, forked children; the package installed)"
 	@echo "make sanitize the core under ASan + UBSan: test suite and bounded fuzz (.ci/sanitize)"
+	@echo "make docs     the API reference from the docstrings (needs the [docs] extra), warnings as errors:"
+	@echo "              build/docs/index.html"
 	@echo "make clean    remove build products"
 
 install:
@@ -64,6 +66,9 @@ fuzz:
 
 sanitize:
 	bash .ci/sanitize
+
+docs:
+	$(PYTHON) -m sphinx -E -W --keep-going -b html docs build/docs
 
 lib: build/libdarknet_loss.so build/libdarknet_loss.a build/include/darknet_loss.h
 

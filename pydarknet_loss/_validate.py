@@ -204,12 +204,35 @@ def class_map(values: Any, classes: int) -> Optional[np.ndarray]:
     return m
 
 
+# ---- torch tensors (issue 19): read into NumPy, dtype kept, never cast ----
+
+def is_torch_tensor(a: Any) -> bool:
+    """Whether `a` is a torch.Tensor (without importing torch)."""
+    return type(a).__module__.split(".")[0] == "torch" and hasattr(a, "detach") and hasattr(a, "cpu")
+
+
+def host_array(name: str, a: Any) -> Any:
+    """`a` itself, or a torch tensor (CPU or CUDA, requiring grad or not)
+    read into a NumPy array of its own dtype (detached, copied to the host):
+    the dtype rules then apply to it as to any array.  A tensor NumPy cannot
+    hold (bfloat16, a sparse or meta tensor) is a TypeError that says so."""
+    if not is_torch_tensor(a):
+        return a
+    try:
+        return a.detach().cpu().numpy()
+    except (TypeError, RuntimeError, NotImplementedError) as exc:
+        raise TypeError(f"{name}: a torch.Tensor of dtype {getattr(a, 'dtype', '?')} on {getattr(a, 'device', '?')} "
+                        f"cannot be read as a NumPy array ({exc}); pass a dense float32 tensor") from None
+
+
 def float32_array(name: str, a: Any, ndim: int) -> np.ndarray:
     """A native float32 ndarray of the given rank, C-contiguous and aligned
-    (copied only when it is not both already)."""
+    (copied only when it is not both already).  A torch tensor is read into
+    NumPy first (:func:`host_array`)."""
+    a = host_array(name, a)
     not_masked(name, a)
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray (or torch.Tensor) of float32, got {type(a).__name__}")
     if a.dtype != np.float32:
         raise TypeError(
             f"{name} must have dtype float32 (native byte order), got {a.dtype.str}; "
@@ -266,6 +289,7 @@ def truth_buffer(truth: Any, *, batch: int, rows: int, cols: int, used_rows: int
     shape (k, cols) with k <= rows, which is packed with zeros after the last
     box.  `used_rows` is how many rows per image upstream reads at most.
     """
+    truth = host_array("truth", truth)
     if isinstance(truth, np.ndarray):
         t = float32_array("truth", truth, 3)
         if t.shape != (batch, rows, cols):
@@ -423,6 +447,7 @@ def ab_truth_buffer(truth: Any, *, batch: int, max_boxes: int) -> np.ndarray:
     of shape (k, 5) (track id 0) or (k, 6), k <= max_boxes, packed with
     zeros after the last box.
     """
+    truth = host_array("truth", truth)
     if isinstance(truth, np.ndarray):
         t = float32_array("truth", truth, 3)
         if t.shape != (batch, max_boxes, 6):

@@ -44,7 +44,8 @@ from .layers import alexeyab
 from .layers.layout import from_nchw
 from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
-__all__ = ["Case", "alexeyab_layers", "cases", "inputs", "region_layers", "truths", "yolo_layers"]
+__all__ = ["Case", "OPTIONS", "STANDARD_HEADS", "alexeyab_layers", "cases", "inputs", "region_layers",
+           "standard_layers", "truths", "yolo_layers"]
 
 Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 Strat = Any  # a SearchStrategy
@@ -153,6 +154,170 @@ def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> ale
         objectness_smooth=draw(st.sampled_from([0, 0, 1])), label_smooth_eps=draw(st.sampled_from([0.0, 0.1])),
         focal_loss=draw(st.sampled_from([0, 0, 1])), counters_per_class=counters,
         show_details=draw(st.sampled_from([1, 0])))
+
+
+# ---- the standard heads, and layer options drawn only when opted in (issue 19) ----
+
+_V3_ANCHORS = [10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119, 116, 90, 156, 198, 373, 326]
+_V4_ANCHORS = [12, 16, 19, 36, 40, 28, 36, 75, 76, 55, 72, 146, 142, 110, 192, 243, 459, 401]
+#: Per kind: the cfg whose heads are fuzzed by default, its network size, and
+#: each head's parameters as that cfg sets them (parse_yolo's / parse_region's
+#: names; what the cfg leaves out is the parser's default).
+STANDARD_HEADS: Dict[str, Tuple[str, Tuple[int, int], Tuple[Dict[str, Any], ...]]] = {
+    "yolo": ("pjreddie/darknet cfg/yolov3.cfg", (608, 608), tuple(
+        dict(classes=80, anchors=_V3_ANCHORS, mask=m, ignore_thresh=0.7, truth_thresh=1.0)
+        for m in ([6, 7, 8], [3, 4, 5], [0, 1, 2]))),
+    "region": ("pjreddie/darknet cfg/yolov2-voc.cfg", (416, 416), (
+        dict(classes=20, coords=4, num=5, softmax=True, rescore=True, bias_match=True, thresh=0.6,
+             object_scale=5.0, noobject_scale=1.0, class_scale=1.0, coord_scale=1.0,
+             anchors=[1.3221, 1.73145, 3.19275, 4.00944, 5.05587, 8.09892, 9.47112, 4.84053, 11.2364, 10.0071]),)),
+    "yolo_ab": ("AlexeyAB/darknet cfg/yolov4.cfg", (608, 608), tuple(
+        dict(classes=80, anchors=_V4_ANCHORS, mask=m, scale_x_y=sxy, iou_thresh=0.213, cls_normalizer=1.0,
+             iou_normalizer=0.07, iou_loss="ciou", max_delta=5.0, ignore_thresh=0.7, truth_thresh=1.0)
+        for m, sxy in (([0, 1, 2], 1.2), ([3, 4, 5], 1.1), ([6, 7, 8], 1.05)))),
+}
+
+#: The layer options ``options=`` can draw, per kind (``options="all"``
+#: draws every setting: :func:`yolo_layers`, :func:`region_layers`,
+#: :func:`alexeyab_layers`).
+OPTIONS: Dict[str, Tuple[str, ...]] = {
+    "yolo": ("classes", "anchors", "mask", "ignore_thresh", "truth_thresh", "max_boxes", "map"),
+    "region": ("classes", "anchors", "coords", "softmax", "background", "rescore", "bias_match", "thresh",
+               "scales", "map"),
+    "yolo_ab": ("classes", "anchors", "mask", "max_boxes", "ignore_thresh", "truth_thresh", "iou_thresh",
+                "iou_loss", "normalizers", "max_delta", "scale_x_y", "new_coords", "objectness_smooth",
+                "label_smooth_eps", "focal_loss", "counters_per_class", "show_details"),
+}
+
+
+def check_options(kind: str, options: Any) -> Optional[Tuple[str, ...]]:
+    """``options`` as a tuple of names of :data:`OPTIONS` ``[kind]`` (None:
+    none; ``"all"``: every one); a name it does not know is a ValueError
+    that lists the known ones."""
+    if options is None:
+        return None
+    if isinstance(options, str):
+        if options == "all":
+            return OPTIONS[kind]
+        options = (options,)
+    try:
+        names = tuple(options)
+    except TypeError:
+        raise TypeError(f"options must be 'all' or a list of option names, got {type(options).__name__}") from None
+    unknown = [o for o in names if o not in OPTIONS[kind]]
+    if unknown:
+        raise ValueError(f"options: {', '.join(map(repr, unknown))} not drawable for kind={kind!r}; "
+                         f"the options are {', '.join(OPTIONS[kind])} (or 'all')")
+    return names
+
+
+def _build(kind: str, params: Dict[str, Any]) -> Layer:
+    if kind == "yolo":
+        return YoloLayer(**params)
+    if kind == "region":
+        return RegionLayer(**params)
+    return alexeyab.YoloLayer(**params)
+
+
+def _subset(draw: Any, n: int) -> List[int]:
+    bits = draw(st.integers(1, 2**n - 1))
+    return [k for k in range(n) if bits >> k & 1]
+
+
+@st.composite
+def standard_layers(draw: Any, kind: str = "yolo", options: Any = None) -> Layer:
+    """One head of the standard cfg of ``kind`` (:data:`STANDARD_HEADS`:
+    yolov3's three [yolo] heads, yolov2-voc's [region], yolov4's three
+    AlexeyAB [yolo] heads), with only the ``options`` named drawn (see
+    :data:`OPTIONS`; ``"all"`` draws every setting, as :func:`yolo_layers`
+    and its siblings do).  Without options only which head is drawn."""
+    if kind not in STANDARD_HEADS:
+        raise ValueError(f"kind must be 'yolo', 'region' or 'yolo_ab', got {kind!r}")
+    opts = check_options(kind, options)
+    if opts == OPTIONS[kind]:
+        return draw({"yolo": yolo_layers, "region": region_layers, "yolo_ab": alexeyab_layers}[kind]())
+    p = dict(draw(st.sampled_from(STANDARD_HEADS[kind][2])))
+    opts = opts or ()
+    if "classes" in opts:
+        p["classes"] = draw(_CLASSES)
+    if "anchors" in opts:
+        if kind == "region":
+            n = draw(st.integers(1, 5))
+            p["num"] = n
+            p["anchors"] = [float(a) for a in np.round(np.random.default_rng(draw(_SEED)).uniform(0.25, 8.0, 2 * n), 2)]
+        else:
+            n = draw(_TOTAL)
+            p["anchors"] = [float(a) for a in np.random.default_rng(draw(_SEED)).integers(2, 401, 2 * n)]
+            p["total"] = n
+            p["mask"] = _subset(draw, n)
+    if "mask" in opts and kind != "region":
+        p["mask"] = _subset(draw, len(p["anchors"]) // 2)
+    if kind == "yolo":
+        for name, strat in (("ignore_thresh", _IGNORE), ("truth_thresh", _TRUTH_THRESH), ("max_boxes", _MAX_BOXES)):
+            if name in opts:
+                p[name] = draw(strat)
+    elif kind == "region":
+        if "coords" in opts:
+            p["coords"] = draw(_REGION_COORDS)
+        for name in ("softmax", "background", "rescore", "bias_match"):
+            if name in opts:
+                p[name] = draw(st.booleans())
+        if "thresh" in opts:
+            p["thresh"] = draw(_REGION_THRESH)
+        if "scales" in opts:
+            for name in ("coord_scale", "object_scale", "noobject_scale", "class_scale"):
+                p[name] = draw(_SCALE)
+    else:
+        for name, strat in (
+                ("max_boxes", st.sampled_from([200, 3, 6])), ("ignore_thresh", _IGNORE),
+                ("truth_thresh", _TRUTH_THRESH), ("max_delta", st.sampled_from([None, 5.0])),
+                ("scale_x_y", st.sampled_from([1.0, 1.05, 2.0])), ("new_coords", st.sampled_from([0, 0, 0, 1])),
+                ("objectness_smooth", st.sampled_from([0, 0, 1])), ("label_smooth_eps", st.sampled_from([0.0, 0.1])),
+                ("focal_loss", st.sampled_from([0, 0, 1])), ("show_details", st.sampled_from([1, 0]))):
+            if name in opts:
+                p[name] = draw(strat)
+        if "iou_thresh" in opts:
+            p["iou_thresh"] = draw(st.sampled_from([1.0, 0.213, 0.5]))
+            p["iou_thresh_kind"] = draw(st.sampled_from(["iou", "giou", "diou", "ciou"]))
+        if "iou_loss" in opts:
+            p["iou_loss"] = draw(st.sampled_from(["mse", "ciou", "giou", "diou", "iou"]))
+        if "normalizers" in opts:
+            p["iou_normalizer"] = draw(st.sampled_from([0.75, 0.07, 1.0]))
+            p["obj_normalizer"] = draw(st.sampled_from([1.0, 4.0]))
+            p["cls_normalizer"] = draw(st.sampled_from([1.0, 0.5]))
+        if "counters_per_class" in opts and draw(st.booleans()):
+            p["counters_per_class"] = np.random.default_rng(draw(_SEED)).integers(1, 500, p["classes"]).tolist()
+    if "map" in opts:
+        p["map"] = _map(draw, p["classes"])
+    return _build(kind, p)
+
+
+def resolve_layer(layer: Any, kind: str) -> Tuple[Any, Optional[Tuple[int, int]]]:
+    """What ``layer=`` of :func:`cases` / ``pdl.fuzz`` may be, as (layers,
+    network size or None): a layer, a list of layers or a strategy as they
+    are; a :class:`~pydarknet_loss.Network` or a cfg path (its loss layers
+    and size; ``kind="yolo_ab"`` reads it as AlexeyAB's); a golden case or
+    a golden ``.npz`` path (its layer and size)."""
+    import os
+
+    from .files.network import Network
+    from .parity import golden
+
+    if isinstance(layer, (str, os.PathLike)):
+        path = os.fspath(layer)
+        if path.endswith(".npz"):
+            layer = golden.GoldenCase.load(path)
+        else:
+            layer = Network.from_cfg(path, flavor="alexeyab" if kind == "yolo_ab" else "pjreddie")
+    if isinstance(layer, Network):
+        found = [lay for _, lay in layer.loss_layers if lay.kind in ("yolo", "region", "yolo_ab")]
+        if not found:
+            raise ValueError("layer: the network has no [yolo] or [region] layer to fuzz")
+        return found, (layer.width, layer.height)
+    if isinstance(layer, golden.GoldenCase):
+        net = (int(layer.params["net_w"]), int(layer.params["net_h"])) if "net_w" in layer.params else None
+        return layer.layer(), net
+    return layer, None
 
 
 @st.composite
@@ -305,7 +470,8 @@ class Case:
 
 
 def to_layout(x: np.ndarray, layout: str, n: int) -> np.ndarray:
-    """x, darknet's (B, C, H, W), in another layout (nhwc, bahwc)."""
+    """x, darknet's (B, C, H, W), in another layout (nhwc, bahwc); the
+    public form is :func:`pydarknet_loss.to_layout`."""
     return from_nchw(x, layout, n)
 
 
@@ -320,24 +486,38 @@ def _takes(fn: Callable[..., Any], name: str) -> bool:
 @st.composite
 def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tuple[int, int]] = None,
           batch: Any = None, h: Any = None, w: Any = None, magnitude: Any = None, max_truths: Any = None,
-          seen: Any = None) -> Case:
-    """A whole case: a layer (drawn by ``kind``: ``"yolo"``, ``"region"`` or
-    AlexeyAB's ``"yolo_ab"``; or ``layer``: a layer, a
-    list of layers to choose from, or a strategy), its input, its truths,
-    the network size (``net=(w, h)`` fixes it) and, for [region], ``seen``
-    (0, 12799, 12800 or 50000)."""
+          seen: Any = None, options: Any = None) -> Case:
+    """A whole case: a layer, its input, its truths, the network size and,
+    for [region], ``seen`` (0, 12799, 12800 or 50000).
+
+    The layer: by default a head of the standard cfg of ``kind``
+    (``"yolo"``: yolov3.cfg's, ``"region"``: yolov2-voc.cfg's,
+    ``"yolo_ab"``: AlexeyAB's yolov4.cfg's; :data:`STANDARD_HEADS`) at that
+    cfg's network size, with no layer option drawn; ``options=`` opts into
+    drawing some (e.g. ``("map", "max_boxes", "truth_thresh")``, see
+    :data:`OPTIONS`) or ``"all"``.  Or ``layer``: yours (a layer, a list of
+    layers, a strategy, a :class:`~pydarknet_loss.Network`, a cfg path, a
+    golden case or its ``.npz`` path).  ``net=(w, h)`` fixes the network
+    size (drawn only with ``options="all"`` and no layer given)."""
     if kind not in ("yolo", "region", "yolo_ab"):
         raise ValueError(f"kind must be 'yolo', 'region' or 'yolo_ab', got {kind!r}")
+    opts = check_options(kind, options)
+    layer, layer_net = resolve_layer(layer, kind)
+    if layer is not None and opts is not None:
+        raise ValueError("options= draws settings of the standard heads; with layer= the layer is yours and fixed "
+                         "(pass one or the other)")
     if isinstance(layer, (list, tuple)):
         chosen = draw(st.sampled_from(list(layer)))
     elif layer is None:
-        chosen = draw({"yolo": yolo_layers, "region": region_layers, "yolo_ab": alexeyab_layers}[kind]())
+        chosen = draw(standard_layers(kind, opts))
+        if opts != OPTIONS[kind]:
+            layer_net = STANDARD_HEADS[kind][1]
     else:
         chosen = draw(_st(layer, st.none()))
     b = draw(_st(batch, _BATCH))
     hh = draw(_st(h, _GRID))
     ww = draw(_st(w, _GRID))
-    net_w, net_h = net if net is not None else draw(_NETS)
+    net_w, net_h = net if net is not None else (layer_net if layer_net is not None else draw(_NETS))
     x = draw(inputs(chosen, batch=b, h=hh, w=ww, magnitude=magnitude))
     truth = draw(truths(chosen, batch=b, h=hh, w=ww, max_truths=max_truths, net=(net_w, net_h)))
     s = draw(_st(seen, _SEEN)) if isinstance(chosen, RegionLayer) else 0

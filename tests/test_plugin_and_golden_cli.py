@@ -155,21 +155,28 @@ def test_check_passes_on_itself_and_fails_readably_on_a_perturbed_copy(tmp_path:
     for f in (tmp_path / "g").glob("*.npz"):
         d = np.load(f)
         np.savez(actual / f.name, output=d["output"], delta=d["delta"], cost=d["cost"])
-    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual)]) == 0
-    assert "4 of 4 cases match (exact)" in capsys.readouterr().out
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--tolerance", "exact"]) == 0
+    out = capsys.readouterr().out
+    assert f"\nchecking 4 golden cases of {tmp_path / 'g'} against {actual} (tolerance: exact)\n" in out
+    assert "4 of 4 cases match (exact)" in out
     d = np.load(tmp_path / "g" / "case_0001_yolo.npz")
     delta = d["delta"].copy()
     delta[0, 4, 2, 3] = np.nextafter(delta[0, 4, 2, 3], np.float32(1))  # anchor 0, objectness
     np.savez(actual / "case_0001_yolo.npz", output=d["output"], delta=delta, cost=d["cost"])
-    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "-v"]) == 1
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "-v",
+                     "--tolerance", "exact"]) == 1
     out = capsys.readouterr().out
     assert "case_0001_yolo.npz: [yolo] parity FAILED" in out
     assert "delta[image 0, anchor 0 (mask 0), row 2, col 3, objectness]" in out and "3 of 4 cases match" in out
     assert "float_rounding" in out  # one ULP: within darknet's own rounding
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual),
                      "--tolerance", "float32"]) == 0
-    capsys.readouterr()
-    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--max-ulp", "1"]) == 0
+    assert "4 of 4 cases match (float32 (darknet's own rounding))" in capsys.readouterr().out
+    # float32 is the default: a float32 port's rounding passes without asking (issue 19).
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual)]) == 0
+    assert capsys.readouterr().out.startswith("checking 4 golden cases")
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--max-ulp", "1",
+                     "--tolerance", "exact"]) == 0
     (actual / "case_0002_yolo.npz").unlink()
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--max-ulp", "1"]) == 1
     assert "case_0002_yolo.npz: MISSING" in capsys.readouterr().out
@@ -191,7 +198,7 @@ def test_check_explains_bad_files_layouts_dtypes_and_tags(tmp_path: Path, capsys
     (actual / names[1]).write_bytes(b"not a zip")
     assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual), "--layout", "nchw"]) == 1
     out = capsys.readouterr().out
-    assert "dtype float64" in out and f"{names[1]}: ERROR" in out and "per tag (passed/failed):" in out
+    assert "dtype float64" in out and f"{names[1]}: ERROR" in out and "every case fails (4 of 4)" in out
     assert "cases match" in out.splitlines()[-1]
     # A missing folder is one error.
     assert cli.main(["check", "--golden", str(tmp_path / "nope"), "--actual", str(actual)]) == 2
@@ -203,6 +210,32 @@ def test_tag_summary_says_what_the_failures_share() -> None:
     lines = cli.tag_summary([(["a", "x0_terminator_mid"], False), (["a"], True), (["exp_overflow_mag"], False)])
     assert lines[-1] == "fails only on cases tagged exp_overflow_mag or x0_terminator_mid"
     assert any(ln.split()[0] == "a" and "1 passed" in ln for ln in lines)
+    assert "the 2 failing cases share no tag" in lines
+
+
+def test_check_summary_when_every_case_fails_says_what_they_share(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    # Issue 19: a port wrong everywhere; the summary says what the failing
+    # cases share and what they do not, instead of a row per tag.
+    export(tmp_path / "g", 6, 3, "--profile", "all")
+    actual = tmp_path / "actual"
+    actual.mkdir()
+    for f in (tmp_path / "g").glob("*.npz"):
+        d = np.load(f)
+        np.savez(actual / f.name, delta=-d["delta"])  # the gradient instead of the delta, in every case
+    assert cli.main(["check", "--golden", str(tmp_path / "g"), "--actual", str(actual)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    tags = [set(c["tags"]) for c in json.loads((tmp_path / "g" / "MANIFEST.json").read_text())["cases"] if c["train"]]
+    shared = set.intersection(*tags)
+    assert shared and any(ln.startswith(f"every case fails ({len(tags)} of {len(tags)})") for ln in out)
+    line = next(ln for ln in out if ln.startswith(f"shared by all {len(tags)} failing cases: "))
+    assert set(line.split(": ", 1)[1].split(", ")) == shared
+    partial = set.union(*tags) - shared
+    if partial:
+        line = next(ln for ln in out if ln.startswith("not shared (on some failing cases only): "))
+        assert f"{len(partial)} tag" in line
+    assert not any("per tag" in ln for ln in out)  # no row per tag
+    assert out[-1].startswith(f"0 of {len(tags)} cases match")
 
 
 def test_check_against_the_shared_region_cases_from_the_command_line(tmp_path: Path) -> None:
@@ -272,11 +305,38 @@ def test_training(darknet_golden_case):
 '''
 
 
-def test_pytest_plugin_skips_golden_tests_without_the_option(pytester: pytest.Pytester) -> None:
+def test_pytest_plugin_fails_golden_tests_without_cases_and_says_how(pytester: pytest.Pytester,
+                                                                      tmp_path: Path) -> None:
+    # Issue 19: a CI that forgets --darknet-golden must not stay green.
     pytester.makepyfile(test_user=PLUGIN_TEST)
-    result = pytester.runpytest("-rs", "-q")  # the plugin loads through its entry point
+    result = pytester.runpytest("-q")  # the plugin loads through its entry point
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_my_loss_on_golden*no golden cases were given: pass --darknet-golden DIR*"])
+    # A folder without training cases is no better.
+    (tmp_path / "empty").mkdir()
+    result = pytester.runpytest("-q", "--darknet-golden", str(tmp_path / "empty"))
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*holds no training golden case*"])
+
+
+def test_pytest_plugin_opt_outs_skip_on_purpose(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=PLUGIN_TEST)
+    result = pytester.runpytest("-q", "-rs", "--darknet-golden=none")
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*pass --darknet-golden DIR*"])
+    result.stdout.fnmatch_lines(["*skipped on purpose*"])
+    pytester.makeini("[pytest]\ndarknet_golden = none\n")
+    pytester.runpytest("-q").assert_outcomes(passed=1, skipped=1)
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_user=PLUGIN_TEST.replace(
+        "def test_my_loss_on_golden", "@pytest.mark.darknet_golden_optional\ndef test_my_loss_on_golden"))
+    pytester.runpytest("-q").assert_outcomes(passed=1, skipped=1)
+
+
+def test_pytest_plugin_reads_the_folders_from_the_ini_file(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    export(tmp_path / "g", 2, 9, "--profile", "realistic")
+    pytester.makepyfile(test_user=PLUGIN_TRAIN_ONLY)
+    pytester.makeini(f"[pytest]\ndarknet_golden = {tmp_path / 'g'}\n")
+    pytester.runpytest("-q").assert_outcomes(passed=2)
 
 
 def test_plugin_is_registered_through_the_entry_point() -> None:

@@ -1,16 +1,14 @@
 """AlexeyAB/darknet's ``[yolo]`` layer (YOLOv4, YOLOv7 and the hank-ai fork),
-bit-exact to upstream commit 59596d7.
+bit-exact to upstream commit 59596d7::
 
-```python
-from pydarknet_loss import alexeyab
-layer = alexeyab.YoloLayer(classes=80, anchors=[...], mask=[6, 7, 8], iou_loss="ciou", iou_normalizer=.07,
-                           scale_x_y=1.05, iou_thresh=.213)
-res = layer.forward(x, truth, net_w=608, net_h=608, train=True, index=161)
-res.output, res.delta, res.cost, res.stats.line(), res.labels, res.class_ids, res.total_bbox
-```
+    from pydarknet_loss import alexeyab
+    layer = alexeyab.YoloLayer(classes=80, anchors=[...], mask=[6, 7, 8], iou_loss="ciou", iou_normalizer=.07,
+                               scale_x_y=1.05, iou_thresh=.213)
+    res = layer.forward(x, truth, net_w=608, net_h=608, train=True, index=161)
+    res.output, res.delta, res.cost, res.stats.line(), res.labels, res.class_ids, res.total_bbox
 
 The C core is ``darknet_src/ab_yolo_layer.c`` (``ab_forward_yolo_layer``);
-what differs from pjreddie's layer is listed there and in the README.
+what differs from pjreddie's layer is listed there.
 """
 from __future__ import annotations
 
@@ -106,7 +104,7 @@ class YoloResult:
     in darknet's (B, C, H, W) layout (labels and class_ids: (B, n, H, W))."""
 
     output: np.ndarray  #: l.output, float32
-    delta: np.ndarray  #: l.delta, float32 (minus a gradient for MSE; see README for the IoU losses)
+    delta: np.ndarray  #: l.delta, float32 (minus a gradient for MSE; for the IoU losses, see the layer's iou_loss)
     cost: np.float32  #: *l.cost (its formula depends on show_details and iou_loss)
     stats: Optional[YoloStats]  #: None when train=False
     count: int  #: the printed count (1 when nothing was assigned); -1 when train=False

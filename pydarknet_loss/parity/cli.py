@@ -14,10 +14,10 @@ import numpy as np
 
 from .._native import BUILD_CFLAGS, BUILD_SANITIZERS, cuda_info
 from .._version import UPSTREAM_COMMIT, __version__
-from ..files.network import Network, example_cfg, train_loss
+from ..files.network import EXAMPLES, Network, example_cfg, train_loss
 from ..layers import alexeyab
 from . import golden, mistakes
-from .compare import LAYOUTS, TOLERANCES, Tolerance, compare
+from .compare import DEFAULT_TOLERANCE, LAYOUTS, TOLERANCES, Tolerance, compare
 
 DEMO_CFG = "tiny-yolov3"
 DEMO_MISTAKE = "rounded_cell"
@@ -107,6 +107,12 @@ def info() -> int:
     return 0
 
 
+def example_cfg_command(name: str) -> int:
+    """Print a bundled example cfg (``pydarknet-loss example-cfg tiny-yolov3 > tiny-yolov3.cfg``)."""
+    sys.stdout.write(example_cfg(name).read_text())
+    return 0
+
+
 # ---- golden export ---------------------------------------------------------------------------
 
 def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
@@ -190,9 +196,14 @@ def _load_actual(path: Path) -> Dict[str, np.ndarray]:
         return {k: z[k] for k in ("output", "delta", "cost") if k in z.files}
 
 
+#: Rows of the per-tag table shown when some case fails, before "N more tags".
+TAG_ROWS = 12
+
+
 def tag_summary(results: Iterable[Tuple[Sequence[str], bool]]) -> List[str]:
-    """Per tag, how many cases pass and fail, and which tags only failing
-    cases carry ("fails only on ...")."""
+    """What the failing cases share and what they do not, then the tags that
+    tell passing from failing cases, and which tags only failing cases carry
+    ("fails only on ...").  When every case passes: per tag, how many."""
     per: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
     failing: List[Sequence[str]] = []
     n_ok = n_bad = 0
@@ -206,12 +217,47 @@ def tag_summary(results: Iterable[Tuple[Sequence[str], bool]]) -> List[str]:
             failing.append(tags)
     if not per:
         return []
-    lines = ["per tag (passed/failed):"]
-    width = max(len(t) for t in per)
-    for t in sorted(per, key=lambda t: (-per[t][1], t)):
-        ok, bad = per[t]
-        lines.append(f"  {t:<{width}}  {ok:>4} passed  {bad:>4} failed")
-    if n_bad:
+    if not n_bad:
+        lines = ["per tag (passed/failed):"]
+        width = max(len(t) for t in per)
+        for t in sorted(per, key=lambda t: (-per[t][1], t)):
+            ok, bad = per[t]
+            lines.append(f"  {t:<{width}}  {ok:>4} passed  {bad:>4} failed")
+        return lines
+    return _failure_summary(per, failing, n_ok, n_bad)
+
+
+def _failure_summary(per: Dict[str, List[int]], failing: List[Sequence[str]], n_ok: int, n_bad: int) -> List[str]:
+    """tag_summary's lines when some case fails (issue 19: say what the
+    failing cases share and what they do not, not every tag)."""
+    lines: List[str] = []
+    every = "all" if n_bad > 1 else "the"
+    shared = sorted((t for t, (ok, bad) in per.items() if bad == n_bad), key=lambda t: (per[t][0], t))
+    if not n_ok:
+        lines.append(f"every case fails ({n_bad} of {n_bad}): the cause is in what all of them exercise, not in a "
+                     "quirk only some carry")
+    if shared:
+        lines.append(f"shared by {every} {n_bad} failing case{'s' if n_bad > 1 else ''}: "
+                     + ", ".join(t + ("" if not n_ok else f" (also on {per[t][0]} passing)" if per[t][0]
+                                          else " (on no passing case)") for t in shared[:8]) + (f", +{len(shared) - 8} more" if len(shared) > 8 else ""))
+    else:
+        lines.append(f"the {n_bad} failing cases share no tag")
+    partial = sorted((t for t, (ok, bad) in per.items() if 0 < bad < n_bad), key=lambda t: (-per[t][1], t))
+    if partial:
+        lines.append(f"not shared (on some failing cases only): {len(partial)} tag{'s' if len(partial) > 1 else ''}, "
+                     + ", ".join(f"{t} ({per[t][1]} of {n_bad})" for t in partial[:6])
+                     + (", ..." if len(partial) > 6 else ""))
+    if n_ok:
+        # The tags that tell passing from failing cases, most failures first.
+        rows = sorted((t for t, (ok, bad) in per.items() if bad), key=lambda t: (-per[t][1], per[t][0], t))
+        lines.append("per tag (passed/failed), tags on failing cases:")
+        width = max(len(t) for t in rows[:TAG_ROWS])
+        for t in rows[:TAG_ROWS]:
+            ok, bad = per[t]
+            lines.append(f"  {t:<{width}}  {ok:>4} passed  {bad:>4} failed")
+        if len(rows) > TAG_ROWS:
+            lines.append(f"  ... {len(rows) - TAG_ROWS} more tags")
+    if n_ok:
         only = sorted(t for t, (ok, bad) in per.items() if bad and not ok)
         if only and all(any(t in only for t in tags) for tags in failing):
             lines.append(f"fails only on cases tagged {' or '.join(only)}")
@@ -240,6 +286,9 @@ def golden_check(args: argparse.Namespace) -> int:
         print(f"pydarknet-loss check: no training-forward golden cases in {golden_dir}", file=sys.stderr)
         return 2
     tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
+    tol_name = Tolerance(**tol, float32=args.tolerance == "float32")
+    print(f"checking {len(entries)} golden case{'s' if len(entries) != 1 else ''} of {golden_dir} against "
+          f"{actual_dir} (tolerance: {tol_name})")
     results: List[Tuple[Sequence[str], bool]] = []
     errors = 0
     for e in entries:
@@ -269,7 +318,7 @@ def golden_check(args: argparse.Namespace) -> int:
     failed = sum(1 for _, ok in results if not ok)
     for line in tag_summary(results):
         print(line)
-    print(f"{len(results) - failed} of {len(results)} cases match ({Tolerance(**tol, float32=args.tolerance == 'float32')})"
+    print(f"{len(results) - failed} of {len(results)} cases match ({tol_name})"
           + (f"; {failed} do not" if failed else "") + (f" ({errors} could not be read)" if errors else ""))
     return 1 if failed else 0
 
@@ -301,11 +350,28 @@ def fuzz_command(args: argparse.Namespace) -> int:
     jobs = max(1, args.jobs)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     share = [args.examples // jobs + (1 if j < args.examples % jobs else 0) for j in range(jobs)]
+    options = None
+    if args.options:
+        options = "all" if args.options == ["all"] else tuple(args.options)
+        if layers is not None:
+            print("pydarknet-loss fuzz: --options draws settings of the standard heads; with --cfg the layers are "
+                  "the cfg's", file=sys.stderr)
+            return 2
+        try:
+            from .. import strategies as S
+
+            S.check_options(kind, options)
+        except ValueError as exc:
+            print(f"pydarknet-loss fuzz: {exc}", file=sys.stderr)
+            return 2
     work = [(args.impl, layers, kind, max(n, 1), seed + j, args.tolerance, args.layout,
-             str(args.out) if args.out is not None else None, tuple(args.net) if args.net else None, j)
+             str(args.out) if args.out is not None else None, tuple(args.net) if args.net else None, j, options)
             for j, n in enumerate(share)]
-    print(f"fuzzing {args.impl} ({kind}, {args.examples} cases, {jobs} job{'s' if jobs > 1 else ''}, seed {seed}, "
-          f"tolerance {args.tolerance})", file=sys.stderr)
+    what = (f"{args.cfg}'s loss layers" if layers is not None else
+            f"the heads of {_standard_cfg(kind)}" + (f", drawing {', '.join(options) if options != 'all' else 'every layer option'}"
+                                                     if options else ""))
+    print(f"fuzzing {args.impl} on {what} ({args.examples} cases, {jobs} job{'s' if jobs > 1 else ''}, seed {seed}, "
+          f"tolerance {Tolerance(float32=args.tolerance == 'float32')})", file=sys.stderr)
     if jobs == 1:
         outcomes = [F.run_job(work[0])]
     else:
@@ -315,9 +381,10 @@ def fuzz_command(args: argparse.Namespace) -> int:
             outcomes = pool.map(F.run_job, work)
     failed = [o for o in outcomes if not o.ok]
     passed = sum(o.passed for o in outcomes)
-    worst = max((o.max_difference for o in outcomes), key=lambda d: (d.ulp, d.abs))
+    worst = max((o.max_difference for o in outcomes), key=lambda d: (d.used, d.ulp, d.abs))
     if not failed:
-        print(f"{passed} cases passed (max difference {worst})")
+        print(f"{passed} cases passed (tolerance: {Tolerance(float32=args.tolerance == 'float32')}); "
+              f"{F._difference_words(worst)}")
         return 0
     first = min(failed, key=lambda o: o.job)
     print(f"departs from darknet: {first.cause} (job {first.job}, seed {first.seed}, after {first.examples} cases)")
@@ -327,6 +394,12 @@ def fuzz_command(args: argparse.Namespace) -> int:
               "--actual <your arrays>, or keep it for the pytest plugin (--darknet-golden)")
     print("\nreproducer:\n" + first.reproducer)
     return 1
+
+
+def _standard_cfg(kind: str) -> str:
+    from .. import strategies as S
+
+    return S.STANDARD_HEADS[kind][0]
 
 
 # ---- the parser ---------------------------------------------------------------------------------
@@ -341,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "mistaken implementation")
     p_demo.add_argument("--seed", type=int, default=0, help="seed of the example's data (default 0)")
     sub.add_parser("info", help="version, upstream commits, build flags, CUDA build")
+    p_ex = sub.add_parser("example-cfg", help="print a small cfg bundled with the package (ours), to start from",
+                          description="Print a small darknet cfg bundled with the package, e.g. "
+                                      "`pydarknet-loss example-cfg tiny-yolov3 > tiny-yolov3.cfg`.")
+    p_ex.add_argument("name", nargs="?", default=EXAMPLES[0], choices=EXAMPLES,
+                      help=f"which one (default {EXAMPLES[0]}): {', '.join(EXAMPLES)}")
 
     p_golden = sub.add_parser("golden", help="golden cases: export cases computed by the oracle")
     gsub = p_golden.add_subparsers(dest="golden_command", required=True, metavar="SUBCOMMAND")
@@ -383,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_chk.add_argument("--layout", choices=LAYOUTS, default="nchw",
                        help="your arrays' layout: nchw = darknet's (B, C, H, W) (default), nhwc = (B, H, W, C), "
                             "bahwc = (B, A, H, W, 5+classes)")
-    p_chk.add_argument("--tolerance", choices=TOLERANCES, default="exact",
-                       help="exact (bit for bit, default) or float32 (darknet's own rounding of each element)")
+    p_chk.add_argument("--tolerance", choices=TOLERANCES, default=DEFAULT_TOLERANCE,
+                       help="float32 (darknet's own rounding of each element, default) or exact (bit for bit: "
+                            "only a bit-exact port of darknet's C passes it)")
     p_chk.add_argument("--atol", type=float, default=0.0, help="also pass |actual - expected| <= atol")
     p_chk.add_argument("--rtol", type=float, default=0.0, help="also pass |actual - expected| <= rtol*|expected|")
     p_chk.add_argument("--max-ulp", type=int, default=0, help="also pass within this many float32 ULPs")
@@ -400,7 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "a departure is found.")
     p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
     p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab"), default="yolo",
-                      help="the layer to fuzz: pjreddie's yolo (default) or region, AlexeyAB's yolo_ab")
+                      help="the layer to fuzz without --cfg: the heads of pjreddie's yolov3.cfg (yolo, default), "
+                           "yolov2-voc.cfg (region) or AlexeyAB's yolov4.cfg (yolo_ab)")
+    p_fz.add_argument("--options", nargs="+", metavar="OPTION",
+                      help="without --cfg: also draw these layer options (e.g. map max_boxes truth_thresh), or all")
     p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")
     p_fz.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
                       help="which darknet the --cfg is for (default pjreddie)")
@@ -408,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_fz.add_argument("--jobs", type=int, default=1,
                       help="processes, each with its own seed and share of the cases (default 1)")
     p_fz.add_argument("--seed", type=int, default=None, help="seed of job 0 (job j uses seed + j); default random")
-    p_fz.add_argument("--tolerance", choices=TOLERANCES, default="float32",
+    p_fz.add_argument("--tolerance", choices=TOLERANCES, default=DEFAULT_TOLERANCE,
                       help="float32 (darknet's own rounding, default) or exact")
     p_fz.add_argument("--layout", choices=LAYOUTS, default="nchw",
                       help="your implementation's layout of x and its arrays (default nchw)")
@@ -426,6 +508,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return demo(args.seed)
         if args.command == "info":
             return info()
+        if args.command == "example-cfg":
+            return example_cfg_command(args.name)
         if args.command == "golden":
             if args.cases < 1:
                 ap.error("--cases must be at least 1")

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import _native
+from .. import _native, _validate
 from ..layers import alexeyab
 from ..layers import layout as lay
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
@@ -20,6 +20,12 @@ LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 ARRAYS = ("output", "delta")
 LAYOUTS = lay.LAYOUTS
 TOLERANCES = ("exact", "float32")
+#: The default tolerance everywhere a port is judged (compare, assert_parity,
+#: check, check_gradient, fuzz, the pytest plugin): darknet's own float32
+#: rounding of each element.  Bit-exactness (``"exact"``) is attainable only
+#: by a bit-exact port of darknet's C; a correct float32 (or float64) port of
+#: darknet's formulas passes ``"float32"``.
+DEFAULT_TOLERANCE = "float32"
 #: Per-class rows shown in a report before "N more".
 CLASS_ROWS = 3
 ULP_INF = np.iinfo(np.int64).max
@@ -60,6 +66,7 @@ class Tolerance:
     rtol: float = 0.0
     max_ulp: int = 0
     float32: bool = False
+    note: str = ""  #: why the tolerance is not the one asked for (float32 without input and truth)
 
     def passes(self, expected: np.ndarray, actual: np.ndarray, ulp: np.ndarray,
                bound: Optional[np.ndarray] = None) -> np.ndarray:
@@ -72,12 +79,29 @@ class Tolerance:
                 ok |= np.abs(a64 - e64) <= bound
         return ok
 
+    def ratio(self, expected: np.ndarray, actual: np.ndarray, ulp: np.ndarray,
+              bound: Optional[np.ndarray] = None) -> np.ndarray:
+        """Per element, how much of the tolerance the difference uses: 0 for
+        equal bits, at most 1 where the element passes, inf where nothing
+        but equal bits would do (the smallest ratio over the criteria)."""
+        r = np.where(ulp == 0, 0.0, np.inf)
+        if self.max_ulp:
+            r = np.fmin(r, ulp.astype(np.float64) / self.max_ulp)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            absd = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+            for allowed in ([self.atol + self.rtol * np.abs(expected.astype(np.float64))]
+                            if self.atol or self.rtol else []) + ([bound] if self.float32 and bound is not None
+                                                                   else []):
+                allowed = np.asarray(allowed, np.float64)
+                r = np.fmin(r, np.where(allowed > 0, absd / np.where(allowed > 0, allowed, 1.0), np.inf))
+        return np.where(ulp == 0, 0.0, r)
+
     def __str__(self) -> str:
         parts = ["float32 (darknet's own rounding)" if self.float32 else "exact"]
         extra = [f"{k}={v:g}" for k, v in (("atol", self.atol), ("rtol", self.rtol)) if v]
         if self.max_ulp:
             extra.append(f"max_ulp={self.max_ulp}")
-        return ", ".join(parts + extra)
+        return ", ".join(parts + extra) + (f"; {self.note}" if self.note else "")
 
 
 @dataclass(frozen=True)
@@ -154,6 +178,11 @@ class ParityReport:
     problems: List[str] = field(default_factory=list)
     explained: bool = False  #: whether input and truth were given, so the causes come from the oracle's record
     parts: List[PartRow] = field(default_factory=list)  #: the delta's parts: elements, failing, relation
+    #: the largest share of the tolerance any element's difference uses: 0 when every element is bit-equal,
+    #: at most 1 when every element passes (the headroom is 1 minus it), inf when one needs more than it allows
+    tolerance_used: float = 0.0
+    layout: str = "nchw"  #: the layout the implementation's arrays were compared in (cause_map returns it)
+    dtypes: Dict[str, str] = field(default_factory=dict)  #: arrays given in another dtype than float32
     _pairs: Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     _codes: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _names: List[str] = field(default_factory=list, repr=False)
@@ -172,9 +201,11 @@ class ParityReport:
     def __bool__(self) -> bool:
         return self.ok
 
-    def cause_map(self, name: str) -> np.ndarray:
-        """A str array of the named array's shape (darknet's (B, C, H, W)):
-        ``""`` where the element passes, else its cause code."""
+    def cause_map(self, name: str, layout: Optional[str] = None) -> np.ndarray:
+        """A str array of the named array's shape: ``""`` where the element
+        passes, else its cause code.  In the layout the arrays were compared
+        in (``compare(..., layout=)``), so that it indexes like your array;
+        ``layout="nchw"`` gives darknet's (B, C, H, W)."""
         if name not in self._codes and name not in self._pairs:
             compared = sorted(set(self._codes) | set(self._pairs))
             raise KeyError(f"no array {name!r} was compared (compared: {', '.join(compared) or 'none'})")
@@ -182,13 +213,33 @@ class ParityReport:
         if c is None:  # nothing failed there
             c = np.full(self._pairs[name][0].shape, "", dtype=object)
         b, n, p, h, w = c.shape
-        return c.reshape(b, n * p, h, w).astype(str)
+        return lay.from_nchw(c.reshape(b, n * p, h, w).astype(str), lay.check(layout or self.layout), n)
 
-    def __str__(self) -> str:
+    def headline(self) -> str:
+        """The first line of every report: the verdict, the tolerance, and
+        what fails (a dtype other than float32 first)."""
         verdict = "OK" if self.ok else "FAILED"
         total = sum(c.size for c in self.components if not _per_class_row(c.component))
-        lines = [f"[{self.kind}] parity {verdict} (tolerance: {self.tolerance}); {self.mismatches} of {total} "
-                 f"elements fail" + (f", arrays of shape {self.shape}" if self.shape else "")]
+        dt = ""
+        if self.dtypes:
+            given = sorted(set(self.dtypes.values()))
+            dt = (f": {'/'.join(given)} given, float32 expected ({', '.join(self.dtypes)}); compared after a cast "
+                  "to float32,")
+        return (f"[{self.kind}] parity {verdict} (tolerance: {self.tolerance}){dt}{';' if not dt else ''} "
+                f"{self.mismatches} of {total} elements fail" + (f", arrays of shape {self.shape}" if self.shape
+                                                                  else ""))
+
+    def headroom(self) -> str:
+        """How much of the tolerance the largest difference uses, in words."""
+        u = self.tolerance_used
+        if u == 0:
+            return "every element bit-identical to darknet's"
+        if not np.isfinite(u):
+            return f"some element differs beyond what the tolerance ({self.tolerance}) allows"
+        return f"the largest difference uses {_share(u)} of the tolerance ({self.tolerance})"
+
+    def __str__(self) -> str:
+        lines = [self.headline()]
         for p in self.problems:
             lines.append(f"  problem: {p}")
         if self.components:
@@ -230,7 +281,7 @@ class ParityReport:
     def summary(self, causes: int = 3) -> str:
         """The verdict and the top causes, each with its message: the few
         lines that say what to change."""
-        lines = [str(self).splitlines()[0]]
+        lines = [self.headline()]
         for p in self.problems:
             lines.append(f"  problem: {p}")
         if self.cost is not None and not self.cost_ok:
@@ -295,6 +346,14 @@ class ParityReport:
         return fig
 
 
+def _share(u: float) -> str:
+    """A share of the tolerance, as a percentage that never rounds up to 100 % below it."""
+    if u >= 1:
+        return f"{u:.3g}x"
+    pct = math.floor(u * 1000) / 10
+    return f"{pct:g} %" if pct > 0 else "< 0.1 %"
+
+
 def _per_class_row(name: str) -> bool:
     """A row of some classes ("class 7", "+77 classes"), which the classes row already counts."""
     return name.startswith(("class ", "+"))
@@ -326,19 +385,17 @@ def _get(obj: Any, key: str) -> Any:
 def to_numpy(a: Any, name: str) -> np.ndarray:
     """A NumPy array from a NumPy array or a torch tensor (CPU or CUDA,
     detached and copied to the host); anything else is refused."""
+    a = _validate.host_array(name, a)
     if isinstance(a, np.ndarray):
         return a
-    mod = type(a).__module__
-    if mod.startswith("torch") and hasattr(a, "detach"):
-        return a.detach().cpu().numpy()
     raise TypeError(f"{name} must be a numpy.ndarray or a torch.Tensor, got {type(a).__name__}")
 
 
 def _to_nchw(a: np.ndarray, layout: str, name: str, n: int) -> np.ndarray:
-    """A (B, C, H, W) view of an array in `layout`; shape errors name the layout."""
+    """A (B, C, H, W) view of an array in `layout`; shape errors name the
+    layout (the hint of which layout it looks like is the caller's, once)."""
     if layout == "nchw" and a.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions (B, C, H, W), got shape {a.shape}"
-                         + (" (pass layout='bahwc' for (B, A, H, W, 5+classes))" if a.ndim == 5 else ""))
+        raise ValueError(f"{name} must have 4 dimensions (B, C, H, W), got shape {a.shape}")
     return lay.to_nchw(a, layout, n, name)
 
 
@@ -359,12 +416,21 @@ def _guess_layout(shape: Tuple[int, ...], want: Tuple[int, ...], n: int) -> str:
         return " (it looks like (B, H, W, C): pass layout='nhwc')"
     if len(shape) == 5 and shape == (b, n, h, w, c // n):
         return " (it looks like (B, A, H, W, 5+classes): pass layout='bahwc')"
+    if len(shape) == 5:
+        return " (pass layout='bahwc' for (B, A, H, W, 5+classes))"
     return ""
+
+
+def _host_truth(truth: Any) -> Any:
+    """Truths as the oracle takes them, torch tensors (or a list of them) read into NumPy."""
+    if isinstance(truth, (list, tuple)):
+        return [_validate.host_array(f"truth[{k}]", t) for k, t in enumerate(truth)]
+    return _validate.host_array("truth", truth)
 
 
 def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.ndarray] = None,
             truth: Any = None, net_w: int = 416, net_h: int = 416, seen: int = 0, layout: str = "nchw",
-            tolerance: str = "exact", atol: float = 0.0, rtol: float = 0.0, max_ulp: int = 0,
+            tolerance: Optional[str] = None, atol: float = 0.0, rtol: float = 0.0, max_ulp: int = 0,
             worst: int = 10, _evidence: Optional[dg.Evidence] = None) -> ParityReport:
     """Compare another implementation with the oracle, and explain each difference.
 
@@ -380,16 +446,22 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     element that fails be attributed to one cause (``report.causes``), from
     what the oracle did on that input.
 
-    ``tolerance``: ``"exact"`` (bit for bit, the default) or ``"float32"``:
+    ``tolerance``: ``"float32"`` (the default, everywhere in the package):
     darknet's own per-element rounding bound, the principled tolerance for
-    a float32 implementation (needs ``input`` and ``truth``).  ``atol``,
-    ``rtol`` and ``max_ulp`` widen either.
+    an implementation of darknet's formulas in float32 (it needs ``input``
+    and ``truth``; without them the default falls back to ``"exact"`` and
+    the report says so), or ``"exact"``: bit for bit, attainable only by a
+    bit-exact port.  ``atol``, ``rtol`` and ``max_ulp`` widen either.  The
+    report's first line names the tolerance used.
     """
     if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
         raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer the expected result came "
                         "from")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
+    defaulted = tolerance is None
+    if defaulted:
+        tolerance = DEFAULT_TOLERANCE
     if tolerance not in TOLERANCES:
         raise ValueError(f"tolerance must be 'exact' or 'float32', got {tolerance!r}")
     case = expected if hasattr(expected, "expected") and hasattr(expected, "input") else None
@@ -402,11 +474,13 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if not case.train:
             truth = None
         expected = case.expected()
+    if truth is not None:
+        truth = _host_truth(truth)
     tol = Tolerance(float(atol), float(rtol), int(max_ulp), float32=tolerance == "float32")
     names = component_names(layer)
     per = len(names)
     n = layer.n
-    report = ParityReport(kind=layer.kind, tolerance=tol, _names=names,
+    report = ParityReport(kind=layer.kind, tolerance=tol, _names=names, layout=layout,
                           _mask=[int(m) for m in layer.mask] if getattr(layer, "mask", None) is not None else None)
     present = [k for k in ARRAYS if _get(actual, k) is not None]
     if not present and _get(actual, "cost") is None:
@@ -415,7 +489,11 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     ev: Optional[dg.Evidence] = _evidence  # the oracle's own run, when the caller already has it
     x = to_numpy(input, "input") if input is not None else None
     report.explained = ev is not None or (x is not None and truth is not None)
-    if tol.float32 and not report.explained and present:
+    if tol.float32 and not report.explained and present and defaulted:
+        tol = Tolerance(tol.atol, tol.rtol, tol.max_ulp, float32=False,
+                        note="float32, the default, needs input= and truth=")
+        report.tolerance = tol
+    elif tol.float32 and not report.explained and present:
         raise ValueError("tolerance='float32' needs input= and truth=: the bound is darknet's own rounding of each "
                          "element on that input (a golden case carries both)")
 
@@ -439,7 +517,8 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         try:
             act = _to_nchw(raw, layout, f"actual {key}", n)
         except ValueError as exc:
-            report.problems.append(f"{exc}{_guess_layout(raw.shape, exp.shape, n)}")
+            msg = str(exc)
+            report.problems.append(msg + ("" if "layout=" in msg else _guess_layout(raw.shape, exp.shape, n)))
             continue
         report.shape = exp.shape
         if act.shape != exp.shape:
@@ -447,9 +526,10 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
                                    + _guess_layout(raw.shape, exp.shape, n))
             continue
         if act.dtype != np.float32:
+            report.dtypes[key] = str(act.dtype)
             report.problems.append(
                 f"{key} has dtype {act.dtype}; darknet computes float32, so a float32 implementation is what the "
-                "oracle reproduces: compute in float32 (the comparison below casts your values to float32)")
+                "oracle reproduces: return float32 (the comparison below casts your values to float32)")
             if act.dtype.kind not in "fiu":
                 continue
             act = act.astype(np.float32)
@@ -458,22 +538,22 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             raise ValueError(f"{key} has {c} channels, not a multiple of {per} entries per anchor for this layer")
         e5 = np.ascontiguousarray(exp).reshape(b, c // per, per, h, w)
         a5 = np.ascontiguousarray(act).reshape(b, c // per, per, h, w)
-        # One pass in C: the exact verdict (max_ulp, atol, rtol) and the table's reductions.
-        stats, bad, nbad = _native.compare_arrays(e5, a5, tol.atol, tol.rtol, tol.max_ulp)
-        if nbad and tol.float32:
-            # Darknet's rounding bound, at the cells where something differs.
+        # One pass in C: which elements are not bit-equal, and the table's
+        # reductions; the tolerance is then applied at the cells that differ.
+        stats, bad, nbad = _native.compare_arrays(e5, a5, 0.0, 0.0, 0)
+        if nbad:
             cells = np.nonzero(bad.any(axis=2))
-            oracle_ev = oracle()
-            assert oracle_ev is not None
-            bound = oracle_ev.bound_cells(key, cells)
-            sub_e = e5[cells[0], cells[1], :, cells[2], cells[3]].astype(np.float64)
-            sub_a = a5[cells[0], cells[1], :, cells[2], cells[3]].astype(np.float64)
-            with np.errstate(invalid="ignore"):
-                within = bad[cells[0], cells[1], :, cells[2], cells[3]] & (np.abs(sub_a - sub_e) <= bound)
-            if within.any():
-                sub_bad = bad[cells[0], cells[1], :, cells[2], cells[3]] & ~within
-                bad[cells[0], cells[1], :, cells[2], cells[3]] = sub_bad
-                stats["fail"] = stats["fail"] - within.sum(axis=0)
+            sub_e, sub_a = e5[cells[0], cells[1], :, cells[2], cells[3]], a5[cells[0], cells[1], :, cells[2], cells[3]]
+            bound = None
+            if tol.float32:
+                oracle_ev = oracle()
+                assert oracle_ev is not None
+                bound = oracle_ev.bound_cells(key, cells)
+            ulp = ulp_distance(sub_e, sub_a)
+            sub_bad = ~tol.passes(sub_e, sub_a, ulp, bound)
+            report.tolerance_used = max(report.tolerance_used, float(tol.ratio(sub_e, sub_a, ulp, bound).max()))
+            bad[cells[0], cells[1], :, cells[2], cells[3]] = sub_bad
+            stats["fail"] = sub_bad.sum(axis=0)
         report._pairs[key] = (e5, a5, bad)
         if bad.any():
             arrays.append(dg.Array(key, e5, a5, bad, oracle(), layer))
@@ -506,6 +586,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             u = ulp_distance(e, a)
             report.cost = (float(e), float(a), int(u))
             report.cost_ok = bool(tol.passes(e, a, u))
+            report.tolerance_used = max(report.tolerance_used, float(tol.ratio(e, a, u)))
     return report
 
 

@@ -36,20 +36,31 @@ from .. import strategies as S
 from ..layers.pjreddie import RegionLayer, YoloLayer
 from . import diagnose as dg
 from . import golden
-from .compare import LAYOUTS, ParityReport, compare
+from .compare import DEFAULT_TOLERANCE, LAYOUTS, ParityReport, compare
 
 Impl = Callable[..., Any]
 
 
 @dataclass(frozen=True)
 class Difference:
-    """The largest difference seen between the implementation and the oracle."""
+    """The largest difference seen between the implementation and the
+    oracle: ``used``, the largest share of the tolerance any element's
+    difference took (0: every element bit-identical; at most 1 when every
+    case passed; the headroom is 1 minus it), and the largest absolute and
+    ULP differences (between values of one sign) over all elements."""
 
     abs: float = 0.0
     ulp: int = 0
+    used: float = 0.0
+    tolerance: str = ""  #: the tolerance, as the reports name it
 
     def __str__(self) -> str:
-        return f"{self.ulp} ulp, {self.abs:.3g} abs"
+        if self.used == 0:
+            return "every element bit-identical to darknet's"
+        from .compare import _share
+
+        return (f"headroom: the largest difference uses {_share(self.used)} of the tolerance"
+                + (f" ({self.tolerance})" if self.tolerance else ""))
 
 
 @dataclass
@@ -96,10 +107,16 @@ class FuzzResult:
 
     def __str__(self) -> str:
         if self.ok:
-            return (f"{self.passed} cases passed in {self.seconds:.1f} s (max difference {self.max_difference})")
+            tol = f" under tolerance {self.max_difference.tolerance}" if self.max_difference.tolerance else ""
+            return f"{self.passed} cases passed{tol} in {self.seconds:.1f} s; {_difference_words(self.max_difference)}"
         assert self.failure is not None
         return (f"departs from darknet ({self.failure.cause}) after {self.examples} cases, shrunk to:\n"
                 f"{self.failure}")
+
+
+def _difference_words(d: Difference) -> str:
+    """The headroom, without repeating the tolerance the line already names."""
+    return str(Difference(d.abs, d.ulp, d.used))
 
 
 class ParityFailure(AssertionError):
@@ -146,21 +163,33 @@ def _headroom(report: ParityReport, best: Difference) -> Difference:
     rows = [c for c in report.components if not c.component.startswith(("class ", "+"))]
     a = max([best.abs] + [c.max_abs for c in rows])
     u = max([best.ulp] + [c.max_ulp for c in rows if c.max_ulp is not None and c.max_ulp < 2**40])
-    return Difference(abs=float(a), ulp=int(u))
+    return Difference(abs=float(a), ulp=int(u), used=max(best.used, report.tolerance_used),
+                      tolerance=str(report.tolerance))
 
 
-def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 500, tolerance: str = "float32",
-         seed: Optional[int] = None, layout: str = "nchw", out: Optional[Any] = None,
-         net: Optional[Tuple[int, int]] = None, cases: Any = None, raise_on_failure: bool = False,
-         progress: Optional[Callable[[str], None]] = None, **tol: Any) -> FuzzResult:
+def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 500,
+         tolerance: str = DEFAULT_TOLERANCE, seed: Optional[int] = None, layout: str = "nchw",
+         out: Optional[Any] = None, net: Optional[Tuple[int, int]] = None, cases: Any = None,
+         raise_on_failure: bool = False, progress: Optional[Callable[[str], None]] = None, options: Any = None,
+         **tol: Any) -> FuzzResult:
     """Run ``impl(x, truth, layer, net_w, net_h)`` (and ``seen=`` for
     [region] when it takes it) against the oracle on drawn cases.
 
     ``impl`` returns its delta (darknet's (B, C, H, W), or ``layout``), or a
-    dict with ``delta``, ``output`` and/or ``cost``.  ``layer`` fixes the
-    layer (yours, e.g. from ``Network.from_cfg``; or a list to choose
-    from), ``net=(w, h)`` the network size, ``cases`` the whole strategy
-    (see :func:`pydarknet_loss.strategies.cases`).  ``examples``: how many
+    dict with ``delta``, ``output`` and/or ``cost``.
+
+    ``layer`` is the layer your implementation claims: yours (a layer, a
+    list to choose from, a :class:`~pydarknet_loss.Network`, a cfg path, a
+    golden case or its ``.npz`` path).  Without it the heads of the
+    standard cfg of ``kind`` are fuzzed (``"yolo"``: yolov3.cfg's three
+    [yolo] heads at 608x608; ``"region"``: yolov2-voc.cfg's [region];
+    ``"yolo_ab"``: AlexeyAB's yolov4.cfg's heads), only the inputs and
+    truths drawn; ``options=`` opts into drawing layer settings too (e.g.
+    ``("map", "max_boxes", "truth_thresh")``, or ``"all"``: see
+    :data:`pydarknet_loss.strategies.OPTIONS`).  ``net=(w, h)`` fixes the
+    network size, ``cases`` the whole strategy (see
+    :func:`pydarknet_loss.strategies.cases`).  ``tolerance``: ``"float32"``
+    (the default: darknet's own rounding) or ``"exact"``.  ``examples``: how many
     cases to try; ``seed`` makes the run repeatable.  On the first
     departure the case is shrunk to a minimal one with the same cause;
     ``out``: a folder to write it to as a golden ``.npz`` (a regression test
@@ -173,7 +202,9 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
         raise TypeError(f"impl must be callable as impl(x, truth, layer, net_w, net_h), got {type(impl).__name__}")
     if not (isinstance(examples, int) and examples >= 1):
         raise ValueError(f"examples must be a positive int, got {examples!r}")
-    strategy = cases if cases is not None else S.cases(layer, kind=kind, net=net)
+    if cases is not None and options is not None:
+        raise ValueError("options= chooses what cases draws; with cases= the strategy is yours (pass one)")
+    strategy = cases if cases is not None else S.cases(layer, kind=kind, net=net, options=options)
     start = time.monotonic()
     state: Dict[str, Any] = {"n": 0, "passed": 0, "best": Difference(), "last": start, "shrinking": False}
 
@@ -187,7 +218,7 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
         state["best"] = _headroom(report, state["best"])
         if progress is not None and time.monotonic() - state["last"] >= 3.0:
             state["last"] = time.monotonic()
-            progress(f"{state['passed']} cases passed (max difference {state['best']})")
+            progress(f"{state['passed']} cases passed ({state['best']})")
 
     test = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                     report_multiple_bugs=False, print_blob=False,
@@ -258,7 +289,7 @@ def reproducer(impl: Impl, case: S.Case, report: ParityReport, layout: str) -> s
     region = isinstance(case.layer, RegionLayer)
     net = f"seen={case.seen}" if region else f"net_w={case.net_w}, net_h={case.net_h}"
     call_net = f"{case.net_w}, {case.net_h}" + (f", seen={case.seen}" if region and S._takes(impl, "seen") else "")
-    to_layout = f"pdl.strategies.to_layout(x, {layout!r}, layer.n)" if layout != "nchw" else "x"
+    to_layout = f"pdl.to_layout(x, {layout!r}, layer)" if layout != "nchw" else "x"
     truth_lines = [f"truth = np.zeros({tuple(case.truth.shape)}, np.float32)"]
     for b in range(case.truth.shape[0]):
         for t in range(case.truth.shape[1]):
@@ -329,7 +360,8 @@ def store(case: S.Case, report: ParityReport, out: Path, source: str = "") -> Pa
 # ---- the pytest form -------------------------------------------------------------------------------
 
 def parity_test(impl: Impl, layer: Any = None, *, kind: str = "yolo", net: Optional[Tuple[int, int]] = None,
-                tolerance: str = "float32", layout: str = "nchw", **tol: Any) -> Callable[..., None]:
+                tolerance: str = DEFAULT_TOLERANCE, layout: str = "nchw", options: Any = None,
+                **tol: Any) -> Callable[..., None]:
     """A pytest test function that checks ``impl`` on drawn cases under
     Hypothesis' own settings and example database, so that a departure
     found once is tried first next time::
@@ -340,7 +372,7 @@ def parity_test(impl: Impl, layer: Any = None, *, kind: str = "yolo", net: Optio
         case.check(impl, tolerance=tolerance, layout=layout, **tol)
 
     test_parity.__name__ = test_parity.__qualname__ = f"test_parity_of_{getattr(impl, '__name__', 'impl')}"
-    return given(case=S.cases(layer, kind=kind, net=net))(test_parity)
+    return given(case=S.cases(layer, kind=kind, net=net, options=options))(test_parity)
 
 
 # ---- the command line ------------------------------------------------------------------------------
@@ -383,17 +415,19 @@ class JobOutcome:
     report: str = field(default="", repr=False)
 
 
-def run_job(args: Tuple[str, Any, str, int, int, str, str, Optional[str], Optional[Tuple[int, int]], int]
-            ) -> JobOutcome:
-    """One job of ``pydarknet-loss fuzz``: its own seed, its share of the examples."""
-    spec, layers, kind, examples, seed, tolerance, layout, out, net, job = args
+def run_job(args: Tuple[Any, ...]) -> JobOutcome:
+    """One job of ``pydarknet-loss fuzz``: its own seed, its share of the
+    examples.  ``args``: (impl spec, layers, kind, examples, seed, tolerance,
+    layout, out, net, job[, options])."""
+    spec, layers, kind, examples, seed, tolerance, layout, out, net, job = args[:10]
+    options = args[10] if len(args) > 10 else None
     impl = load_impl(spec)
 
     def say(msg: str) -> None:
         print(f"[job {job}] {msg}", file=sys.stderr, flush=True)
 
     res = fuzz(impl, layers, kind=kind, examples=examples, seed=seed, tolerance=tolerance, layout=layout, out=out,
-               net=net, progress=say)
+               net=net, progress=say, options=options)
     f = res.failure
     return JobOutcome(job=job, seed=seed, ok=res.ok, examples=res.examples, passed=res.passed,
                       max_difference=res.max_difference, seconds=res.seconds,

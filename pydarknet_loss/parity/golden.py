@@ -1,5 +1,7 @@
-"""Golden cases: the training-forward format of the shared golden set
-(``../shared/golden/README.md``), read, run, checked and exported.
+"""Golden cases: the training-forward format of the golden set computed by
+upstream darknet, read, run, checked and exported.  The format, key by key,
+ships with the package: :mod:`pydarknet_loss.parity.golden_format`
+(``help(pydarknet_loss.parity.golden_format)``).
 
 A case is one ``.npz`` with ``kind`` (``yolo``, ``region`` or AlexeyAB's
 ``yolo_ab``), ``params`` (JSON), ``input``, ``truth``, ``train``, ``seen``

@@ -6,8 +6,15 @@
   ``darknet_golden_case`` fixture runs once per *training* golden case in
   DIR (``train=True``: the cases with a delta to compare).  Add
   ``--darknet-golden-inference`` to run the ``train=False`` cases too (their
-  delta is all zero; compare ``output`` there).  Without ``--darknet-golden``
-  such tests are skipped with that reason.
+  delta is all zero; compare ``output`` there).  The folders may also be
+  set in the ini file (``darknet_golden = golden/``).
+* A test that takes ``darknet_golden_case`` and gets no case (no
+  ``--darknet-golden``, or folders without training cases) FAILS with a
+  message that says how to give them: a CI that forgets the option does not
+  stay green.  To run without golden cases on purpose, opt out explicitly:
+  ``--darknet-golden=none`` (or ``darknet_golden = none`` in the ini file)
+  skips such tests, as does the marker
+  ``@pytest.mark.darknet_golden_optional`` on one test.
 * At the end of the run, a pass/fail summary per golden tag ("fails only on
   cases tagged x0_terminator_mid or exp_overflow_mag").
 """
@@ -57,13 +64,19 @@ class DarknetOracle:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pydarknet_loss")
     group.addoption("--darknet-golden", action="append", default=[], metavar="DIR",
-                    help="run tests taking the darknet_golden_case fixture over the training golden cases in DIR")
+                    help="run tests taking the darknet_golden_case fixture over the training golden cases in DIR "
+                         "(repeatable; 'none': skip those tests on purpose, else they fail without cases)")
+    parser.addini("darknet_golden", type="args", default=[],
+                  help="golden case folders for darknet_golden_case when --darknet-golden is not given ('none': skip "
+                       "those tests on purpose)")
     group.addoption("--darknet-golden-inference", action="store_true", default=False,
                     help="with --darknet-golden: also the train=False cases (output only, delta all zero)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "darknet_golden: a test parametrized over --darknet-golden cases")
+    config.addinivalue_line("markers", "darknet_golden_optional: skip this test, instead of failing it, when no "
+                                       "golden case is given")
     config.stash[_TAGS] = {}
     config.stash[_OUTCOMES] = {}
 
@@ -71,13 +84,27 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "darknet_golden_case" not in metafunc.fixturenames:
         return
-    dirs: List[str] = metafunc.config.getoption("darknet_golden") or []
+    given: List[str] = metafunc.config.getoption("darknet_golden") or []
+    source = "--darknet-golden"
+    if not given:
+        given = list(metafunc.config.getini("darknet_golden"))
+        source = "the ini option darknet_golden"
+    opted_out = any(d.lower() == "none" for d in given)
+    dirs = [d for d in given if d.lower() != "none"]
     inference = bool(metafunc.config.getoption("darknet_golden_inference"))
     entries: List[golden.CaseEntry] = []
     for d in dirs:
         entries.extend(e for e in golden.case_entries(d) if inference or e.train)
     if not entries:
-        metafunc.parametrize("darknet_golden_case", [None], ids=["no-golden-dir"], indirect=True)
+        if not dirs:
+            why = ("no golden cases were given: pass --darknet-golden DIR (a folder written by `pydarknet-loss golden "
+                   "export`), or set darknet_golden = DIR in the ini file")
+        else:
+            why = (f"{source} gave {', '.join(dirs)}, which hold{'s' if len(dirs) == 1 else ''} no "
+                   f"{'' if inference else 'training '}golden case (write some with `pydarknet-loss golden export "
+                   "--out DIR`)")
+        metafunc.parametrize("darknet_golden_case", [_NoCases(why, opted_out)], ids=["no-golden-cases"],
+                             indirect=True)
         return
     ids = [e.path.stem for e in entries]
     metafunc.parametrize("darknet_golden_case", [e.path for e in entries], ids=ids, indirect=True)
@@ -86,14 +113,39 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         tags[f"{metafunc.definition.nodeid}[{i}]"] = e.tags
 
 
+class _NoCases:
+    """The parameter of a golden test that got no case: why, and whether the run opted out."""
+
+    def __init__(self, why: str, opted_out: bool) -> None:
+        self.why = why
+        self.opted_out = opted_out
+
+
 @pytest.fixture
 def darknet_golden_case(request: pytest.FixtureRequest) -> golden.GoldenCase:
     """One training golden case (see --darknet-golden): .input, .truth,
-    .params, .net (net_w, net_h or seen), .layer(), .expected(), .check(actual)."""
-    path = getattr(request, "param", None)
-    if path is None:
-        pytest.skip("pass --darknet-golden DIR to run this test over golden cases")
-    return golden.GoldenCase.load(path)
+    .params, .net (net_w, net_h or seen), .layer(), .expected(), .check(actual).
+    Without cases the test fails, unless the run opts out (--darknet-golden=none,
+    or the darknet_golden_optional marker), which skips it."""
+    param = getattr(request, "param", None)
+    if param is None or isinstance(param, _NoCases):
+        why = param.why if isinstance(param, _NoCases) else "no golden cases were given: pass --darknet-golden DIR"
+        if (isinstance(param, _NoCases) and param.opted_out) or \
+                request.node.get_closest_marker("darknet_golden_optional") is not None:
+            pytest.skip(f"no darknet golden cases, skipped on purpose ({why.split(':')[0]})")
+        return _NoCases(why, False)  # type: ignore[return-value]  # the test FAILS (pytest_pyfunc_call)
+    return golden.GoldenCase.load(param)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
+    """A golden test without cases fails (as a test, not a setup error), saying how to give them."""
+    param = pyfuncitem.funcargs.get("darknet_golden_case") if hasattr(pyfuncitem, "funcargs") else None
+    if isinstance(param, _NoCases):
+        pytest.fail(f"{pyfuncitem.name} is a darknet parity test, but {param.why}. To skip such tests on purpose, "
+                    "pass --darknet-golden=none (or mark the test @pytest.mark.darknet_golden_optional).",
+                    pytrace=False)
+    return None
 
 
 @pytest.fixture
