@@ -111,10 +111,10 @@ class Network:
     @classmethod
     def from_text(cls, text: str, *, path: str = "<cfg>", base_dir: Optional[PathLike] = None,
                   flavor: str = "pjreddie") -> "Network":
-        get_flavor(flavor)
+        reader = get_flavor(flavor).read_text or parse_cfg_text
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            sections = parse_cfg_text(text, path)
+            sections = reader(text, path)
         for w in caught:  # re-issue where the caller can see them
             warnings.warn(w.message, w.category, stacklevel=3)
         return cls(sections, path=path, base_dir=base_dir if base_dir is not None else
@@ -247,7 +247,7 @@ class Network:
         if len({type(layer) for _, layer in losses}) > 1:
             raise ValueError(f"{self.path}: [yolo] and [region] layers read net.truth with different strides; "
                              "a network mixing them is not supported")
-        if self.flavor.name == "alexeyab" and len({layer.max_boxes for _, layer in losses}) > 1:
+        if self.flavor.name in ("alexeyab", "hankai") and len({layer.max_boxes for _, layer in losses}) > 1:
             raise ValueError(f"{self.path}: the [yolo] layers have different max= ("
                              f"{sorted({layer.max_boxes for _, layer in losses})}): each reads net.truth with "
                              "its own image stride max*6, so all but one read other images' rows; not supported")
