@@ -41,10 +41,11 @@ except ImportError:  # pragma: no cover - depends on the environment
                       "(or pip install hypothesis)") from None
 
 from .layers import alexeyab
+from .layers import hankai
 from .layers.layout import from_nchw
 from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
-__all__ = ["Case", "alexeyab_layers", "cases", "inputs", "region_layers", "truths", "yolo_layers"]
+__all__ = ["Case", "alexeyab_layers", "cases", "hankai_layers", "inputs", "region_layers", "truths", "yolo_layers"]
 
 Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 Strat = Any  # a SearchStrategy
@@ -134,6 +135,18 @@ def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> ale
     ``scale_x_y``, ``new_coords``, ``objectness_smooth``, label smoothing,
     focal loss, ``counters_per_class``, ``max_delta``, ``max_boxes``
     (AlexeyAB's truth stride) and both ``show_details``."""
+    return alexeyab.YoloLayer(**_ab_kwargs(draw, classes, total), show_details=draw(st.sampled_from([1, 0])))
+
+
+@st.composite
+def hankai_layers(draw: Any, *, classes: Any = None, total: Any = None) -> hankai.YoloLayer:
+    """Settings of hank-ai's ``[yolo]``: those of :func:`alexeyab_layers`
+    but ``show_details``, which hank-ai does not read."""
+    return hankai.YoloLayer(**_ab_kwargs(draw, classes, total))
+
+
+def _ab_kwargs(draw: Any, classes: Any, total: Any) -> Dict[str, Any]:
+    """The keyword arguments both darknets of AlexeyAB's lineage take."""
     n_classes = draw(_st(classes, _CLASSES))
     n_total = draw(_st(total, _TOTAL))
     anchors = np.random.default_rng(draw(_SEED)).integers(2, 401, 2 * n_total)
@@ -142,7 +155,7 @@ def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> ale
     counters = None
     if draw(st.integers(0, 3)) == 3:
         counters = np.random.default_rng(draw(_SEED)).integers(1, 500, n_classes).tolist()
-    return alexeyab.YoloLayer(
+    return dict(
         classes=n_classes, anchors=[float(a) for a in anchors], mask=[k for k in range(n_total) if bits >> k & 1],
         total=n_total, max_boxes=draw(st.sampled_from([200, 3, 6])), ignore_thresh=draw(_IGNORE),
         truth_thresh=draw(_TRUTH_THRESH), iou_thresh=draw(st.sampled_from([1.0, 0.213, 0.5])),
@@ -151,8 +164,7 @@ def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> ale
         cls_normalizer=draw(st.sampled_from([1.0, 0.5])), max_delta=draw(st.sampled_from([None, 5.0])),
         scale_x_y=draw(st.sampled_from([1.0, 1.05, 2.0])), new_coords=draw(st.sampled_from([0, 0, 0, 1])),
         objectness_smooth=draw(st.sampled_from([0, 0, 1])), label_smooth_eps=draw(st.sampled_from([0.0, 0.1])),
-        focal_loss=draw(st.sampled_from([0, 0, 1])), counters_per_class=counters,
-        show_details=draw(st.sampled_from([1, 0])))
+        focal_loss=draw(st.sampled_from([0, 0, 1])), counters_per_class=counters)
 
 
 @st.composite
@@ -230,6 +242,8 @@ def truths(draw: Any, layer: Layer, *, batch: int = 1, h: int = 1, w: int = 1, m
         rows = YOLO_MAX_TRUTHS if isinstance(layer, YoloLayer) else REGION_MAX_TRUTHS
         cols = layer.coords + 1
     n_classes = len(layer.map) if layer.map is not None else layer.classes
+    if isinstance(layer, hankai.YoloLayer):
+        n_classes = layer.classes  # an id past classes is fatal in hank-ai
     k_max = min(draw(_st(max_truths, st.just(4))), rows)
     out = np.zeros((batch, rows, cols), F)
     for b in range(batch):
@@ -322,16 +336,17 @@ def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tup
           batch: Any = None, h: Any = None, w: Any = None, magnitude: Any = None, max_truths: Any = None,
           seen: Any = None) -> Case:
     """A whole case: a layer (drawn by ``kind``: ``"yolo"``, ``"region"`` or
-    AlexeyAB's ``"yolo_ab"``; or ``layer``: a layer, a
+    AlexeyAB's ``"yolo_ab"`` or hank-ai's ``"yolo_hankai"``; or ``layer``: a layer, a
     list of layers to choose from, or a strategy), its input, its truths,
     the network size (``net=(w, h)`` fixes it) and, for [region], ``seen``
     (0, 12799, 12800 or 50000)."""
-    if kind not in ("yolo", "region", "yolo_ab"):
-        raise ValueError(f"kind must be 'yolo', 'region' or 'yolo_ab', got {kind!r}")
+    if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai"):
+        raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab' or 'yolo_hankai', got {kind!r}")
     if isinstance(layer, (list, tuple)):
         chosen = draw(st.sampled_from(list(layer)))
     elif layer is None:
-        chosen = draw({"yolo": yolo_layers, "region": region_layers, "yolo_ab": alexeyab_layers}[kind]())
+        chosen = draw({"yolo": yolo_layers, "region": region_layers, "yolo_ab": alexeyab_layers,
+                      "yolo_hankai": hankai_layers}[kind]())
     else:
         chosen = draw(_st(layer, st.none()))
     b = draw(_st(batch, _BATCH))

@@ -137,7 +137,7 @@ class YoloLayer(alexeyab.YoloLayer):
 def layer_from_params(params: Mapping[str, Any]) -> YoloLayer:
     """The layer a hank-ai golden case's ``params`` describe (the format of
     ../shared/golden/hankai-f684e1d7; its ``show_details`` is ignored)."""
-    p = alexeyab.layer_from_params(params).params()
+    p = alexeyab.layer_from_params({**params, "show_details": 1}).params()
     del p["show_details"]
     return YoloLayer(**p)
 

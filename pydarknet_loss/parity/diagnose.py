@@ -31,6 +31,10 @@ F = np.float32
 
 #: The causes, in the order the rules are tried, with what the implementation did.
 CAUSES: Dict[str, str] = {
+    "darknet_flavor": "AlexeyAB's lineage only, tried first: the implementation's value is, bit for bit, the other "
+                      "darknet's (AlexeyAB 59596d7 computes exp/log/atan in double and picks a NaN edge's other side; "
+                      "hank-ai f684e1d7 rounds them in float, expf/logf/atanf, and propagates the NaN): it "
+                      "reproduces the other flavor there",
     "float_rounding": "within darknet's own float32 rounding bound for that element (ImpliedLoss.rounding_bound); "
                       "not a defect under tolerance='float32'",
     "layout": "the array is in another memory layout",
@@ -142,7 +146,7 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
              seen: int = 0) -> Evidence:
     """Run the oracle on ``x`` and ``truth`` and record what it decided."""
     kind = layer.kind
-    if kind == "yolo_ab":
+    if kind in ("yolo_ab", "yolo_hankai"):  # hank-ai's is AlexeyAB's layer, another arithmetic: one family here
         return _evidence_ab(layer, x, truth, net_w=net_w, net_h=net_h)
     packed = _validate.truth_buffer(truth, batch=x.shape[0], rows=layer.rows, cols=layer.coords + 1,
                                     used_rows=layer._used_rows())
@@ -1249,8 +1253,14 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
                 parts[name].append((arr.name, sel, finding))
                 left[...] = left & ~sel
 
+        if ev is not None and ev.kind == "yolo_ab":
+            flavor = _other_flavor(arr, ev)
+            if flavor is not None:
+                take("darknet_flavor", flavor)
         if ev is not None:
-            take("float_rounding", Finding(np.abs(arr.A64 - arr.E64) <= arr.bound, say=_say_rounding(arr)))
+            with np.errstate(invalid="ignore"):  # inf - inf where both are infinite
+                within = np.abs(arr.A64 - arr.E64) <= arr.bound
+            take("float_rounding", Finding(within, say=_say_rounding(arr)))
         glob = _global_rules(arr, left)
         if glob is not None:
             take(*glob)
@@ -1291,6 +1301,43 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
     order = list(CAUSES)
     causes.sort(key=lambda c: (-c.count, order.index(c.code)))
     return Diagnosis(codes=codes, causes=causes)
+
+
+def _other_flavor(arr: Array, ev: Evidence) -> Optional[Finding]:
+    """Where the implementation's value is the other AlexeyAB-lineage
+    darknet's, bit for bit, and upstream's is not (hankai <-> alexeyab)."""
+    from ..layers import alexeyab, hankai
+
+    if arr.name not in ("delta", "output"):
+        return None
+    layer = ev.layer
+    params = layer.params()
+    if isinstance(layer, hankai.YoloLayer):
+        other, mine, theirs = alexeyab.YoloLayer(**params), "hank-ai f684e1d7", "AlexeyAB 59596d7"
+    else:
+        params.pop("show_details", None)
+        other, mine, theirs = hankai.YoloLayer(**params), "AlexeyAB 59596d7", "hank-ai f684e1d7"
+    B, n, P, H, W = ev.X.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = other.forward(ev.X.reshape(B, n * P, H, W), ev.truth, net_w=ev.net_w, net_h=ev.net_h)
+        except ValueError:  # a truth row the other darknet refuses (hank-ai aborts on it)
+            return None
+    O = getattr(res, arr.name).reshape(arr.E.shape)
+    bits = lambda a: np.ascontiguousarray(a, dtype=F).view(np.uint32)  # noqa: E731
+    same = (bits(arr.A) == bits(O)) | (np.isnan(arr.A) & np.isnan(O))
+    upstream = (bits(arr.E) == bits(O)) | (np.isnan(arr.E) & np.isnan(O))
+    mask = same & ~upstream
+
+    def say(sel: np.ndarray) -> str:
+        return (f"these {arr.name} elements are {theirs}'s values, bit for bit, where {mine}'s differ: the "
+                f"implementation computes {theirs}'s arithmetic there ("
+                + ("exp/log/atan rounded once from double, a NaN edge's other side picked"
+                   if theirs.startswith("AlexeyAB") else "expf/logf/atanf rounded in float, NaN edges propagated")
+                + f"). If {theirs} is the darknet you train with, check against pydarknet_loss."
+                + ("alexeyab" if theirs.startswith("AlexeyAB") else "hankai") + ".YoloLayer instead.")
+    return Finding(mask, say=say)
 
 
 def _say_rounding(arr: Array) -> Callable[[np.ndarray], str]:
