@@ -74,6 +74,17 @@ def test_compare_names_the_other_flavor_both_ways() -> None:
     assert "pydarknet_loss.hankai.YoloLayer instead" in rep.causes[0].message
 
 
+def test_darknet_flavor_does_not_claim_a_look_alike() -> None:
+    """One ULP off hank-ai's value where AlexeyAB's is the same: rounding, not the other flavor."""
+    case = golden.GoldenCase.load(GH.REPO / "case_0005_yolo_ab.npz")
+    ab = _ab_result(case)
+    same = np.flatnonzero((case.delta.reshape(-1) == ab.delta.reshape(-1)) & (case.delta.reshape(-1) != 0))
+    delta = case.delta.copy()
+    delta.reshape(-1)[same[:3]] = np.nextafter(delta.reshape(-1)[same[:3]], np.float32(np.inf))
+    rep = case.check({"delta": delta}, tolerance="exact")
+    assert [c.code for c in rep.causes] == ["float_rounding"] and rep.causes[0].count == 3
+
+
 def test_export_writes_yolo_hankai_cases_that_reverify(tmp_path: Path) -> None:
     spec = tmp_path / "layer.json"
     spec.write_text(json.dumps(dict(kind="yolo_hankai", w=5, h=4, net_w=160, net_h=128, **SMALL)))
