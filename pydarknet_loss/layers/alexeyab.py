@@ -1,5 +1,6 @@
-"""AlexeyAB/darknet's ``[yolo]`` layer (YOLOv4, YOLOv7 and the hank-ai fork),
-bit-exact to upstream commit 59596d7.
+"""AlexeyAB/darknet's ``[yolo]`` layer (YOLOv4, YOLOv7), bit-exact to
+upstream commit 59596d7.  (hank-ai's C++ fork rounds some of the same
+arithmetic in float: :mod:`pydarknet_loss.layers.hankai`.)
 
 ```python
 from pydarknet_loss import alexeyab

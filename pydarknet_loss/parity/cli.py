@@ -91,7 +91,8 @@ def demo(seed: int = 0) -> int:
 
 def info() -> int:
     print(f"pydarknet_loss {__version__}")
-    print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}; AlexeyAB/darknet {alexeyab.AB_COMMIT}")
+    print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}; AlexeyAB/darknet {alexeyab.AB_COMMIT}; "
+          f"hank-ai/darknet {hankai.HANKAI_COMMIT}")
     print(f"core flags: {BUILD_CFLAGS}")
     print(f"sanitizers: {BUILD_SANITIZERS or 'none'}")
     cuda = cuda_info()
