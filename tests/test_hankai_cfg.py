@@ -183,3 +183,8 @@ def test_numbers_round_once_to_float_and_ints_truncate() -> None:
 def test_int_arrays_take_runs_of_digits() -> None:
     (_, layer), = net_of(NET + CONV + YOLO.replace("mask=0,1,2", "mask=0;1 2")).loss_layers
     assert layer.mask.tolist() == [0, 1, 2]
+
+
+def test_a_route_without_layer_numbers_is_refused() -> None:
+    with pytest.raises(CfgError, match=r"\[route\] needs layers="):
+        net_of(NET + CONV + "[route]\nlayers=x\n" + CONV + YOLO)

@@ -161,7 +161,7 @@ class HankSection(Section):
         # AlexeyAB's rules read comma lists (layers=, from=) with atoi: hank-ai's find_int_array
         if key in ("layers", "from", "mask", "counters_per_class", "steps"):
             v = self.int_array(key)
-            return None if v is None else v
+            return v or None  # no value read: hank-ai stops ("must specify input layers"), as without the key
         if key == "resize_step":  # find_float, stored into an int
             f = self._number(key, "float")
             return default if f is None else convert(repr(float(f)))
