@@ -142,6 +142,13 @@ def test_show_details_is_not_a_keyword_and_the_c_core_ignores_it_for_hankai() ->
     assert not G.bits_equal(F(ab0.cost), d["cost"])
 
 
+def test_unknown_loss_names_say_hankai_stops() -> None:
+    with pytest.raises(ValueError, match="iou_loss must be one of .*got 'CIOU' \\(hank-ai's parser stops"):
+        hankai.YoloLayer(iou_loss="CIOU", **LAYER)
+    with pytest.raises(ValueError, match="iou_thresh_kind must be one of iou, giou, diou, ciou, got 'mse'"):
+        hankai.YoloLayer(iou_thresh_kind="mse", **LAYER)
+
+
 def test_the_c_core_refuses_an_unknown_flavor() -> None:
     spec = hankai.YoloLayer(**LAYER)._spec()
     spec.scalars["flavor"] = 2

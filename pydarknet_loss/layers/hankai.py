@@ -98,6 +98,11 @@ class YoloLayer(alexeyab.YoloLayer):
             why = (" (hank-ai reads no show_details: its cost is always AlexeyAB's show_details=1 formula, and "
                    "it prints the line only when verbose)" if name == "show_details" else "")
             raise TypeError(f"hankai.YoloLayer() got an unexpected keyword argument {name!r}{why}")
+        for key, value, names in (("iou_loss", iou_loss, tuple(alexeyab.IOU_LOSS_ENUM)),
+                                  ("iou_thresh_kind", iou_thresh_kind, alexeyab.IOU_THRESH_KINDS)):
+            if not isinstance(value, str) or value not in names:
+                raise ValueError(f"{key} must be one of {', '.join(names)}, got {value!r} (hank-ai's parser stops "
+                                 "on any other name; names are case-sensitive)")
         super().__init__(
             classes=classes, anchors=anchors, mask=mask, total=total, max_boxes=max_boxes,
             ignore_thresh=ignore_thresh, truth_thresh=truth_thresh, iou_thresh=iou_thresh,
