@@ -1,7 +1,7 @@
 """From a darknet .cfg to the loss layers and the cost darknet prints.
 
 A cfg cannot say which darknet it is for: ``Network.from_cfg(path,
-flavor="pjreddie" | "alexeyab")``.  Each darknet's parse and shape rules
+flavor="pjreddie" | "alexeyab" | "hankai")``.  Each darknet's parse and shape rules
 live in their own module, ``files/flavors/pjreddie.py`` and
 ``files/flavors/alexeyab.py``: a table of one rule per layer type (upstream's
 parse_* and make_*_layer with C integer arithmetic) that ``Network`` walks.
@@ -52,8 +52,10 @@ class Network:
     ``Network.from_cfg(path, base_dir=None, flavor="pjreddie")``; ``map``/
     ``tree`` files are read relative to ``base_dir`` (default: the cfg's
     folder).  ``flavor`` says which darknet the cfg is for: ``"pjreddie"``
-    (f6afaab: [yolo] is pjreddie.YoloLayer, [region] RegionLayer) or
-    ``"alexeyab"`` (59596d7: [yolo] is alexeyab.YoloLayer).
+    (f6afaab: [yolo] is pjreddie.YoloLayer, [region] RegionLayer),
+    ``"alexeyab"`` (59596d7: [yolo] is alexeyab.YoloLayer) or ``"hankai"``
+    (hank-ai f684e1d7: hankai.YoloLayer, read by hank-ai's stricter parser,
+    whose fatal errors are CfgErrors).
     """
 
     # set by the flavor's parse_net ([net])
