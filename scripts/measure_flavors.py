@@ -158,8 +158,11 @@ def ciou_terms(rng: np.random.Generator, n: int) -> str:
 def nan_inputs(kind: str, seeds: int) -> str:
     """1 % of the logits NaN: where the NaN-propagating overlap (HANK(4)) shows."""
     ch, ca, nh, na, dn, tot = [], [], 0, 0, 0, 0
+    bh = ba = 0
     for s in range(seeds):
         rh, ra = heads(kind, np.random.default_rng([22, s]), nan=0.01)
+        bh += rh.total_bbox
+        ba += ra.total_bbox
         ch.append(float(rh.cost))
         ca.append(float(ra.cost))
         nh += int(np.isnan(rh.delta).sum())
@@ -168,7 +171,9 @@ def nan_inputs(kind: str, seeds: int) -> str:
         tot += int(((rh.delta != 0) | (ra.delta != 0)).sum())
     fmt = lambda v: ", ".join(f"{c:.2f}" for c in v[:3])  # noqa: E731
     return (f"1 % NaN logits, {kind} heads, {seeds} batches: {dn} of {tot} non-zero or NaN delta elements differ; NaN "
-            f"deltas: hank-ai {nh}, AlexeyAB {na}; costs (first 3) hank-ai {fmt(ch)}, AlexeyAB {fmt(ca)}")
+            f"deltas: hank-ai {nh}, AlexeyAB {na}; box deltas written (total_bbox): hank-ai {bh}, AlexeyAB {ba} "
+            f"(AlexeyAB's overlap takes the truth's edges for a NaN centre: IoUs above 1 fire its truth_thresh "
+            f"branch); costs (first 3) hank-ai {fmt(ch)}, AlexeyAB {fmt(ca)}")
 
 
 def main() -> int:
