@@ -17,6 +17,10 @@
  * Types follow upstream exactly: every named intermediate is a float, the
  * constants 0.000001 and 4/(M_PI*M_PI) are doubles, atan and pow run in
  * double and their results are rounded when stored.
+ *
+ * hank-ai's box.cpp is the same code but for HANK(4)-(7) (darknet_loss.h
+ * lists them): every function takes the flavor, and the AlexeyAB names are
+ * these with AB_FLAVOR_ALEXEYAB.
  */
 #include <math.h>
 
@@ -41,28 +45,70 @@ static float add_first(float a, float b)
     return isnan(a) ? a + 0.0f : a + b;
 }
 
-/* box_intersection and box_union: box.c's overlap(), then the products and
- * the sum in the operand order of AlexeyAB's build. */
-static float intersection(box a, box b)
+/* overlap(): box.c's for AlexeyAB.  HANK(4): hank-ai picks the edges with
+ * std::max(l1, l2), which is (l1 < l2) ? l2 : l1, and std::min(r1, r2),
+ * (r2 < r1) ? r2 : r1: with a NaN operand both return the first (the
+ * prediction's, in every call here), where AlexeyAB's ternaries return the
+ * second. */
+static float overlap_fl(float x1, float w1, float x2, float w2, int flavor)
 {
-    float w = overlap(a.x, a.w, b.x, b.w);
-    float h = overlap(a.y, a.h, b.y, b.h);
+    float l1, l2, r1, r2, left, right;
+    if (flavor != AB_FLAVOR_HANKAI) return overlap(x1, w1, x2, w2);
+    l1 = x1 - w1/2;
+    l2 = x2 - w2/2;
+    left = l1 < l2 ? l2 : l1;
+    r1 = x1 + w1/2;
+    r2 = x2 + w2/2;
+    right = r2 < r1 ? r2 : r1;
+    return right - left;
+}
+
+/* box_intersection and box_union: overlap(), then the products and the sum
+ * in the operand order of AlexeyAB's build.  HANK(5): hank-ai returns 0 as
+ * soon as w <= 0 (before computing h), then when h <= 0. */
+static float intersection(box a, box b, int flavor)
+{
+    float w, h;
+    if (flavor == AB_FLAVOR_HANKAI) {
+        w = overlap_fl(a.x, a.w, b.x, b.w, flavor);
+        if (w <= 0) return 0;
+        h = overlap_fl(a.y, a.h, b.y, b.h, flavor);
+        if (h <= 0) return 0;
+        return mul_first(w, h);
+    }
+    w = overlap(a.x, a.w, b.x, b.w);
+    h = overlap(a.y, a.h, b.y, b.h);
     if (w < 0 || h < 0) return 0;
     return mul_first(w, h);
 }
 
-static float union_area(box a, box b)
+static float union_with(box a, box b, float i)
 {
-    float i = intersection(a, b);
     return add_first(mul_first(a.w, a.h), mul_first(b.w, b.h)) - i;
+}
+
+static float union_area(box a, box b, int flavor)
+{
+    return union_with(a, b, intersection(a, b, flavor));
+}
+
+float ab_box_iou_fl(box a, box b, int flavor)
+{
+    float inter = intersection(a, b, flavor);
+    float uni;
+    if (flavor == AB_FLAVOR_HANKAI) {
+        /* HANK(6): no test of the union (box_union(a, b, I)) */
+        if (inter == 0) return 0;
+        return inter/union_with(a, b, inter);
+    }
+    uni = union_area(a, b, flavor);
+    if (inter == 0 || uni == 0) return 0;
+    return inter/uni;
 }
 
 float ab_box_iou(box a, box b)
 {
-    float inter = intersection(a, b);
-    float uni = union_area(a, b);
-    if (inter == 0 || uni == 0) return 0;
-    return inter/uni;
+    return ab_box_iou_fl(a, b, AB_FLAVOR_ALEXEYAB);
 }
 
 /* The smallest box enclosing a and b. */
@@ -86,29 +132,34 @@ boxabs ab_to_tblr(box a)
     return r;
 }
 
-float ab_box_giou(box a, box b)
+float ab_box_giou_fl(box a, box b, int flavor)
 {
     boxabs c = ab_box_c(a, b);
     float cw = c.right - c.left;
     float ch = c.bot - c.top;
     float area_c = mul_first(cw, ch);
-    float iou = ab_box_iou(a, b);
+    float iou = ab_box_iou_fl(a, b, flavor);
     float u, term;
     if (area_c == 0) return iou;
-    u = union_area(a, b);
+    u = union_area(a, b, flavor);
     term = (area_c - u)/area_c;
     return iou - term;
 }
 
 /* (squared centre distance / squared diagonal of the enclosing box)^0.6:
  * upstream's DIoU uses the power 0.6, not 1. */
-float ab_box_diou(box a, box b)
+float ab_box_giou(box a, box b)
+{
+    return ab_box_giou_fl(a, b, AB_FLAVOR_ALEXEYAB);
+}
+
+float ab_box_diou_fl(box a, box b, int flavor)
 {
     boxabs c = ab_box_c(a, b);
     float cw = c.right - c.left;
     float ch = c.bot - c.top;
     float diag = cw*cw + ch*ch;
-    float iou = ab_box_iou(a, b);
+    float iou = ab_box_iou_fl(a, b, flavor);
     float dist, term;
     if (diag == 0) return iou;
     dist = (a.x - b.x)*(a.x - b.x) + (a.y - b.y)*(a.y - b.y);
@@ -116,35 +167,61 @@ float ab_box_diou(box a, box b)
     return iou - term;
 }
 
-float ab_box_ciou(box a, box b)
+float ab_box_diou(box a, box b)
+{
+    return ab_box_diou_fl(a, b, AB_FLAVOR_ALEXEYAB);
+}
+
+/* CIoU's atan(ar_gt) - atan(ar_pred), as the double the formulas read.
+ * HANK(7): hank-ai's atan on a float is atanf, and the difference of two
+ * floats is a float, promoted only when the double constant multiplies it. */
+static double atan_diff(float ar_gt, float ar_pred, int flavor)
+{
+    if (flavor == AB_FLAVOR_HANKAI) return (double)(atanf(ar_gt) - atanf(ar_pred));
+    return atan(ar_gt) - atan(ar_pred);
+}
+
+float ab_box_ciou_fl(box a, box b, int flavor)
 {
     boxabs c = ab_box_c(a, b);
     float cw = c.right - c.left;
     float ch = c.bot - c.top;
     float diag = cw*cw + ch*ch;
-    float iou = ab_box_iou(a, b);
+    float iou = ab_box_iou_fl(a, b, flavor);
     float dist, d, ar_gt, ar_pred, ar_loss, alpha, term;
+    double da;
     if (diag == 0) return iou;
     dist = (a.x - b.x)*(a.x - b.x) + (a.y - b.y)*(a.y - b.y);
     d = dist/diag;
     ar_gt = b.w/b.h;
     ar_pred = a.w/a.h;
+    da = atan_diff(ar_gt, ar_pred, flavor);
     /* double throughout, rounded once into the float */
-    ar_loss = (float)(4/(AB_PI*AB_PI) * (atan(ar_gt) - atan(ar_pred)) * (atan(ar_gt) - atan(ar_pred)));
+    ar_loss = (float)(4/(AB_PI*AB_PI) * da * da);
     alpha = (float)(ar_loss/(1 - iou + ar_loss + 0.000001));
     term = d + alpha*ar_loss;
     return iou - term;
 }
 
-float ab_box_iou_kind(box a, box b, int iou_kind)
+float ab_box_ciou(box a, box b)
+{
+    return ab_box_ciou_fl(a, b, AB_FLAVOR_ALEXEYAB);
+}
+
+float ab_box_iou_kind_fl(box a, box b, int iou_kind, int flavor)
 {
     switch (iou_kind) {
-    case AB_IOU: return ab_box_iou(a, b);
-    case AB_GIOU: return ab_box_giou(a, b);
-    case AB_DIOU: return ab_box_diou(a, b);
-    case AB_CIOU: return ab_box_ciou(a, b);
-    default: return ab_box_iou(a, b);
+    case AB_IOU: return ab_box_iou_fl(a, b, flavor);
+    case AB_GIOU: return ab_box_giou_fl(a, b, flavor);
+    case AB_DIOU: return ab_box_diou_fl(a, b, flavor);
+    case AB_CIOU: return ab_box_ciou_fl(a, b, flavor);
+    default: return ab_box_iou_fl(a, b, flavor);
     }
+}
+
+float ab_box_iou_kind(box a, box b, int iou_kind)
+{
+    return ab_box_iou_kind_fl(a, b, iou_kind, AB_FLAVOR_ALEXEYAB);
 }
 
 /* The DIoU/CIoU distance term's gradient in x or y:
@@ -160,7 +237,7 @@ static float dist_grad_wh(float cc, float cw, float dcw, float ch, float dch, fl
     return (2*cw*dcw + 2*ch*dch)*s/(cc*cc);
 }
 
-dxrep ab_dx_box_iou(box pred, box truth, int iou_loss)
+dxrep ab_dx_box_iou_fl(box pred, box truth, int iou_loss, int flavor)
 {
     const boxabs pt = ab_to_tblr(pred);
     const boxabs tt = ab_to_tblr(truth);
@@ -290,11 +367,12 @@ dxrep ab_dx_box_iou(box pred, box truth, int iou_loss)
     if (iou_loss == AB_CIOU) {
         const float ar_gt = truth.w/truth.h;
         const float ar_pred = pred.w/pred.h;
-        const float ar_loss = (float)(4/(AB_PI*AB_PI) * (atan(ar_gt) - atan(ar_pred)) * (atan(ar_gt) - atan(ar_pred)));
+        const double da = atan_diff(ar_gt, ar_pred, flavor);  /* HANK(7) */
+        const float ar_loss = (float)(4/(AB_PI*AB_PI) * da * da);
         /* 1 - I/U here, where box_ciou has 1 - box_iou (0 when I or U is 0) */
         const float alpha = (float)(ar_loss/(1 - I/U + ar_loss + 0.000001));
-        const float ar_dw = (float)(8/(AB_PI*AB_PI) * (atan(ar_gt) - atan(ar_pred)) * pred.h);
-        const float ar_dh = (float)(-8/(AB_PI*AB_PI) * (atan(ar_gt) - atan(ar_pred)) * pred.w);
+        const float ar_dw = (float)(8/(AB_PI*AB_PI) * da * pred.h);
+        const float ar_dh = (float)(-8/(AB_PI*AB_PI) * da * pred.w);
         if (C > 0) {
             p_dx += dist_grad_xy(truth.x, pred.x, C, Cw, dCw_dx, Ch, dCh_dx, S);
             p_dy += dist_grad_xy(truth.y, pred.y, C, Cw, dCw_dy, Ch, dCh_dy, S);
@@ -315,4 +393,9 @@ dxrep ab_dx_box_iou(box pred, box truth, int iou_loss)
     r.dl = p_dw;
     r.dr = p_dh;
     return r;
+}
+
+dxrep ab_dx_box_iou(box pred, box truth, int iou_loss)
+{
+    return ab_dx_box_iou_fl(pred, truth, iou_loss, AB_FLAVOR_ALEXEYAB);
 }

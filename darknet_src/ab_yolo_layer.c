@@ -33,6 +33,10 @@
  * without synchronisation (and can lose counts); here they are per-image
  * counts added exactly.
  *
+ * The same functions run hank-ai/darknet's layer when l->flavor is
+ * AB_FLAVOR_HANKAI: the differences are tagged HANK(n) where they are made
+ * and listed together in darknet_loss.h.
+ *
  * Types matter as in pjreddie's file: an int times a float is a float,
  * exp/log/sqrt/pow take doubles, 0.5*eps is a double, and every store into a
  * float rounds.  A comment names the upstream behaviour where a line's form
@@ -76,12 +80,22 @@ float ab_logistic_activate(float x)
 box ab_get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
                     int lw, int lh, int w, int h, int stride, int new_coords)
 {
+    return ab_get_yolo_box_fl(x, biases, n, index, i, j, lw, lh, w, h, stride, new_coords, AB_FLAVOR_ALEXEYAB);
+}
+
+box ab_get_yolo_box_fl(const float *x, const float *biases, int n, int index, int i, int j,
+                       int lw, int lh, int w, int h, int stride, int new_coords, int flavor)
+{
     box b;
     b.x = (i + x[index + 0*stride])/lw;
     b.y = (j + x[index + 1*stride])/lh;
     if (new_coords) {
         b.w = x[index + 2*stride]*x[index + 2*stride]*4*biases[2*n]/w;
         b.h = x[index + 3*stride]*x[index + 3*stride]*4*biases[2*n + 1]/h;
+    } else if (flavor == AB_FLAVOR_HANKAI) {
+        /* HANK(1): expf, a float product and a float quotient */
+        b.w = expf(x[index + 2*stride])*biases[2*n]/w;
+        b.h = expf(x[index + 3*stride])*biases[2*n + 1]/h;
     } else {
         b.w = (float)(exp(x[index + 2*stride])*biases[2*n]/w);
         b.h = (float)(exp(x[index + 3*stride])*biases[2*n + 1]/h);
@@ -173,6 +187,7 @@ int ab_check_yolo_layer(const ab_yolo_layer *l)
         if (l->mask[k] < 0 || l->mask[k] >= l->total) return DN_E_LAYER;
     }
     if (l->iou_loss < AB_IOU || l->iou_loss > AB_CIOU) return DN_E_LAYER;
+    if (l->flavor != AB_FLAVOR_ALEXEYAB && l->flavor != AB_FLAVOR_HANKAI) return DN_E_LAYER;
     if (l->iou_thresh_kind < AB_IOU || l->iou_thresh_kind > AB_CIOU) return DN_E_LAYER;
     if (l->map && l->map_len < 1) return DN_E_LAYER;
     /* truth_thresh < 0 makes loop 1 read truth row 0 of every image (its
@@ -223,6 +238,19 @@ static int check_row(const ab_yolo_layer *l, const float *row)
     return check_used_class(l, cls);
 }
 
+/* HANK(9): hank-ai's darknet_fatal_error("invalid class ID #%d") on (int)id
+ * outside [0, classes).  (A NaN id reaches it as INT_MIN, x86's (int)NaN:
+ * refused here as a non-finite value.) */
+static int hank_class_check(const ab_yolo_layer *l, const float *row)
+{
+    int cls;
+    if (!isfinite(row[4])) return DN_E_TRUTH_VALUE;
+    if (!int_convertible(row[4])) return DN_E_TRUTH_INT;
+    cls = row_int(row, 4);
+    if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
+    return DN_OK;
+}
+
 int ab_check_yolo_truths(const ab_yolo_layer *l, const float *truth, int *bad_image, int *bad_row)
 {
     int b, t, err;
@@ -231,6 +259,15 @@ int ab_check_yolo_truths(const ab_yolo_layer *l, const float *truth, int *bad_im
     if (ab_check_yolo_layer(l) != DN_OK || !truth) return DN_E_LAYER;
     for (b = 0; b < l->batch; ++b) {
         const float *truths = truth + (size_t)b*l->truths;
+        /* HANK(9): hank-ai's loop 1 aborts on the first row (before the
+         * x == 0 end) whose class id is outside [0, classes), before its
+         * loop 2 looks at any row's coordinates. */
+        for (t = 0; l->flavor == AB_FLAVOR_HANKAI && t < l->max_boxes; ++t) {
+            const float *row = truths + t*AB_TRUTH_SIZE;
+            if (!row[0]) break;
+            err = hank_class_check(l, row);
+            if (err != DN_OK) goto bad;
+        }
         for (t = 0; t < l->max_boxes; ++t) {
             const float *row = truths + t*AB_TRUTH_SIZE;
             if (!row[0]) break;  /* upstream: if (!truth.x) break; */
@@ -288,9 +325,10 @@ static ab_ious delta_yolo_box(const ab_yolo_layer *l, box truth, int n, int inde
     if (delta[index + 0*stride] || delta[index + 1*stride] || delta[index + 2*stride] || delta[index + 3*stride]) {
         ++*rewritten;
     }
-    pred = ab_get_yolo_box(x, l->biases, n, index, i, j, l->w, l->h, net_w, net_h, stride, l->new_coords);
-    r.iou = ab_box_iou(pred, truth);
-    r.giou = ab_box_giou(pred, truth);
+    pred = ab_get_yolo_box_fl(x, l->biases, n, index, i, j, l->w, l->h, net_w, net_h, stride, l->new_coords,
+                              l->flavor);
+    r.iou = ab_box_iou_fl(pred, truth, l->flavor);
+    r.giou = ab_box_giou_fl(pred, truth, l->flavor);
     /* Upstream also computes box_diou and box_ciou here into values nothing
      * reads (tot_diou, tot_ciou: never printed); they have no side effect
      * and are left out. */
@@ -300,8 +338,15 @@ static ab_ious delta_yolo_box(const ab_yolo_layer *l, box truth, int n, int inde
     if (l->iou_loss == AB_MSE) {
         float tx = (truth.x*l->w - i);
         float ty = (truth.y*l->h - j);
-        float tw = (float)log(truth.w*net_w/l->biases[2*n]);
-        float th = (float)log(truth.h*net_h/l->biases[2*n + 1]);
+        float tw, th;
+        if (l->flavor == AB_FLAVOR_HANKAI) {
+            /* HANK(2): logf */
+            tw = logf(truth.w*net_w/l->biases[2*n]);
+            th = logf(truth.h*net_h/l->biases[2*n + 1]);
+        } else {
+            tw = (float)log(truth.w*net_w/l->biases[2*n]);
+            th = (float)log(truth.h*net_h/l->biases[2*n + 1]);
+        }
         if (l->new_coords) {
             tw = (float)sqrt(truth.w*net_w/(4*l->biases[2*n]));
             th = (float)sqrt(truth.h*net_h/(4*l->biases[2*n + 1]));
@@ -313,7 +358,7 @@ static ab_ious delta_yolo_box(const ab_yolo_layer *l, box truth, int n, int inde
         delta[index + 2*stride] += scale*(tw - x[index + 2*stride])*iou_normalizer;
         delta[index + 3*stride] += scale*(th - x[index + 3*stride])*iou_normalizer;
     } else {
-        const dxrep g = ab_dx_box_iou(pred, truth, l->iou_loss);
+        const dxrep g = ab_dx_box_iou_fl(pred, truth, l->iou_loss, l->flavor);
         /* upstream's "jacobian^t": dx = dt, dy = db, dw = dl, dh = dr */
         float dx = g.dt;
         float dy = g.db;
@@ -321,7 +366,11 @@ static ab_ious delta_yolo_box(const ab_yolo_layer *l, box truth, int n, int inde
         float dh = g.dr;
         /* The chain rule through exp for w, h only: x and y get the
          * gradient in the activated output, not through the logistic. */
-        if (!l->new_coords) {
+        if (!l->new_coords && l->flavor == AB_FLAVOR_HANKAI) {
+            /* HANK(3): dw *= expf(x_w), a float product */
+            dw *= expf(x[index + 2*stride]);
+            dh *= expf(x[index + 3*stride]);
+        } else if (!l->new_coords) {
             dw = (float)(dw*exp(x[index + 2*stride]));
             dh = (float)(dh*exp(x[index + 3*stride]));
         }
@@ -550,8 +599,8 @@ static void ignore_cell(const ab_yolo_layer *l, const ab_network_state *st, int 
     const int net_w = st->net_w, net_h = st->net_h;
     float *output = l->output;
     float *delta = l->delta;
-    const box pred = ab_get_yolo_box(output, l->biases, l->mask[n], box_index, i, j, l->w, l->h,
-                                     net_w, net_h, wh, l->new_coords);
+    const box pred = ab_get_yolo_box_fl(output, l->biases, l->mask[n], box_index, i, j, l->w, l->h,
+                                        net_w, net_h, wh, l->new_coords, l->flavor);
     float best_match_iou = 0;
     float best_iou = 0;
     int best_t = 0;
@@ -570,7 +619,7 @@ static void ignore_cell(const ab_yolo_layer *l, const ab_network_state *st, int 
         if (class_id_match < 0) {
             class_id_match = compare_yolo_class(output, l->classes, class_index, wh, 0.25f);
         }
-        iou = ab_box_iou(pred, row_box(row));
+        iou = ab_box_iou_fl(pred, row_box(row), l->flavor);
         if (iou > best_match_iou && class_id_match == 1) best_match_iou = iou;
         if (iou > best_iou) {
             best_iou = iou;
@@ -640,7 +689,7 @@ static void truth_loop(const ab_yolo_layer *l, const ab_network_state *st, int b
             float iou;
             pred.w = l->biases[2*n]/net_w;
             pred.h = l->biases[2*n + 1]/net_h;
-            iou = ab_box_iou(pred, truth_shift);
+            iou = ab_box_iou_fl(pred, truth_shift, l->flavor);
             if (iou > best_iou) {
                 best_iou = iou;
                 best_n = n;
@@ -661,7 +710,7 @@ static void truth_loop(const ab_yolo_layer *l, const ab_network_state *st, int b
                     float iou;
                     pred.w = l->biases[2*n]/net_w;
                     pred.h = l->biases[2*n + 1]/net_h;
-                    iou = ab_box_iou_kind(pred, truth_shift, l->iou_thresh_kind);
+                    iou = ab_box_iou_kind_fl(pred, truth_shift, l->iou_thresh_kind, l->flavor);
                     if (iou > l->iou_thresh) {
                         assign(l, st, b, row, truth, n, extra_n, i, j, mapped(l, raw_class), 0, s, cells);
                     }
@@ -739,7 +788,8 @@ static void finish_sums(const ab_yolo_layer *l, const ab_image_sums *sums, float
     int count = sums->count;
     float loss, class_loss = NAN, iou_loss = NAN;
     if (count == 0) count = 1;
-    if (l->show_details == 0) {
+    /* HANK(8): hank-ai reads no show_details: always the detailed branch */
+    if (l->show_details == 0 && l->flavor != AB_FLAVOR_HANKAI) {
         loss = (float)pow((float)sqrt(sum_all), 2);  /* pow(mag_array(delta), 2) */
         *(l->cost) = loss;
         loss /= l->batch;
@@ -1149,6 +1199,9 @@ int ab_forward_yolo_layer_opt(const ab_yolo_layer l, ab_network_state state, int
     }
     if (state.train) *(l.cost) = 0;
     impl = dn_resolve_path(path);
+    /* The fast paths prove AlexeyAB's double exp and IoU (ab_fast.c), not
+     * hank-ai's HANK(1), (4)-(6): a hankai layer runs the reference path. */
+    if (l.flavor == AB_FLAVOR_HANKAI) impl = DN_IMPL_REFERENCE;
     if (impl != DN_IMPL_REFERENCE && forward_fast(&l, &state, threads, impl) == 0) return DN_OK;
     /* (or no memory for the fast path's records: the reference path needs none) */
     forward_reference(&l, &state, impl == DN_IMPL_REFERENCE ? threads : 1);

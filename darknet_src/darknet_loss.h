@@ -519,6 +519,44 @@ typedef struct ab_yolo_stats {
     ab_image_sums sums;       /* the per-image sums added in image order (count there is the raw one) */
 } ab_yolo_stats;
 
+/* ==== hank-ai/darknet f684e1d7 ("Darknet/YOLO"): variation points of the AlexeyAB layer ====
+ *
+ * hank-ai's [yolo] (src-lib/yolo_layer.cpp, src-lib/box.cpp) is AlexeyAB's
+ * C code compiled as C++ with OpenCV's headers, which put the float
+ * overloads of exp/log/atan into the global namespace.  The AlexeyAB layer
+ * runs it when ab_yolo_layer.flavor is AB_FLAVOR_HANKAI.  Every difference,
+ * tagged HANK(n) at the line that makes it (hank-ai file:line):
+ *
+ *  n  where (ours)                   AlexeyAB 59596d7                 hank-ai f684e1d7
+ *  1  ab_get_yolo_box                w = (float)(exp(x)*anchor/net_w) w = expf(x)*anchor/net_w in float
+ *                                    (double, one rounding)           (yolo_layer.cpp:38-39)
+ *  2  delta_yolo_box, MSE            tw = (float)log(t.w*net_w/anchor) tw = logf(...)     (:113-114)
+ *  3  delta_yolo_box, IoU losses     dw = (float)(dw*exp(x_w))        dw *= expf(x_w)     (:163-164)
+ *  4  ab_box.c overlap               left = l1 > l2 ? l1 : l2         std::max(l1, l2) = l1 < l2 ? l2 : l1,
+ *                                    (a NaN picks the second)         std::min likewise: a NaN first
+ *                                                                     operand propagates  (box.cpp:75,79)
+ *  5  ab_box.c box_intersection      0 when w < 0 or h < 0            0 when w <= 0, then h <= 0
+ *                                                                     (0*inf is never formed) (:91,97)
+ *  6  ab_box.c box_iou               0 when I == 0 or U == 0          0 when I == 0; I/U otherwise (:321)
+ *  7  ab_box.c CIoU (box_ciou,       atan in double, the difference   atanf, the difference in float,
+ *     dx_box_iou)                    in double                        then the double formula (:478, 645-648)
+ *  8  finish_sums (cost, stats)      show_details=0: pow(|delta|,2)   show_details is not read: always
+ *                                    and no class/iou_loss            the detailed cost (:1096-1122)
+ *  9  ab_check_yolo_truths           class id outside [0, classes):   fatal in loop 1 (:545), before any
+ *                                    row skipped with warnings        coordinate check (any row)
+ * 10  ab_check_yolo_truths           bad x, y, w, h: "Wrong label",   fatal in loop 2 (:662)
+ *                                    system() (refused here too)
+ * 11  the "v3" line                  fprintf(stderr, "v3 (...) ")     std::ostream, only with --verbose,
+ *                                                                     another format (Python: hankai.py)
+ *
+ * Same by construction (not variation points): the logistic (expf in both),
+ * sqrt (float or double: the same rounding), mag_array, delta_yolo_class,
+ * averages_yolo_deltas, the loops' order.  The fast paths (ab_fast*.c) prove
+ * AlexeyAB's double exp; a hankai layer always runs the reference path. */
+#define AB_FLAVOR_ALEXEYAB 0
+#define AB_FLAVOR_HANKAI 1
+/* ==== end hank-ai ==== */
+
 /* The fields of AlexeyAB's `layer` that forward_yolo_layer reads. */
 typedef struct ab_yolo_layer {
     int batch;
@@ -560,6 +598,8 @@ typedef struct ab_yolo_layer {
     int *labels;              /* batch*n*h*w track ids, -1 where unassigned; may be NULL */
     int *class_ids;           /* batch*n*h*w class ids (after map), -1 elsewhere; may be NULL */
     ab_yolo_stats *stats;     /* may be NULL */
+
+    int flavor;               /* AB_FLAVOR_ALEXEYAB (0, ab_yolo_layer_init's) or AB_FLAVOR_HANKAI: see HANK(n) above */
 } ab_yolo_layer;
 
 /* upstream's network_state, the fields forward reads. */
@@ -583,6 +623,14 @@ boxabs ab_box_c(box a, box b);
 boxabs ab_to_tblr(box a);
 /* dx_box_iou: the gradient of IoU/GIoU/DIoU/CIoU in x, y, w, h (stored as dt, db, dl, dr). */
 dxrep ab_dx_box_iou(box pred, box truth, int iou_loss);
+/* The same functions for a flavor (AB_FLAVOR_*): HANK(4)-(7).  The names
+ * above are these with AB_FLAVOR_ALEXEYAB. */
+float ab_box_iou_fl(box a, box b, int flavor);
+float ab_box_giou_fl(box a, box b, int flavor);
+float ab_box_diou_fl(box a, box b, int flavor);
+float ab_box_ciou_fl(box a, box b, int flavor);
+float ab_box_iou_kind_fl(box a, box b, int iou_kind, int flavor);
+dxrep ab_dx_box_iou_fl(box pred, box truth, int iou_loss, int flavor);
 
 /* ---- ab_yolo_layer.c ---- */
 /* 1.f/(1.f + expf(-x)): AlexeyAB's logistic, in float with expf (pjreddie's
@@ -603,6 +651,9 @@ int ab_check_yolo_truths(const ab_yolo_layer *l, const float *truth, int *bad_im
 /* Upstream's get_yolo_box with new_coords. */
 box ab_get_yolo_box(const float *x, const float *biases, int n, int index, int i, int j,
                     int lw, int lh, int w, int h, int stride, int new_coords);
+/* ... for a flavor (HANK(1)) */
+box ab_get_yolo_box_fl(const float *x, const float *biases, int n, int index, int i, int j,
+                       int lw, int lh, int w, int h, int stride, int new_coords, int flavor);
 /* The whole forward: checks, then per image the activation, the training
  * loops, and the sums in image order; then cost and statistics.  0 or DN_E_*. */
 int ab_forward_yolo_layer(const ab_yolo_layer l, ab_network_state state);

@@ -60,6 +60,7 @@ from .parity.compare import ParityReport, assert_parity, compare
 from .parity import golden, mistakes
 from . import implied
 from .layers import alexeyab
+from .layers import hankai
 
 __all__ = [
     "BUILD_CFLAGS",
@@ -99,6 +100,7 @@ __all__ = [
     "YoloResult",
     "YoloStats",
     "alexeyab",
+    "hankai",
     "box_iou",
     "box_rmse",
     "read_tree",

@@ -544,6 +544,10 @@ ERRORS.update({
     lib.DN_E_TRUTH_INT: "int",
 })
 
+#: ab_yolo_layer.flavor values (darknet_loss.h: the hank-ai variation points).
+AB_FLAVOR_ALEXEYAB = int(lib.AB_FLAVOR_ALEXEYAB)
+AB_FLAVOR_HANKAI = int(lib.AB_FLAVOR_HANKAI)
+
 #: FLT_MAX: AlexeyAB's "max_delta not set".
 FLT_MAX = np.float32(np.finfo(np.float32).max)
 

@@ -541,3 +541,28 @@ def pixel_anchors(anchors: Any, anchors_in: str, stride: Any) -> Any:
         if not (math.isfinite(v) and v > 0):
             raise ValueError(f"stride[{i}] = {v!r}: expected a positive number of pixels per grid cell")
     return (a.reshape(pairs, 2) * np.asarray(st)[:, None]).reshape(-1).tolist()
+
+
+# ==== hank-ai/darknet f684e1d7 (pydarknet_loss.hankai) ====
+
+def hank_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h: int, classes: int,
+                     map_: Optional[np.ndarray], truth_thresh: float) -> ValueError:
+    """The message for a truth row the hank-ai layer refuses.  hank-ai
+    aborts (darknet_fatal_error, then abort()) on a class id outside
+    [0, classes) in any row, and then on bad coordinates; the rest is
+    AlexeyAB's (ab_truth_error)."""
+    r = truth[image, row]
+    where = _row_where(truth, image, row)
+    if kind == "class" and not (-1 < float(r[4]) < classes):
+        return ValueError(
+            f"{where}: class id {float(r[4]):g} (truncated to int) is outside [0, {classes}); hank-ai stops with "
+            f"'invalid class ID #{int(r[4])}' (yolo_layer.cpp:545) and aborts, where AlexeyAB skips the row. "
+            f"Fix the label or the cfg's classes")
+    if kind == "label":
+        return ValueError(
+            f"{where}: x, y must lie in [0, 1] and w, h must not be negative; hank-ai stops with 'invalid "
+            f"coordinates, width, or height (x={float(r[0]):f}, y={float(r[1]):f}, w={float(r[2]):f}, "
+            f"h={float(r[3]):f})' (yolo_layer.cpp:662) and aborts")
+    return ab_truth_error(kind, image, row, truth, w=w, h=h, classes=classes, map_=map_, truth_thresh=truth_thresh)
+
+# ==== end hank-ai ====

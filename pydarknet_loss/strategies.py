@@ -41,11 +41,12 @@ except ImportError:  # pragma: no cover - depends on the environment
                       "(or pip install hypothesis)") from None
 
 from .layers import alexeyab
+from .layers import hankai
 from .layers.layout import from_nchw
 from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
-__all__ = ["Case", "OPTIONS", "STANDARD_HEADS", "alexeyab_layers", "cases", "inputs", "region_layers",
-           "standard_layers", "truths", "yolo_layers"]
+__all__ = ["Case", "OPTIONS", "STANDARD_HEADS", "alexeyab_layers", "cases", "hankai_layers", "inputs",
+           "region_layers", "standard_layers", "truths", "yolo_layers"]
 
 Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 Strat = Any  # a SearchStrategy
@@ -135,6 +136,18 @@ def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> ale
     ``scale_x_y``, ``new_coords``, ``objectness_smooth``, label smoothing,
     focal loss, ``counters_per_class``, ``max_delta``, ``max_boxes``
     (AlexeyAB's truth stride) and both ``show_details``."""
+    return alexeyab.YoloLayer(**_ab_kwargs(draw, classes, total), show_details=draw(st.sampled_from([1, 0])))
+
+
+@st.composite
+def hankai_layers(draw: Any, *, classes: Any = None, total: Any = None) -> hankai.YoloLayer:
+    """Settings of hank-ai's ``[yolo]``: those of :func:`alexeyab_layers`
+    but ``show_details``, which hank-ai does not read."""
+    return hankai.YoloLayer(**_ab_kwargs(draw, classes, total))
+
+
+def _ab_kwargs(draw: Any, classes: Any, total: Any) -> Dict[str, Any]:
+    """The keyword arguments both darknets of AlexeyAB's lineage take."""
     n_classes = draw(_st(classes, _CLASSES))
     n_total = draw(_st(total, _TOTAL))
     anchors = np.random.default_rng(draw(_SEED)).integers(2, 401, 2 * n_total)
@@ -143,7 +156,7 @@ def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> ale
     counters = None
     if draw(st.integers(0, 3)) == 3:
         counters = np.random.default_rng(draw(_SEED)).integers(1, 500, n_classes).tolist()
-    return alexeyab.YoloLayer(
+    return dict(
         classes=n_classes, anchors=[float(a) for a in anchors], mask=[k for k in range(n_total) if bits >> k & 1],
         total=n_total, max_boxes=draw(st.sampled_from([200, 3, 6])), ignore_thresh=draw(_IGNORE),
         truth_thresh=draw(_TRUTH_THRESH), iou_thresh=draw(st.sampled_from([1.0, 0.213, 0.5])),
@@ -152,8 +165,7 @@ def alexeyab_layers(draw: Any, *, classes: Any = None, total: Any = None) -> ale
         cls_normalizer=draw(st.sampled_from([1.0, 0.5])), max_delta=draw(st.sampled_from([None, 5.0])),
         scale_x_y=draw(st.sampled_from([1.0, 1.05, 2.0])), new_coords=draw(st.sampled_from([0, 0, 0, 1])),
         objectness_smooth=draw(st.sampled_from([0, 0, 1])), label_smooth_eps=draw(st.sampled_from([0.0, 0.1])),
-        focal_loss=draw(st.sampled_from([0, 0, 1])), counters_per_class=counters,
-        show_details=draw(st.sampled_from([1, 0])))
+        focal_loss=draw(st.sampled_from([0, 0, 1])), counters_per_class=counters)
 
 
 # ---- the standard heads, and layer options drawn only when opted in (issue 19) ----
@@ -176,6 +188,8 @@ STANDARD_HEADS: Dict[str, Tuple[str, Tuple[int, int], Tuple[Dict[str, Any], ...]
              iou_normalizer=0.07, iou_loss="ciou", max_delta=5.0, ignore_thresh=0.7, truth_thresh=1.0)
         for m, sxy in (([0, 1, 2], 1.2), ([3, 4, 5], 1.1), ([6, 7, 8], 1.05)))),
 }
+#: hank-ai's cfg/yolov4.cfg has the same heads (hank-ai's layers).
+STANDARD_HEADS["yolo_hankai"] = ("hank-ai/darknet cfg/yolov4.cfg", (608, 608), STANDARD_HEADS["yolo_ab"][2])
 
 #: The layer options ``options=`` can draw, per kind (``options="all"``
 #: draws every setting: :func:`yolo_layers`, :func:`region_layers`,
@@ -188,6 +202,8 @@ OPTIONS: Dict[str, Tuple[str, ...]] = {
                 "iou_loss", "normalizers", "max_delta", "scale_x_y", "new_coords", "objectness_smooth",
                 "label_smooth_eps", "focal_loss", "counters_per_class", "show_details"),
 }
+#: hank-ai's layer reads no show_details.
+OPTIONS["yolo_hankai"] = tuple(o for o in OPTIONS["yolo_ab"] if o != "show_details")
 
 
 def check_options(kind: str, options: Any) -> Optional[Tuple[str, ...]]:
@@ -216,6 +232,8 @@ def _build(kind: str, params: Dict[str, Any]) -> Layer:
         return YoloLayer(**params)
     if kind == "region":
         return RegionLayer(**params)
+    if kind == "yolo_hankai":
+        return hankai.YoloLayer(**params)
     return alexeyab.YoloLayer(**params)
 
 
@@ -232,10 +250,11 @@ def standard_layers(draw: Any, kind: str = "yolo", options: Any = None) -> Layer
     :data:`OPTIONS`; ``"all"`` draws every setting, as :func:`yolo_layers`
     and its siblings do).  Without options only which head is drawn."""
     if kind not in STANDARD_HEADS:
-        raise ValueError(f"kind must be 'yolo', 'region' or 'yolo_ab', got {kind!r}")
+        raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab' or 'yolo_hankai', got {kind!r}")
     opts = check_options(kind, options)
     if opts == OPTIONS[kind]:
-        return draw({"yolo": yolo_layers, "region": region_layers, "yolo_ab": alexeyab_layers}[kind]())
+        return draw({"yolo": yolo_layers, "region": region_layers, "yolo_ab": alexeyab_layers,
+                     "yolo_hankai": hankai_layers}[kind]())
     p = dict(draw(st.sampled_from(STANDARD_HEADS[kind][2])))
     opts = opts or ()
     if "classes" in opts:
@@ -308,9 +327,9 @@ def resolve_layer(layer: Any, kind: str) -> Tuple[Any, Optional[Tuple[int, int]]
         if path.endswith(".npz"):
             layer = golden.GoldenCase.load(path)
         else:
-            layer = Network.from_cfg(path, flavor="alexeyab" if kind == "yolo_ab" else "pjreddie")
+            layer = Network.from_cfg(path, flavor={"yolo_ab": "alexeyab", "yolo_hankai": "hankai"}.get(kind, "pjreddie"))
     if isinstance(layer, Network):
-        found = [lay for _, lay in layer.loss_layers if lay.kind in ("yolo", "region", "yolo_ab")]
+        found = [lay for _, lay in layer.loss_layers if lay.kind in ("yolo", "region", "yolo_ab", "yolo_hankai")]
         if not found:
             raise ValueError("layer: the network has no [yolo] or [region] layer to fuzz")
         return found, (layer.width, layer.height)
@@ -395,6 +414,8 @@ def truths(draw: Any, layer: Layer, *, batch: int = 1, h: int = 1, w: int = 1, m
         rows = YOLO_MAX_TRUTHS if isinstance(layer, YoloLayer) else REGION_MAX_TRUTHS
         cols = layer.coords + 1
     n_classes = len(layer.map) if layer.map is not None else layer.classes
+    if isinstance(layer, hankai.YoloLayer):
+        n_classes = layer.classes  # an id past classes is fatal in hank-ai
     k_max = min(draw(_st(max_truths, st.just(4))), rows)
     out = np.zeros((batch, rows, cols), F)
     for b in range(batch):
@@ -492,15 +513,16 @@ def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tup
 
     The layer: by default a head of the standard cfg of ``kind``
     (``"yolo"``: yolov3.cfg's, ``"region"``: yolov2-voc.cfg's,
-    ``"yolo_ab"``: AlexeyAB's yolov4.cfg's; :data:`STANDARD_HEADS`) at that
+    ``"yolo_ab"``: AlexeyAB's yolov4.cfg's, ``"yolo_hankai"``: the same heads
+    as hank-ai's layers; :data:`STANDARD_HEADS`) at that
     cfg's network size, with no layer option drawn; ``options=`` opts into
     drawing some (e.g. ``("map", "max_boxes", "truth_thresh")``, see
     :data:`OPTIONS`) or ``"all"``.  Or ``layer``: yours (a layer, a list of
     layers, a strategy, a :class:`~pydarknet_loss.Network`, a cfg path, a
     golden case or its ``.npz`` path).  ``net=(w, h)`` fixes the network
     size (drawn only with ``options="all"`` and no layer given)."""
-    if kind not in ("yolo", "region", "yolo_ab"):
-        raise ValueError(f"kind must be 'yolo', 'region' or 'yolo_ab', got {kind!r}")
+    if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai"):
+        raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab' or 'yolo_hankai', got {kind!r}")
     opts = check_options(kind, options)
     layer, layer_net = resolve_layer(layer, kind)
     if layer is not None and opts is not None:

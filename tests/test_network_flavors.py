@@ -85,8 +85,8 @@ def test_the_cfgs_heads_are_the_shared_cases_layers() -> None:
 
 
 def test_flavor_names() -> None:
-    assert set(FLAVORS) == {"pjreddie", "alexeyab"}
-    with pytest.raises(ValueError, match="flavor must be one of 'pjreddie', 'alexeyab'"):
+    assert set(FLAVORS) == {"pjreddie", "alexeyab", "hankai"}
+    with pytest.raises(ValueError, match="flavor must be one of 'pjreddie', 'alexeyab', 'hankai'"):
         pdl.Network.from_text("[net]\nwidth=8\nheight=8\nchannels=3\n", flavor="hank-ai")
     assert pdl.Network.from_cfg(pdl.example_cfg("tiny-yolov3")).flavor.name == "pjreddie"  # the default
 

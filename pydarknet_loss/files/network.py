@@ -1,7 +1,7 @@
 """From a darknet .cfg to the loss layers and the cost darknet prints.
 
 A cfg cannot say which darknet it is for: ``Network.from_cfg(path,
-flavor="pjreddie" | "alexeyab")``.  Each darknet's parse and shape rules
+flavor="pjreddie" | "alexeyab" | "hankai")``.  Each darknet's parse and shape rules
 live in their own module, ``files/flavors/pjreddie.py`` and
 ``files/flavors/alexeyab.py``: a table of one rule per layer type (upstream's
 parse_* and make_*_layer with C integer arithmetic) that ``Network`` walks.
@@ -52,8 +52,10 @@ class Network:
     ``Network.from_cfg(path, base_dir=None, flavor="pjreddie")``; ``map``/
     ``tree`` files are read relative to ``base_dir`` (default: the cfg's
     folder).  ``flavor`` says which darknet the cfg is for: ``"pjreddie"``
-    (f6afaab: [yolo] is pjreddie.YoloLayer, [region] RegionLayer) or
-    ``"alexeyab"`` (59596d7: [yolo] is alexeyab.YoloLayer).
+    (f6afaab: [yolo] is pjreddie.YoloLayer, [region] RegionLayer),
+    ``"alexeyab"`` (59596d7: [yolo] is alexeyab.YoloLayer) or ``"hankai"``
+    (hank-ai f684e1d7: hankai.YoloLayer, read by hank-ai's stricter parser,
+    whose fatal errors are CfgErrors).
     """
 
     # set by the flavor's parse_net ([net])
@@ -111,10 +113,10 @@ class Network:
     @classmethod
     def from_text(cls, text: str, *, path: str = "<cfg>", base_dir: Optional[PathLike] = None,
                   flavor: str = "pjreddie") -> "Network":
-        get_flavor(flavor)
+        reader = get_flavor(flavor).read_text or parse_cfg_text
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            sections = parse_cfg_text(text, path)
+            sections = reader(text, path)
         for w in caught:  # re-issue where the caller can see them
             warnings.warn(w.message, w.category, stacklevel=3)
         return cls(sections, path=path, base_dir=base_dir if base_dir is not None else
@@ -247,7 +249,7 @@ class Network:
         if len({type(layer) for _, layer in losses}) > 1:
             raise ValueError(f"{self.path}: [yolo] and [region] layers read net.truth with different strides; "
                              "a network mixing them is not supported")
-        if self.flavor.name == "alexeyab" and len({layer.max_boxes for _, layer in losses}) > 1:
+        if self.flavor.name in ("alexeyab", "hankai") and len({layer.max_boxes for _, layer in losses}) > 1:
             raise ValueError(f"{self.path}: the [yolo] layers have different max= ("
                              f"{sorted({layer.max_boxes for _, layer in losses})}): each reads net.truth with "
                              "its own image stride max*6, so all but one read other images' rows; not supported")

@@ -1,5 +1,6 @@
-"""AlexeyAB/darknet's ``[yolo]`` layer (YOLOv4, YOLOv7 and the hank-ai fork),
-bit-exact to upstream commit 59596d7::
+"""AlexeyAB/darknet's ``[yolo]`` layer (YOLOv4, YOLOv7), bit-exact to
+upstream commit 59596d7.  (hank-ai's C++ fork rounds some of the same
+arithmetic in float: :mod:`pydarknet_loss.layers.hankai`.)::
 
     from pydarknet_loss import alexeyab
     layer = alexeyab.YoloLayer(classes=80, anchors=[...], mask=[6, 7, 8], iou_loss="ciou", iou_normalizer=.07,
@@ -385,9 +386,7 @@ class YoloLayer(ReadOnly):
                 if rc != _native.DN_OK:
                     if row < 0:
                         raise ValueError(f"the C core refused {self!r}")
-                    raise _validate.ab_truth_error(_native.ERRORS[rc], image, row, packed, w=w, h=h,
-                                                   classes=self.classes, map_=self.map,
-                                                   truth_thresh=float(self.truth_thresh))
+                    raise self._truth_error(_native.ERRORS[rc], image, row, packed, w=w, h=h)
         rc = call.forward(x, packed, train=train, net_w=net_w, net_h=net_h, index=index, threads=threads)
         if rc != _native.DN_OK:  # pragma: no cover - everything was checked above
             raise RuntimeError(f"the C core refused the input ({_native.ERRORS.get(rc, rc)})")
@@ -396,13 +395,7 @@ class YoloLayer(ReadOnly):
                               labels=call.labels, class_ids=call.class_ids, total_bbox=0, rewritten_bbox=0,
                               skipped_truths=0)
         s = call.stats
-        details = self.show_details != 0
-        stats = YoloStats(
-            avg_iou=s.avg_iou, class_loss=s.class_loss if details else None,
-            iou_loss=s.iou_loss if details else None, total_loss=s.total_loss, count=s.count, index=index,
-            loss_name="mse" if self.iou_loss == "mse" else ("giou" if self.iou_loss == "giou" else "iou"),
-            iou_normalizer=_f32(self.iou_normalizer), obj_normalizer=_f32(self.obj_normalizer),
-            cls_normalizer=_f32(self.cls_normalizer), show_details=self.show_details)
+        stats = self._stats(s, index)
         sums = call.sums()
         warn: Tuple[Any, ...] = ()
         if sums["skipped_truths"] and packed is not None:
@@ -411,6 +404,21 @@ class YoloLayer(ReadOnly):
                           count=s.count, labels=call.labels, class_ids=call.class_ids,
                           total_bbox=int(sums["total_bbox"]), rewritten_bbox=int(sums["rewritten_bbox"]),
                           skipped_truths=int(sums["skipped_truths"]), sums=sums, _warn=warn)
+
+    def _stats(self, s: Any, index: int) -> YoloStats:
+        """The printed statistics from the C core's ab_yolo_stats."""
+        details = self.show_details != 0
+        return YoloStats(
+            avg_iou=s.avg_iou, class_loss=s.class_loss if details else None,
+            iou_loss=s.iou_loss if details else None, total_loss=s.total_loss, count=s.count, index=index,
+            loss_name="mse" if self.iou_loss == "mse" else ("giou" if self.iou_loss == "giou" else "iou"),
+            iou_normalizer=_f32(self.iou_normalizer), obj_normalizer=_f32(self.obj_normalizer),
+            cls_normalizer=_f32(self.cls_normalizer), show_details=self.show_details)
+
+    def _truth_error(self, kind: str, image: int, row: int, packed: np.ndarray, *, w: int, h: int) -> ValueError:
+        """The ValueError for a truth row the C core refused."""
+        return _validate.ab_truth_error(kind, image, row, packed, w=w, h=h, classes=self.classes, map_=self.map,
+                                        truth_thresh=float(self.truth_thresh))
 
     def _skipped_rows(self, packed: np.ndarray) -> List[List[Tuple[float, float, float, float, int]]]:
         """Per image, the rows upstream warns about (before the x == 0 end)."""

@@ -16,6 +16,7 @@ from .._native import BUILD_CFLAGS, BUILD_SANITIZERS, cuda_info
 from .._version import UPSTREAM_COMMIT, __version__
 from ..files.network import EXAMPLES, Network, example_cfg, train_loss
 from ..layers import alexeyab
+from ..layers import hankai
 from . import golden, mistakes
 from .compare import DEFAULT_TOLERANCE, LAYOUTS, TOLERANCES, Tolerance, compare
 
@@ -90,7 +91,8 @@ def demo(seed: int = 0) -> int:
 
 def info() -> int:
     print(f"pydarknet_loss {__version__}")
-    print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}; AlexeyAB/darknet {alexeyab.AB_COMMIT}")
+    print(f"upstream: pjreddie/darknet {UPSTREAM_COMMIT}; AlexeyAB/darknet {alexeyab.AB_COMMIT}; "
+          f"hank-ai/darknet {hankai.HANKAI_COMMIT}")
     print(f"core flags: {BUILD_CFLAGS}")
     print(f"sanitizers: {BUILD_SANITIZERS or 'none'}")
     cuda = cuda_info()
@@ -126,7 +128,7 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
             if info.params.get("tree_file") is not None:
                 raise SystemExit("golden export: cfgs with a softmax tree are not exported (upstream's CPU tree "
                                  "path gives NaN; pass --layer-json with temperature to export tree cases)")
-            kind = "yolo_ab" if isinstance(layer, alexeyab.YoloLayer) else layer.kind
+            kind = layer.kind
             params = golden.layer_params(layer, w=info.w, h=info.h, batch=batch, net_w=net.width,
                                          net_h=net.height, net_index=index)
             specs.append({"kind": kind, "layer": layer, "params": params})
@@ -138,8 +140,8 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
     if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
-        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region' or "
-                         "'yolo_ab' and the keys of a golden case's params")
+        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region', "
+                         "'yolo_ab' or 'yolo_hankai' and the keys of a golden case's params")
     kind = spec.pop("kind")
     spec["batch"] = args.batch if args.batch is not None else spec.get("batch", 1)
     missing = [k for k in ("w", "h") if k not in spec]
@@ -149,9 +151,9 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     if kind != "region":
         spec.setdefault("net_w", 416)
         spec.setdefault("net_h", 416)
-    if kind == "yolo_ab":
-        layer = alexeyab.YoloLayer(**{k: v for k, v in spec.items()
-                                      if k not in ("w", "h", "batch", "net_w", "net_h", "net_index")})
+    if kind in golden.AB_KINDS:
+        cls = hankai.YoloLayer if kind == "yolo_hankai" else alexeyab.YoloLayer
+        layer = cls(**{k: v for k, v in spec.items() if k not in ("w", "h", "batch", "net_w", "net_h", "net_index")})
     else:
         layer = golden.layer_from_params(kind, spec, base)
     tree = spec.get("tree")
@@ -340,7 +342,7 @@ def fuzz_command(args: argparse.Namespace) -> int:
     kind = args.kind
     if args.cfg is not None:
         net = Network.from_cfg(args.cfg, flavor=args.flavor)
-        layers = [layer for _, layer in net.loss_layers if layer.kind in ("yolo", "region", "yolo_ab")]
+        layers = [layer for _, layer in net.loss_layers if layer.kind in ("yolo", "region", "yolo_ab", "yolo_hankai")]
         if not layers:
             print(f"pydarknet-loss fuzz: {args.cfg} has no [yolo] or [region] layer to fuzz", file=sys.stderr)
             return 2
@@ -428,9 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p_exp.add_mutually_exclusive_group(required=True)
     src.add_argument("--cfg", type=Path, help="a darknet cfg: cases for each of its loss layers")
     src.add_argument("--layer-json", type=Path,
-                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab') plus a golden case's params "
+                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab', 'yolo_hankai') plus a golden case's params "
                           "(w and h required)")
-    p_exp.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
+    p_exp.add_argument("--flavor", choices=("pjreddie", "alexeyab", "hankai"), default="pjreddie",
                        help="which darknet the --cfg is for (default pjreddie; a cfg cannot say)")
     p_exp.add_argument("--cases", type=int, default=10, help="number of cases (default 10)")
     p_exp.add_argument("--seed", type=int, default=0, help="seed: the same seed writes the same files (default 0)")
@@ -478,13 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with delta, output, cost). Needs Hypothesis (the [fuzz] extra). Exits 1 when "
                                       "a departure is found.")
     p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
-    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab"), default="yolo",
+    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab", "yolo_hankai"), default="yolo",
                       help="the layer to fuzz without --cfg: the heads of pjreddie's yolov3.cfg (yolo, default), "
-                           "yolov2-voc.cfg (region) or AlexeyAB's yolov4.cfg (yolo_ab)")
+                           "yolov2-voc.cfg (region), AlexeyAB's yolov4.cfg (yolo_ab) or hank-ai's (yolo_hankai)")
     p_fz.add_argument("--options", nargs="+", metavar="OPTION",
                       help="without --cfg: also draw these layer options (e.g. map max_boxes truth_thresh), or all")
     p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")
-    p_fz.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
+    p_fz.add_argument("--flavor", choices=("pjreddie", "alexeyab", "hankai"), default="pjreddie",
                       help="which darknet the --cfg is for (default pjreddie)")
     p_fz.add_argument("--examples", type=int, default=500, help="cases to try in all (default 500)")
     p_fz.add_argument("--jobs", type=int, default=1,

@@ -268,7 +268,8 @@ def layer_source(layer: Any) -> str:
                 f"rescore={layer.rescore}, bias_match={layer.bias_match}, thresh={f(layer.thresh)}, "
                 f"coord_scale={f(layer.coord_scale)}, object_scale={f(layer.object_scale)}, "
                 f"noobject_scale={f(layer.noobject_scale)}, class_scale={f(layer.class_scale)}, map={cmap})")
-    return f"pdl.alexeyab.YoloLayer(**{layer.params()!r})"
+    module = "hankai" if layer.kind == "yolo_hankai" else "alexeyab"
+    return f"pdl.{module}.YoloLayer(**{layer.params()!r})"
 
 
 def _impl_source(impl: Impl) -> Tuple[str, str]:

@@ -8,7 +8,9 @@ A case is one ``.npz`` with ``kind`` (``yolo``, ``region`` or AlexeyAB's
 (region), ``output``, ``delta``, ``cost``, ``stats``, ``count``, ``text`` and
 ``tags`` (JSON); ``yolo_ab`` adds ``stats_names``, ``labels``,
 ``class_ids``, ``total_bbox``, ``rewritten_bbox``, ``counters_racy`` and
-``truth_cols``; cases written here add ``provenance`` (JSON).  A folder holds
+``truth_cols``; hank-ai's ``yolo_hankai`` is ``yolo_ab``'s format (the
+shared hank-ai cases say ``yolo_ab`` with ``params.upstream`` naming hank-ai,
+and are run as ``yolo_hankai``); cases written here add ``provenance`` (JSON).  A folder holds
 cases and a ``MANIFEST.json``.  Files are read with ``allow_pickle=False``;
 a file that is not such a case is a :class:`GoldenError` naming it.
 """
@@ -30,6 +32,7 @@ import numpy as np
 from .. import _native
 from .._version import UPSTREAM_COMMIT, __version__
 from ..layers import alexeyab
+from ..layers import hankai
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from .compare import ParityReport, compare
 
@@ -38,7 +41,23 @@ Result = Union[YoloResult, RegionResult, alexeyab.YoloResult]
 Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
 
 #: The training-forward kinds.
-KINDS = ("yolo", "region", "yolo_ab")
+KINDS = ("yolo", "region", "yolo_ab", "yolo_hankai")
+#: The [yolo] kinds of AlexeyAB's lineage (their files share one format).
+AB_KINDS = ("yolo_ab", "yolo_hankai")
+
+
+def case_kind(kind: str, params: Dict[str, Any]) -> str:
+    """A case's kind as this package runs it: hank-ai's shared cases are
+    written as ``yolo_ab`` with ``params.upstream`` naming hank-ai; they run
+    as ``yolo_hankai`` (pydarknet_loss.hankai)."""
+    if kind == "yolo_ab" and str(params.get("upstream", "")).startswith("hank-ai/"):
+        return "yolo_hankai"
+    return kind
+
+
+def flavor_of(kind: str) -> str:
+    """The darknet a case kind reproduces."""
+    return {"yolo_ab": "alexeyab", "yolo_hankai": "hankai"}.get(kind, "pjreddie")
 #: What ``golden export --profile`` draws (see :func:`draw_case`).
 PROFILES = ("realistic", "stress", "all")
 #: The stress features ``all`` adds one of to half its cases.
@@ -67,6 +86,9 @@ def layer_from_params(kind: str, params: Dict[str, Any], base_dir: Optional[Path
     """The layer a case's ``params`` describe.  A region ``tree`` path is
     read relative to ``base_dir``; with ``need_tree=False`` a missing tree
     file is left out (enough to name components)."""
+    kind = case_kind(kind, params)
+    if kind == "yolo_hankai":
+        return hankai.layer_from_params(params)
     if kind == "yolo_ab":
         return alexeyab.layer_from_params(params)
     if kind not in LAYER_KEYS:
@@ -153,8 +175,9 @@ class GoldenCase:
         if d["input"].ndim != 4 or d["output"].shape != d["input"].shape or d["delta"].shape != d["input"].shape:
             raise GoldenError(f"{p}: input, output and delta must share one (B, C, H, W) shape, got "
                               f"{d['input'].shape}, {d['output'].shape}, {d['delta'].shape}")
+        kind = case_kind(kind, params)
         extra: Dict[str, Any] = {}
-        if kind == "yolo_ab":
+        if kind in AB_KINDS:
             for k in _AB_EXTRA:
                 if k in d:
                     v = d[k]
@@ -282,12 +305,16 @@ def write_npz(path: PathLike, arrays: Dict[str, Any]) -> None:
     Path(path).write_bytes(buf.getvalue())
 
 
+def _commit(flavor: str) -> str:
+    return {"alexeyab": alexeyab.AB_COMMIT, "hankai": hankai.HANKAI_COMMIT}.get(flavor, UPSTREAM_COMMIT)
+
+
 def provenance(flavor: str = "pjreddie", **extra: Any) -> Dict[str, Any]:
-    upstream = (f"AlexeyAB/darknet {alexeyab.AB_COMMIT}" if flavor == "alexeyab"
-                else f"pjreddie/darknet {UPSTREAM_COMMIT}")
+    upstream = {"alexeyab": "AlexeyAB/darknet", "hankai": "hank-ai/darknet"}.get(flavor, "pjreddie/darknet")
+    upstream = f"{upstream} {_commit(flavor)}"
     return {"computed_by": f"pydarknet_loss {__version__}, reproducing upstream {upstream} (CPU build)",
             "package_version": __version__,
-            "upstream_commit": alexeyab.AB_COMMIT if flavor == "alexeyab" else UPSTREAM_COMMIT,
+            "upstream_commit": _commit(flavor),
             "cflags": _native.BUILD_CFLAGS, **extra}
 
 
@@ -391,6 +418,8 @@ def _keep_in_grid(truth: np.ndarray, b: int, t: int, w: int, h: int) -> None:
 
 
 def _classes_drawn(layer: Layer) -> int:
+    if isinstance(layer, hankai.YoloLayer):
+        return layer.classes  # an id past classes is fatal in hank-ai (map or not)
     return len(layer.map) if layer.map is not None else layer.classes
 
 
@@ -609,7 +638,7 @@ def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *
             continue
         res = _run(layer, params, drawn)
         name = f"case_{i:04d}_{kind}.npz"
-        flavor = "alexeyab" if kind == "yolo_ab" else "pjreddie"
+        flavor = flavor_of(kind)
         prov = provenance(flavor, seed=seed, draw=draw - 1, profile=profile)
         write_npz(out_dir / name, case_arrays(kind, params, drawn["x"], drawn["truth"], drawn["train"],
                                               drawn["seen"], res, sorted(case_tags), prov))
@@ -621,10 +650,10 @@ def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *
         if progress is not None:
             progress(len(paths), n)
     kinds = {c["kind"] for c in manifest}
-    flavor = "alexeyab" if kinds == {"yolo_ab"} else "pjreddie"
+    flavor = flavor_of(kinds.pop()) if len(kinds) == 1 else "pjreddie"
     (out_dir / "MANIFEST.json").write_text(json.dumps(
         {"seed": seed, "profile": profile, "variant": "strict",
-         "upstream_commit": alexeyab.AB_COMMIT if flavor == "alexeyab" else UPSTREAM_COMMIT,
+         "upstream_commit": _commit(flavor),
          "format": "shared golden README", "provenance": provenance(flavor, seed=seed, profile=profile),
          "cases": manifest}, indent=1, sort_keys=True))
     return paths

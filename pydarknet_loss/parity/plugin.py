@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pytest
 
 from ..layers import alexeyab
+from ..layers import hankai
 from ..layers.pjreddie import RegionLayer, YoloLayer
 from ..files.network import Network
 from . import golden
@@ -50,11 +51,14 @@ class DarknetOracle:
     def yolo_ab(self, **params: Any) -> alexeyab.YoloLayer:
         return alexeyab.YoloLayer(**params)
 
+    def yolo_hankai(self, **params: Any) -> hankai.YoloLayer:
+        return hankai.YoloLayer(**params)
+
     def from_cfg(self, path: Any, base_dir: Optional[Any] = None, flavor: str = "pjreddie") -> Network:
         return Network.from_cfg(path, base_dir=base_dir, flavor=flavor)
 
     def from_params(self, kind: str, params: dict, base_dir: Optional[Any] = None) -> Any:
-        """A layer from a golden case's ``params`` (``kind``: yolo, region or yolo_ab)."""
+        """A layer from a golden case's ``params`` (``kind``: yolo, region, yolo_ab or yolo_hankai)."""
         return golden.layer_from_params(kind, params, base_dir)
 
     def check(self, expected: Any, actual: Any, layer: Any, **kw: Any) -> ParityReport:

@@ -772,12 +772,18 @@ def ab_ctor(rng: np.random.Generator) -> Dict[str, Any]:
     return ctor
 
 
-def gen_ab(rng: np.random.Generator) -> Case:
-    """AlexeyAB's layer: valid cases (the result must equal a plain call's),
-    and the bad inputs of the issue's classes: non-finite or out-of-grid
-    truths, class ids beyond a C int, wrong dtypes and shapes, aliasing out=,
-    attributes changed after construction, invalid options."""
+def gen_ab(rng: np.random.Generator, flavor: str = "alexeyab") -> Case:
+    """AlexeyAB's layer (or hank-ai's, flavor="hankai"): valid cases (the
+    result must equal a plain call's), and the bad inputs of the issue's
+    classes: non-finite or out-of-grid truths, class ids beyond a C int (and
+    for hank-ai, fatal there, class ids outside [0, classes)), wrong dtypes
+    and shapes, aliasing out=, attributes changed after construction,
+    invalid options."""
     ctor = ab_ctor(rng)
+    cls = pdl.alexeyab.YoloLayer
+    if flavor == "hankai":
+        del ctor["show_details"]
+        cls = pdl.hankai.YoloLayer
     b, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
     n = len(ctor["mask"])
     x = float_values(rng, (b, n * (5 + ctor["classes"]), h, w), wild=rng.random() < 0.2)
@@ -826,19 +832,23 @@ def gen_ab(rng: np.random.Generator) -> Case:
         key = pick(rng, ["net_w", "net_h"])
         net[key] = int(pick(rng, [0, 2**31, -1]))
         label, expect, names = f"{key}={net[key]}", "error", (key,)
+    if flavor == "hankai" and expect == "ok" and isinstance(truth, list) and truth[-1].size and rng.random() < 0.3:
+        truth[-1][-1, 4] = np.float32(pick(rng, [ctor["classes"], -1, ctor["classes"] + 0.5]))
+        label, expect, names = "class id outside [0, classes) (fatal in hank-ai)", "error", ("truth", "class id")
 
     def run() -> Any:
-        layer = pdl.alexeyab.YoloLayer(**ctor)
+        layer = cls(**ctor)
         for act in post:
             act(layer)
         res = layer.forward(x, truth, out=out, **net)
         if expect == "ok":
-            ref = pdl.alexeyab.YoloLayer(**ctor).forward(np.ascontiguousarray(x), truth, **net)
+            ref = cls(**ctor).forward(np.ascontiguousarray(x), truth, **net)
             same(res.output, ref.output, "output")
             same(res.delta, ref.delta, "delta")
             same(res.cost, ref.cost, "cost")
         return res
-    return Case("ab_yolo", f"ab_yolo B{b} {label}", run, expect, names, errors)
+    target = "hankai_yolo" if flavor == "hankai" else "ab_yolo"
+    return Case(target, f"{target} B{b} {label}", run, expect, names, errors)
 
 
 # ---- detections and NMS ---------------------------------------------------------
@@ -2001,7 +2011,7 @@ def corpus_case(number: int, workdir: str) -> Case:
 #: (weight, target): how often each target is drawn.
 TARGETS: List[Tuple[float, str]] = [
     (5, "yolo"), (5, "region"), (3, "ab_yolo"), (3, "detections"), (2, "nms"), (2, "tree"), (2, "labels"), (1, "boxes"),
-    (2, "cfg"), (1, "golden"), (0.5, "cli")]
+    (2, "cfg"), (1, "golden"), (0.5, "cli"), (2, "hankai_yolo")]
 
 
 def make_case(seed: int, number: int, workdir: str) -> Case:
@@ -2013,6 +2023,8 @@ def make_case(seed: int, number: int, workdir: str) -> Case:
         return gen_layer(rng, target)
     if target == "ab_yolo":
         return gen_ab(rng)
+    if target == "hankai_yolo":
+        return gen_ab(rng, "hankai")
     if target == "detections":
         return gen_detections(rng)
     if target == "nms":

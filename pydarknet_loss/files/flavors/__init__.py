@@ -1,5 +1,6 @@
-"""Each darknet's cfg rules, one module per darknet: ``pjreddie`` (f6afaab)
-and ``alexeyab`` (59596d7).  A module holds a `Flavor`: the section names
+"""Each darknet's cfg rules, one module per darknet: ``pjreddie`` (f6afaab),
+``alexeyab`` (59596d7) and ``hankai`` (hank-ai f684e1d7: AlexeyAB's rules
+behind its stricter C++ reader).  A module holds a `Flavor`: the section names
 its parser knows, one rule per layer type (upstream's parse_* and
 make_*_layer size arithmetic), its [net] reader and what it does after
 every layer.  ``Network.from_cfg(path, flavor=...)`` walks one of them."""
@@ -9,8 +10,9 @@ from typing import Dict
 
 from ._common import Flavor, LayerInfo, Params, cdiv
 from . import alexeyab, pjreddie
+from . import hankai
 
-FLAVORS: Dict[str, Flavor] = {"pjreddie": pjreddie.FLAVOR, "alexeyab": alexeyab.FLAVOR}
+FLAVORS: Dict[str, Flavor] = {"pjreddie": pjreddie.FLAVOR, "alexeyab": alexeyab.FLAVOR, "hankai": hankai.FLAVOR}
 
 
 def get_flavor(name: str) -> Flavor:

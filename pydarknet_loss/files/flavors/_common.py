@@ -78,6 +78,8 @@ class Flavor:
     """type -> options only the *other* darknet reads in that section: an error here, because the
     cfg was written for the other darknet and would compute something else."""
     other_flavor: str = ""
+    #: (hankai) the flavor's own cfg reader, text and path -> sections; None: read_cfg's rules (cfg.py)
+    read_text: Optional[Callable[[str, str], Any]] = None
     finish: Callable[["Network"], None] = lambda net: None  #: after the last layer: net.outputs, net.truths, ...
     upstream_fields: Optional[Callable[["Network"], Dict[str, Any]]] = None  #: upstream's parse as JSON, if known
 

@@ -170,7 +170,13 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
             todo[...] = todo & ~sel
 
         if ev is not None and todo.any():
-            sel = todo & (np.abs(arr.A64 - arr.E64) <= arr.bound)
+            for spec in _decisions(arr, ev.kind, "exact"):
+                c = _run(spec, arr, todo)
+                if c is not None:
+                    take(spec.code, c.mask, c)
+        if ev is not None and todo.any():
+            with np.errstate(invalid="ignore"):  # inf - inf where both are infinite
+                sel = todo & (np.abs(arr.A64 - arr.E64) <= arr.bound)
             if sel.any():
                 take("float_rounding", sel, Claim(sel, say=lambda s, a=arr: float_rounding.message(a, s)))
         work = arr

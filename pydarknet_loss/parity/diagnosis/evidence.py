@@ -166,7 +166,7 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
              seen: int = 0) -> Evidence:
     """Run the oracle on ``x`` and ``truth`` and record what it decided."""
     kind = layer.kind
-    if kind == "yolo_ab":
+    if kind in ("yolo_ab", "yolo_hankai"):  # hank-ai's is AlexeyAB's layer, another arithmetic: one family here
         return _evidence_ab(layer, x, truth, net_w=net_w, net_h=net_h)
     packed = _validate.truth_buffer(truth, batch=x.shape[0], rows=layer.rows, cols=layer.coords + 1,
                                     used_rows=layer._used_rows())

@@ -242,13 +242,14 @@ def role_name(arr: Array, e: int) -> str:
 
 # ---- what a cause is -------------------------------------------------------------------
 
-#: Where in the engine a cause's model runs: ``tolerance`` (darknet's own
+#: Where in the engine a cause's model runs: ``exact`` (another darknet's
+#: values bit for bit, before anything else), ``tolerance`` (darknet's own
 #: rounding), ``layout`` (the array re-laid out), ``factor`` (a factor on
 #: the whole array or on one part: fitted per part by the engine),
 #: ``decision`` (a departure from one of darknet's decisions, replayed with
 #: its arithmetic, on the values with the fitted factors taken out),
 #: ``output`` (the output array), ``residual`` (what no model reproduces).
-STAGES = ("tolerance", "layout", "factor", "decision", "output", "residual")
+STAGES = ("exact", "tolerance", "layout", "factor", "decision", "output", "residual")
 Model = Callable[[Array], Optional[Claim]]
 
 
@@ -271,4 +272,4 @@ class CauseSpec:
 
     def __post_init__(self) -> None:
         assert self.stage in STAGES, self.stage
-        assert (self.model is not None) == (self.stage in ("decision", "output")), self.code
+        assert (self.model is not None) == (self.stage in ("exact", "decision", "output")), self.code
