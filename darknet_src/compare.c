@@ -95,7 +95,8 @@ long long dn_compare_arrays(const float *expected, const float *actual, long lon
  * an infinity at FLT_MAX. */
 static double spacing32(double v)
 {
-    float f;
+    float f, next;
+    unsigned int bits;
     v = fabs(v);
     if (isnan(v)) return NAN;
     /* Casting a double at or above FLT_MAX + half an ULP rounds to infinity
@@ -103,7 +104,11 @@ static double spacing32(double v)
     f = v >= 0x1.ffffffp127 ? INFINITY : (float)v;
     if (isinf(f)) return NAN;
     if (f == FLT_MAX) return INFINITY;
-    return (double)(nextafterf(f, INFINITY) - f);
+    /* nextafterf(f, INFINITY) for a finite f >= 0: the next bit pattern. */
+    memcpy(&bits, &f, sizeof bits);
+    bits += 1;
+    memcpy(&next, &bits, sizeof next);
+    return (double)(next - f);
 }
 
 /* numpy.maximum: NaN if either is NaN. */

@@ -209,9 +209,10 @@ class ParityReport:
         if name not in self._codes and name not in self._pairs:
             compared = sorted(set(self._codes) | set(self._pairs))
             raise KeyError(f"no array {name!r} was compared (compared: {', '.join(compared) or 'none'})")
-        c = self._codes.get(name)
-        if c is None:  # nothing failed there
-            c = np.full(self._pairs[name][0].shape, "", dtype=object)
+        idx = self._codes.get(name)
+        if idx is None:  # nothing failed there
+            idx = np.zeros(self._pairs[name][0].shape, np.uint8)
+        c = np.array(dg.CODES, dtype=object)[idx]
         b, n, p, h, w = c.shape
         return lay.from_nchw(c.reshape(b, n * p, h, w).astype(str), lay.check(layout or self.layout), n)
 
@@ -561,20 +562,20 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
 
     diag = dg.diagnose(arrays, ev)
     report.causes = diag.causes
-    report._codes = diag.codes
+    report._codes = diag.index
     report.parts = diag.parts
     for arr in arrays:
         flat = np.flatnonzero(arr.fail)
         if flat.size:
             ulp = ulp_distance(arr.E, arr.A)
             order = flat[np.argsort(-ulp.ravel()[flat], kind="stable")[:worst]]
-            codes = diag.codes[arr.name]
+            codes = diag.index[arr.name]
             for f in order:
                 bi, ai, ei, ri, ci = (int(v) for v in np.unravel_index(f, arr.fail.shape))
                 report.worst.append(Location(arr.name, bi, ai, ri, ci, names[ei], float(arr.E[bi, ai, ei, ri, ci]),
                                              float(arr.A[bi, ai, ei, ri, ci]), int(ulp[bi, ai, ei, ri, ci]),
                                              cfg_anchor=None if report._mask is None else report._mask[ai],
-                                             cause=str(codes[bi, ai, ei, ri, ci])))
+                                             cause=dg.CODES[int(codes[bi, ai, ei, ri, ci])]))
     act_cost = _get(actual, "cost")
     if act_cost is not None:
         exp_cost = _get(expected, "cost")

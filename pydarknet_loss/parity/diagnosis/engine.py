@@ -63,14 +63,26 @@ class Cause:
         return f"{self.code} ({self.count} element{'s' if self.count != 1 else ''}): {self.message}"
 
 
+#: Cause codes by number, as ``Diagnosis.index`` stores them ("" = passes).
+CODES: Tuple[str, ...] = ("",) + tuple(c.code for c in REGISTRY)
+_CODE_NUMBER = {c: k for k, c in enumerate(CODES)}
+
+
 @dataclass
 class Diagnosis:
-    """Per array, each element's cause code ('' where it passes); the
+    """Per array, each element's cause as a number into ``CODES`` (0 where
+    it passes: a uint8 array, not a str array of the delta's size); the
     causes; the delta's parts table."""
 
-    codes: Dict[str, np.ndarray]
+    index: Dict[str, np.ndarray]
     causes: List[Cause]
     parts: List[PartRow] = field(default_factory=list)
+
+    @property
+    def codes(self) -> Dict[str, np.ndarray]:
+        """Per array, each element's cause code ('' where it passes), as str arrays."""
+        table = np.array(CODES, dtype=object)
+        return {k: table[v] for k, v in self.index.items()}
 
 
 Candidate = Tuple[str, Claim]
@@ -161,11 +173,11 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
     alternatives: Dict[str, Set[str]] = defaultdict(set)
     parts: List[PartRow] = []
     for arr in arrays:
-        code = np.full(arr.E.shape, "", dtype=object)
+        code = np.zeros(arr.E.shape, np.uint8)
         todo = arr.fail.copy()
 
         def take(name: str, sel: np.ndarray, claim: Claim) -> None:
-            code[sel] = name
+            code[sel] = _CODE_NUMBER[name]
             items[name].append((arr.name, sel, claim))
             todo[...] = todo & ~sel
 
@@ -200,7 +212,7 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
             relations = ", ".join(f"{r.part} {r.relation}" for r in parts if r.failing) if arr.name == "delta" else ""
             take("unexplained", sel, Claim(sel, say=lambda s, a=work, r=relations: unexplained.message(a, ev, s, r)))
         codes[arr.name] = code
-    return Diagnosis(codes=codes, causes=_causes(items, alternatives), parts=parts)
+    return Diagnosis(index=codes, causes=_causes(items, alternatives), parts=parts)
 
 
 def _causes(items: Dict[str, List[Tuple[str, np.ndarray, Claim]]], alternatives: Dict[str, Set[str]]) -> List[Cause]:

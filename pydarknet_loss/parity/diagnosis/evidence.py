@@ -109,7 +109,8 @@ class Evidence:
         row, col) index arrays; returns (K, entries).  What a comparison
         needs when few cells differ."""
         b, a, j, i = cells
-        if name in self._bound or (name == "delta" and self._call is None):
+        many = b.size * 8 > self.D.shape[0] * self.D.shape[1] * self.D.shape[3] * self.D.shape[4]
+        if name in self._bound or (name == "delta" and (self._call is None or many)):
             return self.bound_for(name)[b, a, :, j, i]
         if name == "output":
             Y = self.Y[b, a, :, j, i][:, None, :, None, None]

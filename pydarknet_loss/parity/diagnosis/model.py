@@ -92,7 +92,7 @@ def cells_str(ev: Evidence, cells: Sequence[Tuple[int, int, int, int]], limit: i
 
 def cells_of(mask: np.ndarray) -> List[Tuple[int, int, int, int]]:
     cells = mask.any(axis=2)
-    return [tuple(int(v) for v in c) for c in np.argwhere(cells)]  # type: ignore[misc]
+    return [tuple(c) for c in np.argwhere(cells).tolist()]  # type: ignore[misc]
 
 
 def box_matches(arr: Array, b: int, a: int, j: int, i: int, target: np.ndarray) -> bool:
@@ -195,8 +195,11 @@ def activated(ev: Evidence, P: int) -> List[int]:
 def saturated_cells(ev: Evidence) -> np.ndarray:
     """Where float32 sigmoid(x) rounds to 0 or 1, or p*(1 - p) falls below
     the 1e-12 that BCE on probabilities clamps its denominator to."""
-    p = sigmoid32(ev.X)
-    return (p == 0) | (p == 1) | ((p * (F(1) - p)).astype(F) < F(1e-12))
+    cached = getattr(ev, "_saturated", None)
+    if cached is None:
+        p = sigmoid32(ev.X)
+        cached = ev._saturated = (p == 0) | (p == 1) | ((p * (F(1) - p)).astype(F) < F(1e-12))
+    return cached
 
 
 def role_groups(arr: Array, entries: Sequence[int]) -> List[List[int]]:

@@ -47,9 +47,14 @@ class Factors:
     f_group: Optional[np.ndarray] = None
 
 
-def _close(arr: Array, pred: np.ndarray, rel: float, scale: float = 1.0) -> np.ndarray:
+def _close(arr: Array, k: float, rel: float, where: np.ndarray) -> np.ndarray:
+    """Where (within ``where``) the implementation's value is k times darknet's."""
+    out = np.zeros(arr.E.shape, bool)
+    idx = np.nonzero(where)
+    pred = k * arr.E64[idx]
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.abs(arr.A64 - pred) <= rel * np.abs(pred) + 4 * arr.bound * max(1.0, abs(scale)) + 1e-30
+        out[idx] = np.abs(arr.A64[idx] - pred) <= rel * np.abs(pred) + 4 * arr.bound[idx] * max(1.0, abs(k)) + 1e-30
+    return out
 
 
 def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig: np.ndarray) -> Factors:
@@ -67,7 +72,7 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
         # with k when its failing elements are k times darknet's.
         for r in rows:
             m = (ids == PART_ID[r.part]) & todo
-            if r.relation == "other" and r.telling < 2 and m.any() and _close(arr, k * arr.E64, 1e-5, k)[m].all():
+            if r.relation == "other" and r.telling < 2 and m.any() and _close(arr, k, 1e-5, m)[m].all():
                 krows = krows + [r]
         groups = {GROUP[r.part] for r in krows}
         # A part that carries darknet's values unchanged refutes a factor on the whole array.
@@ -78,7 +83,7 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
     assert out.f is not None
     out.f[...] = out.k
     if out.global_parts:
-        mask = todo & _close(arr, out.k * arr.E64, 1e-5, out.k)
+        mask = _close(arr, out.k, 1e-5, todo)
         if mask.any():
             spec = sign if out.k == -1 else scale
             out.claims.append((spec.CAUSE.code, Claim(mask, say=spec.say(arr, out), detail={"factor": out.k})))
@@ -123,7 +128,7 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
                     out.f_group[m] = (c * sig)[m]
     for w, parts in weights.items():
         m = np.isin(ids, [PART_ID[p] for p in parts])
-        mask = todo & m & _close(arr, w * arr.E64, 1e-5, w)
+        mask = _close(arr, w, 1e-5, todo & m)
         if mask.any():
             name = part_name(parts)
             detail = {"part": name, "factor": w / out.k, "parts": tuple(sorted(parts))}
@@ -159,7 +164,7 @@ def values_only(arr: Array, todo: np.ndarray) -> Factors:
     k = float(np.median(ratio))
     if k == 0 or abs(k - 1) <= 1e-5:
         return out
-    ok = _close(arr, k * arr.E64, 1e-5, k)
+    ok = _close(arr, k, 1e-5, big | todo)
     if (ok & big).sum() >= 0.95 * big.sum():
         from ..parts import _round_factor
 

@@ -11,14 +11,23 @@ from ..model import Array, CauseSpec, Claim, cells_of, cells_str
 def box_scale(arr: Array) -> Optional[Claim]:
     ev = arr.ev
     assert ev is not None
-    cells = ev.e_assigned()
-    S = np.where(ev.sel.has, ev.sel.scale, np.nan)
-    box = arr.role_mask(range(4), cells)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dropped = arr.close(arr.A64, arr.E64 / S) | arr.close(arr.A64, arr.E64 * S)
-    mask = box & dropped & (np.abs(S - 1) > 1e-6)
-    if not mask.any():
+    cells = ev.e_assigned() & arr.fail[:, :, :4].any(axis=2)
+    b, a, j, i = np.nonzero(cells)
+    if not b.size:
         return None
+    # Only the box entries of assigned cells with a failing one.
+    S = np.where(ev.sel.has[b, a, :4, j, i], ev.sel.scale[b, a, :4, j, i], np.nan)
+    A, E, bound = arr.A64[b, a, :4, j, i], arr.E64[b, a, :4, j, i], 4 * arr.bound[b, a, :4, j, i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dropped = (np.abs(A - E / S) <= 1e-4 * np.abs(E / S) + bound + 1e-30) | \
+            (np.abs(A - E * S) <= 1e-4 * np.abs(E * S) + bound + 1e-30)
+    keep = dropped & (np.abs(S - 1) > 1e-6)
+    if not keep.any():
+        return None
+    mask = np.zeros(arr.E.shape, bool)
+    k, e = np.nonzero(keep)
+    mask[b[k], a[k], e, j[k], i[k]] = True
+    mask &= arr.fail
 
     def say(sel: np.ndarray) -> str:
         return ("upstream scales every box delta of an assigned cell by 2 - w*h of its truth (small boxes weigh up "

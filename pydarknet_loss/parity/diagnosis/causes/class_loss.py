@@ -25,21 +25,23 @@ def class_loss(arr: Array) -> Optional[Claim]:
     if ev.kind == "region" and ev.layer.tree is not None:
         return None
     k0 = arr.coords + 1
-    cells, t, s, _ = _targets(arr)
-    fail = arr.fail[:, :, k0:].any(axis=2) & cells
-    if not fail.any() or arr.E.shape[2] - k0 < 2:
+    idx, t, s, _ = _targets(arr)
+    if not idx[0].size or arr.E.shape[2] - k0 < 2:
         return None
-    X = ev.X[:, :, k0:].astype(np.float64)
+    b, a, j, i = idx
+    X = ev.X[b, a, k0:, j, i].astype(np.float64)
     softmax_used = ev.kind == "region" and ev.layer.softmax
     with np.errstate(over="ignore"):
-        q = 1 / (1 + np.exp(-X)) if softmax_used else _softmax(X, axis=2)
+        q = 1 / (1 + np.exp(-X)) if softmax_used else _softmax(X, axis=1)
     pred = s * (t - q)
-    A = arr.A64[:, :, k0:]
-    ok = np.abs(A - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[:, :, k0:] + 1e-7 * np.abs(s)
-    cell_ok = (ok | ~np.isfinite(s)).all(axis=2) & fail
+    A = arr.A64[b, a, k0:, j, i]
+    ok = np.abs(A - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, k0:, j, i] + 1e-7 * np.abs(s)
+    cell_ok = (ok | ~np.isfinite(s)).all(axis=1)
     if not cell_ok.any():
         return None
-    mask = arr.role_mask(range(k0, arr.E.shape[2]), cell_ok) & arr.fail
+    cells = np.zeros(arr.E.shape[:2] + arr.E.shape[3:], bool)
+    cells[b[cell_ok], a[cell_ok], j[cell_ok], i[cell_ok]] = True
+    mask = arr.role_mask(range(k0, arr.E.shape[2]), cells) & arr.fail
 
     def say(sel: np.ndarray) -> str:
         where = cells_str(ev, cells_of(sel))

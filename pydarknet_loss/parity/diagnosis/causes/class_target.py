@@ -8,19 +8,23 @@ import numpy as np
 from ..model import Array, CauseSpec, Claim, cells_of, cells_str, multi
 
 
-def _targets(arr: Array) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Assigned cells (B, n, H, W); darknet's class targets, scales and
-    outputs there (B, n, classes, H, W)."""
+def _targets(arr: Array) -> Tuple[Tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The cells given one truth whose classes fail, as index arrays (b, a,
+    row, col); darknet's class targets, scales and outputs there
+    (K, classes)."""
     ev = arr.ev
     assert ev is not None and ev.sel is not None
     k0 = arr.coords + 1
-    cells = ev.e_assigned()
+    cells = ev.e_assigned() & arr.fail[:, :, k0:].any(axis=2)
     for c in multi(ev):  # a shared cell's classes are the short-circuit's business
         cells[c] = False
-    t = np.nan_to_num(ev.sel.target[:, :, k0:], nan=0.0)
-    s = np.where(ev.sel.has[:, :, k0:], ev.sel.scale[:, :, k0:], np.nan)
-    y = ev.Y[:, :, k0:].astype(np.float64)
-    return cells, t, s, y
+    idx = np.nonzero(cells)
+    b, a, j, i = idx
+    t = np.nan_to_num(ev.sel.target[b, a, k0:, j, i], nan=0.0)
+    sc = ev.sel.scale[b, a, k0:, j, i]
+    s = np.where(ev.sel.has[b, a, k0:, j, i], sc, np.nan)
+    y = ev.Y[b, a, k0:, j, i].astype(np.float64)
+    return idx, t, s, y
 
 
 def class_target(arr: Array) -> Optional[Claim]:
@@ -31,13 +35,13 @@ def class_target(arr: Array) -> Optional[Claim]:
     if ev is None or ev.sel is None or ev.kind not in ("yolo", "region"):
         return None
     k0 = arr.coords + 1
-    cells, t, s, y = _targets(arr)
-    fail = arr.fail[:, :, k0:].any(axis=2) & cells
-    if not fail.any():
+    idx, t, s, y = _targets(arr)
+    if not idx[0].size:
         return None
-    A = arr.A64[:, :, k0:]
-    bound = 4 * arr.bound[:, :, k0:]
-    fb = np.broadcast_to(fail[:, :, None], A.shape)
+    b, a, j, i = idx
+    A = arr.A64[b, a, k0:, j, i]
+    bound = 4 * arr.bound[b, a, k0:, j, i]
+    fb = np.ones(A.shape, bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         implied = A / s + y  # the target the implementation's value implies
     best: Optional[Tuple[int, np.ndarray, Dict[str, float]]] = None
@@ -45,26 +49,28 @@ def class_target(arr: Array) -> Optional[Claim]:
     for d in (1, -1):
         td = np.zeros_like(t)
         if d > 0:
-            td[:, :, d:] = t[:, :, :-d]
+            td[:, d:] = t[:, :-d]
         else:
-            td[:, :, :d] = t[:, :, -d:]
+            td[:, :d] = t[:, -d:]
         cands.append((td, {"shift": float(d)}))
     pos, neg = fb & (t == 1), fb & (t == 0)
     if pos.any() and neg.any():
-        a_b, b = float(np.nanmedian(implied[pos])), float(np.nanmedian(implied[neg]))
-        if np.isfinite(a_b) and np.isfinite(b) and (abs(a_b - 1) > 1e-4 or abs(b) > 1e-6) and a_b > b:
-            cands.append(((a_b - b) * t + b, {"positive": a_b, "negative": b}))
+        a_b, q = float(np.nanmedian(implied[pos])), float(np.nanmedian(implied[neg]))
+        if np.isfinite(a_b) and np.isfinite(q) and (abs(a_b - 1) > 1e-4 or abs(q) > 1e-6) and a_b > q:
+            cands.append(((a_b - q) * t + q, {"positive": a_b, "negative": q}))
     for td, detail in cands:
         pred = s * (td - y)
         ok = np.abs(A - pred) <= 1e-4 * np.abs(pred) + bound + 1e-30
-        cell_ok = (ok | ~np.isfinite(s)).all(axis=2) & fail
+        cell_ok = (ok | ~np.isfinite(s)).all(axis=1)
         n = int(cell_ok.sum())
         if n and (best is None or n > best[0]):
             best = (n, cell_ok, detail)
     if best is None:
         return None
     _, cell_ok, detail = best
-    mask = arr.role_mask(range(k0, arr.E.shape[2]), cell_ok) & arr.fail
+    cells = np.zeros(arr.E.shape[:2] + arr.E.shape[3:], bool)
+    cells[b[cell_ok], a[cell_ok], j[cell_ok], i[cell_ok]] = True
+    mask = arr.role_mask(range(k0, arr.E.shape[2]), cells) & arr.fail
 
     def say(sel: np.ndarray) -> str:
         where = cells_str(ev, cells_of(sel))

@@ -28,10 +28,16 @@ def relayout(arr: Array, todo: np.ndarray) -> Optional[Tuple[str, np.ndarray]]:
     base = int(arr.close(arr.A64, arr.E64, rel=1e-6).sum())
     best: Optional[Tuple[int, str, np.ndarray]] = None
     nbad = int(todo.sum())
+    where = np.nonzero(todo)
     for name, view in LAYOUTS.items():
         if (H * W == 1 and name != "entry-major [b][entry][anchor]") or (n == 1 and "anchor" in name):
             continue
         cand = view(flat, arr.E.shape)
+        # First on the failing elements alone (cheap): it must put half of them right.
+        e, c = arr.E64[where], cand[where]
+        with np.errstate(invalid="ignore", over="ignore"):
+            if int((np.abs(c - e) <= 1e-6 * np.abs(e) + 4 * arr.bound[where] + 1e-30).sum()) < max(2, (nbad + 1) // 2):
+                continue
         ok = arr.close(cand, arr.E64, rel=1e-6)
         score, fixed = int(ok.sum()), int((ok & todo).sum())
         # It must put right at least half of what fails, and more than it breaks.
