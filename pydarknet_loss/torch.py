@@ -324,36 +324,41 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
     (grad,) = torch.autograd.grad(loss.reshape(()), xt)
     minus_grad = (-grad).detach().to(torch.float32)
     net = dict(net_w=net_w, net_h=net_h) if not isinstance(layer, RegionLayer) else dict(seen=seen)
+    build = "cpu"
     if isinstance(layer, RegionLayer):
         res = layer.forward(xd, truth, seen=seen)
-        expected = {"delta": res.net_delta("gpu"), "cost": res.cost}
+        expected = {"delta": res.delta, "cost": res.cost}
+        build = "gpu"  # compare applies the GPU build's factor to the oracle's delta
     elif isinstance(layer, (YoloLayer, alexeyab.YoloLayer)):
         res = layer.forward(xd, truth, net_w=net_w, net_h=net_h)
         expected = {"delta": res.delta, "cost": res.cost}
     else:
         raise TypeError("layer must be a YoloLayer, RegionLayer, alexeyab.YoloLayer or hankai.YoloLayer")
     return compare(expected, {"delta": minus_grad}, layer, input=xd, truth=truth, layout=layout,
-                   tolerance=tolerance, **net, **tol)
+                   tolerance=tolerance, build=build, **net, **tol)
 
 
 def fuzz_gradient(loss_fn: Any, layer: Any = None, *, loss_truth: Optional[Any] = None, **kw: Any) -> Any:
     """:func:`pydarknet_loss.fuzz` for a PyTorch loss: on each drawn case
     ``loss_fn(x, truth)`` runs on a tensor copy of ``x`` with autograd and
-    its ``-grad`` is compared with darknet's delta, as in
-    :func:`check_gradient` ([yolo] only: a [region] CPU build hands on no
-    gradient, and the GPU build's delta times the logistic's derivative is
-    not of the delta's form).  ``loss_truth(truth)``, when given, converts
-    darknet's truth buffer into what ``loss_fn`` takes.  Other keywords
-    are :func:`pydarknet_loss.fuzz`'s."""
+    its ``-grad`` is compared with what darknet hands on, as in
+    :func:`check_gradient`: the delta for [yolo]; for [region]
+    (``kind="region"``) the GPU build's delta times the logistic's
+    derivative (``build="gpu"``: the CPU build hands on nothing).
+    ``loss_truth(truth)``, when given, converts darknet's truth buffer into
+    what ``loss_fn`` takes.  Other keywords are :func:`pydarknet_loss.fuzz`'s."""
     from .parity.fuzz import fuzz
 
-    if kw.get("kind", "yolo") != "yolo":
-        raise ValueError("fuzz_gradient checks [yolo] losses (kind='yolo'): darknet's [region] hands on no "
-                         "gradient on a CPU build, and on a GPU build a delta of another form")
+    if kw.get("kind", "yolo") not in ("yolo", "region"):
+        raise ValueError("fuzz_gradient checks pjreddie's [yolo] (kind='yolo') and [region] (kind='region') "
+                         "losses, whose delta is a gradient")
+    if kw.get("kind") == "region":
+        kw.setdefault("build", "gpu")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable as loss_fn(x, truth), got {type(loss_fn).__name__}")
 
-    def minus_grad(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int, net_h: int) -> np.ndarray:
+    def minus_grad(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int = 416, net_h: int = 416,
+                   seen: int = 0) -> np.ndarray:
         xt = torch.tensor(x, requires_grad=True)
         loss = loss_fn(xt, truth if loss_truth is None else loss_truth(truth))
         (grad,) = torch.autograd.grad(loss.reshape(()), xt)

@@ -181,3 +181,24 @@ def test_the_report_prints_the_parts_table() -> None:
     d[:, :, :4] *= np.float32(2)
     text = str(_report(_join(d), x, truth, exp))
     assert "parts of the delta" in text and "box.x" in text and "×2" in text
+
+
+def test_build_gpu_compares_with_what_the_gpu_build_hands_on() -> None:
+    """compare(build="gpu"): [region]'s GPU-build delta (times p(1 - p) on x,
+    y and objectness) passes; the CPU build's delta is named as such."""
+    layer = pdl.RegionLayer(classes=4, num=2, anchors=[1, 1.5, 3, 2], rescore=1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, layer.channels, 5, 5)).astype(np.float32)
+    truth = [np.array([[.3, .4, .2, .3, 1], [.7, .2, .4, .5, 2]], np.float32),
+             np.array([[.5, .5, .3, .3, 3]], np.float32)]
+    res = layer.forward(x, truth, seen=20000)
+    kw = dict(input=x, truth=truth, seen=20000)
+    assert pdl.compare(res, {"delta": res.net_delta("gpu")}, layer, build="gpu", **kw).ok
+    r = pdl.compare(res, {"delta": res.delta}, layer, build="gpu", **kw)
+    assert [c.code for c in r.causes] == ["chain"] and "CPU build's delta" in r.causes[0].message, str(r)
+    r = pdl.compare(res, {"delta": res.net_delta("gpu")}, layer, **kw)
+    assert [c.code for c in r.causes] == ["chain"] and "GPU build's values" in r.causes[0].message, str(r)
+    with pytest.raises(ValueError, match="build='gpu' needs input= and truth="):
+        pdl.compare(res, {"delta": res.delta}, layer, build="gpu")
+    with pytest.raises(ValueError, match="build must be"):
+        pdl.compare(res, {"delta": res.delta}, layer, build="tpu", **kw)

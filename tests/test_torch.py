@@ -167,4 +167,22 @@ def test_fuzz_gradient_finds_a_torch_loss_that_departs() -> None:
     res = pdl.torch.fuzz_gradient(halved, layer, net=(416, 416), examples=200, seed=0)
     assert not res.ok and res.failure.cause == "scale", str(res)
     with pytest.raises(ValueError, match="yolo"):
-        pdl.torch.fuzz_gradient(good, kind="region")
+        pdl.torch.fuzz_gradient(good, kind="yolo_ab")  # AlexeyAB's delta is no gradient
+
+
+def test_fuzz_gradient_takes_region_losses_against_the_gpu_build() -> None:
+    """fuzz_gradient(kind="region"): RegionLoss (the GPU build's implied loss)
+    passes; its gradient is compared with the GPU build's delta."""
+    pytest.importorskip("hypothesis")
+    import pydarknet_loss.torch as pt
+
+    def loss(x, truth, layer=None):
+        return pt.RegionLoss(layer_of[0], build="gpu")(x, truth)
+
+    from pydarknet_loss import strategies as S
+
+    layer_of = [pdl.RegionLayer(classes=3, num=2, anchors=[1, 1.5, 3, 2])]
+    # The loss is built for seen = 0 (the prior rule on): the cases too.
+    res = pt.fuzz_gradient(loss, kind="region", cases=S.cases(layer_of[0], kind="region", seen=0), examples=20,
+                           seed=0)
+    assert res.ok, str(res)

@@ -289,6 +289,7 @@ def golden_check(args: argparse.Namespace) -> int:
         return 2
     tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
     tol_name = Tolerance(**tol, float32=args.tolerance == "float32")
+    tol["build"] = args.build
     print(f"checking {len(entries)} golden case{'s' if len(entries) != 1 else ''} of {golden_dir} against "
           f"{actual_dir} (tolerance: {tol_name})")
     results: List[Tuple[Sequence[str], bool]] = []
@@ -463,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_chk.add_argument("--layout", choices=LAYOUTS, default="nchw",
                        help="your arrays' layout: nchw = darknet's (B, C, H, W) (default), nhwc = (B, H, W, C), "
                             "bahwc = (B, A, H, W, 5+classes)")
+    p_chk.add_argument("--build", choices=("cpu", "gpu"), default="cpu",
+                       help="compare your delta with the CPU build's (default) or, for [region], with what the GPU "
+                            "build hands on (delta times p(1 - p) on x, y and objectness)")
     p_chk.add_argument("--tolerance", choices=TOLERANCES, default=DEFAULT_TOLERANCE,
                        help="float32 (darknet's own rounding of each element, default) or exact (bit for bit: "
                             "only a bit-exact port of darknet's C passes it)")

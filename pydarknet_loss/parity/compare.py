@@ -432,7 +432,7 @@ def _host_truth(truth: Any) -> Any:
 def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.ndarray] = None,
             truth: Any = None, net_w: int = 416, net_h: int = 416, seen: int = 0, layout: str = "nchw",
             tolerance: Optional[str] = None, atol: float = 0.0, rtol: float = 0.0, max_ulp: int = 0,
-            worst: int = 10, _evidence: Optional[dg.Evidence] = None) -> ParityReport:
+            worst: int = 10, build: str = "cpu", _evidence: Optional[dg.Evidence] = None) -> ParityReport:
     """Compare another implementation with the oracle, and explain each difference.
 
     ``expected``: an oracle result (``layer.forward(...)``), a golden case
@@ -454,6 +454,14 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     the report says so), or ``"exact"``: bit for bit, attainable only by a
     bit-exact port.  ``atol``, ``rtol`` and ``max_ulp`` widen either.  The
     report's first line names the tolerance used.
+
+    ``build``: whose delta the implementation's is compared with: ``"cpu"``
+    (the forward's delta, the default) or ``"gpu"``: for [region], what
+    upstream's GPU build hands on, the delta times p(1 - p) on x, y, the mask
+    coords and objectness (``RegionResult.net_delta("gpu")``); pass the
+    oracle's own result as ``expected`` and input and truth.  The causes are
+    then found with that factor taken out of your values.  [yolo]'s GPU
+    build hands on the delta as is.
     """
     if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
         raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer the expected result came "
@@ -465,6 +473,9 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         tolerance = DEFAULT_TOLERANCE
     if tolerance not in TOLERANCES:
         raise ValueError(f"tolerance must be 'exact' or 'float32', got {tolerance!r}")
+    if build not in ("cpu", "gpu"):
+        raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
+    gpu = build == "gpu" and isinstance(layer, RegionLayer)
     case = expected if hasattr(expected, "expected") and hasattr(expected, "input") else None
     if case is not None:
         input = case.input if input is None else input
@@ -503,7 +514,13 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         nonlocal ev
         if ev is None and x is not None and truth is not None:
             ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
+        if ev is not None and gpu:
+            ev.build = "gpu"
         return ev
+
+    if gpu and "delta" in present and not report.explained:
+        raise ValueError("build='gpu' needs input= and truth=: the GPU build's factor p(1 - p) is taken from the "
+                         "oracle's output on that input")
 
     arrays: List[dg.Array] = []
     for key in present:
@@ -539,6 +556,12 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             raise ValueError(f"{key} has {c} channels, not a multiple of {per} entries per anchor for this layer")
         e5 = np.ascontiguousarray(exp).reshape(b, c // per, per, h, w)
         a5 = np.ascontiguousarray(act).reshape(b, c // per, per, h, w)
+        e_cpu, g = e5, None
+        if gpu and key == "delta":
+            oracle_ev = oracle()
+            assert oracle_ev is not None
+            g = _gpu_factor(layer, oracle_ev.Y)
+            e5 = (e5 * g).astype(np.float32)  # backward_region_layer_gpu's delta*(1 - y)*y, in float
         # One pass in C: which elements are not bit-equal, and the table's
         # reductions; the tolerance is then applied at the cells that differ.
         stats, bad, nbad = _native.compare_arrays(e5, a5, 0.0, 0.0, 0)
@@ -550,13 +573,24 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
                 oracle_ev = oracle()
                 assert oracle_ev is not None
                 bound = oracle_ev.bound_cells(key, cells)
+                if g is not None:  # the GPU factor's own rounding, on top of the delta's
+                    gs = g[cells[0], cells[1], :, cells[2], cells[3]].astype(np.float64)
+                    ys = oracle_ev.Y[cells[0], cells[1], :, cells[2], cells[3]]
+                    ec = e_cpu[cells[0], cells[1], :, cells[2], cells[3]].astype(np.float64)
+                    u32 = lambda v: np.spacing(np.abs(v).astype(np.float32)).astype(np.float64)  # noqa: E731
+                    bound = bound * gs + 2 * np.where(gs != 1, np.abs(ec) * u32(ys), 0) + 2 * u32(sub_e)
             ulp = ulp_distance(sub_e, sub_a)
             sub_bad = ~tol.passes(sub_e, sub_a, ulp, bound)
             report.tolerance_used = max(report.tolerance_used, float(tol.ratio(sub_e, sub_a, ulp, bound).max()))
             bad[cells[0], cells[1], :, cells[2], cells[3]] = sub_bad
             stats["fail"] = sub_bad.sum(axis=0)
         report._pairs[key] = (e5, a5, bad)
-        if bad.any():
+        if bad.any() and g is not None:
+            # The causes are found in the CPU build's terms: the GPU factor taken out of your values.
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                a64 = np.where(g != 0, a5.astype(np.float64) / g, a5.astype(np.float64))
+            arrays.append(dg.Array(key, e_cpu, a64.astype(np.float32), bad, oracle(), layer, A64=a64))
+        elif bad.any():
             arrays.append(dg.Array(key, e5, a5, bad, oracle(), layer))
         report.components.extend(_components(key, names, _PerEntry.of(stats)))
 
@@ -567,13 +601,14 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     for arr in arrays:
         flat = np.flatnonzero(arr.fail)
         if flat.size:
-            ulp = ulp_distance(arr.E, arr.A)
-            order = flat[np.argsort(-ulp.ravel()[flat], kind="stable")[:worst]]
+            E, A, _ = report._pairs[arr.name]  # as compared (the GPU build's delta with build="gpu")
+            ulp = ulp_distance(E.reshape(-1)[flat], A.reshape(-1)[flat])
+            top = np.argsort(-ulp, kind="stable")[:worst]
             codes = diag.index[arr.name]
-            for f in order:
+            for f, u in zip(flat[top], ulp[top]):
                 bi, ai, ei, ri, ci = (int(v) for v in np.unravel_index(f, arr.fail.shape))
-                report.worst.append(Location(arr.name, bi, ai, ri, ci, names[ei], float(arr.E[bi, ai, ei, ri, ci]),
-                                             float(arr.A[bi, ai, ei, ri, ci]), int(ulp[bi, ai, ei, ri, ci]),
+                report.worst.append(Location(arr.name, bi, ai, ri, ci, names[ei], float(E[bi, ai, ei, ri, ci]),
+                                             float(A[bi, ai, ei, ri, ci]), int(u),
                                              cfg_anchor=None if report._mask is None else report._mask[ai],
                                              cause=dg.CODES[int(codes[bi, ai, ei, ri, ci])]))
     act_cost = _get(actual, "cost")
@@ -589,6 +624,17 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             report.cost_ok = bool(tol.passes(e, a, u))
             report.tolerance_used = max(report.tolerance_used, float(tol.ratio(e, a, u)))
     return report
+
+
+def _gpu_factor(layer: RegionLayer, Y: np.ndarray) -> np.ndarray:
+    """(B, n, entries, H, W) float32: what backward_region_layer_gpu
+    multiplies the delta by, (1 - y)*y in float on x, y, the mask coords and
+    objectness (unless background), 1 elsewhere (as RegionResult.net_delta)."""
+    g = np.ones(Y.shape, np.float32)
+    entries = [0, 1, *range(4, layer.coords)] + ([] if layer.background else [layer.coords])
+    y = Y[:, :, entries]
+    g[:, :, entries] = (np.float32(1) - y) * y
+    return g
 
 
 @dataclass

@@ -31,6 +31,7 @@ class Evidence:
         self.X, self.Y, self.D = X, Y, D  #: raw input, output, delta, (B, n, P, H, W)
         self.truth = truth  #: packed (B, rows, cols)
         self.net_w, self.net_h, self.seen, self.cost = net_w, net_h, seen, cost
+        self.build = "cpu"  #: whose delta the implementation is compared with (compare(build=))
         self._call, self._sel, self._x4 = call, sel, x4
         self._bound: Dict[str, np.ndarray] = dict(bound or {})
         self._rec = rec

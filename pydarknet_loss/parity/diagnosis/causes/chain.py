@@ -16,8 +16,14 @@ def say(arr: Array, detail: Mapping[str, Any]) -> Callable[[np.ndarray], str]:
                   and ("xy" in part or "objectness" in part))
     k = "" if abs(c - 1) <= 1e-5 else f"{c:.6g}·"
 
+    gpu_compared = ev is not None and getattr(ev, "build", "cpu") == "gpu"
+
     def message(sel: np.ndarray) -> str:
-        if region_gpu:
+        if gpu_compared and form == "divided" and abs(c - 1) <= 1e-5:
+            return (f"compared with the GPU build (build='gpu'), your {part} values lack its p(1 - p) factor: they "
+                    "are the CPU build's delta. Upstream's GPU build hands on delta·p(1 - p) for x, y and "
+                    "objectness; multiply by it, or compare with build='cpu'.")
+        if region_gpu and not gpu_compared:
             return (f"your {part} values are darknet's times p(1 - p): these are the GPU build's values "
                     "(net_delta('gpu')): upstream's GPU build hands on delta·p(1 - p) for x, y and objectness, its "
                     "CPU build the delta as is. Compare with build='gpu' if you mean the GPU build; otherwise drop "
