@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "ab_fast.h"
+#include "ab_internal.h"
 #include "darknet_loss.h"
 
 /* A truth row's class id or track id truncated to int: (int)v.  Callers
@@ -52,16 +53,6 @@
 static inline int row_int(const float *row, int col)
 {
     return (int)row[col];
-}
-
-static inline box row_box(const float *row)
-{
-    box b;
-    b.x = row[0];
-    b.y = row[1];
-    b.w = row[2];
-    b.h = row[3];
-    return b;
 }
 
 /* Upstream: static inline float logistic_activate(float x){return 1.f/(1.f + expf(-x));} */
@@ -181,12 +172,6 @@ int ab_check_yolo_layer(const ab_yolo_layer *l)
     return DN_OK;
 }
 
-/* (int)v is defined only when v truncates into an int. */
-static int int_convertible(float v)
-{
-    return v > -2147483649.0 && v < 2147483648.0;
-}
-
 /* A class id used to index: in [0, classes) raw (upstream's own test), then
  * inside the map, then mapped into [0, classes). */
 static int check_used_class(const ab_yolo_layer *l, int cls)
@@ -210,7 +195,7 @@ static int check_row(const ab_yolo_layer *l, const float *row)
     /* Upstream's own test in loop 2: it prints "Wrong label" and runs
      * system("echo ... >> bad_label.list"). */
     if (row[0] < 0 || row[1] < 0 || row[0] > 1 || row[1] > 1 || row[2] < 0 || row[3] < 0) return DN_E_TRUTH_LABEL;
-    if (!int_convertible(row[4]) || !int_convertible(row[5])) return DN_E_TRUTH_INT;
+    if (!ab_int_convertible(row[4]) || !ab_int_convertible(row[5])) return DN_E_TRUTH_INT;
     cls = row_int(row, 4);
     /* Upstream skips such a row (continue) before computing its cell, in
      * both loops: nothing is indexed with it. */
@@ -244,7 +229,7 @@ int ab_check_yolo_truths(const ab_yolo_layer *l, const float *truth, int *bad_im
         if (l->truth_thresh < 0) {
             const float *row = truths;
             t = 0;
-            err = int_convertible(row[4]) ? check_used_class(l, row_int(row, 4)) : DN_E_TRUTH_INT;
+            err = ab_int_convertible(row[4]) ? check_used_class(l, row_int(row, 4)) : DN_E_TRUTH_INT;
             if (err != DN_OK) goto bad;
         }
     }
@@ -256,19 +241,6 @@ bad:
 }
 
 /* ---- deltas ------------------------------------------------------------------ */
-
-static inline float fix_nan_inf(float v)
-{
-    if (isnan(v) || isinf(v)) v = 0;
-    return v;
-}
-
-static inline float clip_value(float v, const float max_val)
-{
-    if (v > max_val) v = max_val;
-    else if (v < -max_val) v = -max_val;
-    return v;
-}
 
 typedef struct ab_ious {
     float iou, giou;
@@ -329,15 +301,15 @@ static ab_ious delta_yolo_box(const ab_yolo_layer *l, box truth, int n, int inde
         dy *= iou_normalizer;
         dw *= iou_normalizer;
         dh *= iou_normalizer;
-        dx = fix_nan_inf(dx);
-        dy = fix_nan_inf(dy);
-        dw = fix_nan_inf(dw);
-        dh = fix_nan_inf(dh);
+        dx = ab_fix_nan_inf(dx);
+        dy = ab_fix_nan_inf(dy);
+        dw = ab_fix_nan_inf(dw);
+        dh = ab_fix_nan_inf(dh);
         if (l->max_delta != FLT_MAX) {
-            dx = clip_value(dx, l->max_delta);
-            dy = clip_value(dy, l->max_delta);
-            dw = clip_value(dw, l->max_delta);
-            dh = clip_value(dh, l->max_delta);
+            dx = ab_clip_value(dx, l->max_delta);
+            dy = ab_clip_value(dy, l->max_delta);
+            dw = ab_clip_value(dw, l->max_delta);
+            dh = ab_clip_value(dh, l->max_delta);
         }
         delta[index + 0*stride] += dx;
         delta[index + 1*stride] += dy;
@@ -570,7 +542,7 @@ static void ignore_cell(const ab_yolo_layer *l, const ab_network_state *st, int 
         if (class_id_match < 0) {
             class_id_match = compare_yolo_class(output, l->classes, class_index, wh, 0.25f);
         }
-        iou = ab_box_iou(pred, row_box(row));
+        iou = ab_box_iou(pred, ab_row_box(row));
         if (iou > best_match_iou && class_id_match == 1) best_match_iou = iou;
         if (iou > best_iou) {
             best_iou = iou;
@@ -602,7 +574,7 @@ static void ignore_cell(const ab_yolo_layer *l, const ab_network_state *st, int 
             delta[class_index + stride*class_id] =
                 class_multiplier*(iou_multiplier - output[class_index + stride*class_id]);
         }
-        truth = row_box(row);
+        truth = ab_row_box(row);
         delta_yolo_box(l, truth, l->mask[n], box_index, i, j, net_w, net_h, (2 - truth.w*truth.h),
                        l->iou_normalizer*class_multiplier, &s->rewritten_bbox);
         ++s->total_bbox;
@@ -618,7 +590,7 @@ static void truth_loop(const ab_yolo_layer *l, const ab_network_state *st, int b
     int t, n;
     for (t = 0; t < ntruth; ++t) {
         const float *row = truths + t*AB_TRUTH_SIZE;
-        const box truth = row_box(row);
+        const box truth = ab_row_box(row);
         box truth_shift;
         float best_iou = 0;
         int best_n = 0;
@@ -858,7 +830,7 @@ static void load_truths(const ab_run *r)
         for (t = 0; t < r->ntruth[b]; ++t) {
             const float *row = truths + t*AB_TRUTH_SIZE;
             const int class_id = row_int(row, 4);
-            const box tb = row_box(row);
+            const box tb = ab_row_box(row);
             if (class_id >= l->classes || class_id < 0) continue;  /* loop 1 skips the row */
             /* overlap()'s l2, r2 and box_union's b.w*b.h, in float */
             ts.l[ts.n] = tb.x - tb.w/2;
