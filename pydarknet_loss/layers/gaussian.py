@@ -233,6 +233,11 @@ class GaussianYoloLayer(ReadOnly):
         return _native.FLT_MAX if self.max_delta is None else np.float32(self.max_delta)
 
     @property
+    def max_boxes(self) -> int:
+        """``max``: the truth rows per image (the image stride is max*6), as [yolo] names it."""
+        return self.max
+
+    @property
     def channels(self) -> int:
         """C of the layer's input: n * (8 + 1 + classes)."""
         return self.n * (9 + self.classes)
