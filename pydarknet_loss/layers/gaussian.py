@@ -144,6 +144,7 @@ class GaussianYoloLayer(ReadOnly):
 
     kind = "gaussian_yolo_ab"  #: the golden cases' kind
     coords = 8  #: x, sigma_x, y, sigma_y, w, sigma_w, h, sigma_h before objectness
+    ENTRY_NAMES = ENTRIES  #: the entries of one anchor before its classes
 
     def __init__(self, *, classes: int = 20, num: int = 1, mask: Optional[Sequence[int]] = None,
                  anchors: Union[Sequence[float], np.ndarray, None] = None, max: int = 200,

@@ -11,11 +11,12 @@ import numpy as np
 
 from ..layers import alexeyab
 from ..layers import layout as lay
+from ..layers.gaussian import ENTRIES as GAUSSIAN_ENTRIES
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from . import diagnose as dg
 from .diagnose import Cause
 
-LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
+LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
 ARRAYS = ("output", "delta")
 LAYOUTS = lay.LAYOUTS
 TOLERANCES = ("exact", "float32")
@@ -331,6 +332,8 @@ def _to_nchw(a: np.ndarray, layout: str, name: str, n: int) -> np.ndarray:
 
 def component_names(layer: Any) -> List[str]:
     """Names of the entries of one anchor, in darknet's order."""
+    if isinstance(layer, alexeyab.GaussianYoloLayer):  # x, sigma_x, y, sigma_y, ..., objectness
+        return list(GAUSSIAN_ENTRIES) + [f"class {k}" for k in range(layer.classes)]
     coords = layer.coords
     names = ["x", "y", "w", "h"] + [f"mask{i}" for i in range(coords - 4)] + ["objectness"]
     return names + [f"class {k}" for k in range(layer.classes)]
@@ -372,9 +375,9 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     a float32 implementation (needs ``input`` and ``truth``).  ``atol``,
     ``rtol`` and ``max_ulp`` widen either.
     """
-    if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
-        raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer the expected result came "
-                        "from")
+    if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
+        raise TypeError("layer must be the YoloLayer, RegionLayer, alexeyab.YoloLayer or "
+                        "alexeyab.GaussianYoloLayer the expected result came from")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
     if tolerance not in TOLERANCES:
@@ -404,10 +407,14 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         report.explained = True
     elif input is not None:
         x = to_numpy(input, "input")
-        if truth is not None:
+        # [Gaussian_yolo]: no record of the oracle's decisions, so only the causes that need none apply
+        if truth is not None and not isinstance(layer, alexeyab.GaussianYoloLayer):
             ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
             report.explained = True
     if tol.float32 and ev is None and present:
+        if isinstance(layer, alexeyab.GaussianYoloLayer):
+            raise ValueError("tolerance='float32' is not available for [Gaussian_yolo] (its per-element rounding "
+                             "bound is not derived); use tolerance='exact' with atol/rtol/max_ulp")
         raise ValueError("tolerance='float32' needs input= and truth=: the bound is darknet's own rounding of each "
                          "element on that input (a golden case carries both)")
 

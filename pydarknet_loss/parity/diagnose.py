@@ -1182,6 +1182,9 @@ def _activation(arr: Array) -> Optional[Finding]:
 
 def _role_name(arr: Array, e: int) -> str:
     c = arr.coords
+    entries = getattr(arr.layer, "ENTRY_NAMES", None)  # [Gaussian_yolo]: x, sigma_x, y, ... objectness
+    if entries is not None:
+        return entries[e] if e < len(entries) else "class"
     if e < 4:
         return "xywh"[e]
     if e < c:
