@@ -327,11 +327,11 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
     if isinstance(layer, RegionLayer):
         res = layer.forward(xd, truth, seen=seen)
         expected = {"delta": res.net_delta("gpu"), "cost": res.cost}
-    elif isinstance(layer, (YoloLayer, alexeyab.YoloLayer)):
+    elif isinstance(layer, (YoloLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
         res = layer.forward(xd, truth, net_w=net_w, net_h=net_h)
         expected = {"delta": res.delta, "cost": res.cost}
     else:
-        raise TypeError("layer must be a YoloLayer, RegionLayer or alexeyab.YoloLayer")
+        raise TypeError("layer must be a YoloLayer, RegionLayer, alexeyab.YoloLayer or alexeyab.GaussianYoloLayer")
     return compare(expected, {"delta": minus_grad}, layer, input=xd, truth=truth, layout=layout,
                    tolerance=tolerance, **net, **tol)
 
