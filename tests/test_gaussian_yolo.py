@@ -312,3 +312,32 @@ def test_compare_names_the_gaussian_entries() -> None:
     out[0, 1, 0, 0] += 1  # anchor 0, sigma_x
     report = compare(res, {"output": out}, layer)
     assert not report.ok and report.worst[0].component == "sigma_x"
+
+
+# ---- strategies and fuzz ----------------------------------------------------------------------------
+
+def _oracle_delta(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int, net_h: int) -> np.ndarray:
+    return layer.forward(x, truth, net_w=net_w, net_h=net_h).delta
+
+
+def _sigma_sign_flipped(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int, net_h: int) -> np.ndarray:
+    """A port that got the sigma gradient's sign wrong."""
+    d = layer.forward(x, truth, net_w=net_w, net_h=net_h).delta.copy()
+    b, c, h, w = d.shape
+    d5 = d.reshape(b, layer.n, c // layer.n, h, w)
+    d5[:, :, [1, 3, 5, 7]] *= -1
+    return d
+
+
+def test_fuzz_passes_the_oracle_and_finds_a_sigma_sign_error() -> None:
+    pytest.importorskip("hypothesis")
+    import pydarknet_loss as pdl
+
+    ok = pdl.fuzz(_oracle_delta, kind="gaussian_yolo_ab", examples=25, seed=1)
+    assert ok.ok and ok.examples >= 25
+    bad = pdl.fuzz(_sigma_sign_flipped, kind="gaussian_yolo_ab", examples=200, seed=1)
+    assert not bad.ok
+    worst = bad.failure.report.worst[0]
+    assert worst.component in ("sigma_x", "sigma_y", "sigma_w", "sigma_h")
+    assert isinstance(bad.failure.layer, alexeyab.GaussianYoloLayer)
+    assert "pdl.alexeyab.GaussianYoloLayer(" in bad.failure.reproducer

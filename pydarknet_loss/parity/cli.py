@@ -399,8 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with delta, output, cost). Needs Hypothesis (the [fuzz] extra). Exits 1 when "
                                       "a departure is found.")
     p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
-    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab"), default="yolo",
-                      help="the layer to fuzz: pjreddie's yolo (default) or region, AlexeyAB's yolo_ab")
+    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab", "gaussian_yolo_ab"), default="yolo",
+                      help="the layer to fuzz: pjreddie's yolo (default) or region, AlexeyAB's yolo_ab or "
+                           "gaussian_yolo_ab")
     p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")
     p_fz.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
                       help="which darknet the --cfg is for (default pjreddie)")
