@@ -341,3 +341,43 @@ def test_fuzz_passes_the_oracle_and_finds_a_sigma_sign_error() -> None:
     assert worst.component in ("sigma_x", "sigma_y", "sigma_w", "sigma_h")
     assert isinstance(bad.failure.layer, alexeyab.GaussianYoloLayer)
     assert "pdl.alexeyab.GaussianYoloLayer(" in bad.failure.reproducer
+
+
+# ---- the C API -------------------------------------------------------------------------------------
+
+def test_c_program_links_the_core_and_agrees_with_python(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    root = Path(__file__).resolve().parent.parent
+    src = root / "darknet_src"
+    exe = tmp_path / "gaussian_yolo_api"
+    subprocess.run([cc, "-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+                    "-I", str(src), str(root / "tests" / "c" / "gaussian_yolo_api.c"),
+                    *(str(src / f) for f in ("ab_gaussian_yolo_layer.c", "ab_yolo_layer.c", "ab_box.c", "box.c",
+                                             "utils.c", "ab_fast.c", "ab_fast_avx2.c", "fast.c", "fast_avx2.c",
+                                             "parallel.c", "activations.c")),
+                    "-lm", "-pthread", "-o", str(exe)], check=True)
+    lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+    head = lines[0].split()
+    assert head[:2] == ["rc", "0"]
+    layer = alexeyab.GaussianYoloLayer(classes=2, num=4, mask=[1, 2], anchors=[10, 14, 23, 27, 37, 58, 81, 82],
+                                       max=4, iou_loss="giou", yolo_point="left_top", uc_normalizer=.5,
+                                       scale_x_y=1.05, iou_thresh=.213, max_delta=5)
+    x = np.array([((i * 37) % 11 - 5) / 4 for i in range(22 * 6)], dtype=np.float32).reshape(1, 22, 2, 3)
+    res = layer.forward(x, [np.array([[.3, .6, .3, .5, 1, 7]], np.float32)], net_w=96, net_h=64, index=30)
+    values = np.array([[float.fromhex(v) for v in ln.split()] for ln in lines[1:-2]], dtype=np.float32)
+    assert np.array_equal(values[:, 0], res.output.ravel()) and np.array_equal(values[:, 1], res.delta.ravel())
+    assert float.fromhex(head[3]) == res.cost and int(head[5]) == res.count > 0
+    assert float.fromhex(head[7]) == np.float32(res.stats.avg_iou)
+    assert float.fromhex(head[9]) == np.float32(res.stats.uc_loss)
+    dets = layer.detections(res.output, img_w=640, img_h=480, net_w=96, net_h=64, thresh=.25, letter=True)
+    d = lines[-2].split()
+    assert d[0] == "dets" and int(d[1]) == len(dets) > 0
+    got = np.array([float.fromhex(v) for v in d[2:]], np.float32).reshape(-1, 3)
+    assert np.array_equal(got[:, 0], dets.dets.bbox[:, 0]) and np.array_equal(got[:, 1], dets.dets.objectness)
+    assert np.array_equal(got[:, 2], dets.uc[:, 1])
+    assert lines[-1] == f"refused {-6} 1 untouched 1"
