@@ -331,7 +331,7 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
         res = layer.forward(xd, truth, net_w=net_w, net_h=net_h)
         expected = {"delta": res.delta, "cost": res.cost}
     else:
-        raise TypeError("layer must be a YoloLayer, RegionLayer, alexeyab.YoloLayer or alexeyab.GaussianYoloLayer")
+        raise TypeError("layer must be a YoloLayer, RegionLayer or alexeyab.YoloLayer (or alexeyab.GaussianYoloLayer)")
     return compare(expected, {"delta": minus_grad}, layer, input=xd, truth=truth, layout=layout,
                    tolerance=tolerance, **net, **tol)
 

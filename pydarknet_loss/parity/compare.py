@@ -376,8 +376,8 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     ``rtol`` and ``max_ulp`` widen either.
     """
     if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
-        raise TypeError("layer must be the YoloLayer, RegionLayer, alexeyab.YoloLayer or "
-                        "alexeyab.GaussianYoloLayer the expected result came from")
+        raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer (or "
+                        "alexeyab.GaussianYoloLayer) the expected result came from")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
     if tolerance not in TOLERANCES:
