@@ -157,7 +157,7 @@ class GaussianYoloLayer(ReadOnly):
                  truth_thresh: float = 1, iou_thresh: float = 1, random: float = 0,
                  map: Optional[Sequence[int]] = None, batch: Optional[int] = None) -> None:
         self.classes = _validate.integer("classes", classes, minimum=1, maximum=2**31 - 10)
-        self.num = _validate.integer("num", num, minimum=1, maximum=2**28)
+        self.num = _validate.integer("num", num, minimum=1, maximum=_validate.MAX_ANCHORS)
         self.total = self.num
         values = np.zeros(0, dtype=np.float32) if anchors is None else _validate.anchors32(anchors, pairs=False)
         if len(values) > 2 * self.num:
