@@ -381,3 +381,25 @@ def test_c_program_links_the_core_and_agrees_with_python(tmp_path: Path) -> None
     assert np.array_equal(got[:, 0], dets.dets.bbox[:, 0]) and np.array_equal(got[:, 1], dets.dets.objectness)
     assert np.array_equal(got[:, 2], dets.uc[:, 1])
     assert lines[-1] == f"refused {-6} 1 untouched 1"
+
+
+def test_cli_exports_and_checks_gaussian_cases(tmp_path: Path) -> None:
+    from pydarknet_loss.parity.cli import main
+
+    spec = {"kind": "gaussian_yolo_ab", "classes": 3, "num": 4, "mask": [1, 2],
+            "anchors": [10, 14, 23, 27, 37, 58, 81, 82], "iou_loss": "ciou", "yolo_point": "right_bottom",
+            "w": 4, "h": 3, "net_w": 128, "net_h": 96}
+    (tmp_path / "g.json").write_text(json.dumps(spec))
+    assert main(["golden", "export", "--layer-json", str(tmp_path / "g.json"), "--out", str(tmp_path / "g"),
+                 "--cases", "3", "--seed", "2"]) == 0
+    act = tmp_path / "act"
+    act.mkdir()
+    for p in sorted((tmp_path / "g").glob("*.npz")):
+        z = np.load(p)
+        delta = z["delta"].copy()
+        if p.name.startswith("case_0001"):
+            delta.reshape(-1)[0] += 1  # one departure, in case 1
+        np.savez(act / p.name, output=z["output"], delta=delta, cost=z["cost"])
+    assert main(["check", "--golden", str(tmp_path / "g"), "--actual", str(act)]) == 1
+    case = golden.GoldenCase.load(tmp_path / "g" / "case_0000_gaussian_yolo_ab.npz")
+    assert case.kind == "gaussian_yolo_ab" and case.layer().yolo_point == "right_bottom"

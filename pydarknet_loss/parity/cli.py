@@ -132,8 +132,8 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
     if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
-        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region' or "
-                         "'yolo_ab' and the keys of a golden case's params")
+        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region', "
+                         "'yolo_ab' or 'gaussian_yolo_ab' and the keys of a golden case's params")
     kind = spec.pop("kind")
     spec["batch"] = args.batch if args.batch is not None else spec.get("batch", 1)
     missing = [k for k in ("w", "h") if k not in spec]
@@ -146,6 +146,9 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     if kind == "yolo_ab":
         layer = alexeyab.YoloLayer(**{k: v for k, v in spec.items()
                                       if k not in ("w", "h", "batch", "net_w", "net_h", "net_index")})
+    elif kind == "gaussian_yolo_ab" and "kwargs" not in spec:  # the cfg keys at the top level
+        layer = alexeyab.GaussianYoloLayer(**{k: v for k, v in spec.items()
+                                              if k not in ("w", "h", "batch", "net_w", "net_h", "net_index")})
     else:
         layer = golden.layer_from_params(kind, spec, base)
     tree = spec.get("tree")
@@ -350,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p_exp.add_mutually_exclusive_group(required=True)
     src.add_argument("--cfg", type=Path, help="a darknet cfg: cases for each of its loss layers")
     src.add_argument("--layer-json", type=Path,
-                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab') plus a golden case's params "
+                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab', 'gaussian_yolo_ab') plus a golden "
+                          "case's params "
                           "(w and h required)")
     p_exp.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
                        help="which darknet the --cfg is for (default pjreddie; a cfg cannot say)")
