@@ -403,3 +403,26 @@ def test_cli_exports_and_checks_gaussian_cases(tmp_path: Path) -> None:
     assert main(["check", "--golden", str(tmp_path / "g"), "--actual", str(act)]) == 1
     case = golden.GoldenCase.load(tmp_path / "g" / "case_0000_gaussian_yolo_ab.npz")
     assert case.kind == "gaussian_yolo_ab" and case.layer().yolo_point == "right_bottom"
+
+
+def test_diagnosis_names_a_sigma_sign_error_and_a_missed_box_average() -> None:
+    d = extra("loss_mse_point_center")
+    layer = gaussian_layer(d)
+    p = d["params"]
+    res = GG.run(d)
+    b, c, h, w = res.delta.shape
+    # a sigma gradient of the wrong sign
+    flipped = res.delta.copy().reshape(b, layer.n, c // layer.n, h, w)
+    flipped[:, :, [1, 3, 5, 7]] *= -1
+    rep = compare(res, {"delta": flipped.reshape(b, c, h, w)}, layer, input=d["input"], truth=d["truth"],
+                  net_w=p["net_w"], net_h=p["net_h"])
+    assert not rep.ok and [c_.code for c_ in rep.causes] == ["sigma_sign"]
+    # box deltas not divided by the cell's number of positive class deltas (upstream's data: such cells exist)
+    e5 = np.asarray(d["delta"]).reshape(b, layer.n, c // layer.n, h, w)
+    k = (e5[:, :, 9:] > 0).sum(axis=2)
+    assert (k >= 2).any()
+    undivided = e5.copy()
+    undivided[:, :, :8] *= np.maximum(k, 1)[:, :, None]
+    rep = compare(res, {"delta": undivided.reshape(b, c, h, w)}, layer, input=d["input"], truth=d["truth"],
+                  net_w=p["net_w"], net_h=p["net_h"])
+    assert not rep.ok and [c_.code for c_ in rep.causes] == ["box_average"]

@@ -54,6 +54,9 @@ CAUSES: Dict[str, str] = {
     "box_scale": "box deltas off by the 2 - w*h factor",
     "wh_target": "a w/h target other than log(w*net_w/anchor) (anchors in grid units, an epsilon, a sqrt)",
     "activation": "an output entry activated where upstream leaves it raw, or the reverse",
+    "sigma_sign": "[Gaussian_yolo]: the sigma deltas negated (the uncertainty gradient's sign), the rest darknet's",
+    "box_average": "[Gaussian_yolo]: a cell's eight box deltas not divided by its number of classes with a "
+                   "positive delta, as upstream divides them after the truth loop",
     "unexplained": "none of the above (the message lists where)",
 }
 
@@ -346,6 +349,37 @@ def _global_rules(arr: Array, left: np.ndarray, min_scaled: int = 2) -> Optional
                     f"every value is darknet's times {k:.6g}{guess}: darknet sums its loss over the batch and "
                     "scales nothing; the implementation multiplies the whole delta by a constant. Drop the factor."))
     return None
+
+
+def _sigma_sign(arr: Array) -> Optional[Finding]:
+    """[Gaussian_yolo]: sigma deltas (entries 1, 3, 5, 7) that are darknet's negated."""
+    assert arr.left is not None
+    m = arr.left & arr.role_mask([1, 3, 5, 7]) & _nontrivial(arr) & arr.close(-arr.A64, arr.E64, rel=1e-6)
+    if not m.any():
+        return None
+    return Finding(m, say=lambda sel: (
+        f"{int(sel.sum())} sigma deltas (sigma_x, sigma_y, sigma_w, sigma_h) are darknet's with the sign flipped: "
+        "upstream's is temp*((d/sigma)^2/sigma - 1/(sigma + 0.3)), minus the gradient of the Gaussian negative "
+        "log-likelihood in the activated sigma; the implementation returned the gradient (or t - sigma)."))
+
+
+def _box_average(arr: Array) -> Optional[Finding]:
+    """[Gaussian_yolo]: box deltas k times darknet's in a cell with k >= 2
+    classes of positive delta (upstream divides by k after loop 2)."""
+    assert arr.left is not None
+    k = (arr.E[:, :, 9:] > 0).sum(axis=2).astype(np.float64)  # (B, n, H, W)
+    scaled = arr.E64 * k[:, :, None]
+    m = (arr.left & arr.role_mask(range(8)) & arr.cell_mask(k >= 2) & _nontrivial(arr)
+         & arr.close(arr.A64, scaled, rel=1e-5))
+    if not m.any():
+        return None
+    return Finding(m, say=lambda sel: (
+        f"{int(sel.sum())} box deltas are darknet's times the number of their cell's classes with a positive "
+        "delta: after the truth loop upstream divides every cell's eight box deltas (x, sigma_x, ..., sigma_h) by "
+        "that number (averages_gaussian_yolo_deltas); the implementation did not."))
+
+
+GAUSSIAN_DELTA_RULES = [("sigma_sign", _sigma_sign), ("box_average", _box_average)]
 
 
 def _factor_name(k: float, batch: int) -> str:
@@ -1262,6 +1296,15 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
             if ev.kind == "yolo_ab":  # no record of the decisions: the generic causes only
                 rules = [("saturated_gradient", _saturated)] if arr.name == "delta" else []
             for name, rule in rules:
+                if not left.any():
+                    break
+                arr.left = left
+                finding = rule(arr)
+                if finding is not None:
+                    take(name, finding)
+        if getattr(arr.layer, "kind", None) == "gaussian_yolo_ab" and arr.name == "delta":
+            # [Gaussian_yolo]: rules that need no record of the oracle's decisions
+            for name, rule in GAUSSIAN_DELTA_RULES:
                 if not left.any():
                     break
                 arr.left = left
