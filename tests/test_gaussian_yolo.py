@@ -426,3 +426,21 @@ def test_diagnosis_names_a_sigma_sign_error_and_a_missed_box_average() -> None:
     rep = compare(res, {"delta": undivided.reshape(b, c, h, w)}, layer, input=d["input"], truth=d["truth"],
                   net_w=p["net_w"], net_h=p["net_h"])
     assert not rep.ok and [c_.code for c_ in rep.causes] == ["box_average"]
+
+
+def test_out_buffers_and_layouts_give_the_same_bits() -> None:
+    d = extra("loss_giou_point_left_top")
+    layer = gaussian_layer(d)
+    p = d["params"]
+    kw = dict(net_w=p["net_w"], net_h=p["net_h"], index=p["net_index"])
+    out = (np.empty_like(d["input"]), np.empty_like(d["input"]))
+    res = layer.forward(d["input"], d["truth"], out=out, **kw)
+    assert res.output is out[0] and res.delta is out[1]
+    GG.assert_matches(res, d)
+    b, c, h, w = d["input"].shape
+    bahwc = d["input"].reshape(b, layer.n, c // layer.n, h, w).transpose(0, 1, 3, 4, 2).copy()
+    r2 = layer.forward(bahwc, d["truth"], layout="bahwc", **kw)
+    assert G.bits_equal(r2.delta.transpose(0, 1, 4, 2, 3).reshape(b, c, h, w), d["delta"])
+    assert r2.text == d["text"]
+    with pytest.raises(ValueError, match="out= takes darknet's"):
+        layer.forward(bahwc, d["truth"], layout="bahwc", out=out, **kw)

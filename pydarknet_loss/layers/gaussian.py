@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _native, _validate
+from . import layout as layout_mod
 from ._readonly import ReadOnly
 from .alexeyab import IOU_LOSS_ENUM, IOU_THRESH_KINDS, _flag, _fmt
 
@@ -291,7 +292,7 @@ class GaussianYoloLayer(ReadOnly):
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, train: bool = True,
                 seen: Optional[int] = None, net_w: int = 416, net_h: int = 416, index: int = 0,
-                out: Optional[OutBuffers] = None) -> GaussianYoloResult:
+                out: Optional[OutBuffers] = None, layout: str = "nchw") -> GaussianYoloResult:
         """Run upstream's forward_gaussian_yolo_layer (CPU build).
 
         ``x``: float32 (B, n*(9+classes), H, W), darknet's layout.
@@ -300,7 +301,9 @@ class GaussianYoloLayer(ReadOnly):
         ``seen``: accepted for a uniform signature; this layer never reads
         it.  ``net_w``, ``net_h``: the network's input size.  ``index``: the
         layer index printed as "Region %d".  ``out``: optional (output,
-        delta) float32 arrays of x's shape to write into.
+        delta) float32 arrays of x's shape to write into.  ``layout``: x (and
+        the returned output, delta) as "nchw" (darknet's), "nhwc" or "bahwc"
+        ((B, n, H, W, 9 + classes)).
         """
         net_w = _validate.c_int("net_w", net_w, minimum=1)
         net_h = _validate.c_int("net_h", net_h, minimum=1)
@@ -310,6 +313,14 @@ class GaussianYoloLayer(ReadOnly):
         if not isinstance(train, (bool, np.bool_)):
             raise TypeError(f"train must be a bool, got {type(train).__name__}")
         train = bool(train)
+        if layout_mod.check(layout) != "nchw":
+            if out is not None:
+                raise ValueError(f"out= takes darknet's (B, C, H, W) arrays: with layout={layout!r} the result is "
+                                 "a converted copy, so pass out=None (or x in 'nchw')")
+            res = self.forward(layout_mod.to_nchw(x, layout, self.n), truth, train=train, seen=seen, net_w=net_w,
+                               net_h=net_h, index=index)
+            return replace(res, output=layout_mod.from_nchw(res.output, layout, self.n),
+                           delta=layout_mod.from_nchw(res.delta, layout, self.n))
         x = self._input(x)
         batch, _, h, w = x.shape
         out = _validate.out_buffers(out, x.shape)
