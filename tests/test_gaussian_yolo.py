@@ -444,3 +444,18 @@ def test_out_buffers_and_layouts_give_the_same_bits() -> None:
     assert r2.text == d["text"]
     with pytest.raises(ValueError, match="out= takes darknet's"):
         layer.forward(bahwc, d["truth"], layout="bahwc", out=out, **kw)
+
+
+def test_pytest_plugin_runs_gaussian_golden_cases(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine='''
+import numpy as np
+
+def test_mine(darknet_golden_case, darknet_oracle):
+    layer = darknet_golden_case.layer()
+    assert layer.kind == "gaussian_yolo_ab"
+    assert darknet_oracle.gaussian_yolo_ab(classes=2, num=1).kind == "gaussian_yolo_ab"
+    res = darknet_golden_case.run()
+    darknet_golden_case.assert_parity({"output": res.output, "delta": res.delta, "cost": res.cost})
+''')
+    result = pytester.runpytest("--darknet-golden", str(GG.REPO), "-q")
+    result.assert_outcomes(passed=10)
