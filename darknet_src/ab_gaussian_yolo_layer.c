@@ -51,10 +51,6 @@
 #define GY_PI 3.14159265358979323846
 #define GY_ENTRIES 9  /* x, sx, y, sy, w, sw, h, sh, objectness */
 
-static int fits_int(long long v)
-{
-    return v >= 0 && v <= INT_MAX;
-}
 
 /* entry_gaussian_index for anchor n, cell loc (row*w + col), entry e. */
 static inline int gindex(const ab_gaussian_yolo_layer *l, int b, int n, int loc, int e)
@@ -73,8 +69,8 @@ int ab_gaussian_yolo_layer_init(ab_gaussian_yolo_layer *l, int batch, int w, int
     c = (long long)n*(classes + GY_ENTRIES);
     outputs = c*w*h;
     truths = (long long)max_boxes*AB_TRUTH_SIZE;
-    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*batch)) return DN_E_LAYER;
-    if (!fits_int(truths) || !fits_int(truths*batch)) return DN_E_LAYER;
+    if (!ab_fits_int(c) || !ab_fits_int(outputs) || !ab_fits_int(outputs*batch)) return DN_E_LAYER;
+    if (!ab_fits_int(truths) || !ab_fits_int(truths*batch)) return DN_E_LAYER;
     l->batch = batch;
     l->w = w;
     l->h = h;
@@ -115,9 +111,9 @@ int ab_check_gaussian_yolo_layer(const ab_gaussian_yolo_layer *l)
     c = (long long)l->n*(l->classes + GY_ENTRIES);
     outputs = c*l->w*l->h;
     truths = (long long)l->max_boxes*AB_TRUTH_SIZE;
-    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*l->batch)) return DN_E_LAYER;
+    if (!ab_fits_int(c) || !ab_fits_int(outputs) || !ab_fits_int(outputs*l->batch)) return DN_E_LAYER;
     if (l->c != c || l->outputs != outputs || l->inputs != l->outputs) return DN_E_LAYER;
-    if (l->truths != truths || !fits_int(truths*l->batch)) return DN_E_LAYER;
+    if (l->truths != truths || !ab_fits_int(truths*l->batch)) return DN_E_LAYER;
     /* a mask value indexes biases (2*total floats) */
     for (k = 0; k < l->n; ++k) {
         if (l->mask[k] < 0 || l->mask[k] >= l->total) return DN_E_LAYER;
@@ -139,16 +135,10 @@ int ab_check_gaussian_yolo_layer(const ab_gaussian_yolo_layer *l)
 /* ---- truth checks ------------------------------------------------------------ */
 
 /* A class id that indexes (after truncation): in [0, classes), inside the
- * map, mapped into [0, classes). */
+ * map, mapped into [0, classes) (ab_internal.h). */
 static int check_class(const ab_gaussian_yolo_layer *l, int cls)
 {
-    if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
-    if (l->map) {
-        if (cls >= l->map_len) return DN_E_MAP_INDEX;
-        cls = l->map[cls];
-        if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
-    }
-    return DN_OK;
+    return ab_check_class(cls, l->classes, l->map, l->map_len);
 }
 
 /* The cell loop 2 gives a truth: (int)(x*w) in float, or for the corner
@@ -170,25 +160,11 @@ static void truth_cell(const ab_gaussian_yolo_layer *l, box truth, int *i, int *
     }
 }
 
-/* Loop 2's best anchor over all `total` anchors by the IoU of centred boxes. */
+/* Loop 2's best anchor over all `total` anchors by the IoU of centred
+ * boxes, as AlexeyAB's [yolo] picks it (ab_internal.h). */
 static int best_anchor(const ab_gaussian_yolo_layer *l, box truth, int net_w, int net_h)
 {
-    box truth_shift = truth;
-    float best_iou = 0;
-    int best_n = 0, n;
-    truth_shift.x = truth_shift.y = 0;
-    for (n = 0; n < l->total; ++n) {
-        box pred = {0, 0, 0, 0};
-        float iou;
-        pred.w = l->biases[2*n]/net_w;
-        pred.h = l->biases[2*n + 1]/net_h;
-        iou = ab_box_iou(pred, truth_shift);
-        if (iou > best_iou) {
-            best_iou = iou;
-            best_n = n;
-        }
-    }
-    return best_n;
+    return ab_best_anchor(l->biases, l->total, truth, net_w, net_h);
 }
 
 /* Does loop 2 write deltas for this truth (best anchor in the mask, or an
@@ -202,11 +178,9 @@ static int row_assigned(const ab_gaussian_yolo_layer *l, box truth, int net_w, i
     if (!(l->iou_thresh < 1.0f)) return 0;
     truth_shift.x = truth_shift.y = 0;
     for (n = 0; n < l->total; ++n) {
-        if (int_index(l->mask, n, l->n) >= 0 && n != best_n) {
-            box pred = {0, 0, 0, 0};
-            pred.w = l->biases[2*n]/net_w;
-            pred.h = l->biases[2*n + 1]/net_h;
-            if (ab_box_iou_kind(pred, truth_shift, l->iou_thresh_kind) > l->iou_thresh) return 1;
+        if (int_index(l->mask, n, l->n) >= 0 && n != best_n &&
+            ab_anchor_iou_kind(l->biases, n, truth_shift, net_w, net_h, l->iou_thresh_kind) > l->iou_thresh) {
+            return 1;
         }
     }
     return 0;
@@ -479,16 +453,6 @@ static void delta_gaussian_class(const ab_gaussian_yolo_layer *l, int index, int
     }
 }
 
-/* compare_gaussian_yolo_class: any class probability above conf_thresh
- * (upstream passes objectness and the class id and reads neither). */
-static int compare_class(const float *output, int classes, int class_index, int stride, float conf_thresh)
-{
-    int k;
-    for (k = 0; k < classes; ++k) {
-        if (output[class_index + stride*k] > conf_thresh) return 1;
-    }
-    return 0;
-}
 
 static int mapped(const ab_gaussian_yolo_layer *l, int class_id)
 {
@@ -496,16 +460,10 @@ static int mapped(const ab_gaussian_yolo_layer *l, int class_id)
 }
 
 /* averages_gaussian_yolo_deltas: the eight box deltas over the number of
- * classes with a positive delta (when there are any). */
+ * classes with a positive delta (ab_internal.h). */
 static void average_cell(const ab_gaussian_yolo_layer *l, int class_index, int box_index, int stride)
 {
-    int k, classes_in_one_box = 0;
-    for (k = 0; k < l->classes; ++k) {
-        if (l->delta[class_index + stride*k] > 0) classes_in_one_box++;
-    }
-    if (classes_in_one_box > 0) {
-        for (k = 0; k < 8; ++k) l->delta[box_index + k*stride] /= classes_in_one_box;
-    }
+    ab_average_box_deltas(l->delta, class_index, box_index, stride, l->classes, 8);
 }
 
 /* ---- the forward ------------------------------------------------------------- */
@@ -566,7 +524,7 @@ static void ignore_cell(const ab_gaussian_yolo_layer *l, const ab_network_state 
         /* skipped (upstream prints two warning lines) before the x == 0 test */
         if (class_id >= l->classes) continue;
         if (!row[0]) break;
-        if (class_id_match < 0) class_id_match = compare_class(output, l->classes, class_index, stride, 0.25f);
+        if (class_id_match < 0) class_id_match = ab_compare_class(output, l->classes, class_index, stride, 0.25f);
         iou = ab_box_iou(pred, ab_row_box(row));
         if (iou > best_match_iou && class_id_match == 1) {
             best_match_iou = iou;
@@ -654,13 +612,10 @@ static void truth_loop(const ab_gaussian_yolo_layer *l, const ab_network_state *
          * anchor loop upstream; it does not change there) */
         for (n = 0; n < l->total; ++n) {
             const int extra_n = int_index(l->mask, n, l->n);
-            if (extra_n >= 0 && n != best_n && l->iou_thresh < 1.0f) {
-                box pred = {0, 0, 0, 0};
-                pred.w = l->biases[2*n]/st->net_w;
-                pred.h = l->biases[2*n + 1]/st->net_h;
-                if (ab_box_iou_kind(pred, truth_shift, l->iou_thresh_kind) > l->iou_thresh) {
-                    assign(l, st, b, truth, mapped(l, (int)row[4]), n, extra_n, i, j, s);
-                }
+            if (extra_n >= 0 && n != best_n && l->iou_thresh < 1.0f &&
+                ab_anchor_iou_kind(l->biases, n, truth_shift, st->net_w, st->net_h, l->iou_thresh_kind) >
+                    l->iou_thresh) {
+                assign(l, st, b, truth, mapped(l, (int)row[4]), n, extra_n, i, j, s);
             }
         }
     }
