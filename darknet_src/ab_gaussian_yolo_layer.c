@@ -5,9 +5,11 @@
  * build: no GPU activation, no OpenMP).
  *
  * It shares with AlexeyAB's [yolo] (ab_yolo_layer.c) the float logistic,
- * box.c's IoU family and dx_box_iou (ab_box.c), fix_nan_inf / clip_value
- * (ab_internal.h), get_classes_multipliers and the truth rows (x, y, w, h,
- * class, track id; stride max*6).  What is its own, in the order the
+ * box.c's IoU family and dx_box_iou (ab_box.c), get_classes_multipliers,
+ * the truth rows (x, y, w, h, class, track id; stride max*6) and
+ * ab_internal.h: fix_nan_inf, clip_value, the class checks,
+ * compare_*_class, the box-delta averaging, the truth loop's best anchor
+ * and the iou_thresh test's IoU.  What is its own, in the order the
  * forward meets it:
  *   - 9 + classes entries per anchor (x, sx, y, sy, w, sw, h, sh, obj, ...):
  *     the logistic on x, sx, y, sy, sw, sh, obj and the classes, then
