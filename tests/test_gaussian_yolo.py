@@ -459,3 +459,12 @@ def test_mine(darknet_golden_case, darknet_oracle):
 ''')
     result = pytester.runpytest("--darknet-golden", str(GG.REPO), "-q")
     result.assert_outcomes(passed=10)
+
+
+def test_pjreddie_flavor_refuses_gaussian_yolo_and_says_which_flavor_knows_it() -> None:
+    cfg = "\n".join(["[net]", "batch=1", "width=64", "height=64", "channels=3", "", "[convolutional]", "filters=11",
+                     "size=1", "stride=32", "activation=linear", "", "[Gaussian_yolo]", "classes=2", "num=1", ""])
+    with pytest.raises(CfgError, match=r"unknown section type \[Gaussian_yolo\].*flavor='alexeyab'"):
+        Network.from_text(cfg)
+    net = Network.from_text(cfg, flavor="alexeyab")
+    assert isinstance(net.loss_layers[0][1], alexeyab.GaussianYoloLayer)
