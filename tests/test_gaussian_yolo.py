@@ -468,3 +468,19 @@ def test_pjreddie_flavor_refuses_gaussian_yolo_and_says_which_flavor_knows_it() 
         Network.from_text(cfg)
     net = Network.from_text(cfg, flavor="alexeyab")
     assert isinstance(net.loss_layers[0][1], alexeyab.GaussianYoloLayer)
+
+
+def test_options_the_layer_never_reads_are_warned_others_refused() -> None:
+    import warnings as w
+
+    from pydarknet_loss import DarknetQuirkWarning
+
+    with pytest.warns(DarknetQuirkWarning) as rec:
+        layer = small_layer(show_details=0, stopbackward=1)
+    assert sorted(str(r.message).split(":")[0] for r in rec) == ["show_details", "stopbackward"]
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        assert small_layer(focal_loss=1).params() == small_layer().params()
+    assert layer.params() == small_layer().params()
+    with pytest.raises(TypeError, match="'ignore_tresh'.*ignore_thresh"):
+        small_layer(ignore_tresh=.3)

@@ -17,6 +17,7 @@ which lists what differs from AlexeyAB's ``[yolo]``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -35,6 +36,13 @@ YOLO_POINT_ENUM = {"center": 1, "left_top": 2, "right_bottom": 4}
 YOLO_POINT_NAMES = {v: k for k, v in YOLO_POINT_ENUM.items()}
 #: NMS_KIND (include/darknet.h), for the detections' NMS.
 NMS_KIND_ENUM = {"default": 0, "greedynms": 1, "diounms": 2, "cornersnms": 3}
+#: Keys a cfg section may hold that do not change this layer's forward: what parse_network_cfg
+#: reads after every layer, and [yolo]-only options parse_gaussian_yolo never reads (upstream
+#: reports them as unused).  Accepted, with a DarknetQuirkWarning, so that a section's options
+#: can be passed as they are; any other unknown key is a TypeError.
+IGNORED_KEYS = ("clip", "onlyforward", "dont_update", "burnin_update", "stopbackward", "train_only_bn", "dontload",
+                "dontloadscales", "learning_rate", "show_details", "new_coords", "focal_loss", "track_history_size",
+                "sim_thresh", "dets_for_track", "dets_for_show", "track_ciou_norm", "embedding_layer")
 #: The entries of one anchor before its classes (entry_gaussian_index).
 ENTRIES = ("x", "sigma_x", "y", "sigma_y", "w", "sigma_w", "h", "sigma_h", "objectness")
 
@@ -156,7 +164,13 @@ class GaussianYoloLayer(ReadOnly):
                  iou_thresh_kind: str = "iou", beta_nms: float = .6, nms_kind: str = "default",
                  yolo_point: str = "center", jitter: float = .2, resize: float = 1, ignore_thresh: float = .5,
                  truth_thresh: float = 1, iou_thresh: float = 1, random: float = 0,
-                 map: Optional[Sequence[int]] = None, batch: Optional[int] = None) -> None:
+                 map: Optional[Sequence[int]] = None, batch: Optional[int] = None, **ignored: Any) -> None:
+        for key in ignored:
+            if key not in IGNORED_KEYS:
+                raise TypeError(f"GaussianYoloLayer() got an unexpected keyword argument {key!r}: "
+                                f"parse_gaussian_yolo reads none such (its options: {', '.join(_OPTIONS)})")
+            warnings.warn(f"{key}: parse_gaussian_yolo never reads it for the loss (upstream leaves it to the "
+                          "network or reports it unused); ignored", _validate.DarknetQuirkWarning, stacklevel=2)
         self.classes = _validate.integer("classes", classes, minimum=1, maximum=2**31 - 10)
         self.num = _validate.integer("num", num, minimum=1, maximum=_validate.MAX_ANCHORS)
         self.total = self.num
@@ -431,6 +445,12 @@ class GaussianDetections:
 
     def __len__(self) -> int:
         return len(self.uc)
+
+
+_OPTIONS = ("classes", "num", "mask", "anchors", "max", "max_delta", "counters_per_class", "label_smooth_eps",
+            "scale_x_y", "objectness_smooth", "uc_normalizer", "iou_normalizer", "obj_normalizer", "cls_normalizer",
+            "delta_normalizer", "iou_loss", "iou_thresh_kind", "beta_nms", "nms_kind", "yolo_point", "jitter",
+            "resize", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "map", "batch")
 
 
 def layer_from_params(params: Mapping[str, Any]) -> GaussianYoloLayer:
