@@ -72,7 +72,7 @@ docs:
 
 lib: build/libdarknet_loss.so build/libdarknet_loss.a build/include/darknet_loss.h
 
-build/obj/%.o: darknet_src/%.c darknet_src/darknet_loss.h darknet_src/dn_internal.h
+build/obj/%.o: darknet_src/%.c darknet_src/darknet_loss.h darknet_src/dn_internal.h darknet_src/ab_internal.h
 	@mkdir -p build/obj
 	$(CC) $(STRICT_CFLAGS) -fPIC -Wall -Wextra -c $< -o $@
 

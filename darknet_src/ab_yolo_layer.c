@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "ab_fast.h"
+#include "ab_internal.h"
 #include "darknet_loss.h"
 
 /* A truth row's class id or track id truncated to int: (int)v.  Callers
@@ -56,16 +57,6 @@
 static inline int row_int(const float *row, int col)
 {
     return (int)row[col];
-}
-
-static inline box row_box(const float *row)
-{
-    box b;
-    b.x = row[0];
-    b.y = row[1];
-    b.w = row[2];
-    b.h = row[3];
-    return b;
 }
 
 /* Upstream: static inline float logistic_activate(float x){return 1.f/(1.f + expf(-x));} */
@@ -105,10 +96,6 @@ box ab_get_yolo_box_fl(const float *x, const float *biases, int n, int index, in
 
 /* ---- layer set-up and checks ----------------------------------------------- */
 
-static int fits_int(long long v)
-{
-    return v >= 0 && v <= INT_MAX;
-}
 
 int ab_yolo_layer_init(ab_yolo_layer *l, int batch, int w, int h, int n, int total, int classes, int max_boxes)
 {
@@ -120,8 +107,8 @@ int ab_yolo_layer_init(ab_yolo_layer *l, int batch, int w, int h, int n, int tot
     c = (long long)n*(classes + 4 + 1);
     outputs = c*w*h;
     truths = (long long)max_boxes*AB_TRUTH_SIZE;
-    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*batch)) return DN_E_LAYER;
-    if (!fits_int(truths) || !fits_int(truths*batch)) return DN_E_LAYER;
+    if (!ab_fits_int(c) || !ab_fits_int(outputs) || !ab_fits_int(outputs*batch)) return DN_E_LAYER;
+    if (!ab_fits_int(truths) || !ab_fits_int(truths*batch)) return DN_E_LAYER;
     l->batch = batch;
     l->w = w;
     l->h = h;
@@ -180,9 +167,9 @@ int ab_check_yolo_layer(const ab_yolo_layer *l)
     c = (long long)l->n*(l->classes + 4 + 1);
     outputs = c*l->w*l->h;
     truths = (long long)l->max_boxes*AB_TRUTH_SIZE;
-    if (!fits_int(c) || !fits_int(outputs) || !fits_int(outputs*l->batch)) return DN_E_LAYER;
+    if (!ab_fits_int(c) || !ab_fits_int(outputs) || !ab_fits_int(outputs*l->batch)) return DN_E_LAYER;
     if (l->c != c || l->outputs != outputs || l->inputs != l->outputs) return DN_E_LAYER;
-    if (l->truths != truths || !fits_int(truths*l->batch)) return DN_E_LAYER;
+    if (l->truths != truths || !ab_fits_int(truths*l->batch)) return DN_E_LAYER;
     for (k = 0; k < l->n; ++k) {
         if (l->mask[k] < 0 || l->mask[k] >= l->total) return DN_E_LAYER;
     }
@@ -196,23 +183,11 @@ int ab_check_yolo_layer(const ab_yolo_layer *l)
     return DN_OK;
 }
 
-/* (int)v is defined only when v truncates into an int. */
-static int int_convertible(float v)
-{
-    return v > -2147483649.0 && v < 2147483648.0;
-}
-
 /* A class id used to index: in [0, classes) raw (upstream's own test), then
- * inside the map, then mapped into [0, classes). */
+ * inside the map, then mapped into [0, classes) (ab_internal.h). */
 static int check_used_class(const ab_yolo_layer *l, int cls)
 {
-    if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
-    if (l->map) {
-        if (cls >= l->map_len) return DN_E_MAP_INDEX;
-        cls = l->map[cls];
-        if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
-    }
-    return DN_OK;
+    return ab_check_class(cls, l->classes, l->map, l->map_len);
 }
 
 static int check_row(const ab_yolo_layer *l, const float *row)
@@ -225,7 +200,7 @@ static int check_row(const ab_yolo_layer *l, const float *row)
     /* Upstream's own test in loop 2: it prints "Wrong label" and runs
      * system("echo ... >> bad_label.list"). */
     if (row[0] < 0 || row[1] < 0 || row[0] > 1 || row[1] > 1 || row[2] < 0 || row[3] < 0) return DN_E_TRUTH_LABEL;
-    if (!int_convertible(row[4]) || !int_convertible(row[5])) return DN_E_TRUTH_INT;
+    if (!ab_int_convertible(row[4]) || !ab_int_convertible(row[5])) return DN_E_TRUTH_INT;
     cls = row_int(row, 4);
     /* Upstream skips such a row (continue) before computing its cell, in
      * both loops: nothing is indexed with it. */
@@ -245,7 +220,7 @@ static int hank_class_check(const ab_yolo_layer *l, const float *row)
 {
     int cls;
     if (!isfinite(row[4])) return DN_E_TRUTH_VALUE;
-    if (!int_convertible(row[4])) return DN_E_TRUTH_INT;
+    if (!ab_int_convertible(row[4])) return DN_E_TRUTH_INT;
     cls = row_int(row, 4);
     if (cls < 0 || cls >= l->classes) return DN_E_TRUTH_CLASS;
     return DN_OK;
@@ -281,7 +256,7 @@ int ab_check_yolo_truths(const ab_yolo_layer *l, const float *truth, int *bad_im
         if (l->truth_thresh < 0) {
             const float *row = truths;
             t = 0;
-            err = int_convertible(row[4]) ? check_used_class(l, row_int(row, 4)) : DN_E_TRUTH_INT;
+            err = ab_int_convertible(row[4]) ? check_used_class(l, row_int(row, 4)) : DN_E_TRUTH_INT;
             if (err != DN_OK) goto bad;
         }
     }
@@ -293,19 +268,6 @@ bad:
 }
 
 /* ---- deltas ------------------------------------------------------------------ */
-
-static inline float fix_nan_inf(float v)
-{
-    if (isnan(v) || isinf(v)) v = 0;
-    return v;
-}
-
-static inline float clip_value(float v, const float max_val)
-{
-    if (v > max_val) v = max_val;
-    else if (v < -max_val) v = -max_val;
-    return v;
-}
 
 typedef struct ab_ious {
     float iou, giou;
@@ -378,15 +340,15 @@ static ab_ious delta_yolo_box(const ab_yolo_layer *l, box truth, int n, int inde
         dy *= iou_normalizer;
         dw *= iou_normalizer;
         dh *= iou_normalizer;
-        dx = fix_nan_inf(dx);
-        dy = fix_nan_inf(dy);
-        dw = fix_nan_inf(dw);
-        dh = fix_nan_inf(dh);
+        dx = ab_fix_nan_inf(dx);
+        dy = ab_fix_nan_inf(dy);
+        dw = ab_fix_nan_inf(dw);
+        dh = ab_fix_nan_inf(dh);
         if (l->max_delta != FLT_MAX) {
-            dx = clip_value(dx, l->max_delta);
-            dy = clip_value(dy, l->max_delta);
-            dw = clip_value(dw, l->max_delta);
-            dh = clip_value(dh, l->max_delta);
+            dx = ab_clip_value(dx, l->max_delta);
+            dy = ab_clip_value(dy, l->max_delta);
+            dw = ab_clip_value(dw, l->max_delta);
+            dh = ab_clip_value(dh, l->max_delta);
         }
         delta[index + 0*stride] += dx;
         delta[index + 1*stride] += dy;
@@ -448,18 +410,6 @@ static void delta_yolo_class(const ab_yolo_layer *l, int index, int class_id, in
     }
 }
 
-/* compare_yolo_class: does the cell have any class probability above
- * conf_thresh (0.25f)?  Upstream passes objectness and the truth's class
- * id and reads neither. */
-static int compare_yolo_class(const float *output, int classes, int class_index, int stride, float conf_thresh)
-{
-    int k;
-    for (k = 0; k < classes; ++k) {
-        if (output[class_index + stride*k] > conf_thresh) return 1;
-    }
-    return 0;
-}
-
 /* The cells loop 2 wrote in one image (anchor*w*h + row*w + col), when a
  * fast path wants them (NULL otherwise): the only cells besides loop 1's
  * truth_thresh cells whose box and class deltas can be non-zero. */
@@ -512,21 +462,6 @@ static int mapped(const ab_yolo_layer *l, int class_id)
     return l->map ? l->map[class_id] : class_id;
 }
 
-/* averages_yolo_deltas: divide a cell's four box deltas by the number of
- * its classes with a positive delta (when there are any). */
-static void averages_yolo_deltas(const ab_yolo_layer *l, int class_index, int box_index, int stride)
-{
-    int k, classes_in_one_box = 0;
-    for (k = 0; k < l->classes; ++k) {
-        if (l->delta[class_index + stride*k] > 0) classes_in_one_box++;
-    }
-    if (classes_in_one_box > 0) {
-        l->delta[box_index + 0*stride] /= classes_in_one_box;
-        l->delta[box_index + 1*stride] /= classes_in_one_box;
-        l->delta[box_index + 2*stride] /= classes_in_one_box;
-        l->delta[box_index + 3*stride] /= classes_in_one_box;
-    }
-}
 
 /* The averaging after loop 2 (iou_thresh < 1) for one cell and anchor:
  * only a cell with a non-zero (or NaN) objectness delta. */
@@ -534,7 +469,8 @@ static void average_cell(const ab_yolo_layer *l, int b, int n, int cell)
 {
     const int wh = l->w*l->h;
     const int box_index = b*l->outputs + n*wh*(4 + 1 + l->classes) + cell;
-    if (l->delta[box_index + 4*wh] != 0) averages_yolo_deltas(l, box_index + 5*wh, box_index, wh);
+    /* averages_yolo_deltas: the four box deltas (ab_internal.h) */
+    if (l->delta[box_index + 4*wh] != 0) ab_average_box_deltas(l->delta, box_index + 5*wh, box_index, wh, l->classes, 4);
 }
 
 /* The rows both loops read: those before the first x == 0. */
@@ -617,9 +553,9 @@ static void ignore_cell(const ab_yolo_layer *l, const ab_network_state *st, int 
         /* Upstream calls it for every truth; it reads only the class
          * outputs, which this loop never changes. */
         if (class_id_match < 0) {
-            class_id_match = compare_yolo_class(output, l->classes, class_index, wh, 0.25f);
+            class_id_match = ab_compare_class(output, l->classes, class_index, wh, 0.25f);
         }
-        iou = ab_box_iou_fl(pred, row_box(row), l->flavor);
+        iou = ab_box_iou_fl(pred, ab_row_box(row), l->flavor);
         if (iou > best_match_iou && class_id_match == 1) best_match_iou = iou;
         if (iou > best_iou) {
             best_iou = iou;
@@ -651,7 +587,7 @@ static void ignore_cell(const ab_yolo_layer *l, const ab_network_state *st, int 
             delta[class_index + stride*class_id] =
                 class_multiplier*(iou_multiplier - output[class_index + stride*class_id]);
         }
-        truth = row_box(row);
+        truth = ab_row_box(row);
         delta_yolo_box(l, truth, l->mask[n], box_index, i, j, net_w, net_h, (2 - truth.w*truth.h),
                        l->iou_normalizer*class_multiplier, &s->rewritten_bbox);
         ++s->total_bbox;
@@ -667,10 +603,9 @@ static void truth_loop(const ab_yolo_layer *l, const ab_network_state *st, int b
     int t, n;
     for (t = 0; t < ntruth; ++t) {
         const float *row = truths + t*AB_TRUTH_SIZE;
-        const box truth = row_box(row);
+        const box truth = ab_row_box(row);
         box truth_shift;
-        float best_iou = 0;
-        int best_n = 0;
+        int best_n;
         int mask_n, i, j;
         const int raw_class = row_int(row, 4);
         /* (upstream's "Wrong label" test and system() come first: such rows
@@ -684,17 +619,7 @@ static void truth_loop(const ab_yolo_layer *l, const ab_network_state *st, int b
         truth_shift = truth;
         truth_shift.x = truth_shift.y = 0;
         /* the best of all `total` anchors by the IoU of centred boxes */
-        for (n = 0; n < l->total; ++n) {
-            box pred = {0, 0, 0, 0};
-            float iou;
-            pred.w = l->biases[2*n]/net_w;
-            pred.h = l->biases[2*n + 1]/net_h;
-            iou = ab_box_iou_fl(pred, truth_shift, l->flavor);
-            if (iou > best_iou) {
-                best_iou = iou;
-                best_n = n;
-            }
-        }
+        best_n = ab_best_anchor(l->biases, l->total, truth, net_w, net_h, l->flavor);
         mask_n = int_index(l->mask, best_n, l->n);
         if (mask_n >= 0) {
             assign(l, st, b, row, truth, best_n, mask_n, i, j, mapped(l, raw_class), 1, s, cells);
@@ -706,11 +631,8 @@ static void truth_loop(const ab_yolo_layer *l, const ab_network_state *st, int b
             for (n = 0; n < l->total; ++n) {
                 const int extra_n = int_index(l->mask, n, l->n);
                 if (extra_n >= 0 && n != best_n) {
-                    box pred = {0, 0, 0, 0};
-                    float iou;
-                    pred.w = l->biases[2*n]/net_w;
-                    pred.h = l->biases[2*n + 1]/net_h;
-                    iou = ab_box_iou_kind_fl(pred, truth_shift, l->iou_thresh_kind, l->flavor);
+                    const float iou = ab_anchor_iou_kind(l->biases, n, truth_shift, net_w, net_h, l->iou_thresh_kind,
+                                                         l->flavor);
                     if (iou > l->iou_thresh) {
                         assign(l, st, b, row, truth, n, extra_n, i, j, mapped(l, raw_class), 0, s, cells);
                     }
@@ -908,7 +830,7 @@ static void load_truths(const ab_run *r)
         for (t = 0; t < r->ntruth[b]; ++t) {
             const float *row = truths + t*AB_TRUTH_SIZE;
             const int class_id = row_int(row, 4);
-            const box tb = row_box(row);
+            const box tb = ab_row_box(row);
             if (class_id >= l->classes || class_id < 0) continue;  /* loop 1 skips the row */
             /* overlap()'s l2, r2 and box_union's b.w*b.h, in float */
             ts.l[ts.n] = tb.x - tb.w/2;
@@ -1004,7 +926,7 @@ static void anchor_task(void *ctx, int task)
                 if (isnan(l->output[obj_index]) || isinf(l->output[obj_index])) l->output[obj_index] = 0;
                 /* best_match_iou follows best_iou step for step when the
                  * cell has a class above .25, and stays 0 otherwise */
-                if (compare_yolo_class(l->output, l->classes, (int)off + 5*wh + c, wh, 0.25f)) {
+                if (ab_compare_class(l->output, l->classes, (int)off + 5*wh + c, wh, 0.25f)) {
                     best_match_iou = best[k];
                 }
             }

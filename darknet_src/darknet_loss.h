@@ -686,6 +686,100 @@ long ab_expf_array_path(const float *in, float *out, int n, int path);
  * logistic; 0 elsewhere (they call expf per element). */
 int ab_expf_premise(void);
 
+/* ==== AlexeyAB/darknet 59596d7: [Gaussian_yolo] (Gaussian YOLOv3) ====
+ *
+ * src/gaussian_yolo_layer.c at 59596d7, CPU build.  Per anchor 9 + classes
+ * entries: x, sigma_x, y, sigma_y, w, sigma_w, h, sigma_h, objectness, then
+ * the classes (upstream's entry_gaussian_index).  The logistic runs on all
+ * but w and h; scale_x_y scales x and y (not their sigmas).  The box loss is
+ * the Gaussian negative log-likelihood gradient (MSE) or an IoU-family
+ * gradient for x, y, w, h, plus the sigma gradients; box deltas accumulate
+ * and are then divided by the cell's number of positive class deltas.
+ * Truth rows and their stride are the [yolo]'s (AB_TRUTH_SIZE); the state is
+ * ab_network_state.  As elsewhere nothing prints: the "Region %d Avg IOU"
+ * line's values go to *l.stats; the forward returns a DN_E_* code before
+ * touching any buffer where upstream would index outside its buffers.
+ */
+
+/* YOLO_POINT (include/darknet.h): where x, y of a box sit. */
+#define AB_YOLO_CENTER 1
+#define AB_YOLO_LEFT_TOP 2
+#define AB_YOLO_RIGHT_BOTTOM 4
+
+/* What upstream fprintf()s at the end of a training forward, as passed. */
+typedef struct ab_gaussian_stats {
+    float avg_iou;            /* avg_iou/count (GIoU sums for iou_loss != mse) */
+    float avg_cat;            /* avg_cat/class_count */
+    float avg_obj;            /* avg_obj/count */
+    float avg_anyobj;         /* avg_anyobj/(w*h*n*batch) */
+    float recall;             /* recall/count */
+    float recall75;           /* recall75/count */
+    int count;                /* assignments, as printed (0 stays 0: the averages are then NaN) */
+    int class_count;
+    float class_loss;         /* |delta without the 8 box entries|^2 / batch */
+    float iou_loss;           /* (|delta without w, sigma_w, h, sigma_h|^2 - class part) / batch */
+    float uc_loss;            /* (|delta|^2 - the previous) / batch */
+    float total_loss;         /* |delta|^2 / batch */
+} ab_gaussian_stats;
+
+/* The fields of AlexeyAB's `layer` that forward_gaussian_yolo_layer reads. */
+typedef struct ab_gaussian_yolo_layer {
+    int batch;
+    int w, h, c;              /* c = n*(classes + 8 + 1) */
+    int n;                    /* anchors in this layer (len(mask), or num without a mask) */
+    int total;                /* num= */
+    int classes;
+    int outputs, inputs;      /* per image: w*h*c */
+    int max_boxes;            /* max= (200) */
+    int truth_size;           /* AB_TRUTH_SIZE */
+    int truths;               /* max_boxes*truth_size */
+    const int *mask;          /* n indices into biases */
+    const float *biases;      /* 2*total (0.5 where the cfg gives fewer) */
+    const int *map;           /* NULL, or map_len entries */
+    int map_len;
+    const float *classes_multipliers; /* NULL, or classes values (ab_classes_multipliers) */
+
+    float ignore_thresh;      /* .5 */
+    float truth_thresh;       /* 1 */
+    float iou_thresh;         /* 1 */
+    int iou_thresh_kind;      /* AB_IOU, AB_GIOU, AB_DIOU, AB_CIOU */
+    int iou_loss;             /* AB_MSE (AB_IOU, AB_GIOU, AB_DIOU, AB_CIOU) */
+    float iou_normalizer;     /* .75 */
+    float uc_normalizer;      /* 1 */
+    float obj_normalizer;     /* 1 */
+    float cls_normalizer;     /* 1 (acts only with classes_multipliers) */
+    float max_delta;          /* FLT_MAX means unset */
+    float scale_x_y;          /* 1 */
+    float label_smooth_eps;   /* 0 */
+    int objectness_smooth;    /* 0 */
+    int yolo_point;           /* AB_YOLO_CENTER */
+
+    float *output;            /* batch*outputs */
+    float *delta;             /* batch*outputs */
+    float *cost;              /* one float */
+    ab_gaussian_stats *stats; /* may be NULL */
+} ab_gaussian_yolo_layer;
+
+/* Shape fields and parse_gaussian_yolo's defaults, no allocation. */
+int ab_gaussian_yolo_layer_init(ab_gaussian_yolo_layer *l, int batch, int w, int h, int n, int total, int classes,
+                                int max_boxes);
+int ab_check_gaussian_yolo_layer(const ab_gaussian_yolo_layer *l);
+/* The first truth row a training forward would refuse (DN_E_*), in
+ * *bad_image, *bad_row (row -1: the layer or the state). */
+int ab_check_gaussian_yolo_truths(const ab_gaussian_yolo_layer *l, ab_network_state state, int *bad_image,
+                                  int *bad_row);
+/* get_gaussian_yolo_box: x at entry 0, y at 2, w at 4, h at 6 (stride apart). */
+box ab_get_gaussian_yolo_box(const float *x, const float *biases, int n, int index, int i, int j, int lw, int lh,
+                             int w, int h, int stride, int yolo_point);
+/* forward_gaussian_yolo_layer: checks, activation, the training loops, cost
+ * and statistics.  0 or DN_E_*. */
+int ab_forward_gaussian_yolo_layer(const ab_gaussian_yolo_layer l, ab_network_state state);
+/* get_gaussian_yolo_detections on image 0 of l.output (as the forward leaves
+ * it): dets must hold w*h*n entries, each prob with classes floats and
+ * uc with 4.  Returns the count, or DN_E_LAYER. */
+int ab_get_gaussian_yolo_detections(const ab_gaussian_yolo_layer l, int w, int h, int netw, int neth, float thresh,
+                                    int relative, int letter, detection *dets, float *uc);
+
 /* ---- the GPU build (darknet_src/cuda/) ----
  * Under GPU=1 upstream activates a loss layer's input on the device (the
  * float logistic kernel; [region]: also the mask coords, the softmax with its

@@ -649,6 +649,112 @@ class ABCall:
                                            "total_bbox", "rewritten_bbox", "skipped_truths")}
 
 
+# ---- AlexeyAB [Gaussian_yolo] ---------------------------------------------------------------------
+
+@dataclass
+class GaussianSpec:
+    """What the C `ab_gaussian_yolo_layer` needs besides the input's shape."""
+
+    n: int
+    classes: int
+    total: int
+    max_boxes: int
+    biases: np.ndarray  # float32, 2*total
+    mask: np.ndarray  # int32, n
+    map: Optional[np.ndarray] = None  # int32
+    classes_multipliers: Optional[np.ndarray] = None  # float32, classes
+    scalars: Dict[str, Any] = field(default_factory=dict)  # C field name -> value
+
+
+class GaussianCall:
+    """An `ab_gaussian_yolo_layer` over NumPy buffers for one forward pass."""
+
+    def __init__(self, spec: GaussianSpec, batch: int, h: int, w: int,
+                 out: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> None:
+        self.keep: List[Any] = []
+        self.layer = l = ffi.new("ab_gaussian_yolo_layer *")
+        rc = lib.ab_gaussian_yolo_layer_init(l, batch, w, h, spec.n, spec.total, spec.classes, spec.max_boxes)
+        if rc != DN_OK:
+            raise ValueError("the layer's sizes do not fit the C core (too large or not positive)")
+        if len(spec.biases) != 2 * spec.total or len(spec.mask) != spec.n:
+            raise ValueError("the layer's biases or mask do not match its total or n")
+        l.biases = self._ptr(_f32, np.ascontiguousarray(spec.biases, dtype=np.float32))
+        l.mask = self._ptr(_i32, np.ascontiguousarray(spec.mask, dtype=np.int32))
+        if spec.map is not None:
+            l.map = self._ptr(_i32, np.ascontiguousarray(spec.map, dtype=np.int32))
+            l.map_len = len(spec.map)
+        if spec.classes_multipliers is not None:
+            if len(spec.classes_multipliers) != spec.classes:
+                raise ValueError("classes_multipliers must hold one value per class")
+            l.classes_multipliers = self._ptr(_f32, np.ascontiguousarray(spec.classes_multipliers,
+                                                                         dtype=np.float32))
+        for name, value in spec.scalars.items():
+            setattr(l, name, value)
+        if out is None:
+            self.output = _buffers.empty((batch, l.c, h, w))
+            self.delta = _buffers.empty((batch, l.c, h, w))
+        else:
+            self.output, self.delta = out
+            for a in out:
+                _buffer(a, np.float32, batch * l.outputs, "out")
+        l.output = self._ptr(_f32, self.output)
+        l.delta = self._ptr(_f32, self.delta)
+        self.cost = ffi.new("float *")
+        self.stats = ffi.new("ab_gaussian_stats *")
+        l.cost = self.cost
+        l.stats = self.stats
+
+    def _ptr(self, conv: Any, a: np.ndarray) -> Any:
+        self.keep.append(a)
+        return conv(a)
+
+    def check_layer(self) -> int:
+        return int(lib.ab_check_gaussian_yolo_layer(self.layer))
+
+    def _state(self, x: Optional[np.ndarray], truth: Optional[np.ndarray], train: bool, net_w: int, net_h: int,
+               index: int) -> Any:
+        st = ffi.new("ab_network_state *")
+        if x is not None:
+            st.input = _f32(_buffer(x, np.float32, self.layer.batch * self.layer.outputs, "x"))
+        if truth is not None:
+            st.truth = _f32(_buffer(truth, np.float32, self.layer.batch * self.layer.truths, "truth"))
+        st.train = 1 if train else 0
+        st.net_w = _cint(net_w, "net_w", 1)
+        st.net_h = _cint(net_h, "net_h", 1)
+        st.index = _cint(index, "index")
+        return st
+
+    def check_truths(self, truth: np.ndarray, net_w: int, net_h: int) -> Tuple[int, int, int]:
+        """(code, image, row) of the first truth row the C core refuses."""
+        bad = ffi.new("int[2]")
+        st = self._state(None, truth, True, net_w, net_h, 0)
+        rc = lib.ab_check_gaussian_yolo_truths(self.layer, st[0], bad, bad + 1)
+        return int(rc), int(bad[0]), int(bad[1])
+
+    def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, net_w: int, net_h: int,
+                index: int) -> int:
+        st = self._state(x, truth, train, net_w, net_h, index)
+        return int(lib.ab_forward_gaussian_yolo_layer(self.layer[0], st[0]))
+
+    def detections(self, output: np.ndarray, img_w: int, img_h: int, net_w: int, net_h: int, thresh: np.float32,
+                   relative: bool, letter: bool) -> Dict[str, Any]:
+        """get_gaussian_yolo_detections on image 0 of `output` (not modified)."""
+        l = self.layer
+        after = np.array(output, dtype=np.float32, order="C", copy=True)
+        _buffer(after, np.float32, l.batch * l.outputs, "output")
+        l.output = self._ptr(_f32, after)
+        n = l.w * l.h * l.n
+        dets, prob, _ = _empty_dets(n, l.classes)
+        uc = np.zeros((max(n, 1), 4), np.float32)
+        count = int(lib.ab_get_gaussian_yolo_detections(l[0], img_w, img_h, net_w, net_h, thresh, int(relative),
+                                                        int(letter), dets, _f32(uc)))
+        if count < 0:
+            raise ValueError(f"get_gaussian_yolo_detections: the C core refused the layer ({ERRORS.get(count, count)})")
+        res: Dict[str, Any] = _read_dets(dets, count, l.classes, prob)
+        res["uc"] = uc[:count].copy()
+        return res
+
+
 # ---- the CUDA build (darknet_src/cuda/) -------------------------------------------------------------
 
 #: How the GPU build's device code was compiled ("" in a CPU-only build).

@@ -566,3 +566,32 @@ def hank_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: i
     return ab_truth_error(kind, image, row, truth, w=w, h=h, classes=classes, map_=map_, truth_thresh=truth_thresh)
 
 # ==== end hank-ai ====
+
+# ---- AlexeyAB [Gaussian_yolo] -----------------------------------------------------
+
+def gaussian_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, w: int, h: int, classes: int,
+                         map_: Optional[np.ndarray], yolo_point: str) -> ValueError:
+    """The message for a truth row the [Gaussian_yolo] C core refused."""
+    r = truth[image, row]
+    where = _row_where(truth, image, row)
+    if kind == "value":
+        return ValueError(f"{where} holds NaN or an infinity in x, y, w, h or class_id")
+    if kind == "int":
+        return ValueError(f"{where}: the class id does not fit a C int (upstream converts it with (int), which "
+                          "is undefined there)")
+    if kind == "cell":
+        return _cell_error(where, r, w, h, f"0 <= x*{w} < {w} and 0 <= y*{h} < {h} (yolo_point={yolo_point!r})")
+    c = float(r[4])
+    if kind == "map":
+        n = 0 if map_ is None else len(map_)
+        return ValueError(f"{where}: class id {c:g} (truncated to int) is outside the map's {n} entries; "
+                          "upstream would read past its map")
+    mapped = ""
+    if map_ is not None and -1 < c < len(map_):
+        mapped = f", mapped to {int(map_[int(c)])}"
+    return ValueError(
+        f"{where}: class id {c:g} (truncated to int{mapped}) is outside [0, {classes}). [Gaussian_yolo]'s truth "
+        "loop (loop 2) has no class check: it indexes the class deltas (and the class multipliers) with it "
+        "wherever the row is assigned, outside its buffers; a negative id can also become a cell's best truth "
+        "in loop 1. (Upstream only skips ids >= classes in loop 1, with a warning.) Expected "
+        f"0 <= class id < {classes}")

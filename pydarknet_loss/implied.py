@@ -115,6 +115,13 @@ def _refuse_alexeyab(layer: Any) -> None:
     "not divided by 2" w, h terms, NaN/inf zeroing and max_delta clipping
     make it no exact gradient even there, and deltas of several truths are
     added.  Its Jacobian in the raw input is not symmetric."""
+    if isinstance(layer, alexeyab.GaussianYoloLayer):
+        raise NotAGradientError(
+            "AlexeyAB's [Gaussian_yolo]: the x, y and sigma deltas are the Gaussian log-likelihood's gradient in the "
+            "*activated* outputs (no chain rule through the logistic or scale_x_y), w, h's in the raw ones (or, "
+            "with an IoU loss, dx_box_iou's as for [yolo]); NaN/inf are zeroed, max_delta clips, several truths "
+            "add up and every cell's box deltas are then divided by its number of positive class deltas: not the "
+            "gradient of any function of the layer's input, so there is no implied loss")
     if not isinstance(layer, alexeyab.YoloLayer):
         return
     if layer.iou_loss != "mse":

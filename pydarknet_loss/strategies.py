@@ -45,10 +45,10 @@ from .layers import hankai
 from .layers.layout import from_nchw
 from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
-__all__ = ["Case", "OPTIONS", "STANDARD_HEADS", "alexeyab_layers", "cases", "hankai_layers", "inputs",
-           "region_layers", "standard_layers", "truths", "yolo_layers"]
+__all__ = ["Case", "OPTIONS", "STANDARD_HEADS", "alexeyab_layers", "cases", "gaussian_yolo_layers", "hankai_layers",
+           "inputs", "region_layers", "standard_layers", "truths", "yolo_layers"]
 
-Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
+Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
 Strat = Any  # a SearchStrategy
 
 F = np.float32
@@ -340,6 +340,35 @@ def resolve_layer(layer: Any, kind: str) -> Tuple[Any, Optional[Tuple[int, int]]
 
 
 @st.composite
+def gaussian_yolo_layers(draw: Any, *, classes: Any = None, num: Any = None) -> alexeyab.GaussianYoloLayer:
+    """Settings of AlexeyAB's ``[Gaussian_yolo]`` (cfg key names): its box
+    losses and ``yolo_point``s, ``uc_normalizer`` and the other normalizers,
+    ``iou_thresh`` extra anchors of each kind, ``scale_x_y``,
+    ``objectness_smooth``, label smoothing, ``counters_per_class``,
+    ``max_delta``, ``truth_thresh`` below 1 and ``max`` (the truth stride)."""
+    n_classes = draw(_st(classes, _CLASSES))
+    n_total = draw(_st(num, _TOTAL))
+    anchors = np.random.default_rng(draw(_SEED)).integers(2, 401, 2 * n_total)
+    bits = draw(st.integers(1, 2**n_total - 1))
+    counters = None
+    if draw(st.integers(0, 3)) == 3:
+        counters = np.random.default_rng(draw(_SEED)).integers(1, 500, n_classes).tolist()
+    return alexeyab.GaussianYoloLayer(
+        classes=n_classes, num=n_total, anchors=[float(a) for a in anchors],
+        mask=[k for k in range(n_total) if bits >> k & 1], max=draw(st.sampled_from([200, 3, 6])),
+        ignore_thresh=draw(_IGNORE), truth_thresh=draw(st.sampled_from([1.0, 0.5])),
+        iou_thresh=draw(st.sampled_from([1.0, 0.213, 0.5])),
+        iou_thresh_kind=draw(st.sampled_from(["iou", "giou", "diou", "ciou"])),
+        iou_loss=draw(st.sampled_from(["mse", "giou", "ciou", "diou", "iou"])),
+        yolo_point=draw(st.sampled_from(["center", "left_top", "right_bottom"])),
+        iou_normalizer=draw(st.sampled_from([0.75, 0.07, 1.0])), uc_normalizer=draw(st.sampled_from([1.0, 0.5])),
+        obj_normalizer=draw(st.sampled_from([1.0, 4.0])), cls_normalizer=draw(st.sampled_from([1.0, 0.5])),
+        max_delta=draw(st.sampled_from([None, 5.0])), scale_x_y=draw(st.sampled_from([1.0, 1.05, 2.0])),
+        objectness_smooth=draw(st.sampled_from([0, 0, 1])), label_smooth_eps=draw(st.sampled_from([0.0, 0.1])),
+        counters_per_class=counters)
+
+
+@st.composite
 def inputs(draw: Any, layer: Layer, *, batch: Any = None, h: Any = None, w: Any = None,
            magnitude: Any = None) -> np.ndarray:
     """A raw layer input, float32 (B, C, H, W) (by default 1 or 2 images on a
@@ -407,7 +436,7 @@ def truths(draw: Any, layer: Layer, *, batch: int = 1, h: int = 1, w: int = 1, m
     box, or in the previous one's cell; class ids sometimes fractional;
     sometimes an ``x == 0`` row in the middle of the list.  Shrinks towards
     no truths."""
-    ab = isinstance(layer, alexeyab.YoloLayer)
+    ab = isinstance(layer, (alexeyab.YoloLayer, alexeyab.GaussianYoloLayer))
     if ab:
         rows, cols = layer.max_boxes, 6  # AlexeyAB: max_boxes rows of x, y, w, h, class, track id
     else:
@@ -470,11 +499,16 @@ class Case:
             return got
         return {"delta": got}
 
-    def check(self, impl: Callable[..., Any], *, tolerance: str = "float32", layout: str = "nchw",
+    def check(self, impl: Callable[..., Any], *, tolerance: Optional[str] = None, layout: str = "nchw",
               **tol: Any) -> Any:
         """Run ``impl`` and compare it with the oracle; AssertionError with
-        the diagnosis when it departs."""
+        the diagnosis when it departs.  ``tolerance`` defaults to "float32"
+        (darknet's own rounding bound), "exact" for [Gaussian_yolo] (whose
+        bound is not derived)."""
         from .parity.compare import compare
+
+        if tolerance is None:
+            tolerance = "exact" if isinstance(self.layer, alexeyab.GaussianYoloLayer) else "float32"
 
         report = compare(self.expected(), self.run(impl, layout), self.layer, input=self.x, truth=self.truth,
                          layout=layout, tolerance=tolerance, **self.net(), **tol)
@@ -517,19 +551,30 @@ def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tup
     as hank-ai's layers; :data:`STANDARD_HEADS`) at that
     cfg's network size, with no layer option drawn; ``options=`` opts into
     drawing some (e.g. ``("map", "max_boxes", "truth_thresh")``, see
-    :data:`OPTIONS`) or ``"all"``.  Or ``layer``: yours (a layer, a list of
+    :data:`OPTIONS`) or ``"all"``.  ``"gaussian_yolo_ab"`` (AlexeyAB's
+    [Gaussian_yolo]) has no standard head here: its layers are drawn
+    (:func:`gaussian_yolo_layers`).  Or ``layer``: yours (a layer, a list of
     layers, a strategy, a :class:`~pydarknet_loss.Network`, a cfg path, a
     golden case or its ``.npz`` path).  ``net=(w, h)`` fixes the network
     size (drawn only with ``options="all"`` and no layer given)."""
-    if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai"):
-        raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab' or 'yolo_hankai', got {kind!r}")
-    opts = check_options(kind, options)
-    layer, layer_net = resolve_layer(layer, kind)
+    if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab"):
+        raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab', 'yolo_hankai' or 'gaussian_yolo_ab', got "
+                         f"{kind!r}")
+    if kind == "gaussian_yolo_ab":
+        if options not in (None, "all"):
+            raise ValueError("options=: [Gaussian_yolo]'s layers are drawn whole (options=None or 'all')")
+        opts = None
+        layer, layer_net = resolve_layer(layer, kind)
+    else:
+        opts = check_options(kind, options)
+        layer, layer_net = resolve_layer(layer, kind)
     if layer is not None and opts is not None:
         raise ValueError("options= draws settings of the standard heads; with layer= the layer is yours and fixed "
                          "(pass one or the other)")
     if isinstance(layer, (list, tuple)):
         chosen = draw(st.sampled_from(list(layer)))
+    elif layer is None and kind == "gaussian_yolo_ab":
+        chosen = draw(gaussian_yolo_layers())
     elif layer is None:
         chosen = draw(standard_layers(kind, opts))
         if opts != OPTIONS[kind]:

@@ -329,11 +329,12 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
         res = layer.forward(xd, truth, seen=seen)
         expected = {"delta": res.delta, "cost": res.cost}
         build = "gpu"  # compare applies the GPU build's factor to the oracle's delta
-    elif isinstance(layer, (YoloLayer, alexeyab.YoloLayer)):
+    elif isinstance(layer, (YoloLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
         res = layer.forward(xd, truth, net_w=net_w, net_h=net_h)
         expected = {"delta": res.delta, "cost": res.cost}
     else:
-        raise TypeError("layer must be a YoloLayer, RegionLayer, alexeyab.YoloLayer or hankai.YoloLayer")
+        raise TypeError("layer must be a YoloLayer, RegionLayer, alexeyab.YoloLayer or hankai.YoloLayer (or "
+                        "alexeyab.GaussianYoloLayer)")
     return compare(expected, {"delta": minus_grad}, layer, input=xd, truth=truth, layout=layout,
                    tolerance=tolerance, build=build, **net, **tol)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _validate
 from .cfg import CfgError, PathLike, Section, parse_cfg_text, unused_fields
-from .flavors import Flavor, LayerInfo, get_flavor
+from .flavors import FLAVORS, Flavor, LayerInfo, get_flavor
 from .flavors._common import INT_MAX, Params
 from ..layers import alexeyab as _ab
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
@@ -145,8 +145,11 @@ class Network:
                            "endings); upstream keeps the \\r and does not recognise the section")
         kind = self.flavor.sections.get(s.type)
         if kind is None:
+            other = FLAVORS.get(self.flavor.other_flavor)
+            hint = (f". {s.type} is a section of {other.name}'s darknet: read the cfg with flavor={other.name!r}"
+                    if other is not None and s.type in other.sections else "")
             raise CfgError(f"{s.where(self.path)}: unknown section type {s.type} (layer {index}); "
-                           f"{self.flavor.name}'s darknet knows {', '.join(sorted(self.flavor.sections))}")
+                           f"{self.flavor.name}'s darknet knows {', '.join(sorted(self.flavor.sections))}{hint}")
         rule = self.flavor.rules.get(kind)
         if rule is None:
             raise CfgError(f"{where}: {s.type} ({self.flavor.upstream}): "

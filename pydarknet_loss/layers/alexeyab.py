@@ -462,3 +462,7 @@ def forward_case(case: Mapping[str, Any]) -> YoloResult:
     layer = layer_from_params(p)
     return layer.forward(case["input"], case["truth"], net_w=p["net_w"], net_h=p["net_h"],
                          train=bool(case["train"]), index=p["net_index"])
+
+
+# AlexeyAB's [Gaussian_yolo] lives in its own module; it is part of this namespace.
+from .gaussian import GaussianDetections, GaussianYoloLayer, GaussianYoloResult, GaussianYoloStats  # noqa: E402

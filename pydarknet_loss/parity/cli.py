@@ -141,7 +141,7 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
         raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
     if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
         raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region', "
-                         "'yolo_ab' or 'yolo_hankai' and the keys of a golden case's params")
+                         "'yolo_ab', 'yolo_hankai' or 'gaussian_yolo_ab' and the keys of a golden case's params")
     kind = spec.pop("kind")
     spec["batch"] = args.batch if args.batch is not None else spec.get("batch", 1)
     missing = [k for k in ("w", "h") if k not in spec]
@@ -154,6 +154,9 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     if kind in golden.AB_KINDS:
         cls = hankai.YoloLayer if kind == "yolo_hankai" else alexeyab.YoloLayer
         layer = cls(**{k: v for k, v in spec.items() if k not in ("w", "h", "batch", "net_w", "net_h", "net_index")})
+    elif kind == "gaussian_yolo_ab" and "kwargs" not in spec:  # the cfg keys at the top level
+        layer = alexeyab.GaussianYoloLayer(**{k: v for k, v in spec.items()
+                                              if k not in ("w", "h", "batch", "net_w", "net_h", "net_index")})
     else:
         layer = golden.layer_from_params(kind, spec, base)
     tree = spec.get("tree")
@@ -431,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p_exp.add_mutually_exclusive_group(required=True)
     src.add_argument("--cfg", type=Path, help="a darknet cfg: cases for each of its loss layers")
     src.add_argument("--layer-json", type=Path,
-                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab', 'yolo_hankai') plus a golden case's params "
+                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab', 'yolo_hankai', 'gaussian_yolo_ab') plus "
+                          "a golden case's params "
                           "(w and h required)")
     p_exp.add_argument("--flavor", choices=("pjreddie", "alexeyab", "hankai"), default="pjreddie",
                        help="which darknet the --cfg is for (default pjreddie; a cfg cannot say)")
@@ -484,9 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with delta, output, cost). Needs Hypothesis (the [fuzz] extra). Exits 1 when "
                                       "a departure is found.")
     p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
-    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab", "yolo_hankai"), default="yolo",
+    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab"),
+                      default="yolo",
                       help="the layer to fuzz without --cfg: the heads of pjreddie's yolov3.cfg (yolo, default), "
-                           "yolov2-voc.cfg (region), AlexeyAB's yolov4.cfg (yolo_ab) or hank-ai's (yolo_hankai)")
+                           "yolov2-voc.cfg (region), AlexeyAB's yolov4.cfg (yolo_ab) or hank-ai's (yolo_hankai); "
+                           "AlexeyAB's [Gaussian_yolo] layers drawn (gaussian_yolo_ab)")
     p_fz.add_argument("--options", nargs="+", metavar="OPTION",
                       help="without --cfg: also draw these layer options (e.g. map max_boxes truth_thresh), or all")
     p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")

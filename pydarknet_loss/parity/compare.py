@@ -12,11 +12,12 @@ import numpy as np
 from .. import _native, _validate
 from ..layers import alexeyab
 from ..layers import layout as lay
+from ..layers.gaussian import ENTRIES as GAUSSIAN_ENTRIES
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from . import diagnosis as dg
 from .diagnosis import Cause, PartRow
 
-LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
+LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
 ARRAYS = ("output", "delta")
 LAYOUTS = lay.LAYOUTS
 TOLERANCES = ("exact", "float32")
@@ -402,6 +403,8 @@ def _to_nchw(a: np.ndarray, layout: str, name: str, n: int) -> np.ndarray:
 
 def component_names(layer: Any) -> List[str]:
     """Names of the entries of one anchor, in darknet's order."""
+    if isinstance(layer, alexeyab.GaussianYoloLayer):  # x, sigma_x, y, sigma_y, ..., objectness
+        return list(GAUSSIAN_ENTRIES) + [f"class {k}" for k in range(layer.classes)]
     coords = layer.coords
     names = ["x", "y", "w", "h"] + [f"mask{i}" for i in range(coords - 4)] + ["objectness"]
     return names + [f"class {k}" for k in range(layer.classes)]
@@ -463,9 +466,9 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     then found with that factor taken out of your values.  [yolo]'s GPU
     build hands on the delta as is.
     """
-    if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
-        raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer the expected result came "
-                        "from")
+    if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
+        raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer (or "
+                        "alexeyab.GaussianYoloLayer) the expected result came from")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
     defaulted = tolerance is None
@@ -500,8 +503,17 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
 
     ev: Optional[dg.Evidence] = _evidence  # the oracle's own run, when the caller already has it
     x = to_numpy(input, "input") if input is not None else None
-    report.explained = ev is not None or (x is not None and truth is not None)
-    if tol.float32 and not report.explained and present and defaulted:
+    # [Gaussian_yolo]: no record of the oracle's decisions, so only the causes that need none apply
+    gaussian = isinstance(layer, alexeyab.GaussianYoloLayer)
+    report.explained = ev is not None or (x is not None and truth is not None and not gaussian)
+    if tol.float32 and gaussian and present:
+        if not defaulted:
+            raise ValueError("tolerance='float32' is not available for [Gaussian_yolo] (its per-element rounding "
+                             "bound is not derived); use tolerance='exact' with atol/rtol/max_ulp")
+        tol = Tolerance(tol.atol, tol.rtol, tol.max_ulp, float32=False,
+                        note="float32, the default, is not derived for [Gaussian_yolo]")
+        report.tolerance = tol
+    elif tol.float32 and not report.explained and present and defaulted:
         tol = Tolerance(tol.atol, tol.rtol, tol.max_ulp, float32=False,
                         note="float32, the default, needs input= and truth=")
         report.tolerance = tol
@@ -512,7 +524,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     def oracle() -> Optional[dg.Evidence]:
         """The oracle's forward on the input, run when something differs."""
         nonlocal ev
-        if ev is None and x is not None and truth is not None:
+        if ev is None and report.explained:
             ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
         if ev is not None and gpu:
             ev.build = "gpu"

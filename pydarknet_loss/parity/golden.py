@@ -3,8 +3,8 @@ upstream darknet, read, run, checked and exported.  The format, key by key,
 ships with the package: :mod:`pydarknet_loss.parity.golden_format`
 (``help(pydarknet_loss.parity.golden_format)``).
 
-A case is one ``.npz`` with ``kind`` (``yolo``, ``region`` or AlexeyAB's
-``yolo_ab``), ``params`` (JSON), ``input``, ``truth``, ``train``, ``seen``
+A case is one ``.npz`` with ``kind`` (``yolo``, ``region``, AlexeyAB's
+``yolo_ab`` or ``gaussian_yolo_ab``: the shared more-layers format), ``params`` (JSON), ``input``, ``truth``, ``train``, ``seen``
 (region), ``output``, ``delta``, ``cost``, ``stats``, ``count``, ``text`` and
 ``tags`` (JSON); ``yolo_ab`` adds ``stats_names``, ``labels``,
 ``class_ids``, ``total_bbox``, ``rewritten_bbox``, ``counters_racy`` and
@@ -32,16 +32,16 @@ import numpy as np
 from .. import _native
 from .._version import UPSTREAM_COMMIT, __version__
 from ..layers import alexeyab
-from ..layers import hankai
+from ..layers import gaussian, hankai
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from .compare import ParityReport, compare
 
 PathLike = Union[str, "os.PathLike[str]"]
-Result = Union[YoloResult, RegionResult, alexeyab.YoloResult]
-Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
+Result = Union[YoloResult, RegionResult, alexeyab.YoloResult, alexeyab.GaussianYoloResult]
+Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
 
 #: The training-forward kinds.
-KINDS = ("yolo", "region", "yolo_ab", "yolo_hankai")
+KINDS = ("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab")
 #: The [yolo] kinds of AlexeyAB's lineage (their files share one format).
 AB_KINDS = ("yolo_ab", "yolo_hankai")
 
@@ -57,7 +57,7 @@ def case_kind(kind: str, params: Dict[str, Any]) -> str:
 
 def flavor_of(kind: str) -> str:
     """The darknet a case kind reproduces."""
-    return {"yolo_ab": "alexeyab", "yolo_hankai": "hankai"}.get(kind, "pjreddie")
+    return {"yolo_ab": "alexeyab", "yolo_hankai": "hankai", "gaussian_yolo_ab": "alexeyab"}.get(kind, "pjreddie")
 #: What ``golden export --profile`` draws (see :func:`draw_case`).
 PROFILES = ("realistic", "stress", "all")
 #: The stress features ``all`` adds one of to half its cases.
@@ -91,6 +91,8 @@ def layer_from_params(kind: str, params: Dict[str, Any], base_dir: Optional[Path
         return hankai.layer_from_params(params)
     if kind == "yolo_ab":
         return alexeyab.layer_from_params(params)
+    if kind == "gaussian_yolo_ab":  # the cfg options as parsed (params.kwargs), the map, the batch
+        return gaussian.layer_from_params(params)
     if kind not in LAYER_KEYS:
         raise ValueError(f"not a training-forward case kind: {kind!r} (expected one of {', '.join(KINDS)})")
     kw = {k: params[k] for k in LAYER_KEYS[kind] if params.get(k) is not None}
@@ -177,6 +179,10 @@ class GoldenCase:
                               f"{d['input'].shape}, {d['output'].shape}, {d['delta'].shape}")
         kind = case_kind(kind, params)
         extra: Dict[str, Any] = {}
+        if kind == "gaussian_yolo_ab":
+            for k in ("stats_names", "line", "truth_cols"):
+                if k in d:
+                    extra[k] = json.loads(str(d[k])) if k != "line" else str(d[k])
         if kind in AB_KINDS:
             for k in _AB_EXTRA:
                 if k in d:
@@ -261,11 +267,15 @@ def case_entries(folder: PathLike) -> List[CaseEntry]:
     man = d / "MANIFEST.json"
     if man.is_file():
         try:
-            cases = json.loads(man.read_text()).get("cases", [])
+            top = json.loads(man.read_text())
+            cases = top.get("cases", [])
         except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as exc:
             raise GoldenError(f"{man}: not a golden MANIFEST ({exc})") from None
-        return [CaseEntry(d / c["file"], c["kind"], bool(c.get("train", True)), list(c.get("tags", [])))
-                for c in cases if isinstance(c, dict) and c.get("kind") in KINDS and "file" in c]
+        # the more-layers MANIFESTs name the kind once, as "layer"
+        default_kind = top.get("layer") if isinstance(top.get("layer"), str) else None
+        return [CaseEntry(d / c["file"], c.get("kind", default_kind), bool(c.get("train", True)),
+                          list(c.get("tags", [])))
+                for c in cases if isinstance(c, dict) and c.get("kind", default_kind) in KINDS and "file" in c]
     out = []
     for p in sorted(d.glob("*.npz")):
         try:
@@ -328,6 +338,12 @@ def case_arrays(kind: str, params: Dict[str, Any], x: np.ndarray, truth: np.ndar
         "stats": stats.as_array() if stats is not None else np.zeros(0),
         "tags": np.array(json.dumps(sorted(set(tags)))), "provenance": np.array(json.dumps(prov, sort_keys=True)),
     }
+    if isinstance(res, alexeyab.GaussianYoloResult):  # the shared more-layers format
+        d.update(count=np.int64(res.count), text=np.array(res.text), seen=np.int64(seen),
+                 stats_names=np.array(json.dumps(list(alexeyab.GaussianYoloStats.NAMES))),
+                 line=np.array(stats.line() if stats is not None else ""),
+                 truth_cols=np.array(json.dumps(["x", "y", "w", "h", "class_id", "track_id"])))
+        return d
     if isinstance(res, alexeyab.YoloResult):
         d.update(count=np.int64(res.count), text=np.array(res.text),
                  stats_names=np.array(json.dumps(stats.names if stats is not None else [])),
@@ -347,6 +363,11 @@ def layer_params(layer: Layer, *, w: int, h: int, batch: int, net_w: int = 0, ne
     """A case's ``params`` for a layer (floats as the float32 values, written
     as doubles, as the shared set writes them)."""
     f = lambda v: float(np.float32(v))  # noqa: E731
+    if isinstance(layer, alexeyab.GaussianYoloLayer):
+        # the shared more-layers form: the options as parsed in kwargs, the map beside them
+        kw = {k: v for k, v in layer.params().items() if v is not None and k not in ("map", "batch")}
+        return dict(kwargs=kw, map=None if layer.map is None else layer.map.tolist(), w=w, h=h, batch=batch,
+                    net_w=net_w, net_h=net_h, net_index=net_index, seen=0)
     if isinstance(layer, alexeyab.YoloLayer):
         p: Dict[str, Any] = layer.params()
         p.update(max_delta=float(layer._max_delta32()), n=layer.n, net_w=net_w, net_h=net_h, net_index=net_index)
@@ -378,13 +399,13 @@ MAGNITUDES = {"mag_n1": 1.0, "mag_n4": 4.0, "mag_n20": 20.0}
 
 
 def _truth_rows(layer: Layer) -> int:
-    if isinstance(layer, alexeyab.YoloLayer):
+    if isinstance(layer, (alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
         return layer.max_boxes
     return 90 if isinstance(layer, YoloLayer) else 30
 
 
 def _truth_cols(layer: Layer) -> int:
-    return 6 if isinstance(layer, alexeyab.YoloLayer) else layer.coords + 1
+    return 6 if isinstance(layer, (alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)) else layer.coords + 1
 
 
 def draw_case(layer: Layer, params: Dict[str, Any], rng: np.random.Generator, profile: str = "stress"
@@ -456,7 +477,7 @@ def _draw_realistic(layer: Layer, params: Dict[str, Any], rng: np.random.Generat
             if feature == "fractional_class_id" and t == 0:
                 cls += float(rng.choice([0.3, 0.7, 0.99]))
             truth[b, t, :4] = [cx, cy, bw, bh]
-            if isinstance(layer, alexeyab.YoloLayer):
+            if isinstance(layer, (alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
                 truth[b, t, 4], truth[b, t, 5] = cls, float(rng.integers(0, 5))  # class id, track id
             else:
                 truth[b, t, 4:cols - 1] = rng.uniform(0, 1, cols - 5)  # [region] mask targets
@@ -494,7 +515,7 @@ def _draw_stress(layer: Layer, params: Dict[str, Any], rng: np.random.Generator)
     truth = np.zeros((B, rows, cols), np.float32)
     limit = min(getattr(layer, "max_boxes", rows) if not isinstance(layer, RegionLayer) else rows, rows, 12)
     n_classes = _classes_drawn(layer)
-    ab = isinstance(layer, alexeyab.YoloLayer)
+    ab = isinstance(layer, (alexeyab.YoloLayer, alexeyab.GaussianYoloLayer))
     for b in range(B):
         k = int(rng.integers(0, limit + 1))
         for t in range(k):
@@ -643,7 +664,8 @@ def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *
         write_npz(out_dir / name, case_arrays(kind, params, drawn["x"], drawn["truth"], drawn["train"],
                                               drawn["seen"], res, sorted(case_tags), prov))
         stats = res.stats
-        count = res.count if isinstance(res, alexeyab.YoloResult) else (stats.count if stats is not None else None)
+        count = (res.count if isinstance(res, (alexeyab.YoloResult, alexeyab.GaussianYoloResult))
+                 else (stats.count if stats is not None else None))
         manifest.append({"file": name, "kind": kind, "shape": list(drawn["x"].shape), "train": drawn["train"],
                          "tags": sorted(case_tags), "cost": float(res.cost), "count": count})
         paths.append(out_dir / name)

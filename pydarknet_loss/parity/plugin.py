@@ -53,12 +53,16 @@ class DarknetOracle:
 
     def yolo_hankai(self, **params: Any) -> hankai.YoloLayer:
         return hankai.YoloLayer(**params)
+    def gaussian_yolo_ab(self, **params: Any) -> alexeyab.GaussianYoloLayer:
+        """AlexeyAB's [Gaussian_yolo], by its cfg keys."""
+        return alexeyab.GaussianYoloLayer(**params)
 
     def from_cfg(self, path: Any, base_dir: Optional[Any] = None, flavor: str = "pjreddie") -> Network:
         return Network.from_cfg(path, base_dir=base_dir, flavor=flavor)
 
     def from_params(self, kind: str, params: dict, base_dir: Optional[Any] = None) -> Any:
-        """A layer from a golden case's ``params`` (``kind``: yolo, region, yolo_ab or yolo_hankai)."""
+        """A layer from a golden case's ``params`` (``kind``: yolo, region, yolo_ab, yolo_hankai or
+        gaussian_yolo_ab)."""
         return golden.layer_from_params(kind, params, base_dir)
 
     def check(self, expected: Any, actual: Any, layer: Any, **kw: Any) -> ParityReport:

@@ -851,6 +851,100 @@ def gen_ab(rng: np.random.Generator, flavor: str = "alexeyab") -> Case:
     return Case(target, f"{target} B{b} {label}", run, expect, names, errors)
 
 
+# ---- AlexeyAB's [Gaussian_yolo] ---------------------------------------------------------
+
+def gauss_ctor(rng: np.random.Generator) -> Dict[str, Any]:
+    classes = int(rng.integers(1, 5))
+    num = int(rng.integers(1, 6))
+    return dict(
+        classes=classes, num=num, anchors=[float(v) for v in rng.integers(2, 400, 2 * num)],
+        mask=sorted(int(v) for v in rng.choice(num, int(rng.integers(1, num + 1)), replace=False)),
+        max=int(pick(rng, [200, 6, 3])), ignore_thresh=float(pick(rng, [.5, .7, 0.0])),
+        truth_thresh=float(pick(rng, [1.0, .6])), iou_thresh=float(pick(rng, [1.0, .213])),
+        iou_thresh_kind=pick(rng, ["iou", "giou", "diou", "ciou"]),
+        iou_loss=pick(rng, ["mse", "giou", "diou", "ciou", "iou"]), iou_normalizer=float(pick(rng, [.75, .07])),
+        uc_normalizer=float(pick(rng, [1.0, .5])), yolo_point=pick(rng, ["center", "left_top", "right_bottom"]),
+        max_delta=pick(rng, [None, 5.0]), scale_x_y=float(pick(rng, [1.0, 1.05])),
+        objectness_smooth=int(pick(rng, [0, 1])), label_smooth_eps=float(pick(rng, [0.0, 0.1])))
+
+
+def gen_gauss(rng: np.random.Generator) -> Case:
+    """AlexeyAB's [Gaussian_yolo]: valid cases (the result must equal a plain
+    call's) and bad inputs: non-finite or out-of-grid truths, class ids it
+    would index with outside [0, classes), wrong dtypes and shapes, aliasing
+    out=, attributes changed after construction, invalid options."""
+    ctor = gauss_ctor(rng)
+    b, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    n = len(ctor["mask"])
+    x = float_values(rng, (b, n * (9 + ctor["classes"]), h, w), wild=rng.random() < 0.2)
+    k = min(ctor["max"], 4)
+    truth = [truth_rows(rng, int(rng.integers(0, k + 1)), w, h, ctor["classes"], 5) for _ in range(b)]
+    net = dict(net_w=int(pick(rng, [416, 608, 64])), net_h=int(pick(rng, [416, 608, 64])))
+    label, expect, names, errors = "valid", "ok", (), CLEAN
+    post: List[Callable[[Any], None]] = []
+    out: Any = None
+    m = int(rng.integers(0, 11))
+    if m == 1 and truth[0].size:
+        truth[0][0, int(rng.integers(0, 5))] = pick(rng, [np.nan, np.inf])
+        label, expect, names = "non-finite truth", "error", ("truth",)
+    elif m == 2 and truth[0].size and ctor["yolo_point"] == "center":
+        truth[0][0, 0] = np.float32(1.0)  # x*W == W: the cell outside the grid
+        label, expect, names = "x == 1", "error", ("truth",)
+    elif m == 3 and truth[0].size:
+        truth[0][0, 4] = np.float32(pick(rng, [3e9, -1.0, -7.0]))
+        label, expect, names = "class id negative or beyond a C int", "error", ("truth",)
+    elif m == 4:
+        x = x.astype(pick(rng, [np.float64, np.float16]))
+        label, expect, names = "x dtype", "error", ("x",)
+    elif m == 5:
+        x = x[:, :-1]
+        label, expect, names = "x channels", "error", ("x",)
+    elif m == 6:
+        packed = np.zeros((b, ctor["max"], 6), np.float32)
+        for i, t in enumerate(truth):
+            packed[i, :len(t), :5] = t
+        truth = packed  # type: ignore[assignment]
+        flat = packed.reshape(-1)
+        if flat.size >= 2 * x.size:
+            out = (flat[:x.size].reshape(x.shape), np.empty_like(x))
+            label, expect, names = "out= aliasing the truth", "error", ("out",)
+    elif m == 7:
+        key = pick(rng, ["anchors", "mask", "classes", "max"])
+        post.append(lambda layer, key=key: setattr(layer, key, None))
+        label, expect, names, errors = f"set {key} after construction", "error", (key,), CLEAN + (AttributeError,)
+    elif m == 8:
+        key, value = pick(rng, [("iou_loss", "bogus"), ("yolo_point", "middle"), ("max_delta", float("nan")),
+                                ("scale_x_y", 1e39), ("mask", [99]), ("classes", 0), ("map", [-1]),
+                                ("anchors", [10.0] * (2 * ctor["num"] + 1))])
+        ctor[key] = value
+        label, expect, names = f"{key}={value!r}", "error", (key,)
+    elif m == 9:
+        key = pick(rng, ["net_w", "net_h"])
+        net[key] = int(pick(rng, [0, 2**31, -1]))
+        label, expect, names = f"{key}={net[key]}", "error", (key,)
+    elif m == 10 and truth[0].size:
+        # every anchor in the mask: the row is assigned, and its class indexes outside the deltas
+        ctor["mask"] = list(range(ctor["num"]))
+        x = float_values(rng, (b, ctor["num"] * (9 + ctor["classes"]), h, w))
+        truth[0][0, 4] = np.float32(ctor["classes"] + int(rng.integers(0, 3)))
+        label, expect, names = "assigned class id >= classes", "error", ("class id",)
+
+    def run() -> Any:
+        layer = pdl.alexeyab.GaussianYoloLayer(**ctor)
+        for act in post:
+            act(layer)
+        res = layer.forward(x, truth, out=out, **net)
+        if expect == "ok":
+            ref = pdl.alexeyab.GaussianYoloLayer(**ctor).forward(np.ascontiguousarray(x), truth, **net)
+            same(res.output, ref.output, "output")
+            same(res.delta, ref.delta, "delta")
+            same(res.cost, ref.cost, "cost")
+            if res.text != ref.text:
+                raise AssertionError("text differs from a plain call's")
+        return res
+    return Case("gaussian_yolo", f"gaussian_yolo B{b} {label}", run, expect, names, errors)
+
+
 # ---- detections and NMS ---------------------------------------------------------
 
 def gen_detections(rng: np.random.Generator) -> Case:
@@ -2011,7 +2105,7 @@ def corpus_case(number: int, workdir: str) -> Case:
 #: (weight, target): how often each target is drawn.
 TARGETS: List[Tuple[float, str]] = [
     (5, "yolo"), (5, "region"), (3, "ab_yolo"), (3, "detections"), (2, "nms"), (2, "tree"), (2, "labels"), (1, "boxes"),
-    (2, "cfg"), (1, "golden"), (0.5, "cli"), (2, "hankai_yolo")]
+    (2, "cfg"), (1, "golden"), (0.5, "cli"), (2, "hankai_yolo"), (2, "gaussian_yolo")]
 
 
 def make_case(seed: int, number: int, workdir: str) -> Case:
@@ -2025,6 +2119,8 @@ def make_case(seed: int, number: int, workdir: str) -> Case:
         return gen_ab(rng)
     if target == "hankai_yolo":
         return gen_ab(rng, "hankai")
+    if target == "gaussian_yolo":
+        return gen_gauss(rng)
     if target == "detections":
         return gen_detections(rng)
     if target == "nms":

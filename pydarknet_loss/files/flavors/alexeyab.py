@@ -42,6 +42,7 @@ from ._common import (INT_MAX, Flavor, LayerInfo, Params, cdiv, check_anchor_cou
                       need_image, positive, upsample)
 from ..._validate import DarknetQuirkWarning
 from ...layers import alexeyab as ab
+from .alexeyab_gaussian import gaussian_yolo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..network import Network
@@ -470,6 +471,9 @@ def after_layer(s: Section) -> Dict[str, Any]:
 
 def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: int, train: bool) -> Any:
     layer = info.loss
+    if isinstance(layer, ab.GaussianYoloLayer):  # [Gaussian_yolo] (flavors/alexeyab_gaussian.py)
+        return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, seen=seen,
+                             index=info.index)
     assert isinstance(layer, ab.YoloLayer)
     return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
 
@@ -494,12 +498,12 @@ def finish(net: "Network") -> None:
 
 UNMODELLED = {t: "its shape rules are not modelled by this package's alexeyab flavor"
               for t in set(SECTIONS.values()) - {"convolutional", "maxpool", "route", "shortcut", "upsample",
-                                                 "yolo"}}
+                                                 "yolo", "gaussian_yolo"}}
 
 FLAVOR = Flavor(
     name="alexeyab", upstream=UPSTREAM, sections=SECTIONS,
     rules={"convolutional": convolutional, "maxpool": maxpool, "route": route, "shortcut": shortcut,
-           "upsample": upsample, "yolo": yolo},
+           "upsample": upsample, "yolo": yolo, "gaussian_yolo": gaussian_yolo},
     parse_net=parse_net, after_layer=after_layer, cost_types=COST_TYPES, forward_loss=forward_loss,
     unmodelled=UNMODELLED, finish=finish,
     type_enums={t: (LAYER_TYPES.index(t.upper() if t != "active" else "ACTIVE"),
@@ -517,7 +521,7 @@ def upstream_fields(net: "Network") -> Dict[str, Any]:
         d: Dict[str, Any] = dict(index=l.index, type_name=TYPE_STRINGS.get(l.type, "none"), type=enum,
                                  batch=l.batch, w=l.w, h=l.h, c=l.c, out_w=l.out_w, out_h=l.out_h,
                                  out_c=l.out_c, inputs=l.inputs, outputs=l.outputs, type_enum=name)
-        if l.type == "yolo":
+        if l.type in ("yolo", "gaussian_yolo"):
             d.update({k: v for k, v in l.params.items() if k not in ("map_file", "after")})
             d.update(l.params.get("after", {}))
         layers.append(d)

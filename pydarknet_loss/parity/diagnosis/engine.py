@@ -108,6 +108,12 @@ def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out:
     arr = arr.with_values(arr.A64, fail=todo)  # the models look at what is still to explain
     if ev is None or arr.name != "delta":
         out += _factors.values_only(arr, todo).claims
+        kind = getattr(arr.layer, "kind", "")
+        for spec in REGISTRY:  # models that need no oracle run (e.g. [Gaussian_yolo]'s)
+            if spec.stage == "decision" and not spec.needs_evidence and kind in spec.kinds:
+                c = _run(spec, arr, todo)
+                if c is not None:
+                    out.append((spec.code, c))
         if ev is not None and arr.name == "output":
             for spec in _decisions(arr, ev.kind, "output"):
                 c = _run(spec, arr, todo)

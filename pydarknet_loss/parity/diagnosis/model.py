@@ -232,6 +232,9 @@ def ties_decided_other_way(arr: Array) -> Optional[bool]:
 
 def role_name(arr: Array, e: int) -> str:
     c = arr.coords
+    entries = getattr(arr.layer, "ENTRY_NAMES", None)  # [Gaussian_yolo]: x, sigma_x, y, ... objectness
+    if entries is not None:
+        return entries[e] if e < len(entries) else "class"
     if e < 4:
         return "xywh"[e]
     if e < c:
@@ -272,6 +275,9 @@ class CauseSpec:
     model: Optional[Model] = None
     kinds: Tuple[str, ...] = ("yolo", "region", "yolo_ab")
     aliases: Tuple[str, ...] = ()
+    #: whether the model needs the oracle's run on the input (most do); one
+    #: that reads darknet's and your values alone also runs without it
+    needs_evidence: bool = True
 
     def __post_init__(self) -> None:
         assert self.stage in STAGES, self.stage
