@@ -258,9 +258,7 @@ class ParityReport:
             lines.append("  parts of the delta (how your values relate to darknet's there):")
             lines.append(f"    {'part':<22}{'elements':>10}{'fail':>9}  relation")
             for r in self.parts:
-                rel = r.relation if r.factor is None or r.relation == "negated" else \
-                    (f"×{r.factor:.6g}" if r.relation == "×k" else f"{r.relation[0]}{r.factor:.6g}·σ′")
-                lines.append(f"    {r.part:<22}{r.elements:>10}{r.failing:>9}  {rel if r.failing else 'equal'}")
+                lines.append(f"    {r.part:<22}{r.elements:>10}{r.failing:>9}  {r.relation_text if r.failing else 'equal'}")
         if self.causes:
             lines.append("  causes (most elements first):")
             for k, c in enumerate(self.causes, 1):

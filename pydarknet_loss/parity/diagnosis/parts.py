@@ -48,8 +48,17 @@ class PartRow:
     factor: Optional[float] = None
     telling: int = 0  #: elements whose darknet value stands out of its rounding (what the fit looks at)
 
+    @property
+    def relation_text(self) -> str:
+        """The relation with its factor: ``equal``, ``×2``, ``negated``, ``×1·σ′``..."""
+        if self.factor is None or self.relation == "negated":
+            return self.relation
+        if self.relation == "×k":
+            return f"×{self.factor:.6g}"
+        return f"{self.relation[0]}{self.factor:.6g}·σ′"
+
     def __str__(self) -> str:
-        return f"{self.part}: {self.failing} of {self.elements} fail, {self.relation}"
+        return f"{self.part}: {self.failing} of {self.elements} fail, {self.relation_text}"
 
 
 def part_ids(arr: Array) -> np.ndarray:
