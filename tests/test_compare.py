@@ -275,3 +275,32 @@ def test_the_c_delta_bound_is_rounding_bounds(kind: str) -> None:
     got = ev.bound_for("delta")
     want = rounding_bound(ev.sel, x, of="delta").reshape(got.shape)
     assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+def test_float32_tolerance_allows_underflow_and_float64_targets() -> None:
+    """Issue 19's correct port: at logit -90 darknet's double logistic keeps
+    a subnormal (delta about -8e-40) where a float32 sigmoid underflows to
+    0; and targets computed in float64 (x*W, log(w*net_w/anchor)) differ
+    from darknet's float32 ones by their rounding.  Both pass under
+    tolerance="float32", with no cause named."""
+    layer = pdl.YoloLayer(classes=2, anchors=[10, 13, 16, 30, 33, 23], mask=[0, 1, 2])
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, layer.channels, 13, 13)).astype(np.float32)
+    x[0, 4, 3, 3] = -90.0  # objectness of anchor 0 at a negative cell
+    truth = [np.array([[0.7, 0.7, 0.3, 0.2, 1]], np.float32)]
+    exp = layer.forward(x, truth, net_w=416, net_h=416)
+    d = exp.delta.copy()
+    assert 0 < -d[0, 4, 3, 3] < 1e-38  # darknet's subnormal
+    d[0, 4, 3, 3] = 0.0  # the float32 port's underflow
+    # A float64 port's box targets: tx = x*W - i without the float32 product's rounding.
+    b5 = d.reshape(1, 3, 7, 13, 13)
+    cells = np.argwhere(b5[0, :, 2] != 0)
+    assert cells.size
+    a, j, i = cells[0]
+    y = exp.output.reshape(1, 3, 7, 13, 13)[0, a, 0, j, i].astype(np.float64)
+    scale = 2 - 0.3 * 0.2
+    b5[0, a, 0, j, i] = np.float32(scale * ((0.7 * 13 - i) - y))
+    report = pdl.compare(exp, {"delta": d}, layer, input=x, truth=truth, net_w=416, net_h=416)
+    assert report.ok and not report.causes, str(report)
+    exact = pdl.compare(exp, {"delta": d}, layer, input=x, truth=truth, net_w=416, net_h=416, tolerance="exact")
+    assert {c.code for c in exact.causes} == {"float_rounding"}, str(exact)
