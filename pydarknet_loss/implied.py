@@ -93,7 +93,10 @@ class Selection:
 
     @property
     def has(self) -> np.ndarray:
-        return ~np.isnan(self.scale)
+        cached = self.__dict__.get("_has")
+        if cached is None or cached.shape != self.scale.shape:
+            cached = self.__dict__["_has"] = ~np.isnan(self.scale)
+        return cached
 
     @property
     def assigned(self) -> np.ndarray:

@@ -105,6 +105,16 @@ class Evidence:
                 self._bound[name] = _output_bound(self.layer, self.Y, self.X)
         return self._bound[name]
 
+    def bound_at(self, name: str, flat: np.ndarray) -> np.ndarray:
+        """The bound at some elements only (flat indices into the (B, n,
+        entries, H, W) array): through their cells when few, from the whole
+        array's (in C) when many."""
+        b, a, e, j, i = np.unravel_index(flat, self.D.shape)
+        cell = np.ravel_multi_index((b, a, j, i), self.D.shape[:2] + self.D.shape[3:])
+        uniq, inv = np.unique(cell, return_inverse=True)
+        cells = np.unravel_index(uniq, self.D.shape[:2] + self.D.shape[3:])
+        return self.bound_cells(name, cells)[inv.reshape(-1), e]
+
     def bound_cells(self, name: str, cells: Tuple[np.ndarray, ...]) -> np.ndarray:
         """The bound of every entry of some cells only: ``cells`` = (b, a,
         row, col) index arrays; returns (K, entries).  What a comparison

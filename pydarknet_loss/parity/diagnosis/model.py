@@ -47,9 +47,16 @@ class Array:
     def with_values(self, A64: np.ndarray, fail: Optional[np.ndarray] = None) -> "Array":
         """The same array with the implementation's values replaced (a
         normalised view: the models then compare darknet's arithmetic with it)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            A32 = A64.astype(F)
-        return Array(self.name, self.E, A32, self.fail if fail is None else fail, self.ev, self.layer, A64=A64)
+        if A64 is self.A64:
+            A32 = self.A
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                A32 = A64.astype(F)
+        out = Array.__new__(Array)
+        out.__dict__.update(self.__dict__)
+        out.A, out.A64 = A32, A64
+        out.fail = self.fail if fail is None else fail
+        return out
 
     def close(self, a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> np.ndarray:
         """a within rel of b, allowing darknet's own rounding."""

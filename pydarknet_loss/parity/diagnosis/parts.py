@@ -93,19 +93,32 @@ def part_ids(arr: Array) -> np.ndarray:
     return ids
 
 
-def sigma_prime(arr: Array) -> np.ndarray:
-    """p(1 - p) of darknet's activated output at every element (NaN for
-    entries upstream leaves raw)."""
-    ev = arr.ev
-    assert ev is not None
-    Y = ev.Y.astype(np.float64)
-    out = np.full(Y.shape, np.nan)
-    act = activated(ev, Y.shape[2])
-    out[:, :, act] = (Y * (1 - Y))[:, :, act]
-    return out
+class SigmaPrime:
+    """p(1 - p) of darknet's activated output, computed where asked
+    (``sig[mask]`` for a boolean mask of the delta's shape): NaN for entries
+    upstream leaves raw.  Never the whole array at once."""
+
+    def __init__(self, arr: Array) -> None:
+        ev = arr.ev
+        assert ev is not None
+        self.Y = ev.Y
+        self.act = np.zeros(self.Y.shape[2], bool)
+        self.act[activated(ev, self.Y.shape[2])] = True
+
+    def __getitem__(self, mask: np.ndarray) -> np.ndarray:
+        idx = np.nonzero(mask)
+        y = self.Y[idx].astype(np.float64)
+        out = y * (1 - y)
+        out[~self.act[idx[2]]] = np.nan
+        return out
 
 
-def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: np.ndarray) -> List[PartRow]:
+def sigma_prime(arr: Array) -> SigmaPrime:
+    """p(1 - p) of darknet's activated output at every element, on demand."""
+    return SigmaPrime(arr)
+
+
+def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: SigmaPrime) -> List[PartRow]:
     """The relation of the implementation's values to darknet's on each part."""
     E = arr.E64
     with np.errstate(invalid="ignore", over="ignore"):
@@ -124,7 +137,7 @@ def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: np.ndarray) -> List[
     return rows
 
 
-def _relation(arr: Array, tell: np.ndarray, bad: np.ndarray, sig: np.ndarray) -> Tuple[str, Optional[float]]:
+def _relation(arr: Array, tell: np.ndarray, bad: np.ndarray, sig: SigmaPrime) -> Tuple[str, Optional[float]]:
     E, A = arr.E64[tell], arr.A64[tell]
     fb = bad & tell
     if not fb.any():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def _close(arr: Array, k: float, rel: float, where: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig: np.ndarray) -> Factors:
+def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig: Any) -> Factors:
     from . import chain, scale, sign, weight
 
     out = Factors(f=np.ones(arr.E.shape))
@@ -106,8 +106,8 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
             weights[float(r.factor)].add(r.part)
         elif r.relation in ("×σ′", "÷σ′"):
             with np.errstate(divide="ignore"):
-                g = sig if r.relation == "×σ′" else 1 / sig
-            out.f[m] = (r.factor * g)[m]
+                g = sig[m] if r.relation == "×σ′" else 1 / sig[m]
+            out.f[m] = r.factor * g
             chains[(r.relation, float(r.factor))].add(r.part)
     sibling: Dict[str, np.ndarray] = {}
     for r in rows:
@@ -122,10 +122,12 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
             if vals.size and np.all(vals == vals.flat[0]):
                 out.f_group[m] = vals.flat[0]
             elif vals.size:  # a chain: the same c times this part's own p(1 - p)
-                ratio = (out.f / np.where(np.isfinite(sig) & (sig != 0), sig, np.nan))[src]
+                ss = sig[src]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = vals / np.where(np.isfinite(ss) & (ss != 0), ss, np.nan)
                 c = np.nanmedian(ratio) if np.isfinite(ratio).any() else np.nan
                 if np.isfinite(c):
-                    out.f_group[m] = (c * sig)[m]
+                    out.f_group[m] = c * sig[m]
     for w, parts in weights.items():
         m = np.isin(ids, [PART_ID[p] for p in parts])
         mask = _close(arr, w, 1e-5, todo & m)
@@ -134,12 +136,15 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
             detail = {"part": name, "factor": w / out.k, "parts": tuple(sorted(parts))}
             out.claims.append((weight.CAUSE.code, Claim(mask, say=weight.say(arr, detail, out), detail=detail)))
     for (form, c), parts in chains.items():
-        m = np.isin(ids, [PART_ID[p] for p in parts])
+        m = todo & np.isin(ids, [PART_ID[p] for p in parts])
+        idx = np.nonzero(m)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            g = sig if form == "×σ′" else 1 / sig
-            pred = c * g * arr.E64
-            mask = todo & m & (np.abs(arr.A64 - pred) <= 1e-3 * np.abs(pred) + 4 * arr.bound * np.maximum(1, np.abs(c * g))
-                               + 1e-30)
+            g = sig[m] if form == "×σ′" else 1 / sig[m]
+            pred = c * g * arr.E64[idx]
+            ok = np.abs(arr.A64[idx] - pred) <= 1e-3 * np.abs(pred) + 4 * arr.bound[idx] * np.maximum(1, np.abs(c * g)) \
+                + 1e-30
+        mask = np.zeros(arr.E.shape, bool)
+        mask[tuple(v[ok] for v in idx)] = True
         if mask.any():
             detail = {"part": part_name(parts), "factor": c, "form": "times" if form == "×σ′" else "divided",
                       "parts": tuple(sorted(parts))}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 
 from ..model import Array, CauseSpec, Claim, nontrivial
 
