@@ -175,7 +175,6 @@ def test_each_departure_of_a_pair_shows(name: str) -> None:
 
 #: Known gaps, failing for the reason given (strict: they fail the suite once they pass).
 NOT_YET = {
-    "class_ids_off_by_one": "a shifted class id at a cell two truths share is not modelled",
     "giou_box_loss": "no box_loss model (IoU-family box deltas) for pjreddie's layers yet",
 }
 

@@ -8,16 +8,17 @@ import numpy as np
 from ..model import Array, CauseSpec, Claim, cells_of, cells_str, multi
 
 
-def _targets(arr: Array) -> Tuple[Tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """The cells given one truth whose classes fail, as index arrays (b, a,
-    row, col); darknet's class targets, scales and outputs there
-    (K, classes)."""
+def _targets(arr: Array, shared: bool = False) -> Tuple[Tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The cells given a truth whose classes fail, as index arrays (b, a,
+    row, col) -- one truth only unless ``shared`` --; darknet's class
+    targets, scales and outputs there (K, classes)."""
     ev = arr.ev
     assert ev is not None and ev.sel is not None
     k0 = arr.coords + 1
     cells = ev.e_assigned() & arr.fail[:, :, k0:].any(axis=2)
-    for c in multi(ev):  # a shared cell's classes are the short-circuit's business
-        cells[c] = False
+    if not shared:
+        for c in multi(ev):  # a shared cell's classes are the short-circuit's business
+            cells[c] = False
     idx = np.nonzero(cells)
     b, a, j, i = idx
     t = np.nan_to_num(ev.sel.target[b, a, k0:, j, i], nan=0.0)
@@ -35,7 +36,9 @@ def class_target(arr: Array) -> Optional[Claim]:
     if ev is None or ev.sel is None or ev.kind not in ("yolo", "region"):
         return None
     k0 = arr.coords + 1
-    idx, t, s, y = _targets(arr)
+    # Every cell given a truth: a class id moved by one moves the positives of
+    # a cell two truths share too (their short-circuit kept as darknet has it).
+    idx, t, s, y = _targets(arr, shared=True)
     if not idx[0].size:
         return None
     b, a, j, i = idx
@@ -53,6 +56,8 @@ def class_target(arr: Array) -> Optional[Claim]:
         else:
             td[:, :d] = t[:, -d:]
         cands.append((td, {"shift": float(d)}))
+        # the same, an id past either end wrapping around (id % classes)
+        cands.append((np.roll(t, d, axis=1), {"shift": float(d), "wrap": 1.0}))
     pos, neg = fb & (t == 1), fb & (t == 0)
     if pos.any() and neg.any():
         a_b, q = float(np.nanmedian(implied[pos])), float(np.nanmedian(implied[neg]))
