@@ -456,3 +456,7 @@ def forward_case(case: Mapping[str, Any]) -> YoloResult:
     layer = layer_from_params(p)
     return layer.forward(case["input"], case["truth"], net_w=p["net_w"], net_h=p["net_h"],
                          train=bool(case["train"]), index=p["net_index"])
+
+
+# ---- AlexeyAB's [region] (issue 23; its own module) ----------------------------
+from .ab_region import RegionLayer, RegionResult, RegionStats  # noqa: E402,F401
