@@ -19,6 +19,7 @@ from .parity.compare import ParityReport, assert_parity, compare
 from .parity import golden, mistakes
 from . import implied
 from .layers import alexeyab
+from .layers.detection import DetectionLayer, DetectionResult, DetectionStats  # issue 23: YOLOv1's [detection]
 
 __all__ = [
     "BUILD_CFLAGS",
@@ -46,6 +47,9 @@ __all__ = [
     "to_truth",
     "train_loss",
     "DarknetQuirkWarning",
+    "DetectionLayer",
+    "DetectionResult",
+    "DetectionStats",
     "RegionLayer",
     "RegionResult",
     "RegionStats",
