@@ -320,8 +320,8 @@ def layer_from_case(params: Mapping[str, Any]) -> RegionLayer:
 def forward_case(case: Mapping[str, Any]) -> RegionResult:
     """Run a loaded ``region_ab`` golden case (arrays + params dict) through its layer."""
     p = case["params"]
-    layer = layer_from_case(p)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", _validate.DarknetQuirkWarning)
+        warnings.simplefilter("ignore", _validate.DarknetQuirkWarning)  # the case's anchors as its cfg gives them
+        layer = layer_from_case(p)
         return layer.forward(case["input"], case["truth"], train=bool(case["train"]), seen=int(case["seen"]),
                              net_w=p["net_w"], net_h=p["net_h"], index=p["net_index"])

@@ -1,0 +1,363 @@
+"""AlexeyAB's [region] (alexeyab.RegionLayer, upstream 59596d7) and pjreddie's YOLOv1
+[detection] (pdl.DetectionLayer, upstream f6afaab): every golden case bit for bit (output,
+delta, cost, printed stats, count, line and text), the quirks by name, glibc's rand(), and
+the inputs refused because upstream would index out of bounds."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import filecmp
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+import pydarknet_loss as pdl
+from pydarknet_loss import alexeyab
+from pydarknet_loss.layers import ab_region, detection
+
+HERE = Path(__file__).resolve().parent
+SHARED_COPY = HERE / "golden" / "more-layers"
+EXTRA = HERE / "golden" / "more-layers-extra"
+KINDS = ("region_ab", "detection")
+
+
+def _shared() -> Path | None:
+    env = os.environ.get("PDL_SHARED_GOLDEN")
+    for root in ([Path(env)] if env else []) + [HERE.parent.parent / "shared" / "golden", Path("/work/shared/golden")]:
+        if (root / "more-layers").is_dir():
+            return root / "more-layers"
+    return None
+
+
+def _cases(root: Path) -> List[Path]:
+    return sorted(p for k in KINDS for p in (root / k).glob("*.npz"))
+
+
+SHARED_CASES = _cases(SHARED_COPY)
+EXTRA_CASES = _cases(EXTRA)
+
+
+def load(path: Path) -> Dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    d["params"] = json.loads(str(d["params"]))
+    return d
+
+
+def same_bits(a: Any, b: Any) -> bool:
+    """float32 bit patterns equal, NaN matching NaN of any payload."""
+    a = np.asarray(a, dtype=np.float32).ravel()
+    b = np.asarray(b, dtype=np.float32).ravel()
+    if a.shape != b.shape:
+        return False
+    na, nb = np.isnan(a), np.isnan(b)
+    return bool(np.array_equal(na, nb) and np.array_equal(a.view(np.uint32)[~na], b.view(np.uint32)[~nb]))
+
+
+def run(d: Dict[str, Any]) -> Any:
+    p = d["params"]
+    if str(d["kind"]) == "region_ab":
+        return ab_region.forward_case(d)
+    layer = detection.layer_from_case(p)
+    res = None
+    for _ in range(p.get("forwards", 1)):  # forwards on one layer: its rand() continues
+        res = layer.forward(d["input"], d["truth"], train=bool(d["train"]), seen=int(d["seen"]))
+    return res
+
+
+def assert_matches(res: Any, d: Dict[str, Any]) -> None:
+    assert res.output.shape == d["output"].shape
+    assert same_bits(res.output, d["output"]), "output"
+    assert same_bits(res.delta, d["delta"]), "delta"
+    assert same_bits(res.cost, d["cost"]), "cost"
+    # the printed %f values are floats promoted to double: compare them as float32
+    assert same_bits(res.stats.as_array().astype(np.float32), d["stats"].astype(np.float32)), "stats"
+    assert np.array_equal(res.stats.as_array(), d["stats"].astype(np.float64), equal_nan=True)
+    assert list(res.stats.names) == json.loads(str(d["stats_names"]))
+    assert res.count == int(d["count"])
+    assert res.stats.line() == str(d["line"]).rstrip("\n")
+    assert res.text == str(d["text"])
+
+
+def _id(p: Path) -> str:
+    return p.stem
+
+
+def test_the_shared_sets_are_here() -> None:
+    assert len([p for p in SHARED_CASES if "region_ab" in p.name]) == 10
+    assert len([p for p in SHARED_CASES if "detection" in p.name]) == 10
+
+
+@pytest.mark.parametrize("path", SHARED_CASES, ids=_id)
+def test_shared_case(path: Path) -> None:
+    d = load(path)
+    assert_matches(run(d), d)
+
+
+@pytest.mark.parametrize("path", EXTRA_CASES, ids=_id)
+def test_extra_case(path: Path) -> None:
+    d = load(path)
+    assert_matches(run(d), d)
+
+
+def test_extra_set_provenance_and_coverage() -> None:
+    m = json.loads((EXTRA / "MANIFEST.json").read_text())
+    assert "-O2 -fno-fast-math -ffp-contract=off" in m["cflags"]
+    assert "59596d7880f6504768df41d6daa586f5cb2b932f" in m["upstream"]["region_ab"]
+    assert "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9" in m["upstream"]["detection"]
+    assert len(m["cases"]) == len(EXTRA_CASES) == 80
+    tags = [t for c in m["cases"] for t in c["tags"]]
+    # what the shared set lacks: rand() draws, several forwards on one layer, classfix -1 / 2, a class map
+    for t in ("random_lt_64000", "forwards_2", "forwards_3", "classfix_-1", "classfix_2", "class_map"):
+        assert t in tags, t
+
+
+@pytest.mark.skipif(_shared() is None, reason="../shared/golden/more-layers is not present (set PDL_SHARED_GOLDEN)")
+def test_repo_copies_equal_the_shared_originals() -> None:
+    root = _shared()
+    assert root is not None
+    for kind in KINDS:
+        names = sorted(p.name for p in (root / kind).glob("*.npz")) + ["MANIFEST.json"]
+        match, mismatch, errors = filecmp.cmpfiles(root / kind, SHARED_COPY / kind, names, shallow=False)
+        assert not mismatch and not errors and len(match) == 11
+
+
+# ---- glibc's rand() ---------------------------------------------------------------------------------
+
+def _libc() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        libc.gnu_get_libc_version.restype = ctypes.c_char_p
+        libc.gnu_get_libc_version()
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def test_glibc_rand_first_values_from_seed_0() -> None:
+    # glibc's well-known sequence: srand(0) acts as srand(1)
+    layer = pdl.DetectionLayer(classes=2, coords=4, side=2, num=2)
+    assert layer.rand(5).tolist() == [1804289383, 846930886, 1681692777, 1714636915, 1957747793]
+
+
+@pytest.mark.skipif(_libc() is None, reason="not a glibc system: the C library's rand() is another generator")
+@pytest.mark.parametrize("seed", [0, 1, 42, 12345, 2**31 - 1, 2**32 - 1])
+def test_glibc_rand_equals_the_c_library(seed: int) -> None:
+    libc = _libc()
+    libc.srand(ctypes.c_uint(seed))
+    expected = [libc.rand() for _ in range(2000)]
+    layer = pdl.DetectionLayer(classes=1, coords=4, side=1, num=1)
+    layer.srand(seed)
+    assert layer.rand(2000).tolist() == expected
+
+
+def test_each_layer_has_its_own_generator() -> None:
+    a = pdl.DetectionLayer(classes=1, coords=4, side=1, num=3, random=1)
+    b = pdl.DetectionLayer(classes=1, coords=4, side=1, num=3, random=1)
+    a.rand(7)
+    assert b.rand(1).tolist() == [1804289383]
+    assert a.rand_state().tolist() != pdl.DetectionLayer(classes=1, coords=4, side=1, num=1).rand_state().tolist()
+
+
+def _det_case(rng: np.random.Generator, side: int = 3, num: int = 3, classes: int = 2, batch: int = 2):
+    loc = side * side
+    x = rng.random((batch, loc * (5 * num + classes))).astype(np.float32)
+    t = np.zeros((batch, loc, 1 + classes + 4), np.float32)
+    t[:, ::2, 0] = 1
+    t[:, ::2, 1] = 1
+    t[:, ::2, 1 + classes:] = (.5, .5, .3, .3)
+    return x, t
+
+
+def test_random_draws_rand_mod_num_once_per_object_cell() -> None:
+    """random=1 with seen < 64000: the responsible box is rand() % num, cells in order."""
+    rng = np.random.default_rng(3)
+    x, t = _det_case(rng)
+    layer = pdl.DetectionLayer(classes=2, coords=4, side=3, num=3, random=1)
+    ref = pdl.DetectionLayer(classes=2, coords=4, side=3, num=3)
+    picks = ref.rand(10) % 3  # the same sequence, from a fresh srand(0)
+    res = layer.forward(x, t, seen=100)
+    assert res.count == 10 and res.draws == 10
+    inputs = layer.inputs
+    loc = 9
+    k = 0
+    for b in range(2):
+        for i in range(0, 9, 2):
+            conf = res.delta[b, loc * 2 + i * 3: loc * 2 + i * 3 + 3]
+            # the picked box gets object_scale*(1 - out); the others noobject_scale*(0 - out)
+            out = x[b, loc * 2 + i * 3: loc * 2 + i * 3 + 3]
+            for j in range(3):
+                expected = np.float32(1. - out[j]) if j == picks[k] else np.float32(0 - out[j])
+                assert conf[j] == expected
+            k += 1
+    assert inputs == x.shape[1]
+    # seen >= 64000: no draw, the generator stays where it was
+    before = layer.rand_state()
+    layer.forward(x, t, seen=64000)
+    assert np.array_equal(layer.rand_state(), before)
+
+
+def test_is_obj_is_truncated_to_int() -> None:
+    rng = np.random.default_rng(4)
+    x, t = _det_case(rng, batch=1)
+    layer = pdl.DetectionLayer(classes=2, coords=4, side=3, num=3)
+    t2 = t.copy()
+    t2[0, 0, 0] = .6  # (int).6 == 0: no object
+    assert layer.forward(x, t2).count == layer.forward(x, t).count - 1
+
+
+# ---- AlexeyAB [region] quirks ---------------------------------------------------------------------
+
+def _region(**kw: Any) -> alexeyab.RegionLayer:
+    base = dict(classes=3, coords=4, num=2, anchors=[1, 1, 2, 3])
+    base.update(kw)
+    return alexeyab.RegionLayer(**base)
+
+
+def test_region_output_is_flattened_channels_last_with_only_objectness_activated() -> None:
+    rng = np.random.default_rng(5)
+    layer = _region()
+    x = rng.standard_normal((2, 16, 3, 4)).astype(np.float32)
+    res = layer.forward(x, train=False)
+    assert res.output.shape == (2, 3, 4, 16)
+    back = res.output_nchw()
+    obj = [4, 12]
+    raw = [c for c in range(16) if c not in obj]
+    assert np.array_equal(back[:, raw], x[:, raw])  # x, y, w, h and classes stay raw (softmax=0)
+    # upstream's logistic in float: 1.f/(1.f + expf(-x)), with the C library's expf
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    libm.expf.restype = ctypes.c_float
+    libm.expf.argtypes = [ctypes.c_float]
+    v = x[:, obj].ravel()
+    expected = np.array([np.float32(1) / (np.float32(1) + np.float32(libm.expf(float(-a)))) for a in v], np.float32)
+    assert np.array_equal(back[:, obj].ravel(), expected)
+
+
+def test_region_class_id_at_or_past_classes_does_not_end_the_list() -> None:
+    """The class test comes before the x == 0 test: an x == 0 row with an out-of-range class is
+    skipped (with a printed warning), and the rows after it are still read."""
+    rng = np.random.default_rng(6)
+    layer = _region(max=4)
+    x = rng.standard_normal((1, 16, 3, 3)).astype(np.float32)
+    t = np.zeros((1, 4, 6), np.float32)
+    t[0, 0] = (0, 0, .3, .3, 3, 0)  # x == 0 but class 3 >= classes: skipped, not the end
+    t[0, 1] = (.5, .5, .3, .3, 1, 0)
+    res = layer.forward(x, t, seen=20000)
+    assert res.count == 1
+    assert res.text.startswith("\n Warning: in txt-labels class_id=3 >= classes=3 in cfg-file.")
+    t[0, 0, 4] = 2  # now a real terminator
+    assert layer.forward(x, t, seen=20000).count == 0
+
+
+def test_region_truth_no_anchor_overlaps_writes_at_index_0_of_the_whole_buffer() -> None:
+    """best_index starts at 0: a truth with w == 0 overlaps no anchor, and its deltas land on image
+    0's first cell, even though the truth belongs to image 1."""
+    rng = np.random.default_rng(7)
+    layer = _region(noobject_scale=0)
+    x = rng.standard_normal((2, 16, 3, 3)).astype(np.float32)
+    t = np.zeros((2, 200, 6), np.float32)
+    t[1, 0] = (.5, .5, 0, .3, 1, 0)
+    res = layer.forward(x, t, seen=20000)
+    assert res.count == 1
+    assert np.all(res.delta[1] == 0)  # nothing in image 1
+    assert res.delta[0, 0:4, 0, 0].any() and res.delta[0, 4, 0, 0] != 0  # image 0, anchor 0, cell (0, 0)
+
+
+def test_region_seen_below_12800_pulls_every_anchor_to_its_prior() -> None:
+    rng = np.random.default_rng(8)
+    layer = _region(noobject_scale=0)
+    x = rng.standard_normal((1, 16, 2, 2)).astype(np.float32)
+    t = np.zeros((1, 200, 6), np.float32)
+    assert not layer.forward(x, t, seen=12800).delta.any()
+    d = layer.forward(x, t, seen=12799).delta
+    assert d[0, [0, 1, 2, 3, 8, 9, 10, 11]].all()
+
+
+def test_region_focal_loss_without_softmax_gives_nan_for_negative_outputs() -> None:
+    layer = _region(focal_loss=1)
+    x = np.full((1, 16, 1, 1), -2, np.float32)
+    t = np.zeros((1, 200, 6), np.float32)
+    t[0, 0] = (.5, .5, .5, .5, 0, 0)
+    res = layer.forward(x, t, seen=20000)
+    assert np.isnan(res.delta).any() and np.isnan(res.cost)
+
+
+# ---- refusals: where upstream would read or write outside its buffers --------------------------------
+
+def _refused(fn: Any, *words: str) -> None:
+    with pytest.raises(ValueError) as e:
+        fn()
+    for w in words:
+        assert w in str(e.value), str(e.value)
+
+
+def test_region_refusals() -> None:
+    _refused(lambda: _region(coords=3), "coords = 3")
+    _refused(lambda: _region(map=[0, 5, 1]), "map[1] = 5")
+    _refused(lambda: _region(tree="x.tree"), "tree=")
+    layer = _region(max=3)
+    x = np.zeros((2, 16, 3, 3), np.float32)
+    t = np.zeros((2, 3, 6), np.float32)
+    t[1, 0] = (1.0, .5, .3, .3, 0, 0)  # x == 1: column w
+    _refused(lambda: layer.forward(x, t), "image 1 row 0", "outside the 3x3 grid")
+    t[1, 0] = (.5, .5, .3, .3, -1, 0)
+    _refused(lambda: layer.forward(x, t), "image 1 row 0", "below 0")
+    t[1, 0] = (.5, np.nan, .3, .3, 0, 0)
+    _refused(lambda: layer.forward(x, t), "NaN")
+    t[1, 0] = (.5, .5, .3, .3, 3e9, 0)
+    _refused(lambda: layer.forward(x, t), "does not fit a C int")
+    _refused(lambda: layer.forward(np.zeros((2, 15, 3, 3), np.float32), t), "15 channels")
+    _refused(lambda: _region(batch=3).forward(x, train=False), "batch=3")
+    short_map = _region(classes=3, map=[0, 1, 2])
+    assert short_map.forward(x, np.zeros((2, 200, 6), np.float32)).count == 0
+
+
+def test_detection_refusals() -> None:
+    rng = np.random.default_rng(9)
+    x, t = _det_case(rng, batch=1)
+    layer = pdl.DetectionLayer(classes=2, coords=4, side=3, num=3)
+    far = x.copy()
+    boxes = 9 * 2 + 9 * 3
+    far[0, boxes::4] = 1e6  # every box's x far away: no IoU, no RMSE under 20
+    far[0, boxes + 2::4] = .1
+    _refused(lambda: layer.forward(far, t), "image 0 cell 0", "no box is responsible")
+    # random=1 below 64000 replaces the pick: accepted
+    assert pdl.DetectionLayer(classes=2, coords=4, side=3, num=3, random=1).forward(far, t, seen=0).count == 5
+    one = pdl.DetectionLayer(classes=2, coords=4, side=3, num=1, forced=1)
+    x1 = rng.random((1, 9 * 5 + 9 * 2)).astype(np.float32)
+    _refused(lambda: one.forward(x1, t), "forced=1 picks box 1")
+    c1 = pdl.DetectionLayer(classes=2, side=3, num=3)  # upstream's default coords=1
+    xc = np.zeros((1, c1.inputs), np.float32)
+    tc = np.zeros((1, 9, 1 + 2 + 1), np.float32)
+    assert c1.forward(xc, tc).count == 0  # no object: fine
+    tc[0, 4, 0] = 1
+    _refused(lambda: c1.forward(xc, tc), "cell 4", "coords < 4")
+    t2 = t.copy()
+    t2[0, 2, 0] = np.nan
+    _refused(lambda: layer.forward(x, t2), "cell 2", "is_obj")
+    _refused(lambda: layer.forward(x[:, :-1], t), "shape (B, 153)")
+    _refused(lambda: layer.forward(x, t[:, :-1]), "truth must have shape")
+    with pytest.raises(ValueError):
+        layer.detections(np.zeros((1, c1.inputs), np.float32), 100, 100)
+
+
+def test_detection_decoding_from_first_principles() -> None:
+    layer = pdl.DetectionLayer(classes=2, coords=4, side=2, num=1, sqrt=1)
+    out = np.zeros((1, 4 * 2 + 4 * 1 + 4 * 4), np.float32)
+    out[0, 2:4] = (.5, .25)  # cell 1's class scores
+    out[0, 8 + 1] = .8  # cell 1's confidence
+    out[0, 12 + 4:12 + 8] = (.5, .25, .5, .4)  # cell 1's box
+    dets = layer.detections(out, 200, 100, thresh=.3)
+    assert len(dets) == 4
+    assert dets.bbox[1].tolist() == [np.float32((.5 + 1) / 2 * 200), np.float32((.25 + 0) / 2 * 100),
+                                     np.float32(.25 * 200),
+                                     np.float32(float(np.float32(.4)) ** 2 * 100)]  # pow in double
+    assert dets.objectness[1] == np.float32(.8)
+    assert dets.prob[1].tolist() == [np.float32(.8) * np.float32(.5), 0]  # .8*.25 = .2 is not above .3
+    assert not dets.prob[[0, 2, 3]].any()
