@@ -361,3 +361,38 @@ def test_detection_decoding_from_first_principles() -> None:
     assert dets.objectness[1] == np.float32(.8)
     assert dets.prob[1].tolist() == [np.float32(.8) * np.float32(.5), 0]  # .8*.25 = .2 is not above .3
     assert not dets.prob[[0, 2, 3]].any()
+
+
+# ---- Network.from_cfg builds them: each shared case's own cfg lines through the flavors' parsers ------------
+
+@pytest.mark.parametrize("path", SHARED_CASES + EXTRA_CASES[::4], ids=_id)
+def test_network_from_cfg_reads_the_cases_section(path: Path, tmp_path: Path) -> None:
+    d = load(path)
+    p = d["params"]
+    kind = str(d["kind"])
+    lines = []
+    for line in p["cfg_section"]:
+        if line.startswith("map="):
+            (tmp_path / "classes.map").write_text("".join(f"{v}\n" for v in p["map"]))
+            line = "map=classes.map"
+        lines.append(line)
+    if kind == "region_ab":
+        c = d["input"].shape[1]
+        net = f"[net]\nbatch={p['batch']}\nsubdivisions=1\nwidth={p['w']}\nheight={p['h']}\nchannels={c}\n"
+        text = net + "\n[region]\n" + "\n".join(lines) + "\n"
+        flavor = "alexeyab"
+    else:
+        net = f"[net]\nbatch={p['batch']}\nsubdivisions=1\nwidth=1\nheight=1\nchannels={d['input'].shape[1]}\n"
+        text = net + "\n[detection]\n" + "\n".join(lines) + "\n"
+        flavor = "pjreddie"
+    (tmp_path / "net.cfg").write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        network = pdl.Network.from_cfg(tmp_path / "net.cfg", flavor=flavor)
+    [(index, layer)] = network.loss_layers
+    assert index == 0 and layer.kind == kind
+    x = d["input"] if kind == "region_ab" else d["input"].reshape(d["input"].shape[0], -1, 1, 1)
+    res = None
+    for _ in range(p.get("forwards", 1)):
+        res = network.forward({0: x}, d["truth"], seen=int(d["seen"])).layers[0]
+    assert_matches(res, d)
