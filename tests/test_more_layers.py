@@ -396,3 +396,89 @@ def test_network_from_cfg_reads_the_cases_section(path: Path, tmp_path: Path) ->
     for _ in range(p.get("forwards", 1)):
         res = network.forward({0: x}, d["truth"], seen=int(d["seen"])).layers[0]
     assert_matches(res, d)
+
+
+# ---- the parity toolkit on these layers ---------------------------------------------------------------
+
+def test_golden_case_loads_runs_and_checks_the_shared_cases() -> None:
+    from pydarknet_loss.parity import golden
+
+    for path in SHARED_CASES:
+        case = golden.GoldenCase.load(path)
+        assert case.kind in ("region_ab", "detection")
+        res = case.run()
+        assert case.check({"output": res.output, "delta": res.delta, "cost": res.cost}).ok
+
+
+def test_compare_names_the_component_that_departs() -> None:
+    from pydarknet_loss.parity import golden
+
+    case = golden.GoldenCase.load(SHARED_COPY / "detection" / "case_0005_detection.npz")
+    res = case.run()
+    delta = res.delta.copy()
+    layer = case.layer()
+    # image 0, the last cell, its last box's w: after the class block and the confidences, cell-major boxes
+    loc = layer.side * layer.side
+    cell, box = loc - 1, layer.num - 1
+    k = loc * (layer.classes + layer.num) + (cell * layer.num + box) * layer.coords + 2
+    delta[0, k] += 1
+    report = case.check({"output": res.output, "delta": delta, "cost": res.cost})
+    assert not report.ok and report.mismatches == 1
+    [worst] = report.worst
+    assert (worst.array, worst.image, worst.row, worst.col, worst.component) == \
+        ("delta", 0, cell // layer.side, cell % layer.side, "w")
+    case = golden.GoldenCase.load(SHARED_COPY / "region_ab" / "case_0002_region_ab.npz")
+    res = case.run()
+    out = res.output.copy()  # (B, H, W, C): channel 4 is anchor 0's objectness
+    out[0, 1, 0, 4] = -out[0, 1, 0, 4]
+    report = case.check({"output": out, "delta": res.delta})
+    [worst] = report.worst
+    assert (worst.array, worst.anchor, worst.row, worst.col, worst.component) == ("output", 0, 1, 0, "objectness")
+    with pytest.raises(ValueError, match="exactly"):
+        case.check({"delta": res.delta}, tolerance="float32")
+
+
+@pytest.mark.parametrize("cfg,flavor", [("yolov2-ab", "alexeyab"), ("yolov1", "pjreddie")])
+def test_golden_export_writes_cases_that_check(tmp_path: Path, cfg: str, flavor: str) -> None:
+    from pydarknet_loss.parity import golden
+
+    if cfg == "yolov1":
+        text = ("[net]\nbatch=2\nsubdivisions=1\nwidth=1\nheight=1\nchannels=63\n\n[detection]\nclasses=2\ncoords=4\n"
+                "side=3\nnum=1\nrandom=1\nrescore=1\n")
+    else:
+        text = ("[net]\nbatch=2\nsubdivisions=1\nwidth=3\nheight=2\nchannels=24\n\n[region]\nclasses=3\ncoords=4\n"
+                "num=3\nanchors=1,2,3,4,5,6\nsoftmax=1\nfocal_loss=1\nclassfix=2\n")
+    (tmp_path / "net.cfg").write_text(text)
+    net = pdl.Network.from_cfg(tmp_path / "net.cfg", flavor=flavor)
+    [(index, layer)] = net.loss_layers
+    params = golden.layer_params(layer, w=net.layers[index].w, h=net.layers[index].h, batch=2)
+    paths = golden.export([{"kind": layer.kind, "layer": layer, "params": params}], 8, 5, tmp_path / "out",
+                          profile="stress")
+    assert len(paths) == 8
+    for p in paths:
+        case = golden.GoldenCase.load(p)
+        res = case.run()
+        assert case.check({"output": res.output, "delta": res.delta, "cost": res.cost}).ok
+        d = load(p)
+        assert d["text"] == res.text and int(d["count"]) == res.count
+
+
+@pytest.mark.parametrize("kind", ["region_ab", "detection"])
+def test_fuzz_passes_the_oracle_and_finds_a_wrong_delta(kind: str) -> None:
+    pytest.importorskip("hypothesis")
+    from pydarknet_loss.parity.fuzz import fuzz
+
+    def oracle(x: Any, truth: Any, layer: Any, net_w: int, net_h: int, seen: int = 0) -> Dict[str, Any]:
+        fresh = type(layer)(**layer.params())
+        r = fresh.forward(x, truth, seen=seen)
+        return {"output": r.output, "delta": r.delta, "cost": r.cost}
+
+    ok = fuzz(oracle, kind=kind, examples=25, seed=1)
+    assert ok.ok and ok.examples == 25
+
+    def halved(x: Any, truth: Any, layer: Any, net_w: int, net_h: int, seen: int = 0) -> Any:
+        return oracle(x, truth, layer, net_w, net_h, seen)["delta"] * np.float32(0.5)
+
+    bad = fuzz(halved, kind=kind, examples=50, seed=1)
+    assert not bad.ok and bad.failure is not None
+    assert "pdl." in bad.failure.reproducer

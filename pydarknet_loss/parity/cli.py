@@ -132,10 +132,14 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
     if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
-        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region' or "
-                         "'yolo_ab' and the keys of a golden case's params")
+        raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region', "
+                         "'yolo_ab', 'region_ab' or 'detection' and the keys of a golden case's params")
     kind = spec.pop("kind")
     spec["batch"] = args.batch if args.batch is not None else spec.get("batch", 1)
+    if kind == "detection":  # issue 23: the grid is side x side
+        side = spec.get("kwargs", {}).get("side", 7)
+        spec.setdefault("w", side)
+        spec.setdefault("h", side)
     missing = [k for k in ("w", "h") if k not in spec]
     if missing:
         raise SystemExit(f"golden export: --layer-json lacks {', '.join(missing)} (the grid size)")
@@ -291,7 +295,8 @@ def fuzz_command(args: argparse.Namespace) -> int:
     kind = args.kind
     if args.cfg is not None:
         net = Network.from_cfg(args.cfg, flavor=args.flavor)
-        layers = [layer for _, layer in net.loss_layers if layer.kind in ("yolo", "region", "yolo_ab")]
+        layers = [layer for _, layer in net.loss_layers
+                  if layer.kind in ("yolo", "region", "yolo_ab", "region_ab", "detection")]
         if not layers:
             print(f"pydarknet-loss fuzz: {args.cfg} has no [yolo] or [region] layer to fuzz", file=sys.stderr)
             return 2
@@ -399,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with delta, output, cost). Needs Hypothesis (the [fuzz] extra). Exits 1 when "
                                       "a departure is found.")
     p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
-    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab"), default="yolo",
-                      help="the layer to fuzz: pjreddie's yolo (default) or region, AlexeyAB's yolo_ab")
+    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab", "region_ab", "detection"), default="yolo",
+                      help="the layer to fuzz: pjreddie's yolo (default) or region, AlexeyAB's yolo_ab or region_ab, YOLOv1's detection")
     p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")
     p_fz.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
                       help="which darknet the --cfg is for (default pjreddie)")

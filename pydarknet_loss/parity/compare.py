@@ -13,6 +13,7 @@ from ..layers import alexeyab
 from ..layers import layout as lay
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from . import diagnose as dg
+from . import more_layers as more  # issue 23: region_ab, detection
 from .diagnose import Cause
 
 LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer]
@@ -372,9 +373,14 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     a float32 implementation (needs ``input`` and ``truth``).  ``atol``,
     ``rtol`` and ``max_ulp`` widen either.
     """
-    if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
-        raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer the expected result came "
-                        "from")
+    other = more.is_more(layer)  # AlexeyAB's [region] or [detection]: arrays as upstream stores them
+    if not other and not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
+        raise TypeError("layer must be the YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.RegionLayer or "
+                        "DetectionLayer the expected result came from")
+    if other and (tolerance != "exact" or layout != "nchw"):
+        raise ValueError(f"{layer.kind}: compare() takes its arrays as upstream stores them (layout='nchw' here "
+                         "means that) and compares them exactly (with atol/rtol/max_ulp if you must): no decision "
+                         "record exists for this layer to bound darknet's own rounding")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
     if tolerance not in TOLERANCES:
@@ -390,7 +396,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             truth = None
         expected = case.expected()
     tol = Tolerance(float(atol), float(rtol), int(max_ulp), float32=tolerance == "float32")
-    names = component_names(layer)
+    names = more.names(layer) if other else component_names(layer)
     per = len(names)
     n = layer.n
     report = ParityReport(kind=layer.kind, tolerance=tol, _names=names,
@@ -402,7 +408,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     ev: Optional[dg.Evidence] = _evidence  # the oracle's own run, when the caller already has it
     if ev is not None:
         report.explained = True
-    elif input is not None:
+    elif input is not None and not other:
         x = to_numpy(input, "input")
         if truth is not None:
             ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
@@ -421,6 +427,28 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if exp.dtype != np.float32:
             raise TypeError(f"expected {key} must be float32 (darknet's arrays), got {exp.dtype}")
         raw = to_numpy(_get(actual, key), f"actual {key}")
+        if other:
+            try:
+                e5 = more.view5(layer, key, exp, f"expected {key}")
+                a5 = more.view5(layer, key, raw, f"actual {key}")
+            except ValueError as exc:
+                report.problems.append(str(exc))
+                continue
+            report.shape = exp.shape
+            if a5.shape != e5.shape:
+                report.problems.append(f"{key}: shape {raw.shape}, expected {exp.shape}")
+                continue
+            if a5.dtype != np.float32:
+                report.problems.append(f"{key} has dtype {a5.dtype}; darknet computes float32 (compared as float32)")
+                if a5.dtype.kind not in "fiu":
+                    continue
+                a5 = a5.astype(np.float32)
+            ulp = ulp_distance(e5, a5)
+            bad = ~tol.passes(e5, a5, ulp, None)
+            report._diff[key] = np.where(bad, ulp, 0)
+            arrays.append(dg.Array(key, e5, a5, bad, None, layer))
+            report.components.extend(_components(key, names, e5, a5, bad, ulp))
+            continue
         try:
             act = _to_nchw(raw, layout, f"actual {key}", n)
         except ValueError as exc:

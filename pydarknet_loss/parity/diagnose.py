@@ -1181,6 +1181,10 @@ def _activation(arr: Array) -> Optional[Finding]:
 
 
 def _role_name(arr: Array, e: int) -> str:
+    if getattr(arr.layer, "kind", None) == "detection":  # issue 23: per cell, classes, confidences, boxes
+        from .more_layers import names
+        name = names(arr.layer)[e]
+        return "class" if name.startswith("class ") else name
     c = arr.coords
     if e < 4:
         return "xywh"[e]
@@ -1306,6 +1310,9 @@ def _say_unexplained(arr: Array, ev: Optional[Evidence]) -> Callable[[np.ndarray
     def say(sel: np.ndarray) -> str:
         idx = np.argwhere(sel)
         roles = sorted({_role_name(arr, int(e)) for e in idx[:, 2]})
+        if getattr(arr.layer, "kind", None) in ("region_ab", "detection"):  # issue 23: no decision record
+            return (f"for {arr.layer.kind} only the generic causes are recognised (layout, sign, scale, NaN); "
+                    f"compare the deltas there term by term. Differences at {', '.join(roles)} entries.")
         if ev is None:
             return ("no rule could be tried: pass input= and truth= (a golden case carries both) so that the "
                     f"oracle's decisions explain each element. Differences at {', '.join(roles)} entries.")
