@@ -370,3 +370,75 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
     }
     return DN_OK;
 }
+
+/* ---- inference ---------------------------------------------------------------------------- */
+
+void ab_correct_yolo_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative, int letter)
+{
+    int i, new_w = 0, new_h = 0;
+    float deltaw, deltah, ratiow, ratioh;
+    if (letter) {
+        if (((float)netw/w) < ((float)neth/h)) {
+            new_w = netw;
+            new_h = (h*netw)/w;
+        } else {
+            new_h = neth;
+            new_w = (w*neth)/h;
+        }
+    } else {
+        new_w = netw;
+        new_h = neth;
+    }
+    deltaw = netw - new_w;
+    deltah = neth - new_h;
+    ratiow = (float)new_w/netw;
+    ratioh = (float)new_h/neth;
+    for (i = 0; i < n; ++i) {
+        box b = dets[i].bbox;
+        b.x = (float)((b.x - deltaw/2./netw)/ratiow);
+        b.y = (float)((b.y - deltah/2./neth)/ratioh);
+        b.w *= 1/ratiow;
+        b.h *= 1/ratioh;
+        if (!relative) {
+            b.x *= w;
+            b.w *= w;
+            b.y *= h;
+            b.h *= h;
+        }
+        dets[i].bbox = b;
+    }
+}
+
+int ab_custom_get_region_detections(const ab_region_layer l, const float *output, int w, int h, int netw,
+                                    int neth, float thresh, int relative, int letter, detection *dets)
+{
+    int i, j, n;
+    if (ab_check_region_layer(&l) != DN_OK || !output || !dets || w < 1 || h < 1 || netw < 1 || neth < 1) {
+        return DN_E_LAYER;
+    }
+    /* get_region_boxes(l, 1, 1, thresh, probs, boxes, 0, map): image 0 of the flattened output */
+    for (i = 0; i < l.w*l.h; ++i) {
+        int row = i/l.w;
+        int col = i % l.w;
+        for (n = 0; n < l.n; ++n) {
+            int index = i*l.n + n;
+            /* classes + 5 entries per anchor: upstream's stride whatever coords is */
+            int p_index = index*(l.classes + 5) + 4;
+            int box_index = index*(l.classes + 5);
+            int class_index = index*(l.classes + 5) + 5;
+            float scale = output[p_index];
+            box b;
+            if (l.classfix == -1 && scale < .5) scale = 0;
+            b = ab_get_region_box(output, l.biases, n, box_index, col, row, l.w, l.h);
+            /* boxes[index].x *= w with w == 1 (and likewise y, w, h): unchanged */
+            dets[index].bbox = b;
+            dets[index].objectness = 1;
+            for (j = 0; j < l.classes; ++j) {
+                float prob = scale*output[class_index + j];
+                dets[index].prob[j] = (prob > thresh) ? prob : 0;
+            }
+        }
+    }
+    ab_correct_yolo_boxes(dets, l.w*l.h*l.n, w, h, netw, neth, relative, letter);
+    return DN_OK;
+}

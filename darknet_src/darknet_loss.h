@@ -603,7 +603,7 @@ int ab_expf_premise(void);
 
 /* Return codes only these two layers give (besides DN_E_*). */
 #define DN_E_DET_TRUTH -30      /* [detection]: a cell's is_obj is NaN, infinite or does not fit an int */
-#define DN_E_DET_PICK -31       /* [detection]: no box is responsible (best_index stays -1, or forced picks 1 with num 1) */
+#define DN_E_DET_PICK -31       /* [detection]: the box upstream picks (-1 when none qualifies, forced's 1 with num 1) lies outside the buffer */
 #define DN_E_DET_COORDS -32     /* [detection]: coords < 4 with an object cell (upstream reads the next cell's entries) */
 
 /* ---- ab_region_layer.c: AlexeyAB 59596d7's [region] (YOLOv2 in AlexeyAB's and hank-ai's repositories) ----
@@ -664,6 +664,17 @@ box ab_get_region_box(const float *x, const float *biases, int n, int index, int
 /* forward_region_layer (CPU build); state.net_w/net_h/index are not read.
  * seen is *state.net.seen (the seen < 12800 prior).  0 or DN_E_*. */
 int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, size_t seen);
+/* AlexeyAB's inference path for [region] (network.c's custom_get_region_detections,
+ * which fill_network_boxes calls; get_region_detections is not reached): get_region_boxes
+ * on the flattened output of image 0 (stride classes + 5 per anchor whatever coords is,
+ * classfix -1 zeroes objectness under .5), objectness 1, prob = objectness*class where
+ * above thresh, then correct_yolo_boxes with `letter`.  dets: w*h*n entries with prob
+ * rooms of `classes`.  DN_OK or DN_E_LAYER. */
+int ab_custom_get_region_detections(const ab_region_layer l, const float *output, int w, int h, int netw,
+                                    int neth, float thresh, int relative, int letter, detection *dets);
+/* AlexeyAB's correct_yolo_boxes (yolo_layer.c 59596d7, with `letter`). */
+void ab_correct_yolo_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative, int letter);
+
 /* ---- detection_layer.c: pjreddie f6afaab's [detection] (YOLOv1) ---- */
 /* glibc's random_r TYPE_3 state (the default of rand()): r[i] = r[i-3] + r[i-31]. */
 typedef struct dn_glibc_rand {

@@ -17,9 +17,13 @@
  * the objectness delta (1. - out) goes through double; the running cost
  * upstream adds up is overwritten by pow(mag_array(delta), 2), so it is not
  * computed here; box_iou without a guard (0/0 is NaN).
- * Refused: a cell whose pick stays -1 (upstream indexes box -1), forced
- * picking box 1 with num 1, coords < 4 with an object cell (float_to_box
- * reads four entries), is_obj that is not a finite int.
+ * A cell no box qualifies for keeps best_index -1 and upstream uses "box -1"
+ * (the previous cell's last box, or the tail of the class and confidence
+ * blocks for a first cell); forced with num 1 uses "box 1" (the next cell's):
+ * reproduced where those indices stay inside the buffer.  Refused: where
+ * they would not, coords < 4 with an object cell (float_to_box reads four
+ * entries of the truth and the output: the next cell's, past the buffers for
+ * the last), is_obj that is not a finite int.
  */
 #include <limits.h>
 #include <math.h>
@@ -182,7 +186,21 @@ int check_detection_truths(const detection_layer *l, const float *input, const f
             /* The box entries are not touched by the softmax: the input's
              * are the output's. */
             pick = pick_box(l, input, index, locations, i, truth_box(l, truth, truth_index));
-            if (pick < 0 || pick >= l->n) { err = DN_E_DET_PICK; goto bad; }
+            if (pick < 0 || pick >= l->n) {
+                /* Upstream indexes box `pick` of this cell anyway: box -1 is the previous
+                 * cell's last box (for the first cell, the tail of the class and
+                 * confidence blocks), forced's box 1 with num 1 the next cell's.  That
+                 * is reproduced while the confidence and the four box entries stay
+                 * inside the buffer; refused where they would not. */
+                long long total = (long long)l->batch*l->outputs;
+                long long p_index = (long long)index + (long long)locations*l->classes + (long long)i*l->n + pick;
+                long long box_index = (long long)index + (long long)locations*(l->classes + l->n)
+                                      + ((long long)i*l->n + pick)*l->coords;
+                if (p_index < 0 || p_index >= total || box_index < 0 || box_index + 3 >= total) {
+                    err = DN_E_DET_PICK;
+                    goto bad;
+                }
+            }
         }
     }
     return DN_OK;

@@ -761,6 +761,28 @@ class ABRegionCall:
         return int(lib.ab_forward_region_layer(l[0], st[0], seen))
 
 
+def ab_region_detections(call: "ABRegionCall", output0: np.ndarray, w: int, h: int, net_w: int, net_h: int,
+                         thresh: np.float32, relative: int, letter: int) -> Tuple[np.ndarray, np.ndarray]:
+    """custom_get_region_detections on image 0's flattened output: (bbox, prob)."""
+    l = call.layer
+    n = l.w * l.h * l.n
+    _buffer(output0, np.float32, l.outputs, "output")
+    dets = ffi.new("detection[]", n)
+    prob = np.zeros((n, l.classes), dtype=np.float32)
+    base = _f32(prob)
+    for i in range(n):
+        dets[i].prob = base + i * l.classes
+        dets[i].classes = l.classes
+    rc = lib.ab_custom_get_region_detections(l[0], _f32(output0), _cint(w, "w", 1), _cint(h, "h", 1),
+                                             _cint(net_w, "net_w", 1), _cint(net_h, "net_h", 1), thresh,
+                                             int(relative), int(letter), dets)
+    if rc != DN_OK:
+        raise ValueError("the C core refused the layer or the sizes")
+    bbox = np.array([[dets[i].bbox.x, dets[i].bbox.y, dets[i].bbox.w, dets[i].bbox.h] for i in range(n)],
+                    dtype=np.float32).reshape(n, 4)
+    return bbox, prob
+
+
 def glibc_rand_state(seed: int = 0) -> Any:
     """A fresh glibc rand() state after srand(seed) (owned by the caller)."""
     s = ffi.new("dn_glibc_rand *")

@@ -326,9 +326,15 @@ def test_detection_refusals() -> None:
     boxes = 9 * 2 + 9 * 3
     far[0, boxes::4] = 1e6  # every box's x far away: no IoU, no RMSE under 20
     far[0, boxes + 2::4] = .1
-    _refused(lambda: layer.forward(far, t), "image 0 cell 0", "no box is responsible")
-    # random=1 below 64000 replaces the pick: accepted
+    # no box qualifies anywhere: upstream uses "box -1", inside the buffer here (reproduced, see below)
+    assert layer.forward(far, t).count == 5
+    # random=1 below 64000 replaces the pick
     assert pdl.DetectionLayer(classes=2, coords=4, side=3, num=3, random=1).forward(far, t, seen=0).count == 5
+    # where box -1 lies before the buffer's start (image 0, cell 0, side 1: 1*(1 + 1) - 4 = -2) it is refused
+    tiny = pdl.DetectionLayer(classes=1, coords=4, side=1, num=1)
+    xt = np.array([[.5, .5, 1e6, 1e6, .1, .1]], np.float32)
+    tt = np.array([[[1, 1, .5, .5, .2, .2]]], np.float32)
+    _refused(lambda: tiny.forward(xt, tt), "image 0 cell 0", "outside the buffer")
     one = pdl.DetectionLayer(classes=2, coords=4, side=3, num=1, forced=1)
     x1 = rng.random((1, 9 * 5 + 9 * 2)).astype(np.float32)
     _refused(lambda: one.forward(x1, t), "forced=1 picks box 1")
@@ -482,3 +488,34 @@ def test_fuzz_passes_the_oracle_and_finds_a_wrong_delta(kind: str) -> None:
     bad = fuzz(halved, kind=kind, examples=50, seed=1)
     assert not bad.ok and bad.failure is not None
     assert "pdl." in bad.failure.reproducer
+
+
+def test_detection_no_box_qualifies_uses_box_minus_1() -> None:
+    """best_index stays -1 when no predicted box overlaps the truth and none is within RMSE 20:
+    upstream then indexes "box -1" of the cell, i.e. the previous cell's last box (written after
+    that cell's own no-object deltas, so they stay).  Expected values from first principles."""
+    classes, num, side = 2, 2, 2
+    layer = pdl.DetectionLayer(classes=classes, coords=4, side=side, num=num, coord_scale=3, object_scale=2)
+    loc = side * side
+    x = np.zeros((1, layer.inputs), np.float32)
+    boxes = loc * (classes + num)
+    x[0, boxes:] = np.tile(np.float32([5e3, 5e3, .1, .1]), loc * num)  # every box far away
+    x[0, loc * classes:boxes] = np.arange(1, loc * num + 1, dtype=np.float32) / 10
+    t = np.zeros((1, loc, 1 + classes + 4), np.float32)
+    cell = loc - 1  # the object is in the last cell
+    t[0, cell, 0] = 1
+    t[0, cell, 1] = 1
+    t[0, cell, 1 + classes:] = (.5, .5, .2, .2)
+    res = layer.forward(x, t, seen=64000)
+    assert res.count == 1
+    f = np.float32
+    p_minus_1 = loc * classes + cell * num - 1  # the previous cell's last confidence
+    assert res.delta[0, p_minus_1] == f(2.0 * (1.0 - float(x[0, p_minus_1])))  # object_scale*(1. - out) in double
+    box_minus_1 = boxes + (cell * num - 1) * 4  # the previous cell's last box
+    for k in range(4):
+        v = x[0, box_minus_1 + k]
+        assert res.delta[0, box_minus_1 + k] == f(3) * (f(t[0, cell, 1 + classes + k]) - v)
+    # the cell's own boxes: no-object deltas on their confidences, nothing on their box entries
+    own = loc * classes + cell * num
+    assert np.array_equal(res.delta[0, own:own + num], f(1) * (f(0) - x[0, own:own + num]))
+    assert not res.delta[0, boxes + cell * num * 4:].any()

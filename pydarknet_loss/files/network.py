@@ -237,7 +237,7 @@ class Network:
         """
         losses = self.loss_layers
         if not losses:
-            raise ValueError(f"{self.path}: the network has no [yolo], [region] or [detection] layer")
+            raise ValueError(f"{self.path}: the network has no [yolo] or [region] layer (nor [detection])")
         other = [l for l in self.layers if l.type in self.flavor.cost_types and l.loss is None]
         if other:
             raise ValueError(

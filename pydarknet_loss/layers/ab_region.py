@@ -273,6 +273,30 @@ class RegionLayer(ReadOnly):
         return RegionResult(output=call.output, delta=call.delta, cost=np.float32(call.cost[0]), stats=stats,
                             count=int(s.count), warnings_text=self.warnings_text(packed))
 
+    def detections(self, output: np.ndarray, w: int, h: int, net_w: int = 416, net_h: int = 416,
+                   thresh: float = .5, relative: int = 1, letter: int = 0) -> Any:
+        """What AlexeyAB's darknet decodes from this layer (fill_network_boxes ->
+        custom_get_region_detections; its get_region_detections is never reached):
+        get_region_boxes on image 0 of ``output`` -- the flattened (B, H, W, C)
+        buffer the forward leaves, read with a stride of ``classes + 5`` per anchor
+        whatever ``coords`` is -- then correct_yolo_boxes (``letter``: letterboxed
+        input).  Returns :class:`pydarknet_loss.Detections` (w*h*num of them,
+        index ``(row*W + col)*num + anchor``): objectness 1 for every box (as
+        upstream sets it), prob = objectness-score * class where above
+        ``thresh`` (classfix=-1: scores under .5 count as 0)."""
+        from .detections import Detections
+
+        out = _validate.float32_array("output", output, 4)
+        b, hh, ww, c = out.shape
+        if c != self.channels or b < 1:
+            raise ValueError(f"output must be the layer's flattened (B, H, W, C) buffer with C = {self.channels} "
+                             f"(what forward returns), got shape {out.shape}")
+        call = _native.ABRegionCall(self._spec(), 1, hh, ww)
+        img = np.ascontiguousarray(out[0])
+        bbox, prob = _native.ab_region_detections(call, img, w, h, net_w, net_h, _validate.real32("thresh", thresh),
+                                                  _int_opt("relative", relative), _int_opt("letter", letter))
+        return Detections(bbox=bbox, objectness=np.ones(len(bbox), np.float32), prob=prob)
+
     def warnings_text(self, packed: np.ndarray) -> str:
         """The stdout warnings upstream's second loop prints: one per truth
         row with class id >= classes before the list's end, images in order."""

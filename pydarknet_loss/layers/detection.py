@@ -91,9 +91,10 @@ def _int_opt(name: str, value: Any) -> int:
 
 _WHY = {
     "det-truth": "is_obj is NaN, infinite or does not fit a C int (upstream truncates it with (int), undefined there)",
-    "det-pick": ("has an object but no box is responsible: no predicted box overlaps the truth and none lies within "
-                 "RMSE 20 of it (upstream's best_index stays -1 and it indexes box -1), or forced=1 picks box 1 "
-                 "with num=1"),
+    "det-pick": ("has an object but the box upstream picks lies outside the buffer: no predicted box overlaps the "
+                 "truth and none lies within RMSE 20 of it, so upstream's best_index stays -1 and it indexes box -1 "
+                 "(or forced=1 picks box 1 with num=1); inside the buffer that is reproduced (another cell's box), "
+                 "here it would read and write outside l.output/l.delta"),
     "det-coords": ("has an object but coords < 4: upstream reads four box entries per box and four truth values "
                    "(past the cell's own)"),
 }
@@ -109,7 +110,9 @@ class DetectionLayer(ReadOnly):
 
     Upstream behaviour reproduced (tests/test_more_layers.py names them):
     ``is_obj`` truncated to int; the responsible box by IoU, else by RMSE
-    below 20; ``forced``; ``random`` with glibc's ``rand()`` from ``srand(0)``;
+    below 20 -- and when none qualifies, "box -1" (the previous cell's last
+    box), or with ``forced`` and ``num=1`` "box 1" (the next cell's), as long
+    as those stay inside the buffer; ``forced``; ``random`` with glibc's ``rand()`` from ``srand(0)``;
     ``1. - out`` in double for the objectness delta; ``sqrt`` targets through
     double sqrt; the cost overwritten by ``pow(mag_array(delta), 2)``.
     """

@@ -375,8 +375,8 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     """
     other = more.is_more(layer)  # AlexeyAB's [region] or [detection]: arrays as upstream stores them
     if not other and not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer)):
-        raise TypeError("layer must be the YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.RegionLayer or "
-                        "DetectionLayer the expected result came from")
+        raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer the expected result came "
+                        "from (or the alexeyab.RegionLayer or DetectionLayer)")
     if other and (tolerance != "exact" or layout != "nchw"):
         raise ValueError(f"{layer.kind}: compare() takes its arrays as upstream stores them (layout='nchw' here "
                          "means that) and compares them exactly (with atol/rtol/max_ulp if you must): no decision "
