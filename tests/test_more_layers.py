@@ -110,10 +110,12 @@ def test_extra_set_provenance_and_coverage() -> None:
     assert "-O2 -fno-fast-math -ffp-contract=off" in m["cflags"]
     assert "59596d7880f6504768df41d6daa586f5cb2b932f" in m["upstream"]["region_ab"]
     assert "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9" in m["upstream"]["detection"]
-    assert len(m["cases"]) == len(EXTRA_CASES) == 80
+    assert len(m["cases"]) == len(EXTRA_CASES) == 92
     tags = [t for c in m["cases"] for t in c["tags"]]
-    # what the shared set lacks: rand() draws, several forwards on one layer, classfix -1 / 2, a class map
-    for t in ("random_lt_64000", "forwards_2", "forwards_3", "classfix_-1", "classfix_2", "class_map"):
+    # what the shared set lacks: rand() draws, several forwards on one layer, classfix -1 / 2, a class map,
+    # upstream's "box -1" when no box qualifies and forced's "box 1" with num=1
+    for t in ("random_lt_64000", "forwards_2", "forwards_3", "classfix_-1", "classfix_2", "class_map",
+              "no_box_qualifies", "forced_num_1"):
         assert t in tags, t
 
 
