@@ -521,3 +521,28 @@ def test_detection_no_box_qualifies_uses_box_minus_1() -> None:
     own = loc * classes + cell * num
     assert np.array_equal(res.delta[0, own:own + num], f(1) * (f(0) - x[0, own:own + num]))
     assert not res.delta[0, boxes + cell * num * 4:].any()
+
+
+def test_region_ab_decoding_from_first_principles() -> None:
+    """custom_get_region_detections: get_region_boxes on image 0's flattened output (x, y through the
+    float logistic, w, h = exp(double)*anchor/grid), objectness 1, prob = score*class above thresh; then
+    correct_yolo_boxes (no letterbox here: the boxes only scale to the image)."""
+    layer = alexeyab.RegionLayer(classes=2, coords=4, num=1, anchors=[2, 3])
+    x = np.zeros((2, 7, 1, 2), np.float32)
+    x[0, :, 0, 1] = (.5, -1, .25, -.5, 2, 1, 3)  # cell (0, 1): x, y, w, h, objectness logit, 2 class scores
+    out = layer.forward(x, train=False).output
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    libm.expf.restype = ctypes.c_float
+    libm.expf.argtypes = [ctypes.c_float]
+    sig = lambda v: np.float32(1) / (np.float32(1) + np.float32(libm.expf(-v)))  # noqa: E731
+    dets = layer.detections(out, 200, 100, net_w=416, net_h=416, thresh=.9, relative=0, letter=0)
+    assert len(dets) == 2 and np.array_equal(dets.objectness, [1, 1])
+    f = np.float32
+    bx = (f(1) + sig(.5)) / f(2) * f(200)
+    by = (f(0) + sig(-1.)) / f(1) * f(100)
+    bw = f(np.exp(np.float64(f(.25))) * 2 / 2) * f(1 / f(1)) * f(200)
+    bh = f(np.exp(np.float64(f(-.5))) * 3 / 1) * f(1 / f(1)) * f(100)
+    assert dets.bbox[1].tolist() == [bx, by, bw, bh]
+    score = sig(2.)
+    assert dets.prob[1].tolist() == [0, score * f(3)]  # score*1 = .88 is not above .9
+    assert not dets.prob[0].any()
