@@ -20,7 +20,9 @@
  *   - the second loop starts from best_index = 0, so a truth no anchor
  *     overlaps writes its deltas at index 0 of the whole buffer (image 0's
  *     first cell), whatever image it belongs to;
- *   - the classfix class deltas of the first loop use the raw class id (no map).
+ *   - the classfix class deltas of the first loop use the raw class id (no map);
+ *   - a negative class id (below -1 after truncation toward 0) is used as it is:
+ *     no class matches it, so every class gets the background delta.
  * l.delta is un-flattened to darknet's layout before the cost.
  */
 #include <limits.h>
@@ -99,14 +101,20 @@ static int check_row(const ab_region_layer *l, const float *row, int terminator_
     for (k = 0; k < 4; ++k) {
         if (!isfinite(row[k])) return DN_E_TRUTH_VALUE;
     }
-    /* A negative id indexes before the cell's class entries (focal loss, the
-     * classfix deltas) or before the map. */
-    if (id < 0) return DN_E_TRUTH_CLASS;
     {
         /* i = (truth.x * l.w): float product truncated to int. */
         float fx = row[0]*l->w, fy = row[1]*l->h;
         if (!(fx > -1.0f && fy > -1.0f) || !int_convertible(fx) || !int_convertible(fy)) return DN_E_TRUTH_CELL;
         if ((int)fx < 0 || (int)fx >= l->w || (int)fy < 0 || (int)fy >= l->h) return DN_E_TRUTH_CELL;
+    }
+    if (id < 0) {
+        /* A negative id is used as it is: the class loop never meets it (every
+         * class gets 0 - p, nothing is added to avg_cat).  But l.map[id] reads
+         * before the map, and the focal loss reads output[index + 5 + id],
+         * before the buffer for some cells once id < -5: refused there. */
+        if (l->map) return DN_E_MAP_INDEX;
+        if (l->focal_loss && id < -5) return DN_E_TRUTH_CLASS;
+        return DN_OK;
     }
     if (l->map) {
         if (id >= l->map_len) return DN_E_MAP_INDEX;

@@ -309,7 +309,10 @@ def test_region_refusals() -> None:
     t[1, 0] = (1.0, .5, .3, .3, 0, 0)  # x == 1: column w
     _refused(lambda: layer.forward(x, t), "image 1 row 0", "outside the 3x3 grid")
     t[1, 0] = (.5, .5, .3, .3, -1, 0)
-    _refused(lambda: layer.forward(x, t), "image 1 row 0", "below 0")
+    assert layer.forward(x, t).count == 1  # used as it is (see the quirk test)
+    _refused(lambda: _region(max=3, map=[0, 1, 2]).forward(x, t), "image 1 row 0", "below 0")  # map[-1]
+    t[1, 0, 4] = -6
+    _refused(lambda: _region(max=3, focal_loss=1).forward(x, t), "image 1 row 0", "below -5 with focal_loss=1")
     t[1, 0] = (.5, np.nan, .3, .3, 0, 0)
     _refused(lambda: layer.forward(x, t), "NaN")
     t[1, 0] = (.5, .5, .3, .3, 3e9, 0)
@@ -546,3 +549,21 @@ def test_region_ab_decoding_from_first_principles() -> None:
     score = sig(2.)
     assert dets.prob[1].tolist() == [0, score * f(3)]  # score*1 = .88 is not above .9
     assert not dets.prob[0].any()
+
+
+def test_region_negative_class_id_gets_the_background_delta_on_every_class() -> None:
+    """(int)-1.0 == -1 passes upstream's `class_id >= classes` test; no class equals it, so every
+    class entry gets scale*(0 - p) and avg_cat adds nothing."""
+    rng = np.random.default_rng(12)
+    layer = _region(class_scale=2)
+    x = rng.standard_normal((1, 16, 2, 2)).astype(np.float32)
+    t = np.zeros((1, 200, 6), np.float32)
+    t[0, 0] = (.3, .6, .4, .4, -1, 0)
+    res = layer.forward(x, t, seen=20000)
+    assert res.count == 1 and res.stats.class_count == 1 and res.stats.avg_cat == 0
+    d = res.delta.reshape(1, 2, 8, 2, 2)
+    cells = [(a, j, i) for a in range(2) for j in range(2) for i in range(2) if d[0, a, 5:, j, i].any()]
+    [(a, j, i)] = cells  # the responsible anchor at the truth's cell (row 1, column 0)
+    assert (j, i) == (1, 0)
+    out = res.output_nchw().reshape(1, 2, 8, 2, 2)
+    assert np.array_equal(d[0, a, 5:, j, i], np.float32(2) * (np.float32(0) - out[0, a, 5:, j, i]))

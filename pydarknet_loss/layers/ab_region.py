@@ -124,10 +124,13 @@ class RegionLayer(ReadOnly):
     * the ``classfix`` class deltas of the first loop use the raw class id
       (no map).
 
+    * a negative class id (-1 and below; ids in (-1, 0) truncate to 0) is used
+      as it is: no class matches it, every class gets its background delta.
+
     Refused (upstream would read or write outside its buffers): ``coords < 4``,
-    a used truth row with a NaN/infinite value, a class id below 0, a cell
-    outside the grid, a class id past the map or mapped outside
-    ``[0, classes)``.
+    a used truth row with a NaN/infinite value, a cell outside the grid, a
+    class id past the map, below 0 with a map, mapped outside ``[0, classes)``,
+    or below -5 with ``focal_loss`` (it reads ``output[index + 5 + id]``).
     """
 
     kind = "region_ab"  #: the golden cases' kind
@@ -322,13 +325,14 @@ class RegionLayer(ReadOnly):
         why = {
             _native.lib.DN_E_TRUTH_VALUE: "holds NaN or an infinity; expected finite numbers",
             _native.lib.DN_E_TRUTH_INT: "has a class id that does not fit a C int (upstream's (int) cast is undefined)",
-            _native.lib.DN_E_TRUTH_CLASS: (f"has a class id below 0 or mapped outside [0, {self.classes}): upstream "
-                                           "would index the class deltas out of bounds; expected ids in "
-                                           f"[0, {self.classes}) (ids >= classes are skipped with a warning)"),
+            _native.lib.DN_E_TRUTH_CLASS: (f"has a class id mapped outside [0, {self.classes}), or below -5 with "
+                                           "focal_loss=1: upstream would index the class entries out of bounds; "
+                                           f"expected ids in [0, {self.classes}) (ids >= classes are skipped with "
+                                           "a warning, negative ids get every class's background delta)"),
             _native.lib.DN_E_TRUTH_CELL: (f"lies outside the {w}x{h} grid: (int)(x*w) and (int)(y*h) must be in "
                                           f"[0, {w}) and [0, {h}) (x == 1.0 indexes column w, past the grid)"),
-            _native.lib.DN_E_MAP_INDEX: (f"has a class id past the class map (len {0 if self.map is None else len(self.map)}); "
-                                         "upstream would read outside it"),
+            _native.lib.DN_E_MAP_INDEX: (f"has a class id past the class map (len {0 if self.map is None else len(self.map)}) "
+                                         "or below 0; upstream would read outside it"),
         }.get(rc, f"was refused by the C core (code {rc})")
         return ValueError(f"{where} {why}")
 
