@@ -567,3 +567,19 @@ def test_region_negative_class_id_gets_the_background_delta_on_every_class() -> 
     assert (j, i) == (1, 0)
     out = res.output_nchw().reshape(1, 2, 8, 2, 2)
     assert np.array_equal(d[0, a, 5:, j, i], np.float32(2) * (np.float32(0) - out[0, a, 5:, j, i]))
+
+
+def test_cli_check_reads_the_more_layers_folders(tmp_path: Path, capsys: Any) -> None:
+    """`pydarknet-loss check` on a more-layers folder (its MANIFEST names the kind once, as "layer"):
+    the oracle's own arrays pass, a doubled delta fails with the case named."""
+    from pydarknet_loss.parity import cli, golden
+
+    for kind in KINDS:
+        for p in sorted((SHARED_COPY / kind).glob("*.npz")):
+            r = golden.GoldenCase.load(p).run()
+            delta = r.delta * np.float32(2) if p.name.startswith("case_0003") else r.delta
+            np.savez(tmp_path / p.name, output=r.output, delta=delta, cost=r.cost)
+        capsys.readouterr()
+        assert cli.main(["check", "--golden", str(SHARED_COPY / kind), "--actual", str(tmp_path)]) == 1
+        out = capsys.readouterr().out
+        assert "9 of 10 cases match" in out and f"case_0003_{kind}.npz: " in out

@@ -265,11 +265,15 @@ def case_entries(folder: PathLike) -> List[CaseEntry]:
     man = d / "MANIFEST.json"
     if man.is_file():
         try:
-            cases = json.loads(man.read_text()).get("cases", [])
+            data = json.loads(man.read_text())
+            cases = data.get("cases", [])
         except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as exc:
             raise GoldenError(f"{man}: not a golden MANIFEST ({exc})") from None
-        return [CaseEntry(d / c["file"], c["kind"], bool(c.get("train", True)), list(c.get("tags", [])))
-                for c in cases if isinstance(c, dict) and c.get("kind") in KINDS and "file" in c]
+        # the more-layers MANIFESTs name the kind once, as "layer", not per case
+        default_kind = data.get("layer") if isinstance(data.get("layer"), str) else None
+        return [CaseEntry(d / c["file"], c.get("kind", default_kind), bool(c.get("train", True)),
+                          list(c.get("tags", [])))
+                for c in cases if isinstance(c, dict) and c.get("kind", default_kind) in KINDS and "file" in c]
     out = []
     for p in sorted(d.glob("*.npz")):
         try:
