@@ -705,6 +705,8 @@ typedef struct detection_layer {
     int rescore, softmax, sqrt, forced, random;
     float coord_scale, object_scale, noobject_scale, class_scale;
     dn_glibc_rand *rand_state; /* the layer's rand() (srand(0) at make_detection_layer) */
+    int *picks;               /* optional (NULL): batch*side*side, the box each object cell used
+                                 (after forced and random; -1: upstream's "box -1"), -2 without an object */
 
     float *output;
     float *delta;

@@ -244,6 +244,7 @@ int forward_detection_layer(const detection_layer l, network net)
                 int best_index, box_index, tbox_index, p_index, class_index;
                 box truth, out;
                 float iou;
+                if (l.picks) l.picks[b*locations + i] = -2;
                 for (j = 0; j < l.n; ++j) {
                     p_index = index + locations*l.classes + i*l.n + j;
                     l.delta[p_index] = l.noobject_scale*(0 - l.output[p_index]);
@@ -266,6 +267,7 @@ int forward_detection_layer(const detection_layer l, network net)
                     best_index = dn_glibc_rand_next(l.rand_state) % l.n;
                 }
 
+                if (l.picks) l.picks[b*locations + i] = best_index;
                 box_index = index + locations*(l.classes + l.n) + (i*l.n + best_index)*l.coords;
                 tbox_index = truth_index + 1 + l.classes;
                 out = pred_box(&l, l.output, index, locations, i, best_index);

@@ -830,8 +830,10 @@ class DetectionCall:
         self.keep.append(rand_state)
         self.output = np.zeros((batch, l.outputs), dtype=np.float32)
         self.delta = np.zeros((batch, l.outputs), dtype=np.float32)
+        self.picks = np.full((batch, l.side * l.side), -2, dtype=np.int32)
         l.output = _f32(self.output)
         l.delta = _f32(self.delta)
+        l.picks = _i32(self.picks)
         self.cost = ffi.new("float *")
         self.stats = ffi.new("detection_stats *")
         l.cost = self.cost

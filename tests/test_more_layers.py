@@ -583,3 +583,56 @@ def test_cli_check_reads_the_more_layers_folders(tmp_path: Path, capsys: Any) ->
         assert cli.main(["check", "--golden", str(SHARED_COPY / kind), "--actual", str(tmp_path)]) == 1
         out = capsys.readouterr().out
         assert "9 of 10 cases match" in out and f"case_0003_{kind}.npz: " in out
+
+
+# ---- PyTorch: the [detection] implied loss ---------------------------------------------------------
+
+def test_detection_torch_loss_gradient_is_minus_delta_and_its_value_the_terms() -> None:
+    torch = pytest.importorskip("torch")
+    from pydarknet_loss.torch import DetectionLoss
+
+    rng = np.random.default_rng(21)
+    x, t = _det_case(rng, side=3, num=2, classes=2, batch=2)
+    layer = pdl.DetectionLayer(classes=2, coords=4, side=3, num=2, sqrt=1, rescore=0, object_scale=2,
+                               noobject_scale=.5, class_scale=1.5, coord_scale=5)
+    xt = torch.tensor(x, requires_grad=True)
+    loss = DetectionLoss(layer)(xt, t)
+    loss.backward()
+    res = pdl.DetectionLayer(**layer.params()).forward(x, t)
+    assert np.array_equal(xt.grad.numpy().view(np.uint32), (np.float32(0) - res.delta).view(np.uint32))
+    # the value from first principles (float64): ½ s (t - out)² per term, the picks from the oracle
+    loc, n, cls = 9, 2, 2
+    v = 0.0
+    for b in range(2):
+        for i in range(loc):
+            for j in range(n):
+                v += 0.5 * .5 * float(x[b, loc * cls + i * n + j]) ** 2
+            p = int(res.picks[b, i])
+            if p < 0:
+                continue
+            o = float(x[b, loc * cls + i * n + p])
+            v += 0.5 * 2 * (1 - o) ** 2 - 0.5 * .5 * o ** 2
+            v += sum(0.5 * 1.5 * (float(t[b, i, 1 + k]) - float(x[b, i * cls + k])) ** 2 for k in range(cls))
+            box = x[b, loc * (cls + n) + (i * n + p) * 4:][:4].astype(np.float64)
+            tb = t[b, i, 1 + cls:].astype(np.float64)
+            target = np.array([tb[0], tb[1], np.sqrt(tb[2]), np.sqrt(tb[3])])
+            v += float(0.5 * 5 * ((target - box) ** 2).sum())
+    # the value is float64 built from float32 deltas: equal to ~1e-6 (the gradient above is exact)
+    assert abs(float(loss.detach()) - v) <= 1e-6 * abs(v)
+
+
+def test_detection_torch_loss_refusals() -> None:
+    torch = pytest.importorskip("torch")
+    from pydarknet_loss.implied import NotAGradientError
+    from pydarknet_loss.torch import DetectionLoss
+
+    with pytest.raises(NotAGradientError, match="softmax=1"):
+        DetectionLoss(pdl.DetectionLayer(classes=2, coords=4, side=3, num=3, softmax=1))
+    classes, num, side = 2, 2, 2
+    layer = pdl.DetectionLayer(classes=classes, coords=4, side=side, num=num)
+    x = np.zeros((1, layer.inputs), np.float32)
+    x[0, side * side * (classes + num):] = np.tile(np.float32([5e3, 5e3, .1, .1]), side * side * num)
+    t = np.zeros((1, side * side, 1 + classes + 4), np.float32)
+    t[0, 3, 0], t[0, 3, 1:] = 1, (1, 0, .5, .5, .2, .2)
+    with pytest.raises(ValueError, match="image 0 cell 3.*box -1"):
+        DetectionLoss(layer)(torch.tensor(x), t)

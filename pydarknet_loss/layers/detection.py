@@ -77,6 +77,7 @@ class DetectionResult:
     stats: Optional[DetectionStats]  #: None when train=False
     count: int  #: the printed count (object cells); -1 when train=False
     draws: int = 0  #: rand() values this call drew from the layer's generator
+    picks: Optional[np.ndarray] = None  #: (B, side*side) int32: the box each object cell used (-1: "box -1"), -2 elsewhere
 
     @property
     def text(self) -> str:
@@ -253,7 +254,7 @@ class DetectionLayer(ReadOnly):
                                pos_obj=float(s.pos_obj), any_obj=float(s.any_obj), count=int(s.count))
         draws = int(s.count) if (self.random and seen < 64000) else 0
         return DetectionResult(output=call.output, delta=call.delta, cost=np.float32(call.cost[0]), stats=stats,
-                               count=int(s.count), draws=draws)
+                               count=int(s.count), draws=draws, picks=call.picks)
 
     def detections(self, output: np.ndarray, w: int, h: int, thresh: float = .2) -> Detections:
         """get_detection_detections (f6afaab) on image 0 of ``output``:
