@@ -636,3 +636,22 @@ def test_detection_torch_loss_refusals() -> None:
     t[0, 3, 0], t[0, 3, 1:] = 1, (1, 0, .5, .5, .2, .2)
     with pytest.raises(ValueError, match="image 0 cell 3.*box -1"):
         DetectionLoss(layer)(torch.tensor(x), t)
+
+
+def test_cli_golden_export_layer_json_for_both_kinds(tmp_path: Path) -> None:
+    from pydarknet_loss.parity import cli, golden
+
+    specs = {"detection": {"kind": "detection", "kwargs": {"classes": 3, "coords": 4, "side": 3, "num": 2,
+                                                             "random": 1}, "batch": 2},
+             "region_ab": {"kind": "region_ab", "kwargs": {"classes": 3, "num": 2, "anchors": [1, 2, 3, 4],
+                                                             "softmax": 1}, "w": 3, "h": 2, "batch": 1}}
+    for kind, spec in specs.items():
+        (tmp_path / f"{kind}.json").write_text(json.dumps(spec))
+        out = tmp_path / f"out_{kind}"
+        assert cli.main(["golden", "export", "--layer-json", str(tmp_path / f"{kind}.json"), "--cases", "3",
+                         "--out", str(out), "--no-progress"]) == 0
+        cases = golden.load_cases(out)
+        assert len(cases) == 3 and {c.kind for c in cases} == {kind}
+        for c in cases:
+            r = c.run()
+            assert c.check({"output": r.output, "delta": r.delta, "cost": r.cost}).ok

@@ -355,8 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p_exp.add_mutually_exclusive_group(required=True)
     src.add_argument("--cfg", type=Path, help="a darknet cfg: cases for each of its loss layers")
     src.add_argument("--layer-json", type=Path,
-                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab') plus a golden case's params "
-                          "(w and h required)")
+                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab', 'region_ab', 'detection') plus a "
+                          "golden case's params (w and h required; region_ab and detection: the cfg options as "
+                          "'kwargs', detection's grid is side x side)")
     p_exp.add_argument("--flavor", choices=("pjreddie", "alexeyab"), default="pjreddie",
                        help="which darknet the --cfg is for (default pjreddie; a cfg cannot say)")
     p_exp.add_argument("--cases", type=int, default=10, help="number of cases (default 10)")
