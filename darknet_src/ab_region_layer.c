@@ -164,11 +164,27 @@ box ab_get_region_box(const float *x, const float *biases, int n, int index, int
 /* Where flattened position p (b*outputs + cell*c + anchor*size + entry) of
  * upstream's channels-last delta lands after its final flatten(.., 0):
  * darknet's layout b*outputs + (anchor*size + entry)*w*h + cell. */
-static inline float *dp(const ab_region_layer *l, int p)
+static inline size_t dpos(const ab_region_layer *l, int p)
 {
     int b = p/l->outputs, r = p % l->outputs;
     int s = r/l->c, c = r % l->c;
-    return l->delta + (size_t)b*l->outputs + (size_t)c*l->w*l->h + s;
+    return (size_t)b*l->outputs + (size_t)c*l->w*l->h + s;
+}
+
+static inline float *dp(const ab_region_layer *l, int p)
+{
+    return l->delta + dpos(l, p);
+}
+
+/* The implied loss's record (l.target, l.target_scale, when the caller asks):
+ * the delta just written at p is s*(t - v) in its term's form; s NaN: no term. */
+static inline void term(const ab_region_layer *l, int p, float t, float s)
+{
+    if (l->target) {
+        size_t q = dpos(l, p);
+        l->target[q] = t;
+        l->target_scale[q] = s;
+    }
 }
 
 static float delta_region_box(box truth, const float *x, const float *biases, int n, int index, int i, int j,
@@ -186,6 +202,10 @@ static float delta_region_box(box truth, const float *x, const float *biases, in
     *dp(l, index + 1) = scale*(ty - ly)*ab_logistic_gradient(ly);
     *dp(l, index + 2) = scale*(tw - x[index + 2]);
     *dp(l, index + 3) = scale*(th - x[index + 3]);
+    term(l, index + 0, tx, scale);
+    term(l, index + 1, ty, scale);
+    term(l, index + 2, tw, scale);
+    term(l, index + 3, th, scale);
     return iou;
 }
 
@@ -202,11 +222,13 @@ static void delta_region_class(const float *output, const ab_region_layer *l, in
         for (n = 0; n < classes; ++n) {
             *dp(l, index + n) = scale*(((n == class_id) ? 1 : 0) - output[index + n]);
             *dp(l, index + n) *= alpha*grad;
+            term(l, index + n, (n == class_id) ? 1 : 0, NAN);  /* no implied loss: focal */
             if (n == class_id) *avg_cat = dn_add_acc(*avg_cat, output[index + n]);
         }
     } else {
         for (n = 0; n < classes; ++n) {
             *dp(l, index + n) = scale*(((n == class_id) ? 1 : 0) - output[index + n]);
+            term(l, index + n, (n == class_id) ? 1 : 0, scale);
             if (n == class_id) *avg_cat = dn_add_acc(*avg_cat, output[index + n]);
         }
     }
@@ -262,6 +284,13 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
     }
     if (!state.train) return DN_OK;
     memset(l.delta, 0, total*sizeof(float));
+    if (l.target) {
+        size_t k;
+        for (k = 0; k < total; ++k) {
+            l.target[k] = 0;
+            l.target_scale[k] = NAN;
+        }
+    }
     *(l.cost) = 0;
     for (b = 0; b < l.batch; ++b) {
         const float *timg = tr + (size_t)b*l.truths;
@@ -289,10 +318,13 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
                     o = l.output[index + 4];
                     avg_anyobj = dn_add_acc(avg_anyobj, o);
                     *dp(&l, index + 4) = l.noobject_scale*((0 - o)*ab_logistic_gradient(o));
+                    term(&l, index + 4, 0, l.noobject_scale);
                     if (l.classfix == -1) {
                         *dp(&l, index + 4) = l.noobject_scale*((best_iou - o)*ab_logistic_gradient(o));
+                        term(&l, index + 4, best_iou, l.noobject_scale);
                     } else if (best_iou > l.thresh) {
                         *dp(&l, index + 4) = 0;
+                        term(&l, index + 4, 0, NAN);
                         if (l.classfix > 0) {
                             /* the raw class id: the map is not applied here */
                             delta_region_class(l.output, &l, index + 5, best_class_id, l.classes,
@@ -353,8 +385,10 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
             o = l.output[best_index + 4];
             avg_obj = dn_add_acc(avg_obj, o);
             *dp(&l, best_index + 4) = l.object_scale*(1 - o)*ab_logistic_gradient(o);
+            term(&l, best_index + 4, 1, l.object_scale);
             if (l.rescore) {
                 *dp(&l, best_index + 4) = l.object_scale*(iou - o)*ab_logistic_gradient(o);
+                term(&l, best_index + 4, iou, l.object_scale);
             }
             if (l.map) class_id = l.map[class_id];
             delta_region_class(l.output, &l, best_index + 5, class_id, l.classes, l.class_scale, &avg_cat,

@@ -649,6 +649,12 @@ typedef struct ab_region_layer {
     float *delta;             /* batch*outputs, darknet layout */
     float *cost;
     ab_region_stats *stats;   /* may be NULL */
+    /* Optional (NULL normally), darknet layout: for each delta the forward writes
+     * last, its term's target t and scale s (NaN: no term; the focal loss's class
+     * deltas: NaN, not a gradient).  x, y, objectness: s*(t - sigma(x))*sigma';
+     * w, h: s*(t - x); classes: s*(t - p) (p = softmax or the raw output). */
+    float *target;
+    float *target_scale;
 } ab_region_layer;
 
 /* Shape fields and parse_region's defaults (thresh .5, scales 1), no allocation. */

@@ -704,7 +704,7 @@ class ABRegionCall:
     is (B, H, W, C) (upstream's flattened, channels-last buffer), delta
     (B, C, H, W)."""
 
-    def __init__(self, spec: ABRegionSpec, batch: int, h: int, w: int) -> None:
+    def __init__(self, spec: ABRegionSpec, batch: int, h: int, w: int, targets: bool = False) -> None:
         self.keep: List[Any] = []
         self.layer = l = ffi.new("ab_region_layer *")
         rc = lib.ab_region_layer_init(l, _cint(batch, "batch", 1), _cint(w, "w", 1), _cint(h, "h", 1),
@@ -730,6 +730,13 @@ class ABRegionCall:
         self.stats = ffi.new("ab_region_stats *")
         l.cost = self.cost
         l.stats = self.stats
+        self.target: Optional[np.ndarray] = None
+        self.target_scale: Optional[np.ndarray] = None
+        if targets:  # the implied loss's record (pdl.torch.ABRegionLoss)
+            self.target = np.zeros_like(self.delta)
+            self.target_scale = np.full_like(self.delta, np.nan)
+            l.target = self._ptr(_f32, self.target)
+            l.target_scale = self._ptr(_f32, self.target_scale)
 
     def _ptr(self, conv: Any, a: np.ndarray) -> Any:
         self.keep.append(a)

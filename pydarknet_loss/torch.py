@@ -436,3 +436,78 @@ class DetectionLoss(nn.Module):
 
 
 __all__.append("DetectionLoss")
+
+
+# ==== issue 23: AlexeyAB's [region] (YOLOv2) ====
+
+class ABRegionLoss(nn.Module):
+    """AlexeyAB's [region] implied loss: the terms the CPU forward writes last,
+    ``½ s (t − σ(x))²`` on x, y and objectness, ``½ s (t − x)²`` on w, h, and on the
+    classes ``s·(logsumexp(z) − t·z)`` (cross-entropy, ``softmax=1``) or
+    ``½ s (t − x)²`` (raw), targets and scales held constant (``rescore``'s IoU,
+    ``classfix``).  Its gradient with respect to the layer's raw input is minus
+    darknet's delta: ``x.grad`` is ``0 - delta`` bit for bit (what backward hands on
+    in both of AlexeyAB's builds), the value is computed in float64.  Refused:
+    ``focal_loss=1`` (its class delta is not a gradient:
+    :class:`pydarknet_loss.implied.NotAGradientError`)."""
+
+    last_parts: Optional[Dict[str, float]]
+
+    def __init__(self, layer: Any, seen: int = 0) -> None:
+        super().__init__()
+        from .layers.ab_region import RegionLayer as ABRegionLayer
+
+        if not isinstance(layer, ABRegionLayer):
+            raise TypeError("ABRegionLoss needs a pydarknet_loss.alexeyab.RegionLayer")
+        if layer.focal_loss:
+            raise implied.NotAGradientError(
+                "AlexeyAB's [region] with focal_loss=1: every class delta is multiplied by the target class's focal "
+                "factor, which is not the gradient of any function of the input")
+        self.layer, self.seen = layer, int(seen)
+        self.last_parts = None
+
+    def terms(self, x: torch.Tensor, truth: Any) -> Tuple[torch.Tensor, Any]:
+        """(value, oracle result): the implied loss as a differentiable float64 torch
+        expression of ``x`` (its autograd gradient approximates 0 - delta in
+        float64), and the oracle's result."""
+        layer = self.layer
+        res, target, scale = layer.terms(x.detach().cpu().numpy(), truth, seen=self.seen)
+        b, c, h, w = x.shape
+        size = layer.coords + 1 + layer.classes
+        z = x.to(torch.float64).reshape(b, layer.num, size, h, w)
+        t = torch.from_numpy(target.astype(np.float64)).to(x.device).reshape(z.shape)
+        s_np = scale.astype(np.float64).reshape(b, layer.num, size, h, w)
+        has = torch.from_numpy(~np.isnan(s_np)).to(x.device)
+        s = torch.from_numpy(np.nan_to_num(s_np, nan=0.0)).to(x.device)
+        parts: Dict[str, torch.Tensor] = {}
+        sig = torch.sigmoid(z[:, :, [0, 1, 4]])
+        sq = 0.5 * s[:, :, [0, 1, 4]] * (t[:, :, [0, 1, 4]] - sig) ** 2
+        parts["xy"] = torch.where(has[:, :, [0, 1]], sq[:, :, :2], torch.zeros_like(sq[:, :, :2])).sum()
+        parts["obj"] = torch.where(has[:, :, 4], sq[:, :, 2], torch.zeros_like(sq[:, :, 2])).sum()
+        wh = 0.5 * s[:, :, 2:4] * (t[:, :, 2:4] - z[:, :, 2:4]) ** 2
+        parts["wh"] = torch.where(has[:, :, 2:4], wh, torch.zeros_like(wh)).sum()
+        cz, ct, cs, ch = (a[:, :, 5:5 + layer.classes] for a in (z, t, s, has))
+        if layer.softmax:
+            group = ch.any(dim=2)  # a class group is written whole, with one scale
+            ce = cs[:, :, 0] * (torch.logsumexp(cz, dim=2) - (ct * cz).sum(dim=2))
+            parts["class"] = torch.where(group, ce, torch.zeros_like(ce)).sum()
+        else:
+            sqc = 0.5 * cs * (ct - cz) ** 2
+            parts["class"] = torch.where(ch, sqc, torch.zeros_like(sqc)).sum()
+        value = parts["xy"] + parts["wh"] + parts["obj"] + parts["class"]
+        self.last_parts = {k: float(v.detach()) for k, v in parts.items()}
+        return value, res
+
+    def forward(self, x: torch.Tensor, truth: Any) -> torch.Tensor:
+        """The loss at ``x`` (float32 (B, C, H, W), darknet's layout); ``truth`` as the
+        layer's forward takes it.  Gradient: 0 - delta, bit for bit."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != torch.float32:
+            raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {x.dtype}")
+        with torch.no_grad():
+            value, res = self.terms(x.detach(), truth)
+        return _DeltaGradient.apply(x, value.detach(), torch.from_numpy(np.float32(0) - res.delta))
+
+
+__all__.append("ABRegionLoss")

@@ -655,3 +655,44 @@ def test_cli_golden_export_layer_json_for_both_kinds(tmp_path: Path) -> None:
         for c in cases:
             r = c.run()
             assert c.check({"output": r.output, "delta": r.delta, "cost": r.cost}).ok
+
+
+@pytest.mark.parametrize("opts", [dict(softmax=1, rescore=1), dict(softmax=0, classfix=2, bias_match=1),
+                                  dict(softmax=1, classfix=-1, coords=5), dict(softmax=1, classfix=1, rescore=1)])
+@pytest.mark.parametrize("seen", [0, 20000])
+def test_ab_region_torch_loss_gradient_is_minus_delta(opts: Dict[str, Any], seen: int) -> None:
+    """x.grad is 0 - delta bit for bit; and the recorded terms are the right ones: the float64
+    expression's own autograd gradient agrees with darknet's delta (to float32 rounding)."""
+    torch = pytest.importorskip("torch")
+    from pydarknet_loss.torch import ABRegionLoss
+
+    rng = np.random.default_rng(31 + seen)
+    layer = _region(classes=3, num=2, thresh=.3, object_scale=5, class_scale=2, coord_scale=1.5, **opts)
+    x = rng.standard_normal((2, layer.channels, 3, 4)).astype(np.float32)
+    t = np.zeros((2, 200, 6), np.float32)
+    for b in range(2):
+        for r in range(3):
+            t[b, r] = (rng.uniform(.05, .95), rng.uniform(.05, .95), rng.uniform(.1, .7), rng.uniform(.1, .7),
+                       int(rng.integers(0, 3)), 0)
+    xt = torch.tensor(x, requires_grad=True)
+    loss_fn = ABRegionLoss(layer, seen=seen)
+    loss_fn(xt, t).backward()
+    res = layer.forward(x, t, seen=seen)
+    assert np.array_equal(xt.grad.numpy().view(np.uint32), (np.float32(0) - res.delta).view(np.uint32))
+    x64 = torch.tensor(x, requires_grad=True)
+    value, _ = loss_fn.terms(x64, t)
+    (g,) = torch.autograd.grad(value, x64)
+    # the float64 expression of the implied loss against darknet's float32 delta: rounding apart
+    assert np.allclose(g.numpy(), -res.delta, rtol=1e-4, atol=1e-6)
+    assert float(value.detach()) > 0 and set(loss_fn.last_parts) == {"xy", "wh", "obj", "class"}
+
+
+def test_ab_region_torch_loss_refuses_focal_loss() -> None:
+    pytest.importorskip("torch")
+    from pydarknet_loss.implied import NotAGradientError
+    from pydarknet_loss.torch import ABRegionLoss
+
+    with pytest.raises(NotAGradientError, match="focal_loss=1"):
+        ABRegionLoss(_region(softmax=1, focal_loss=1))
+    with pytest.raises(TypeError, match="alexeyab.RegionLayer"):
+        ABRegionLoss(pdl.RegionLayer(classes=3, anchors=[1, 1, 2, 3]))

@@ -233,6 +233,19 @@ class RegionLayer(ReadOnly):
 
     def forward(self, x: np.ndarray, truth: Optional[TruthLike] = None, *, train: bool = True, seen: int = 0,
                 net_w: int = 416, net_h: int = 416, index: int = 0) -> RegionResult:
+        return self._forward(x, truth, train=train, seen=seen, net_w=net_w, net_h=net_h, index=index)[0]
+
+    def terms(self, x: np.ndarray, truth: TruthLike, *, seen: int = 0) -> Any:
+        """A training forward and, for every delta it writes last, its term's target
+        and scale (darknet's (B, C, H, W); scale NaN: no term): ``(result, target,
+        scale)``.  x, y, objectness: ``delta = s*(t - σ(x))*σ'(x)``; w, h:
+        ``s*(t - x)``; classes: ``s*(t - p)`` (p the softmax with ``softmax=1``, else
+        the raw output).  The focal loss's class deltas have no term (NaN)."""
+        res, call = self._forward(x, truth, train=True, seen=seen, net_w=416, net_h=416, index=0, targets=True)
+        return res, call.target, call.target_scale
+
+    def _forward(self, x: np.ndarray, truth: Optional[TruthLike], *, train: bool, seen: int, net_w: int,
+                 net_h: int, index: int, targets: bool = False) -> Any:
         """Run upstream's forward_region_layer (CPU build).
 
         ``x``: float32 (B, num*(coords+1+classes), H, W), darknet's layout.
@@ -253,7 +266,7 @@ class RegionLayer(ReadOnly):
         _validate.c_int("net_w", net_w)
         _validate.c_int("net_h", net_h)
         _validate.c_int("index", index)
-        call = _native.ABRegionCall(self._spec(), batch, h, w)
+        call = _native.ABRegionCall(self._spec(), batch, h, w, targets=targets)
         packed = None
         if train:
             if truth is None:
@@ -267,14 +280,14 @@ class RegionLayer(ReadOnly):
         if rc != _native.DN_OK:  # pragma: no cover - everything was checked above
             raise RuntimeError(f"the C core refused the input (code {rc})")
         if not train:
-            return RegionResult(output=call.output, delta=call.delta, cost=np.float32(0), stats=None, count=-1)
+            return RegionResult(output=call.output, delta=call.delta, cost=np.float32(0), stats=None, count=-1), call
         s = call.stats
         stats = RegionStats(avg_iou=float(s.avg_iou), avg_cat=float(s.avg_cat), avg_obj=float(s.avg_obj),
                             avg_anyobj=float(s.avg_anyobj), recall=float(s.recall), count=int(s.count),
                             class_count=int(s.class_count))
         assert packed is not None
         return RegionResult(output=call.output, delta=call.delta, cost=np.float32(call.cost[0]), stats=stats,
-                            count=int(s.count), warnings_text=self.warnings_text(packed))
+                            count=int(s.count), warnings_text=self.warnings_text(packed)), call
 
     def detections(self, output: np.ndarray, w: int, h: int, net_w: int = 416, net_h: int = 416,
                    thresh: float = .5, relative: int = 1, letter: int = 0) -> Any:
