@@ -696,3 +696,49 @@ def test_ab_region_torch_loss_refuses_focal_loss() -> None:
         ABRegionLoss(_region(softmax=1, focal_loss=1))
     with pytest.raises(TypeError, match="alexeyab.RegionLayer"):
         ABRegionLoss(pdl.RegionLayer(classes=3, anchors=[1, 1, 2, 3]))
+
+
+def test_c_program_runs_both_layers_and_agrees_with_python(tmp_path: Path) -> None:
+    import subprocess
+
+    root = HERE.parent
+    src = root / "darknet_src"
+    exe = tmp_path / "more_layers_api"
+    cmd = ["cc", "-std=c99", "-O2", "-fno-fast-math", "-ffp-contract=off", "-I", str(src),
+           str(HERE / "c" / "more_layers_api.c"), *map(str, sorted(src.glob("*.c"))), str(src / "cuda" / "no_cuda.c"),
+           "-lm", "-pthread", "-o", str(exe)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+
+    def bits(v: Any) -> str:
+        return f"{int(np.float32(v).view(np.uint32)):08x}"
+
+    def sum_bits(a: np.ndarray) -> str:
+        h = 0
+        for u in np.ascontiguousarray(a, np.float32).reshape(-1).view(np.uint32).tolist():
+            h = (h * 31 + u) & 0xFFFFFFFF
+        return f"{h:08x}"
+
+    # the same computation through Python
+    layer = alexeyab.RegionLayer(classes=3, coords=4, num=2, max=4, anchors=[1.5, 2, 3, 1], softmax=1, rescore=1)
+    x = ((np.arange(2 * 8 * 6) * 37) % 11 - 5).astype(np.float32) / np.float32(4)
+    truth = np.zeros((1, 4, 6), np.float32)
+    truth[0, 0, :5] = (.3, .6, .3, .4, 1)
+    r = layer.forward(x.reshape(1, 16, 2, 3), truth, seen=20000)
+    assert out[0] == (f"region rc 0 cost {bits(r.cost)} count {r.count} iou {bits(r.stats.avg_iou)} "
+                      f"output {sum_bits(r.output)} delta {sum_bits(r.delta)}")
+    assert out[1] == "region refused 1 0 0"
+    assert out[2] == "rand 1804289383 846930886"
+    det = pdl.DetectionLayer(classes=2, coords=4, side=2, num=2, random=1, sqrt=1)
+    xd = ((np.arange(2 * 48) * 29) % 13).astype(np.float32) / np.float32(13)
+    td = np.zeros((2, 4, 7), np.float32)
+    for i in range(0, 8, 2):
+        b, c = divmod(i, 4)
+        td[b, c, 0] = 1
+        td[b, c, 1 + i % 2] = 1
+        td[b, c, 3:] = (.4, .6, .3, .5)
+    rd = det.forward(xd.reshape(2, 48), td, seen=100)
+    picks = " ".join(str(int(p)) for p in rd.picks.reshape(-1))
+    assert out[3] == (f"detection rc 0 cost {bits(rd.cost)} count {rd.count} iou {bits(rd.stats.avg_iou)} "
+                      f"output {sum_bits(rd.output)} delta {sum_bits(rd.delta)} picks {picks}")
+    assert out[4] == "detection refused 1 0 0"
