@@ -742,3 +742,14 @@ def test_c_program_runs_both_layers_and_agrees_with_python(tmp_path: Path) -> No
     assert out[3] == (f"detection rc 0 cost {bits(rd.cost)} count {rd.count} iou {bits(rd.stats.avg_iou)} "
                       f"output {sum_bits(rd.output)} delta {sum_bits(rd.delta)} picks {picks}")
     assert out[4] == "detection refused 1 0 0"
+
+
+def test_network_layers_take_any_batch_as_the_yolo_layers_do() -> None:
+    v1 = pdl.Network.from_text("[net]\nbatch=64\nsubdivisions=2\nwidth=1\nheight=1\nchannels=28\n\n[detection]\n"
+                               "classes=2\ncoords=4\nside=2\nnum=1\n")
+    t = np.zeros((3, 4, 7), np.float32)
+    assert v1.forward({0: np.zeros((3, 28), np.float32)}, t).layers[0].count == 0
+    v2 = pdl.Network.from_text("[net]\nbatch=64\nsubdivisions=2\nwidth=2\nheight=2\nchannels=16\n\n[region]\n"
+                               "classes=3\nnum=2\nanchors=1,2,3,4\n", flavor="alexeyab")
+    assert v2.forward({0: np.zeros((3, 16, 2, 2), np.float32)}, [np.zeros((0, 5), np.float32)] * 3,
+                      seen=0).layers[0].count == 0

@@ -500,7 +500,7 @@ def region(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     if anchors is not None:
         anchors = anchors[:2 * num]
     l.loss = ab.RegionLayer(classes=classes, coords=coords, num=num, max=max_boxes, anchors=anchors, map=cmap,
-                            batch=p.batch, **{k: v for k, v in f.items()})
+                            **{k: v for k, v in f.items()})  # any batch, as the [yolo] layers
     f.update(n=num, classes=classes, coords=coords, max_boxes=max_boxes, truth_size=6, truths=max_boxes * 6,
              biases=[float(b) for b in l.loss.anchors], map_file=map_file)
     l.params.update(f)

@@ -182,7 +182,7 @@ def detection(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
         coord_scale=s.get_float("coord_scale", 1), forced=s.get_int("forced", 0),
         object_scale=s.get_float("object_scale", 1), noobject_scale=s.get_float("noobject_scale", 1),
         class_scale=s.get_float("class_scale", 1), jitter=s.get_float("jitter", .2), random=s.get_int("random", 0),
-        reorg=s.get_int("reorg", 0), batch=p.batch)
+        reorg=s.get_int("reorg", 0))  # any batch, as the [yolo] layers
 
 
 def cost(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
