@@ -686,6 +686,139 @@ long ab_expf_array_path(const float *in, float *out, int n, int path);
  * logistic; 0 elsewhere (they call expf per element). */
 int ab_expf_premise(void);
 
+/* ==== issue 23 (layers branch): AlexeyAB's [region] and pjreddie's [detection] ====
+ * (own block: kept apart from the other layers' declarations to ease merging) */
+
+/* Return codes only these two layers give (besides DN_E_*). */
+#define DN_E_DET_TRUTH -30      /* [detection]: a cell's is_obj is NaN, infinite or does not fit an int */
+#define DN_E_DET_PICK -31       /* [detection]: the box upstream picks (-1 when none qualifies, forced's 1 with num 1) lies outside the buffer */
+#define DN_E_DET_COORDS -32     /* [detection]: coords < 4 with an object cell (upstream reads the next cell's entries) */
+
+/* ---- ab_region_layer.c: AlexeyAB 59596d7's [region] (YOLOv2 in AlexeyAB's and hank-ai's repositories) ----
+ * Not pjreddie's [region]: the CPU forward flatten()s l.output to
+ * channels-last ([b][row][col][anchor*(coords+1+classes) + entry]) and
+ * leaves it so; only objectness is activated in place (AlexeyAB's float
+ * logistic), x, y go through the logistic inside get_region_box; the x, y
+ * and objectness deltas carry logistic_gradient; focal_loss and classfix;
+ * objectness at entry 4 and classes from entry 5 whatever coords says.
+ * l.delta is un-flattened (darknet layout) before the cost. */
+typedef struct ab_region_stats {
+    float avg_iou;            /* avg_iou/count */
+    float avg_cat;            /* avg_cat/class_count */
+    float avg_obj;            /* avg_obj/count */
+    float avg_anyobj;         /* avg_anyobj/(w*h*n*batch) */
+    float recall;             /* recall/count */
+    int count;
+    int class_count;
+    int warnings;             /* truth rows with class_id >= classes (upstream prints one warning each) */
+} ab_region_stats;
+
+typedef struct ab_region_layer {
+    int batch;
+    int w, h, c;              /* c = n*(classes + coords + 1) */
+    int n;                    /* num= */
+    int classes;
+    int coords;               /* >= 4 */
+    int outputs, inputs;      /* per image: w*h*c */
+    int max_boxes;            /* max= (default 200) */
+    int truths;               /* max_boxes*AB_TRUTH_SIZE */
+    const float *biases;      /* 2*n (0.5 where anchors= gives fewer) */
+    const int *map;           /* optional class map (NULL when absent), map_len entries */
+    int map_len;
+    int softmax;
+    int focal_loss;
+    int rescore;
+    int bias_match;
+    int classfix;             /* -1, 0, 1 or 2 */
+    float thresh;             /* .5 */
+    float coord_scale, object_scale, noobject_scale, class_scale;
+
+    float *output;            /* batch*outputs, left channels-last as upstream's CPU forward leaves it */
+    float *delta;             /* batch*outputs, darknet layout */
+    float *cost;
+    ab_region_stats *stats;   /* may be NULL */
+    /* Optional (NULL normally), darknet layout: for each delta the forward writes
+     * last, its term's target t and scale s (NaN: no term; the focal loss's class
+     * deltas: NaN, not a gradient).  x, y, objectness: s*(t - sigma(x))*sigma';
+     * w, h: s*(t - x); classes: s*(t - p) (p = softmax or the raw output). */
+    float *target;
+    float *target_scale;
+} ab_region_layer;
+
+/* Shape fields and parse_region's defaults (thresh .5, scales 1), no allocation. */
+int ab_region_layer_init(ab_region_layer *l, int batch, int w, int h, int n, int classes, int coords, int max_boxes);
+int ab_check_region_layer(const ab_region_layer *l);
+/* The first truth row a training forward would refuse: *bad_image, *bad_row
+ * (row -1: the layer itself).  DN_E_TRUTH_VALUE (NaN/inf in x, y, w, h or
+ * class), DN_E_TRUTH_INT (class id does not fit an int), DN_E_TRUTH_CLASS
+ * (a class id below 0), DN_E_TRUTH_CELL, DN_E_MAP_INDEX. */
+int ab_check_region_truths(const ab_region_layer *l, const float *truth, int *bad_image, int *bad_row);
+/* AlexeyAB's get_region_box on a flattened buffer (stride 1). */
+box ab_get_region_box(const float *x, const float *biases, int n, int index, int i, int j, int w, int h);
+/* forward_region_layer (CPU build); state.net_w/net_h/index are not read.
+ * seen is *state.net.seen (the seen < 12800 prior).  0 or DN_E_*. */
+int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, size_t seen);
+/* AlexeyAB's inference path for [region] (network.c's custom_get_region_detections,
+ * which fill_network_boxes calls; get_region_detections is not reached): get_region_boxes
+ * on the flattened output of image 0 (stride classes + 5 per anchor whatever coords is,
+ * classfix -1 zeroes objectness under .5), objectness 1, prob = objectness*class where
+ * above thresh, then correct_yolo_boxes with `letter`.  dets: w*h*n entries with prob
+ * rooms of `classes`.  DN_OK or DN_E_LAYER. */
+int ab_custom_get_region_detections(const ab_region_layer l, const float *output, int w, int h, int netw,
+                                    int neth, float thresh, int relative, int letter, detection *dets);
+/* AlexeyAB's correct_yolo_boxes (yolo_layer.c 59596d7, with `letter`). */
+void ab_correct_yolo_boxes(detection *dets, int n, int w, int h, int netw, int neth, int relative, int letter);
+
+/* ---- detection_layer.c: pjreddie f6afaab's [detection] (YOLOv1) ---- */
+/* glibc's random_r TYPE_3 state (the default of rand()): r[i] = r[i-3] + r[i-31]. */
+typedef struct dn_glibc_rand {
+    int r[31];
+    int f, b;                 /* front and rear indices into r */
+} dn_glibc_rand;
+/* srand(seed) (seed 0 acts as 1, as glibc's srandom_r does) and rand(). */
+void dn_glibc_srand(dn_glibc_rand *s, unsigned int seed);
+int dn_glibc_rand_next(dn_glibc_rand *s);
+
+typedef struct detection_stats {
+    float avg_iou;            /* avg_iou/count */
+    float pos_cat;            /* avg_cat/count */
+    float all_cat;            /* avg_allcat/(count*classes) */
+    float pos_obj;            /* avg_obj/count */
+    float any_obj;            /* avg_anyobj/(batch*side*side*n) */
+    int count;
+} detection_stats;
+
+typedef struct detection_layer {
+    int batch;
+    int side;
+    int n;                    /* num= */
+    int classes;
+    int coords;
+    int inputs, outputs;      /* side*side*((1 + coords)*n + classes) */
+    int truths;               /* side*side*(1 + coords + classes) */
+    int rescore, softmax, sqrt, forced, random;
+    float coord_scale, object_scale, noobject_scale, class_scale;
+    dn_glibc_rand *rand_state; /* the layer's rand() (srand(0) at make_detection_layer) */
+    int *picks;               /* optional (NULL): batch*side*side, the box each object cell used
+                                 (after forced and random; -1: upstream's "box -1"), -2 without an object */
+
+    float *output;
+    float *delta;
+    float *cost;
+    detection_stats *stats;   /* may be NULL */
+} detection_layer;
+
+int detection_layer_init(detection_layer *l, int batch, int side, int n, int classes, int coords);
+int check_detection_layer(const detection_layer *l);
+/* The first cell a training forward would refuse (DN_E_DET_*), in *bad_image, *bad_cell. */
+int check_detection_truths(const detection_layer *l, const float *input, const float *truth, size_t seen,
+                           int *bad_image, int *bad_cell);
+/* forward_detection_layer: net.input, truth, train, seen are read.  0 or DN_E_*. */
+int forward_detection_layer(const detection_layer l, network net);
+/* get_detection_detections on l.output, image 0 (side*side*n dets). */
+int get_detection_detections(const detection_layer l, int w, int h, float thresh, detection *dets);
+/* ==== end of issue 23's block ==== */
+
 /* ==== AlexeyAB/darknet 59596d7: [Gaussian_yolo] (Gaussian YOLOv3) ====
  *
  * src/gaussian_yolo_layer.c at 59596d7, CPU build.  Per anchor 9 + classes

@@ -61,6 +61,7 @@ from .parity import golden, mistakes
 from . import implied
 from .layers import alexeyab
 from .layers import hankai
+from .layers.detection import DetectionLayer, DetectionResult, DetectionStats  # issue 23: YOLOv1's [detection]
 
 __all__ = [
     "BUILD_CFLAGS",
@@ -91,6 +92,9 @@ __all__ = [
     "to_truth",
     "train_loss",
     "DarknetQuirkWarning",
+    "DetectionLayer",
+    "DetectionResult",
+    "DetectionStats",
     "RegionLayer",
     "RegionResult",
     "RegionStats",

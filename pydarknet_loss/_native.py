@@ -814,3 +814,216 @@ def cuda_info() -> CudaInfo:
                     ffi.string(info.name).decode(errors="replace") if has else None,
                     (int(info.cc_major), int(info.cc_minor)) if has else None,
                     _cuda_version(int(info.runtime_version)), _cuda_version(int(info.driver_version)), BUILD_CUDA)
+
+
+# ==== issue 23 (layers branch): AlexeyAB's [region] and pjreddie's [detection] ====
+
+ERRORS_MORE = {
+    lib.DN_E_DET_TRUTH: "det-truth",
+    lib.DN_E_DET_PICK: "det-pick",
+    lib.DN_E_DET_COORDS: "det-coords",
+    lib.DN_E_TRUTH_LABEL: "label",
+    lib.DN_E_TRUTH_INT: "int",
+}
+
+
+@dataclass
+class ABRegionSpec:
+    """What the C `ab_region_layer` needs besides the input's shape."""
+
+    n: int
+    classes: int
+    coords: int
+    max_boxes: int
+    biases: np.ndarray  # float32, 2*n
+    map: Optional[np.ndarray] = None  # int32
+    scalars: Dict[str, Any] = field(default_factory=dict)  # C field name -> value
+
+
+class ABRegionCall:
+    """An `ab_region_layer` over NumPy buffers for one forward pass.  output
+    is (B, H, W, C) (upstream's flattened, channels-last buffer), delta
+    (B, C, H, W)."""
+
+    def __init__(self, spec: ABRegionSpec, batch: int, h: int, w: int, targets: bool = False) -> None:
+        self.keep: List[Any] = []
+        self.layer = l = ffi.new("ab_region_layer *")
+        rc = lib.ab_region_layer_init(l, _cint(batch, "batch", 1), _cint(w, "w", 1), _cint(h, "h", 1),
+                                      _cint(spec.n, "num", 1), _cint(spec.classes, "classes", 1),
+                                      _cint(spec.coords, "coords", 4), _cint(spec.max_boxes, "max", 0))
+        if rc != DN_OK:
+            raise ValueError(f"the layer's sizes (batch {batch}, {w}x{h} grid, num={spec.n}, classes={spec.classes}, "
+                             f"coords={spec.coords}, max={spec.max_boxes}) do not fit the C core's int")
+        l.biases = self._ptr(_f32, _buffer(spec.biases, np.float32, 2 * spec.n, "anchors"))
+        if spec.map is not None:
+            l.map = self._ptr(_i32, _buffer(spec.map, np.int32, np.size(spec.map), "map"))
+            l.map_len = _cint(np.size(spec.map), "len(map)", 1)
+        for name, value in spec.scalars.items():
+            try:
+                setattr(l, name, value)
+            except (OverflowError, TypeError):
+                raise ValueError(f"{name} = {value!r} does not fit the C layer's {name} field") from None
+        self.output = np.zeros((batch, h, w, l.c), dtype=np.float32)
+        self.delta = np.zeros((batch, l.c, h, w), dtype=np.float32)
+        l.output = self._ptr(_f32, self.output)
+        l.delta = self._ptr(_f32, self.delta)
+        self.cost = ffi.new("float *")
+        self.stats = ffi.new("ab_region_stats *")
+        l.cost = self.cost
+        l.stats = self.stats
+        self.target: Optional[np.ndarray] = None
+        self.target_scale: Optional[np.ndarray] = None
+        if targets:  # the implied loss's record (pdl.torch.ABRegionLoss)
+            self.target = np.zeros_like(self.delta)
+            self.target_scale = np.full_like(self.delta, np.nan)
+            l.target = self._ptr(_f32, self.target)
+            l.target_scale = self._ptr(_f32, self.target_scale)
+
+    def _ptr(self, conv: Any, a: np.ndarray) -> Any:
+        self.keep.append(a)
+        return conv(a)
+
+    def check_truths(self, truth: np.ndarray) -> Tuple[int, int, int]:
+        """(code, image, row) of the first truth row the C core refuses."""
+        l = self.layer
+        _buffer(truth, np.float32, l.batch * l.truths, "truth")
+        bad = ffi.new("int[2]")
+        rc = lib.ab_check_region_truths(l, _f32(truth), bad, bad + 1)
+        return int(rc), int(bad[0]), int(bad[1])
+
+    def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, seen: int, index: int = 0,
+                net_w: int = 0, net_h: int = 0) -> int:
+        l = self.layer
+        _buffer(x, np.float32, l.batch * l.outputs, "x")
+        st = ffi.new("ab_network_state *")
+        st.input = _f32(x)
+        if truth is not None:
+            _buffer(truth, np.float32, l.batch * l.truths, "truth")
+            st.truth = _f32(truth)
+        st.train = 1 if train else 0
+        st.net_w = _cint(net_w, "net_w")
+        st.net_h = _cint(net_h, "net_h")
+        st.index = _cint(index, "index")
+        if not 0 <= seen <= SIZE_MAX:
+            raise ValueError(f"seen = {seen} does not fit the C core's size_t: expected 0 <= seen <= {SIZE_MAX}")
+        return int(lib.ab_forward_region_layer(l[0], st[0], seen))
+
+
+def ab_region_detections(call: "ABRegionCall", output0: np.ndarray, w: int, h: int, net_w: int, net_h: int,
+                         thresh: np.float32, relative: int, letter: int) -> Tuple[np.ndarray, np.ndarray]:
+    """custom_get_region_detections on image 0's flattened output: (bbox, prob)."""
+    l = call.layer
+    n = l.w * l.h * l.n
+    _buffer(output0, np.float32, l.outputs, "output")
+    dets = ffi.new("detection[]", n)
+    prob = np.zeros((n, l.classes), dtype=np.float32)
+    base = _f32(prob)
+    for i in range(n):
+        dets[i].prob = base + i * l.classes
+        dets[i].classes = l.classes
+    rc = lib.ab_custom_get_region_detections(l[0], _f32(output0), _cint(w, "w", 1), _cint(h, "h", 1),
+                                             _cint(net_w, "net_w", 1), _cint(net_h, "net_h", 1), thresh,
+                                             int(relative), int(letter), dets)
+    if rc != DN_OK:
+        raise ValueError("the C core refused the layer or the sizes")
+    bbox = np.array([[dets[i].bbox.x, dets[i].bbox.y, dets[i].bbox.w, dets[i].bbox.h] for i in range(n)],
+                    dtype=np.float32).reshape(n, 4)
+    return bbox, prob
+
+
+def glibc_rand_state(seed: int = 0) -> Any:
+    """A fresh glibc rand() state after srand(seed) (owned by the caller)."""
+    s = ffi.new("dn_glibc_rand *")
+    lib.dn_glibc_srand(s, _cint(seed, "seed", 0) if seed <= INT_MAX else seed)
+    return s
+
+
+def glibc_rand(state: Any, count: int) -> np.ndarray:
+    """The next `count` values of rand() from `state` (advancing it)."""
+    return np.array([lib.dn_glibc_rand_next(state) for _ in range(count)], dtype=np.int64)
+
+
+def glibc_rand_copy(state: Any) -> Any:
+    s = ffi.new("dn_glibc_rand *")
+    ffi.memmove(s, state, ffi.sizeof("dn_glibc_rand"))
+    return s
+
+
+@dataclass
+class DetectionSpec:
+    side: int
+    n: int
+    classes: int
+    coords: int
+    scalars: Dict[str, Any] = field(default_factory=dict)
+
+
+class DetectionCall:
+    """A C `detection_layer` over NumPy buffers (B, inputs) for one forward."""
+
+    def __init__(self, spec: DetectionSpec, batch: int, rand_state: Any) -> None:
+        self.keep: List[Any] = []
+        self.layer = l = ffi.new("detection_layer *")
+        rc = lib.detection_layer_init(l, _cint(batch, "batch", 1), _cint(spec.side, "side", 1), _cint(spec.n, "num", 1),
+                                      _cint(spec.classes, "classes", 1), _cint(spec.coords, "coords", 0))
+        if rc != DN_OK:
+            raise ValueError(f"the layer's sizes (batch {batch}, side={spec.side}, num={spec.n}, classes={spec.classes}, "
+                             f"coords={spec.coords}) do not fit the C core's int")
+        for name, value in spec.scalars.items():
+            try:
+                setattr(l, name, value)
+            except (OverflowError, TypeError):
+                raise ValueError(f"{name} = {value!r} does not fit the C layer's {name} field") from None
+        l.rand_state = rand_state
+        self.keep.append(rand_state)
+        self.output = np.zeros((batch, l.outputs), dtype=np.float32)
+        self.delta = np.zeros((batch, l.outputs), dtype=np.float32)
+        self.picks = np.full((batch, l.side * l.side), -2, dtype=np.int32)
+        l.output = _f32(self.output)
+        l.delta = _f32(self.delta)
+        l.picks = _i32(self.picks)
+        self.cost = ffi.new("float *")
+        self.stats = ffi.new("detection_stats *")
+        l.cost = self.cost
+        l.stats = self.stats
+
+    def check_truths(self, x: np.ndarray, truth: np.ndarray, seen: int) -> Tuple[int, int, int]:
+        l = self.layer
+        _buffer(x, np.float32, l.batch * l.inputs, "x")
+        _buffer(truth, np.float32, l.batch * l.truths, "truth")
+        bad = ffi.new("int[2]")
+        rc = lib.check_detection_truths(l, _f32(x), _f32(truth), seen, bad, bad + 1)
+        return int(rc), int(bad[0]), int(bad[1])
+
+    def forward(self, x: np.ndarray, truth: Optional[np.ndarray], *, train: bool, seen: int, index: int = 0) -> int:
+        l = self.layer
+        net = ffi.new("network *")
+        net.input = _f32(_buffer(x, np.float32, l.batch * l.inputs, "x"))
+        if truth is not None:
+            net.truth = _f32(_buffer(truth, np.float32, l.batch * l.truths, "truth"))
+        net.train = 1 if train else 0
+        net.index = _cint(index, "index")
+        if not 0 <= seen <= SIZE_MAX:
+            raise ValueError(f"seen = {seen} does not fit the C core's size_t: expected 0 <= seen <= {SIZE_MAX}")
+        net.seen = seen
+        return int(lib.forward_detection_layer(l[0], net[0]))
+
+    def detections(self, w: int, h: int, thresh: np.float32) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """get_detection_detections on this call's output: (bbox, objectness, prob)."""
+        l = self.layer
+        n = l.side * l.side * l.n
+        dets = ffi.new("detection[]", n)
+        prob = np.zeros((n, l.classes), dtype=np.float32)
+        base = _f32(prob)
+        for i in range(n):
+            dets[i].prob = base + i * l.classes
+            dets[i].classes = l.classes
+        rc = lib.get_detection_detections(l[0], _cint(w, "w", 1), _cint(h, "h", 1), thresh, dets)
+        if rc != DN_OK:
+            raise ValueError("the C core refused the detection layer (coords < 4?)")
+        bbox = np.array([[dets[i].bbox.x, dets[i].bbox.y, dets[i].bbox.w, dets[i].bbox.h] for i in range(n)],
+                        dtype=np.float32).reshape(n, 4)
+        obj = np.array([dets[i].objectness for i in range(n)], dtype=np.float32)
+        return bbox, obj, prob
+
+# ==== end of issue 23's block ====

@@ -45,8 +45,9 @@ from .layers import hankai
 from .layers.layout import from_nchw
 from .layers.pjreddie import REGION_MAX_TRUTHS, YOLO_MAX_TRUTHS, RegionLayer, YoloLayer
 
-__all__ = ["Case", "OPTIONS", "STANDARD_HEADS", "alexeyab_layers", "cases", "gaussian_yolo_layers", "hankai_layers",
-           "inputs", "region_layers", "standard_layers", "truths", "yolo_layers"]
+__all__ = ["Case", "OPTIONS", "STANDARD_HEADS", "alexeyab_layers", "alexeyab_region_layers", "cases",
+           "detection_layers", "gaussian_yolo_layers", "hankai_layers", "inputs", "region_layers", "standard_layers",
+           "truths", "yolo_layers"]
 
 Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
 Strat = Any  # a SearchStrategy
@@ -478,6 +479,8 @@ class Case:
 
     def net(self) -> Dict[str, int]:
         """The network arguments of the layer's forward."""
+        if _more(self.layer):  # issue 23: seen ([region] prior, [detection] random)
+            return {"seen": self.seen}
         if isinstance(self.layer, RegionLayer):
             return {"seen": self.seen}
         return {"net_w": self.net_w, "net_h": self.net_h}
@@ -485,14 +488,19 @@ class Case:
     def expected(self) -> Any:
         """The oracle's result on this case."""
         if self._expected is None:
-            self._expected = self.layer.forward(self.x, self.truth, **self.net())
+            layer = self.layer
+            if getattr(layer, "kind", None) == "detection":
+                # a fresh layer (srand(0)): its first forward's rand() draws, which an
+                # implementation under test can reproduce
+                layer = type(layer)(**layer.params())
+            self._expected = layer.forward(self.x, self.truth, **self.net())
         return self._expected
 
     def run(self, impl: Callable[..., Any], layout: str = "nchw") -> Dict[str, Any]:
         """``impl(x, truth, layer, net_w, net_h)`` (``seen=`` too when it
         takes it) on this case, its result as a dict with ``delta`` (and
         ``output``, ``cost`` when it returns them)."""
-        x = to_layout(self.x, layout, self.layer.n)
+        x = self.x if _more(self.layer) else to_layout(self.x, layout, self.layer.n)
         kw = {"seen": self.seen} if _takes(impl, "seen") else {}
         got = impl(x, self.truth, self.layer, self.net_w, self.net_h, **kw)
         if isinstance(got, dict):
@@ -509,7 +517,8 @@ class Case:
 
         if tolerance is None:
             tolerance = "exact" if isinstance(self.layer, alexeyab.GaussianYoloLayer) else "float32"
-
+        if _more(self.layer):  # no decision record: exact comparison (widened by atol/rtol/max_ulp)
+            tolerance = "exact"
         report = compare(self.expected(), self.run(impl, layout), self.layer, input=self.x, truth=self.truth,
                          layout=layout, tolerance=tolerance, **self.net(), **tol)
         if not report.ok:
@@ -517,6 +526,10 @@ class Case:
         return report
 
     def __str__(self) -> str:
+        if _more(self.layer):
+            rows = int((self.truth[..., 0] != 0).sum())
+            return (f"case: {self.layer!r}, x {tuple(self.x.shape)} (|x| <= {float(np.abs(self.x).max()):.3g}), "
+                    f"{rows} truth rows/cells, seen={self.seen}")
         b, c, h, w = self.x.shape
         rows = [(b_, t) for b_ in range(b) for t in range(self.truth.shape[1]) if self.truth[b_, t].any()]
         net = f"seen={self.seen}" if isinstance(self.layer, RegionLayer) else f"net {self.net_w}x{self.net_h}"
@@ -552,14 +565,20 @@ def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tup
     cfg's network size, with no layer option drawn; ``options=`` opts into
     drawing some (e.g. ``("map", "max_boxes", "truth_thresh")``, see
     :data:`OPTIONS`) or ``"all"``.  ``"gaussian_yolo_ab"`` (AlexeyAB's
-    [Gaussian_yolo]) has no standard head here: its layers are drawn
-    (:func:`gaussian_yolo_layers`).  Or ``layer``: yours (a layer, a list of
+    [Gaussian_yolo]), ``"region_ab"`` (AlexeyAB's [region]) and
+    ``"detection"`` (YOLOv1) have no standard head here: their layers are
+    drawn.  Or ``layer``: yours (a layer, a list of
     layers, a strategy, a :class:`~pydarknet_loss.Network`, a cfg path, a
     golden case or its ``.npz`` path).  ``net=(w, h)`` fixes the network
     size (drawn only with ``options="all"`` and no layer given)."""
-    if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab"):
-        raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab', 'yolo_hankai' or 'gaussian_yolo_ab', got "
-                         f"{kind!r}")
+    if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab") + MORE_KINDS:
+        raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab', 'yolo_hankai', 'gaussian_yolo_ab', "
+                         f"'region_ab' or 'detection', got {kind!r}")
+    if kind in MORE_KINDS or _more(layer) or (isinstance(layer, (list, tuple)) and layer and _more(layer[0])):
+        if options not in (None, "all"):
+            raise ValueError(f"options=: {kind}'s layers are drawn whole (options=None or 'all')")
+        return draw(_more_case(layer, kind=kind, batch=batch, h=h, w=w, magnitude=magnitude,
+                               max_truths=max_truths, seen=seen))
     if kind == "gaussian_yolo_ab":
         if options not in (None, "all"):
             raise ValueError("options=: [Gaussian_yolo]'s layers are drawn whole (options=None or 'all')")
@@ -589,3 +608,126 @@ def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tup
     truth = draw(truths(chosen, batch=b, h=hh, w=ww, max_truths=max_truths, net=(net_w, net_h)))
     s = draw(_st(seen, _SEEN)) if isinstance(chosen, RegionLayer) else 0
     return Case(layer=chosen, x=x, truth=truth, net_w=int(net_w), net_h=int(net_h), seen=int(s))
+
+
+# ==== issue 23: AlexeyAB's [region] (region_ab) and YOLOv1's [detection] (detection) ====
+
+MORE_KINDS = ("region_ab", "detection")
+
+
+def _more(layer: Any) -> bool:
+    return getattr(layer, "kind", None) in MORE_KINDS
+
+
+@st.composite
+def alexeyab_region_layers(draw: Any, *, classes: Any = None, num: Any = None, coords: Any = None) -> Any:
+    """Settings of AlexeyAB's ``[region]``: 1 to 5 anchors (grid cells; fewer
+    values than 2*num sometimes, leaving upstream's 0.5), 1 to 5 classes,
+    coords 4 (sometimes 5, 6), softmax, rescore, bias_match, focal_loss (with
+    softmax only: without, logf of raw outputs is NaN), classfix -1..2,
+    thresh, the scales, ``max`` 200 or a few, sometimes a class map."""
+    n_classes = draw(_st(classes, _CLASSES))
+    n = draw(_st(num, st.integers(1, 5)))
+    n_coords = draw(_st(coords, _REGION_COORDS))
+    rng = np.random.default_rng(draw(_SEED))
+    anchors = np.round(rng.uniform(0.25, 8.0, 2 * n - draw(st.integers(0, 1))), 3)
+    flags = draw(st.integers(0, 15))
+    softmax = bool(flags & 1)
+    cmap = None
+    if draw(st.integers(0, 4)) == 4:
+        cmap = rng.integers(0, n_classes, n_classes + int(rng.integers(0, 3))).tolist()
+    return alexeyab.RegionLayer(
+        classes=n_classes, coords=n_coords, num=n, max=draw(st.sampled_from([200, 3, 8])),
+        anchors=[float(a) for a in anchors], softmax=int(softmax), rescore=int(bool(flags & 2)),
+        bias_match=int(bool(flags & 4)), focal_loss=int(softmax and bool(flags & 8)),
+        classfix=draw(st.sampled_from([0, -1, 1, 2])), thresh=draw(_REGION_THRESH), map=cmap,
+        coord_scale=draw(_SCALE), object_scale=draw(_SCALE), noobject_scale=draw(_SCALE), class_scale=draw(_SCALE))
+
+
+@st.composite
+def detection_layers(draw: Any, *, classes: Any = None, num: Any = None, side: Any = None) -> Any:
+    """Settings of YOLOv1's ``[detection]``: side 1 to 4, 1 to 3 boxes per
+    cell, 1 to 5 classes, coords 4 (sometimes 5), rescore, softmax, sqrt,
+    forced (with 2 boxes or more), random, and the scales."""
+    from .layers.detection import DetectionLayer
+
+    n = draw(_st(num, st.integers(1, 3)))
+    flags = draw(st.integers(0, 31))
+    return DetectionLayer(
+        classes=draw(_st(classes, _CLASSES)), coords=draw(st.sampled_from([4, 4, 4, 5])), num=n,
+        side=draw(_st(side, st.integers(1, 4))), rescore=int(bool(flags & 1)), softmax=int(bool(flags & 2)),
+        sqrt=int(bool(flags & 4)), forced=int(bool(flags & 8) and n >= 2), random=int(bool(flags & 16)),
+        coord_scale=draw(_SCALE), object_scale=draw(_SCALE), noobject_scale=draw(_SCALE), class_scale=draw(_SCALE))
+
+
+def _region_ab_truth(draw: Any, layer: Any, batch: int, h: int, w: int, k_max: int) -> np.ndarray:
+    rows = layer.max_boxes
+    out = np.zeros((batch, rows, 6), F)
+    k_max = min(k_max, rows)
+    for b in range(batch):
+        k = draw(st.integers(0, k_max))
+        rng = np.random.default_rng(draw(_SEED))
+        for t in range(k):
+            style = draw(st.sampled_from(["plain", "tiny", "huge", "oob_class", "fraction"]))
+            cx, cy = rng.uniform(0.01, 0.99, 2)
+            bw, bh = rng.uniform(0.02, 0.7, 2)
+            cls = float(rng.integers(0, layer.classes))
+            if style == "tiny":
+                bw, bh = bw * 1e-3, bh * 1e-3
+            elif style == "huge":
+                bw, bh = 1.2 + bw, 1.1 + bh
+            elif style == "oob_class":
+                cls = float(layer.classes + int(rng.integers(0, 2)))  # skipped upstream (a warning)
+            elif style == "fraction":
+                cls += 0.7
+            out[b, t] = (_inside(cx, w), _inside(cy, h), bw, bh, cls, float(rng.integers(0, 4)))
+        if k > 2 and draw(st.booleans()):
+            out[b, draw(st.integers(1, k - 2)), 0] = 0.0  # x == 0 mid-list
+    return out
+
+
+def _detection_truth(draw: Any, layer: Any, batch: int) -> np.ndarray:
+    loc = layer.side * layer.side
+    out = np.zeros((batch, loc, 1 + layer.classes + layer.coords), F)
+    p = draw(st.sampled_from([0.0, 0.3, 0.7, 1.0]))
+    rng = np.random.default_rng(draw(_SEED))
+    for b in range(batch):
+        for i in range(loc):
+            if rng.random() >= p:
+                continue
+            out[b, i, 0] = 1.0 if rng.random() > 0.1 else 0.6  # 0.6 truncates to "no object"
+            if rng.random() < 0.8:
+                out[b, i, 1 + int(rng.integers(0, layer.classes))] = 1
+            else:
+                out[b, i, 1:1 + layer.classes] = rng.random(layer.classes)  # soft labels
+            out[b, i, 1 + layer.classes:5 + layer.classes] = (rng.random(), rng.random(), rng.uniform(0.02, 1),
+                                                              rng.uniform(0.02, 1))
+    return out
+
+
+@st.composite
+def _more_case(draw: Any, layer: Any = None, *, kind: str = "region_ab", batch: Any = None, h: Any = None,
+               w: Any = None, magnitude: Any = None, max_truths: Any = None, seen: Any = None) -> Case:
+    """cases() for region_ab and detection; never an input the oracle refuses."""
+    if isinstance(layer, (list, tuple)):
+        chosen = draw(st.sampled_from(list(layer)))
+    elif layer is None:
+        chosen = draw(alexeyab_region_layers() if kind == "region_ab" else detection_layers())
+    else:
+        chosen = draw(_st(layer, st.none()))
+    b = draw(_st(batch, _BATCH))
+    rng = np.random.default_rng(draw(_SEED))
+    if chosen.kind == "region_ab":
+        hh, ww = draw(_st(h, _GRID)), draw(_st(w, _GRID))
+        mag = draw(_st(magnitude, _MAGNITUDE))
+        x = (rng.standard_normal((b, chosen.channels, hh, ww)) * mag).astype(F)
+        truth = _region_ab_truth(draw, chosen, b, hh, ww, draw(_st(max_truths, st.just(4))))
+        s = draw(_st(seen, _SEEN))
+    else:
+        # |entries| <= 4: every box is within RMSE 20 of a truth, so one is always responsible
+        mag = draw(_st(magnitude, st.sampled_from([0.0, 1.0, 4.0])))
+        x = rng.uniform(0, 1, (b, chosen.inputs)).astype(F) if mag == 1.0 else \
+            (rng.uniform(-1, 1, (b, chosen.inputs)) * mag).astype(F)
+        truth = _detection_truth(draw, chosen, b)
+        s = draw(_st(seen, st.sampled_from([64000, 0, 63999])))
+    return Case(layer=chosen, x=x, truth=truth, seen=int(s))

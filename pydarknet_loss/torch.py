@@ -366,3 +366,154 @@ def fuzz_gradient(loss_fn: Any, layer: Any = None, *, loss_truth: Optional[Any] 
         return (-grad).detach().to(torch.float32).numpy()
 
     return fuzz(minus_grad, layer, **kw)
+
+
+# ==== issue 23: YOLOv1's [detection] ====
+
+class DetectionLoss(nn.Module):
+    """The [detection] (YOLOv1) implied loss: ``½ Σ s·(t − out)²`` over the terms
+    darknet writes (no-object confidences, the responsible box's confidence, box
+    and its cell's classes; ``rescore``'s IoU target and the pick held constant),
+    whose gradient with respect to the layer's input is minus darknet's delta.
+    ``x.grad`` is ``0 - delta`` bit for bit (times the incoming gradient); the
+    value is computed in float64 from the delta as ``Σ d²/(2s)``.
+
+    Each call is a training forward of ``layer``: with ``random=1`` and
+    ``seen < 64000`` it draws from the layer's rand() as upstream's training
+    steps do.  Refused: ``softmax=1`` (the class delta is then taken on the
+    softmax's output, not a gradient with respect to the input:
+    :class:`pydarknet_loss.implied.NotAGradientError`), and a cell whose pick
+    falls outside its own boxes (upstream's "box -1"; forced's box 1 with
+    num=1): its terms land on another cell's entries."""
+
+    last_parts: Optional[Dict[str, float]]
+
+    def __init__(self, layer: Any, seen: int = 0) -> None:
+        super().__init__()
+        from .layers.detection import DetectionLayer
+
+        if not isinstance(layer, DetectionLayer):
+            raise TypeError("DetectionLoss needs a pydarknet_loss.DetectionLayer")
+        if layer.softmax:
+            raise implied.NotAGradientError(
+                "[detection] with softmax=1: darknet's class delta is class_scale*(t - p) on the softmax's output p, "
+                "handed on as if it were the gradient with respect to the logits; it is not the gradient of any "
+                "function of the layer's input")
+        self.layer, self.seen = layer, int(seen)
+        self.last_parts = None
+
+    def forward(self, x: torch.Tensor, truth: Any) -> torch.Tensor:
+        """The loss at ``x`` (float32, (B, side*side*((1+coords)*num + classes))); ``truth`` as
+        DetectionLayer.forward takes it."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != torch.float32:
+            raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {x.dtype}")
+        layer = self.layer
+        res = layer.forward(x.detach().cpu().numpy(), truth, seen=self.seen)
+        picks = res.picks
+        if ((picks == -1) | (picks >= layer.num)).any():
+            b, i = (int(v) for v in np.argwhere((picks == -1) | (picks >= layer.num))[0])
+            raise ValueError(f"image {b} cell {i}: the box upstream uses is not one of the cell's own (no box "
+                             "qualifies: 'box -1', or forced's box 1 with num=1), so its terms land on another "
+                             "cell's entries; no implied loss is defined there")
+        loc, n, cls, co = layer.side * layer.side, layer.num, layer.classes, layer.coords
+        bsz = picks.shape[0]
+        scale = np.zeros((bsz, layer.inputs), np.float64)
+        part = np.zeros((bsz, layer.inputs), np.int8)  # 0 no term, 1 class, 2 no-object, 3 object, 4 box
+        obj_b, obj_i = np.nonzero(picks >= 0)
+        for b, i in zip(obj_b.tolist(), obj_i.tolist()):
+            scale[b, i * cls:(i + 1) * cls], part[b, i * cls:(i + 1) * cls] = float(layer.class_scale), 1
+        conf = slice(loc * cls, loc * (cls + n))
+        scale[:, conf], part[:, conf] = float(layer.noobject_scale), 2
+        for b, i in zip(obj_b.tolist(), obj_i.tolist()):
+            j = int(picks[b, i])
+            scale[b, loc * cls + i * n + j], part[b, loc * cls + i * n + j] = float(layer.object_scale), 3
+            k = loc * (cls + n) + (i * n + j) * co
+            scale[b, k:k + 4], part[b, k:k + 4] = float(layer.coord_scale), 4
+        d = res.delta.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(scale != 0, d * d / (2 * np.where(scale != 0, scale, 1)), 0.0)
+        names = {1: "class", 2: "noobj", 3: "obj", 4: "box"}
+        self.last_parts = {names[k]: float(terms[part == k].sum()) for k in names}
+        value = torch.tensor(float(terms.sum()), dtype=torch.float64, device=x.device)
+        minus_delta = torch.from_numpy(np.float32(0) - res.delta)
+        return _DeltaGradient.apply(x, value, minus_delta)
+
+
+__all__.append("DetectionLoss")
+
+
+# ==== issue 23: AlexeyAB's [region] (YOLOv2) ====
+
+class ABRegionLoss(nn.Module):
+    """AlexeyAB's [region] implied loss: the terms the CPU forward writes last,
+    ``½ s (t − σ(x))²`` on x, y and objectness, ``½ s (t − x)²`` on w, h, and on the
+    classes ``s·(logsumexp(z) − t·z)`` (cross-entropy, ``softmax=1``) or
+    ``½ s (t − x)²`` (raw), targets and scales held constant (``rescore``'s IoU,
+    ``classfix``).  Its gradient with respect to the layer's raw input is minus
+    darknet's delta: ``x.grad`` is ``0 - delta`` bit for bit (what backward hands on
+    in both of AlexeyAB's builds), the value is computed in float64.  Refused:
+    ``focal_loss=1`` (its class delta is not a gradient:
+    :class:`pydarknet_loss.implied.NotAGradientError`)."""
+
+    last_parts: Optional[Dict[str, float]]
+
+    def __init__(self, layer: Any, seen: int = 0) -> None:
+        super().__init__()
+        from .layers.ab_region import RegionLayer as ABRegionLayer
+
+        if not isinstance(layer, ABRegionLayer):
+            raise TypeError("ABRegionLoss needs a pydarknet_loss.alexeyab.RegionLayer")
+        if layer.focal_loss:
+            raise implied.NotAGradientError(
+                "AlexeyAB's [region] with focal_loss=1: every class delta is multiplied by the target class's focal "
+                "factor, which is not the gradient of any function of the input")
+        self.layer, self.seen = layer, int(seen)
+        self.last_parts = None
+
+    def terms(self, x: torch.Tensor, truth: Any) -> Tuple[torch.Tensor, Any]:
+        """(value, oracle result): the implied loss as a differentiable float64 torch
+        expression of ``x`` (its autograd gradient approximates 0 - delta in
+        float64), and the oracle's result."""
+        layer = self.layer
+        res, target, scale = layer.terms(x.detach().cpu().numpy(), truth, seen=self.seen)
+        b, c, h, w = x.shape
+        size = layer.coords + 1 + layer.classes
+        z = x.to(torch.float64).reshape(b, layer.num, size, h, w)
+        t = torch.from_numpy(target.astype(np.float64)).to(x.device).reshape(z.shape)
+        s_np = scale.astype(np.float64).reshape(b, layer.num, size, h, w)
+        has = torch.from_numpy(~np.isnan(s_np)).to(x.device)
+        s = torch.from_numpy(np.nan_to_num(s_np, nan=0.0)).to(x.device)
+        parts: Dict[str, torch.Tensor] = {}
+        sig = torch.sigmoid(z[:, :, [0, 1, 4]])
+        sq = 0.5 * s[:, :, [0, 1, 4]] * (t[:, :, [0, 1, 4]] - sig) ** 2
+        parts["xy"] = torch.where(has[:, :, [0, 1]], sq[:, :, :2], torch.zeros_like(sq[:, :, :2])).sum()
+        parts["obj"] = torch.where(has[:, :, 4], sq[:, :, 2], torch.zeros_like(sq[:, :, 2])).sum()
+        wh = 0.5 * s[:, :, 2:4] * (t[:, :, 2:4] - z[:, :, 2:4]) ** 2
+        parts["wh"] = torch.where(has[:, :, 2:4], wh, torch.zeros_like(wh)).sum()
+        cz, ct, cs, ch = (a[:, :, 5:5 + layer.classes] for a in (z, t, s, has))
+        if layer.softmax:
+            group = ch.any(dim=2)  # a class group is written whole, with one scale
+            ce = cs[:, :, 0] * (torch.logsumexp(cz, dim=2) - (ct * cz).sum(dim=2))
+            parts["class"] = torch.where(group, ce, torch.zeros_like(ce)).sum()
+        else:
+            sqc = 0.5 * cs * (ct - cz) ** 2
+            parts["class"] = torch.where(ch, sqc, torch.zeros_like(sqc)).sum()
+        value = parts["xy"] + parts["wh"] + parts["obj"] + parts["class"]
+        self.last_parts = {k: float(v.detach()) for k, v in parts.items()}
+        return value, res
+
+    def forward(self, x: torch.Tensor, truth: Any) -> torch.Tensor:
+        """The loss at ``x`` (float32 (B, C, H, W), darknet's layout); ``truth`` as the
+        layer's forward takes it.  Gradient: 0 - delta, bit for bit."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != torch.float32:
+            raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {x.dtype}")
+        with torch.no_grad():
+            value, res = self.terms(x.detach(), truth)
+        return _DeltaGradient.apply(x, value.detach(), torch.from_numpy(np.float32(0) - res.delta))
+
+
+__all__.append("ABRegionLoss")

@@ -23,6 +23,11 @@ REGION_FIELDS = {"classes": "classes", "n": "num", "coords": "coords", "max_boxe
                  "classfix": "classfix"}
 REGION_FLOATS = ("jitter", "thresh", "coord_scale", "object_scale", "noobject_scale", "class_scale",
                  "mask_scale", "temperature")
+# issue 23: YOLOv1's [detection] (pdl.DetectionLayer)
+DETECTION_FIELDS = {"classes": "classes", "n": "num", "coords": "coords", "side": "side", "max_boxes": "max_boxes",
+                    "random": "random", "softmax": "softmax", "rescore": "rescore", "sqrt": "sqrt",
+                    "forced": "forced", "reorg": "reorg"}
+DETECTION_FLOATS = ("jitter", "coord_scale", "object_scale", "noobject_scale", "class_scale")
 
 
 def f32bits(v: Any) -> int:
@@ -184,6 +189,13 @@ def check_cfg(name: str) -> None:
         assert ours.params.get("truths", 0) == theirs["truths"], ours.index
     for index, layer in n.loss_layers:
         theirs: Dict[str, Any] = up["layers"][index]
+        if layer.kind == "detection":  # issue 23
+            for key, attr in DETECTION_FIELDS.items():
+                assert getattr(layer, attr) == theirs[key], (index, key)
+            for key in DETECTION_FLOATS:
+                assert f32bits(getattr(layer, key)) == f32bits(theirs[key]), (index, key)
+            assert theirs["biases"] is None
+            continue
         ints, floats = (YOLO_FIELDS, YOLO_FLOATS) if layer.kind == "yolo" else (REGION_FIELDS, REGION_FLOATS)
         for key, attr in ints.items():
             assert getattr(layer, attr) == theirs[key], (index, key)

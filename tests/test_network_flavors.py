@@ -160,7 +160,7 @@ def test_alexeyab_heads_with_different_max_are_refused_in_forward() -> None:
 
 @pytest.mark.parametrize("body, match", [
     ("[local_avgpool]\n", r"\[local_avgpool\].*not modelled"),
-    ("[region]\nclasses=2\n", r"\[region\].*not modelled"),
+    ("[region]\nclasses=2\n", r"\[region\].*upstream asserts l.outputs == params.inputs"),  # modelled since issue 23
     ("[blob]\n", r"unknown section type \[blob\]"),
     ("[convolutional]\nfilters=4\nantialiasing=1\n", "antialiasing=1 is not modelled"),
     ("[convolutional]\nfilters=4\nstride_x=0\nstride=0\n", r"stride=0: expected a stride of at least 1"),

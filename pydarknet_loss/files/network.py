@@ -27,8 +27,8 @@ from .flavors._common import INT_MAX, Params
 from ..layers import alexeyab as _ab
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 
-LossLayer = Union[YoloLayer, RegionLayer, _ab.YoloLayer]
-LossResult = Union[YoloResult, RegionResult, _ab.YoloResult]
+LossLayer = Union[YoloLayer, RegionLayer, _ab.YoloLayer, Any]  # Any: alexeyab.RegionLayer, DetectionLayer (issue 23)
+LossResult = Union[YoloResult, RegionResult, _ab.YoloResult, Any]
 
 class DarknetCfgWarning(UserWarning):
     """What upstream's parser would print about a cfg: unused fields, skipped lines."""
@@ -242,7 +242,7 @@ class Network:
         """
         losses = self.loss_layers
         if not losses:
-            raise ValueError(f"{self.path}: the network has no [yolo] or [region] layer")
+            raise ValueError(f"{self.path}: the network has no [yolo] or [region] layer (nor [detection])")
         other = [l for l in self.layers if l.type in self.flavor.cost_types and l.loss is None]
         if other:
             raise ValueError(
@@ -274,6 +274,10 @@ class Network:
         for (index, layer), x in zip(losses, xs):
             info = self.layers[index]
             want = (info.c, info.h, info.w)
+            if info.type == "detection" and isinstance(x, np.ndarray) and x.ndim in (2, 4) and \
+                    int(np.prod(x.shape[1:])) == info.inputs:  # issue 23: [detection] reads a flat buffer
+                results[index] = self.flavor.forward_loss(self, info, x, truth, seen, train)
+                continue
             if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1:] != want:
                 got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
                 raise ValueError(f"layer {index} ([{info.type}], {self.path} line {info.line}) expects input "

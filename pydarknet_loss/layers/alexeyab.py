@@ -465,4 +465,6 @@ def forward_case(case: Mapping[str, Any]) -> YoloResult:
 
 
 # AlexeyAB's [Gaussian_yolo] lives in its own module; it is part of this namespace.
-from .gaussian import GaussianDetections, GaussianYoloLayer, GaussianYoloResult, GaussianYoloStats  # noqa: E402
+from .gaussian import GaussianDetections, GaussianYoloLayer, GaussianYoloResult, GaussianYoloStats  # noqa: E402,F401
+# ---- AlexeyAB's [region] (issue 23; its own module) ----------------------------
+from .ab_region import RegionLayer, RegionResult, RegionStats  # noqa: E402,F401

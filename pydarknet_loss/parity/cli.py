@@ -141,9 +141,14 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
         raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
     if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
         raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region', "
-                         "'yolo_ab', 'yolo_hankai' or 'gaussian_yolo_ab' and the keys of a golden case's params")
+                         "'yolo_ab', 'yolo_hankai', 'gaussian_yolo_ab', 'region_ab' or 'detection' and the keys of a "
+                         "golden case's params")
     kind = spec.pop("kind")
     spec["batch"] = args.batch if args.batch is not None else spec.get("batch", 1)
+    if kind == "detection":  # issue 23: the grid is side x side
+        side = spec.get("kwargs", {}).get("side", 7)
+        spec.setdefault("w", side)
+        spec.setdefault("h", side)
     missing = [k for k in ("w", "h") if k not in spec]
     if missing:
         raise SystemExit(f"golden export: --layer-json lacks {', '.join(missing)} (the grid size)")
@@ -291,7 +296,7 @@ def golden_check(args: argparse.Namespace) -> int:
         print(f"pydarknet-loss check: no training-forward golden cases in {golden_dir}", file=sys.stderr)
         return 2
     tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
-    tol_name = Tolerance(**tol, float32=args.tolerance == "float32")
+    tol_name = Tolerance(**tol, float32=(args.tolerance or DEFAULT_TOLERANCE) == "float32")
     tol["build"] = args.build
     print(f"checking {len(entries)} golden case{'s' if len(entries) != 1 else ''} of {golden_dir} against "
           f"{actual_dir} (tolerance: {tol_name})")
@@ -346,7 +351,8 @@ def fuzz_command(args: argparse.Namespace) -> int:
     kind = args.kind
     if args.cfg is not None:
         net = Network.from_cfg(args.cfg, flavor=args.flavor)
-        layers = [layer for _, layer in net.loss_layers if layer.kind in ("yolo", "region", "yolo_ab", "yolo_hankai")]
+        layers = [layer for _, layer in net.loss_layers
+                  if layer.kind in ("yolo", "region", "yolo_ab", "yolo_hankai", "region_ab", "detection")]
         if not layers:
             print(f"pydarknet-loss fuzz: {args.cfg} has no [yolo] or [region] layer to fuzz", file=sys.stderr)
             return 2
@@ -434,9 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p_exp.add_mutually_exclusive_group(required=True)
     src.add_argument("--cfg", type=Path, help="a darknet cfg: cases for each of its loss layers")
     src.add_argument("--layer-json", type=Path,
-                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab', 'yolo_hankai', 'gaussian_yolo_ab') plus "
-                          "a golden case's params "
-                          "(w and h required)")
+                     help="a JSON object: kind ('yolo', 'region', 'yolo_ab', 'yolo_hankai', 'gaussian_yolo_ab', "
+                          "'region_ab', 'detection') plus a golden case's params (w and h required; region_ab and "
+                          "detection: the cfg options as 'kwargs', detection's grid is side x side)")
     p_exp.add_argument("--flavor", choices=("pjreddie", "alexeyab", "hankai"), default="pjreddie",
                        help="which darknet the --cfg is for (default pjreddie; a cfg cannot say)")
     p_exp.add_argument("--cases", type=int, default=10, help="number of cases (default 10)")
@@ -471,9 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_chk.add_argument("--build", choices=("cpu", "gpu"), default="cpu",
                        help="compare your delta with the CPU build's (default) or, for [region], with what the GPU "
                             "build hands on (delta times p(1 - p) on x, y and objectness)")
-    p_chk.add_argument("--tolerance", choices=TOLERANCES, default=DEFAULT_TOLERANCE,
+    p_chk.add_argument("--tolerance", choices=TOLERANCES, default=None,
                        help="float32 (darknet's own rounding of each element, default) or exact (bit for bit: "
-                            "only a bit-exact port of darknet's C passes it)")
+                            "only a bit-exact port of darknet's C passes it); layers whose bound is not derived "
+                            "are compared exactly by default")
     p_chk.add_argument("--atol", type=float, default=0.0, help="also pass |actual - expected| <= atol")
     p_chk.add_argument("--rtol", type=float, default=0.0, help="also pass |actual - expected| <= rtol*|expected|")
     p_chk.add_argument("--max-ulp", type=int, default=0, help="also pass within this many float32 ULPs")
@@ -488,11 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with delta, output, cost). Needs Hypothesis (the [fuzz] extra). Exits 1 when "
                                       "a departure is found.")
     p_fz.add_argument("impl", metavar="IMPL", help="package.module:function (the current folder is importable)")
-    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab"),
-                      default="yolo",
+    p_fz.add_argument("--kind", choices=("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab", "region_ab",
+                                         "detection"), default="yolo",
                       help="the layer to fuzz without --cfg: the heads of pjreddie's yolov3.cfg (yolo, default), "
                            "yolov2-voc.cfg (region), AlexeyAB's yolov4.cfg (yolo_ab) or hank-ai's (yolo_hankai); "
-                           "AlexeyAB's [Gaussian_yolo] layers drawn (gaussian_yolo_ab)")
+                           "drawn layers of AlexeyAB's [Gaussian_yolo] (gaussian_yolo_ab) and [region] (region_ab), "
+                           "YOLOv1's [detection] (detection)")
     p_fz.add_argument("--options", nargs="+", metavar="OPTION",
                       help="without --cfg: also draw these layer options (e.g. map max_boxes truth_thresh), or all")
     p_fz.add_argument("--cfg", type=Path, help="fix the layers to this cfg's loss layers (and its network size)")

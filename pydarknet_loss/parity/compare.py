@@ -15,6 +15,7 @@ from ..layers import layout as lay
 from ..layers.gaussian import ENTRIES as GAUSSIAN_ENTRIES
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from . import diagnosis as dg
+from . import more_layers as more  # issue 23: region_ab, detection
 from .diagnosis import Cause, PartRow
 
 LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
@@ -464,9 +465,16 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     then found with that factor taken out of your values.  [yolo]'s GPU
     build hands on the delta as is.
     """
-    if not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer)):
+    other = more.is_more(layer)  # AlexeyAB's [region] or [detection]: arrays as upstream stores them
+    if not other and not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer,
+                                            alexeyab.GaussianYoloLayer)):
         raise TypeError("layer must be the YoloLayer, RegionLayer or alexeyab.YoloLayer (or "
-                        "alexeyab.GaussianYoloLayer) the expected result came from")
+                        "alexeyab.GaussianYoloLayer, alexeyab.RegionLayer, DetectionLayer) the expected result came "
+                        "from")
+    if other and ((tolerance is not None and tolerance != "exact") or layout != "nchw"):
+        raise ValueError(f"{layer.kind}: compare() takes its arrays as upstream stores them (layout='nchw' here "
+                         "means that) and compares them exactly (with atol/rtol/max_ulp if you must): no decision "
+                         "record exists for this layer to bound darknet's own rounding")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
     defaulted = tolerance is None
@@ -490,7 +498,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     if truth is not None:
         truth = _host_truth(truth)
     tol = Tolerance(float(atol), float(rtol), int(max_ulp), float32=tolerance == "float32")
-    names = component_names(layer)
+    names = more.names(layer) if other else component_names(layer)
     per = len(names)
     n = layer.n
     report = ParityReport(kind=layer.kind, tolerance=tol, _names=names, layout=layout,
@@ -501,15 +509,16 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
 
     ev: Optional[dg.Evidence] = _evidence  # the oracle's own run, when the caller already has it
     x = to_numpy(input, "input") if input is not None else None
-    # [Gaussian_yolo]: no record of the oracle's decisions, so only the causes that need none apply
+    # [Gaussian_yolo], AlexeyAB's [region], [detection]: no record of the
+    # oracle's decisions, so only the causes that need none apply
     gaussian = isinstance(layer, alexeyab.GaussianYoloLayer)
-    report.explained = ev is not None or (x is not None and truth is not None and not gaussian)
-    if tol.float32 and gaussian and present:
+    report.explained = ev is not None or (x is not None and truth is not None and not gaussian and not other)
+    if tol.float32 and (gaussian or other) and present:
         if not defaulted:
             raise ValueError("tolerance='float32' is not available for [Gaussian_yolo] (its per-element rounding "
                              "bound is not derived); use tolerance='exact' with atol/rtol/max_ulp")
         tol = Tolerance(tol.atol, tol.rtol, tol.max_ulp, float32=False,
-                        note="float32, the default, is not derived for [Gaussian_yolo]")
+                        note=f"float32, the default, is not derived for {layer.kind}")
         report.tolerance = tol
     elif tol.float32 and not report.explained and present and defaulted:
         tol = Tolerance(tol.atol, tol.rtol, tol.max_ulp, float32=False,
@@ -542,6 +551,34 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if exp.dtype != np.float32:
             raise TypeError(f"expected {key} must be float32 (darknet's arrays), got {exp.dtype}")
         raw = to_numpy(_get(actual, key), f"actual {key}")
+        if other:
+            try:
+                e5 = more.view5(layer, key, exp, f"expected {key}")
+                a5 = more.view5(layer, key, raw, f"actual {key}")
+            except ValueError as exc:
+                report.problems.append(str(exc))
+                continue
+            report.shape = exp.shape
+            if a5.shape != e5.shape:
+                report.problems.append(f"{key}: shape {raw.shape}, expected {exp.shape}")
+                continue
+            if a5.dtype != np.float32:
+                report.problems.append(f"{key} has dtype {a5.dtype}; darknet computes float32 (compared as float32)")
+                if a5.dtype.kind not in "fiu":
+                    continue
+                a5 = a5.astype(np.float32)
+            e5, a5 = np.ascontiguousarray(e5), np.ascontiguousarray(a5)
+            stats, bad, nbad = _native.compare_arrays(e5, a5, tol.atol, tol.rtol, tol.max_ulp)
+            if nbad:
+                flat = np.flatnonzero(bad)
+                sub_e, sub_a = e5.reshape(-1)[flat], a5.reshape(-1)[flat]
+                report.tolerance_used = max(report.tolerance_used, float(
+                    tol.ratio(sub_e, sub_a, ulp_distance(sub_e, sub_a), None).max()))
+            report._pairs[key] = (e5, a5, bad)
+            if nbad:
+                arrays.append(dg.Array(key, e5, a5, bad, None, layer))
+            report.components.extend(_components(key, names, _PerEntry.of(stats)))
+            continue
         try:
             act = _to_nchw(raw, layout, f"actual {key}", n)
         except ValueError as exc:

@@ -35,15 +35,19 @@ from ..layers import alexeyab
 from ..layers import gaussian, hankai
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from .compare import ParityReport, compare
+from . import more_layers as _more  # issue 23
 
 PathLike = Union[str, "os.PathLike[str]"]
 Result = Union[YoloResult, RegionResult, alexeyab.YoloResult, alexeyab.GaussianYoloResult]
 Layer = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
 
-#: The training-forward kinds.
-KINDS = ("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab")
+#: The training-forward kinds (region_ab: AlexeyAB's [region]; detection: YOLOv1's [detection], issue 23).
+KINDS = ("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab", "region_ab", "detection")
 #: The [yolo] kinds of AlexeyAB's lineage (their files share one format).
 AB_KINDS = ("yolo_ab", "yolo_hankai")
+#: Kinds whose cases keep upstream's own buffer layouts (more-layers README) and whose params hold the
+#: cfg options as ``kwargs`` (and ``map``, ``forwards``).
+MORE_KINDS = ("region_ab", "detection")
 
 
 def case_kind(kind: str, params: Dict[str, Any]) -> str:
@@ -57,7 +61,8 @@ def case_kind(kind: str, params: Dict[str, Any]) -> str:
 
 def flavor_of(kind: str) -> str:
     """The darknet a case kind reproduces."""
-    return {"yolo_ab": "alexeyab", "yolo_hankai": "hankai", "gaussian_yolo_ab": "alexeyab"}.get(kind, "pjreddie")
+    return {"yolo_ab": "alexeyab", "yolo_hankai": "hankai", "gaussian_yolo_ab": "alexeyab",
+            "region_ab": "alexeyab"}.get(kind, "pjreddie")
 #: What ``golden export --profile`` draws (see :func:`draw_case`).
 PROFILES = ("realistic", "stress", "all")
 #: The stress features ``all`` adds one of to half its cases.
@@ -93,6 +98,12 @@ def layer_from_params(kind: str, params: Dict[str, Any], base_dir: Optional[Path
         return alexeyab.layer_from_params(params)
     if kind == "gaussian_yolo_ab":  # the cfg options as parsed (params.kwargs), the map, the batch
         return gaussian.layer_from_params(params)
+    if kind == "region_ab":
+        from ..layers import ab_region
+        return ab_region.layer_from_case(params)
+    if kind == "detection":
+        from ..layers import detection
+        return detection.layer_from_case(params)
     if kind not in LAYER_KEYS:
         raise ValueError(f"not a training-forward case kind: {kind!r} (expected one of {', '.join(KINDS)})")
     kw = {k: params[k] for k in LAYER_KEYS[kind] if params.get(k) is not None}
@@ -174,7 +185,16 @@ class GoldenCase:
         for key in ("input", "truth", "output", "delta"):
             if d[key].dtype != np.float32:
                 raise GoldenError(f"{p}: {key} has dtype {d[key].dtype}, expected float32")
-        if d["input"].ndim != 4 or d["output"].shape != d["input"].shape or d["delta"].shape != d["input"].shape:
+        if kind == "region_ab":  # output is upstream's flattened (B, H, W, C) buffer
+            b_, c_, h_, w_ = d["input"].shape if d["input"].ndim == 4 else (0, 0, 0, 0)
+            if d["input"].ndim != 4 or d["output"].shape != (b_, h_, w_, c_) or d["delta"].shape != d["input"].shape:
+                raise GoldenError(f"{p}: region_ab input and delta must be (B, C, H, W) and output (B, H, W, C), "
+                                  f"got {d['input'].shape}, {d['output'].shape}, {d['delta'].shape}")
+        elif kind == "detection":
+            if d["input"].ndim != 2 or d["output"].shape != d["input"].shape or d["delta"].shape != d["input"].shape:
+                raise GoldenError(f"{p}: detection input, output and delta must share one (B, inputs) shape, got "
+                                  f"{d['input'].shape}, {d['output'].shape}, {d['delta'].shape}")
+        elif d["input"].ndim != 4 or d["output"].shape != d["input"].shape or d["delta"].shape != d["input"].shape:
             raise GoldenError(f"{p}: input, output and delta must share one (B, C, H, W) shape, got "
                               f"{d['input'].shape}, {d['output'].shape}, {d['delta'].shape}")
         kind = case_kind(kind, params)
@@ -183,6 +203,10 @@ class GoldenCase:
             for k in ("stats_names", "line", "truth_cols"):
                 if k in d:
                     extra[k] = json.loads(str(d[k])) if k != "line" else str(d[k])
+        if kind in MORE_KINDS:
+            for k in ("stats_names", "line"):
+                if k in d:
+                    extra[k] = json.loads(str(d[k])) if k == "stats_names" else str(d[k])
         if kind in AB_KINDS:
             for k in _AB_EXTRA:
                 if k in d:
@@ -207,9 +231,15 @@ class GoldenCase:
 
     def run(self) -> Result:
         """The oracle on this case's input."""
-        layer = self.layer()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            layer = self.layer()
+            if self.kind in MORE_KINDS:
+                res = None
+                for _ in range(int(self.params.get("forwards", 1))):  # detection: one layer, its rand() continues
+                    res = layer.forward(self.input, self.truth, seen=self.seen, train=self.train,
+                                        index=self.params.get("net_index", 0))
+                return res
             if isinstance(layer, RegionLayer):
                 return layer.forward(self.input, self.truth, seen=self.seen, train=self.train)
             return layer.forward(self.input, self.truth, train=self.train, index=self.params.get("net_index", 0),
@@ -343,6 +373,9 @@ def case_arrays(kind: str, params: Dict[str, Any], x: np.ndarray, truth: np.ndar
                  stats_names=np.array(json.dumps(list(alexeyab.GaussianYoloStats.NAMES))),
                  line=np.array(stats.line() if stats is not None else ""),
                  truth_cols=np.array(json.dumps(["x", "y", "w", "h", "class_id", "track_id"])))
+    if kind in MORE_KINDS:
+        d.update(_more.arrays(res))
+        d["seen"] = np.int64(seen)
         return d
     if isinstance(res, alexeyab.YoloResult):
         d.update(count=np.int64(res.count), text=np.array(res.text),
@@ -368,6 +401,8 @@ def layer_params(layer: Layer, *, w: int, h: int, batch: int, net_w: int = 0, ne
         kw = {k: v for k, v in layer.params().items() if v is not None and k not in ("map", "batch")}
         return dict(kwargs=kw, map=None if layer.map is None else layer.map.tolist(), w=w, h=h, batch=batch,
                     net_w=net_w, net_h=net_h, net_index=net_index, seen=0)
+    if _more.is_more(layer):
+        return _more.case_params(layer, w=w, h=h, batch=batch, net_w=net_w, net_h=net_h, net_index=net_index)
     if isinstance(layer, alexeyab.YoloLayer):
         p: Dict[str, Any] = layer.params()
         p.update(max_delta=float(layer._max_delta32()), n=layer.n, net_w=net_w, net_h=net_h, net_index=net_index)
@@ -423,6 +458,8 @@ def draw_case(layer: Layer, params: Dict[str, Any], rng: np.random.Generator, pr
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    if _more.is_more(layer):
+        return _more.draw(layer, params, rng, profile)
     feature = None
     if profile == "all" and rng.random() < 0.5:
         feature = str(rng.choice(STRESS_FEATURES))
@@ -573,7 +610,8 @@ def estimate_bytes(layers: Sequence[Dict[str, Any]], n: int) -> int:
     for i in range(n):
         spec = layers[i % len(layers)]
         p, layer = spec["params"], spec["layer"]
-        elems = p["batch"] * layer.channels * p["h"] * p["w"]
+        elems = p["batch"] * (layer.inputs if getattr(layer, "kind", "") == "detection"
+                              else layer.channels * p["h"] * p["w"])
         total += 4 * (3 * elems + p["batch"] * _truth_rows(layer) * _truth_cols(layer)) + 2048
     return total
 
@@ -581,6 +619,8 @@ def estimate_bytes(layers: Sequence[Dict[str, Any]], n: int) -> int:
 def _run(layer: Layer, params: Dict[str, Any], drawn: Dict[str, Any]) -> Result:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if _more.is_more(layer):
+            return _more.run(layer, params, drawn)
         if isinstance(layer, RegionLayer):
             return layer.forward(drawn["x"], drawn["truth"], seen=drawn["seen"], train=drawn["train"])
         return layer.forward(drawn["x"], drawn["truth"], net_w=params["net_w"], net_h=params["net_h"],
@@ -629,7 +669,8 @@ def export(layers: Sequence[Dict[str, Any]], n: int, seed: int, out: PathLike, *
         for key in ("w", "h", "batch"):
             if not (isinstance(p.get(key), int) and not isinstance(p.get(key), bool) and p[key] >= 1):
                 raise GoldenError(f"params {key} must be a whole number >= 1, got {p.get(key)!r}")
-        elems = p["batch"] * layer.channels * p["h"] * p["w"]
+        elems = p["batch"] * (layer.inputs if getattr(layer, "kind", "") == "detection"
+                              else layer.channels * p["h"] * p["w"])
         if elems > 2**31 - 1:
             raise GoldenError(f"a case of batch {p['batch']} on a {p['w']}x{p['h']} grid with {layer.channels} channels "
                               f"holds {elems} values per array, more than the C core indexes (2**31 - 1): refused "

@@ -945,6 +945,99 @@ def gen_gauss(rng: np.random.Generator) -> Case:
     return Case("gaussian_yolo", f"gaussian_yolo B{b} {label}", run, expect, names, errors)
 
 
+# ---- issue 23: AlexeyAB's [region] and YOLOv1's [detection] ----------------------------------------
+
+def gen_more(rng: np.random.Generator) -> Case:
+    """alexeyab.RegionLayer and DetectionLayer: valid cases (the result must equal a second
+    fresh layer's on plain arrays), and the bad inputs of their classes: non-finite, out-of-grid
+    or out-of-int truths, wrong dtypes and shapes, attributes changed after construction,
+    invalid options."""
+    if rng.random() < 0.5:
+        classes, num = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+        ctor: Dict[str, Any] = dict(classes=classes, coords=int(pick(rng, [4, 4, 5])), num=num,
+                                    max=int(pick(rng, [200, 5])), anchors=[float(v) for v in rng.uniform(.3, 6, 2 * num)],
+                                    softmax=int(pick(rng, [0, 1])), rescore=int(pick(rng, [0, 1])),
+                                    bias_match=int(pick(rng, [0, 1])), classfix=int(pick(rng, [0, -1, 1, 2])))
+        ctor["focal_loss"] = int(ctor["softmax"] and rng.random() < .5)
+        b, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        c = num * (ctor["coords"] + 1 + classes)
+        x = float_values(rng, (b, c, h, w), wild=rng.random() < 0.2)
+        truth: Any = [truth_rows(rng, int(rng.integers(0, min(ctor["max"], 4) + 1)), w, h, classes, 5)
+                      for _ in range(b)]
+        make = pdl.alexeyab.RegionLayer
+        kind, options = "region_ab", [("coords", 3), ("num", 0), ("classes", 0), ("thresh", float("nan")),
+                                      ("map", [99]), ("max", -1), ("tree", "x.tree")]
+        attrs = ["anchors", "classes", "num", "max_boxes"]
+    else:
+        classes, num, side = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        ctor = dict(classes=classes, coords=int(pick(rng, [4, 4, 5])), num=num, side=side,
+                    softmax=int(pick(rng, [0, 1])), sqrt=int(pick(rng, [0, 1])), rescore=int(pick(rng, [0, 1])),
+                    random=int(pick(rng, [0, 1])), forced=int(num > 1 and rng.random() < .3))
+        b = int(rng.integers(1, 3))
+        loc = side * side
+        x = rng.uniform(0, 1, (b, loc * ((1 + ctor["coords"]) * num + classes))).astype(np.float32)
+        truth = np.zeros((b, loc, 1 + classes + ctor["coords"]), np.float32)
+        for bi in range(b):
+            for i in range(loc):
+                if rng.random() < .4:
+                    truth[bi, i, 0] = 1
+                    truth[bi, i, 1 + int(rng.integers(0, classes))] = 1
+                    truth[bi, i, 1 + classes:5 + classes] = rng.uniform(.05, .95, 4)
+        make = pdl.DetectionLayer
+        kind, options = "detection", [("coords", -1), ("num", 0), ("side", 0), ("classes", 0),
+                                      ("coord_scale", float("inf")), ("random", 2**40)]
+        attrs = ["classes", "num", "side", "coords"]
+    seen = int(pick(rng, [0, 12799, 63999, 64000]))
+    label, expect, names, errors = "valid", "ok", (), CLEAN
+    post: List[Callable[[Any], None]] = []
+    m = int(rng.integers(0, 9))
+    if kind == "region_ab" and m == 1 and truth[0].size:
+        truth[0][0, int(rng.integers(0, 5))] = pick(rng, [np.nan, np.inf])
+        label, expect, names = "non-finite truth", "error", ("truth",)
+    elif kind == "region_ab" and m == 2 and truth[0].size:
+        truth[0][0, 0] = np.float32(1.0)
+        label, expect, names = "x == 1", "error", ("truth",)
+    elif kind == "region_ab" and m == 3 and truth[0].size:
+        truth[0][0, 4] = np.float32(3e9)
+        label, expect, names = "class id beyond a C int", "error", ("truth",)
+    elif kind == "detection" and m == 1:
+        truth[0, 0, 0] = pick(rng, [np.nan, np.inf, 3e9])
+        label, expect, names = "is_obj not an int", "error", ("truth", "is_obj")
+    elif kind == "detection" and m == 2:
+        truth = truth[:, :, :-1]
+        label, expect, names = "truth shape", "error", ("truth",)
+    elif m == 4:
+        x = x.astype(pick(rng, [np.float64, np.float16]))
+        label, expect, names = "x dtype", "error", ("x",)
+    elif m == 5:
+        x = x[:, :-1]
+        label, expect, names = "x shape", "error", ("x",)
+    elif m == 6:
+        key = pick(rng, attrs)
+        post.append(lambda layer, key=key: setattr(layer, key, None))
+        label, expect, names, errors = f"set {key} after construction", "error", (key,), CLEAN + (AttributeError,)
+    elif m == 7:
+        key, value = pick(rng, options)
+        ctor[key] = value
+        label, expect, names = f"{key}={value!r}", "error", (key,)
+    elif m == 8:
+        seen = int(pick(rng, [-1, 2**70]))
+        label, expect, names = f"seen={seen}", "error", ("seen",)
+
+    def run() -> Any:
+        layer = make(**ctor)
+        for act in post:
+            act(layer)
+        res = layer.forward(x, truth, seen=seen)
+        if expect == "ok":
+            ref = make(**ctor).forward(np.ascontiguousarray(x), truth, seen=seen)
+            same(res.output, ref.output, "output")
+            same(res.delta, ref.delta, "delta")
+            same(res.cost, ref.cost, "cost")
+        return res
+    return Case("more_layers", f"{kind} {label}", run, expect, names, errors)
+
+
 # ---- detections and NMS ---------------------------------------------------------
 
 def gen_detections(rng: np.random.Generator) -> Case:
@@ -2105,7 +2198,7 @@ def corpus_case(number: int, workdir: str) -> Case:
 #: (weight, target): how often each target is drawn.
 TARGETS: List[Tuple[float, str]] = [
     (5, "yolo"), (5, "region"), (3, "ab_yolo"), (3, "detections"), (2, "nms"), (2, "tree"), (2, "labels"), (1, "boxes"),
-    (2, "cfg"), (1, "golden"), (0.5, "cli"), (2, "hankai_yolo"), (2, "gaussian_yolo")]
+    (2, "cfg"), (1, "golden"), (0.5, "cli"), (2, "hankai_yolo"), (2, "gaussian_yolo"), (2, "more_layers")]
 
 
 def make_case(seed: int, number: int, workdir: str) -> Case:
@@ -2121,6 +2214,8 @@ def make_case(seed: int, number: int, workdir: str) -> Case:
         return gen_ab(rng, "hankai")
     if target == "gaussian_yolo":
         return gen_gauss(rng)
+    if target == "more_layers":  # issue 23
+        return gen_more(rng)
     if target == "detections":
         return gen_detections(rng)
     if target == "nms":

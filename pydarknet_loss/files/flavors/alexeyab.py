@@ -453,6 +453,60 @@ def yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     l.params.update(f)
 
 
+# ---- issue 23: YOLOv2's [region] and the [reorg] / [reorg3d] before it -------------------------------
+
+def reorg(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
+    """parse_reorg ([reorg3d]) and parse_reorg_old ([reorg]): the same sizes
+    (make_reorg_layer / make_reorg_old_layer)."""
+    stride = s.get_int("stride", 1)
+    reverse = s.get_int("reverse", 0)
+    need_image(net, s, p, "reorg")
+    positive(net, s, stride=stride)
+    l.w, l.h, l.c = p.w, p.h, p.c
+    if reverse:
+        l.out_w, l.out_h, l.out_c = p.w * stride, p.h * stride, cdiv(p.c, stride * stride)
+    else:
+        l.out_w, l.out_h, l.out_c = cdiv(p.w, stride), cdiv(p.h, stride), p.c * stride * stride
+    l.outputs = l.out_h * l.out_w * l.out_c
+    l.inputs = p.h * p.w * p.c
+    l.params.update(stride=stride, reverse=reverse)
+
+
+def region(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
+    """AlexeyAB's parse_region and make_region_layer (YOLOv2): alexeyab.RegionLayer."""
+    coords, classes, num = s.get_int("coords", 4), s.get_int("classes", 20), s.get_int("num", 1)
+    max_boxes = s.get_int("max", 200)
+    check_anchor_count(net, s, num)
+    _positive(net, s, classes=classes, num=num, **({"max": max_boxes} if max_boxes < 0 else {}))
+    l.w = l.out_w = p.w
+    l.h = l.out_h = p.h
+    l.c = l.out_c = num * (classes + coords + 1)
+    l.outputs = l.inputs = p.h * p.w * l.c
+    check_inputs(net, s, l, p, f"num*(classes+coords+1)*w*h with num={num}, classes={classes}, coords={coords}")
+    f: Dict[str, Any] = dict(log=s.get_int("log", 0), sqrt=s.get_int("sqrt", 0), softmax=s.get_int("softmax", 0),
+                             focal_loss=s.get_int("focal_loss", 0), jitter=s.get_float("jitter", .2),
+                             resize=s.get_float("resize", 1.0), rescore=s.get_int("rescore", 0),
+                             thresh=s.get_float("thresh", .5), classfix=s.get_int("classfix", 0),
+                             absolute=s.get_int("absolute", 0), random=s.get_float("random", 0),
+                             coord_scale=s.get_float("coord_scale", 1), object_scale=s.get_float("object_scale", 1),
+                             noobject_scale=s.get_float("noobject_scale", 1), mask_scale=s.get_float("mask_scale", 1),
+                             class_scale=s.get_float("class_scale", 1), bias_match=s.get_int("bias_match", 0))
+    tree_file, map_file = s.get_str("tree"), s.get_str("map")
+    if tree_file is not None:
+        raise CfgError(f"{s.where(net.path, 'tree')}: tree= (a softmax tree) in AlexeyAB's [region] is not modelled "
+                       "by this package (pjreddie's [region] has it: flavor='pjreddie')")
+    cmap = read_map(net.file(map_file)) if map_file is not None else None
+    # the anchors loop: n = 1 + commas, atof of each piece, i < n && i < num*2 (no '#' handling here)
+    anchors = s.read("anchors", lambda v: [np.float32(c_atof(x)) for x in v.split(",")])
+    if anchors is not None:
+        anchors = anchors[:2 * num]
+    l.loss = ab.RegionLayer(classes=classes, coords=coords, num=num, max=max_boxes, anchors=anchors, map=cmap,
+                            **{k: v for k, v in f.items()})  # any batch, as the [yolo] layers
+    f.update(n=num, classes=classes, coords=coords, max_boxes=max_boxes, truth_size=6, truths=max_boxes * 6,
+             biases=[float(b) for b in l.loss.anchors], map_file=map_file)
+    l.params.update(f)
+
+
 # ---- after every layer -------------------------------------------------------------------
 
 #: parse_network_cfg_custom's lookups after every parse_* (with their defaults; learning_rate
@@ -473,6 +527,9 @@ def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: 
     layer = info.loss
     if isinstance(layer, ab.GaussianYoloLayer):  # [Gaussian_yolo] (flavors/alexeyab_gaussian.py)
         return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, seen=seen,
+                             index=info.index)
+    if isinstance(layer, ab.RegionLayer):  # issue 23
+        return layer.forward(x, truth, seen=seen, train=train, net_w=network.width, net_h=network.height,
                              index=info.index)
     assert isinstance(layer, ab.YoloLayer)
     return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
@@ -498,12 +555,13 @@ def finish(net: "Network") -> None:
 
 UNMODELLED = {t: "its shape rules are not modelled by this package's alexeyab flavor"
               for t in set(SECTIONS.values()) - {"convolutional", "maxpool", "route", "shortcut", "upsample",
-                                                 "yolo", "gaussian_yolo"}}
+                                                 "yolo", "gaussian_yolo", "region", "reorg", "reorg_old"}}
 
 FLAVOR = Flavor(
     name="alexeyab", upstream=UPSTREAM, sections=SECTIONS,
     rules={"convolutional": convolutional, "maxpool": maxpool, "route": route, "shortcut": shortcut,
-           "upsample": upsample, "yolo": yolo, "gaussian_yolo": gaussian_yolo},
+           "upsample": upsample, "yolo": yolo, "gaussian_yolo": gaussian_yolo,
+           "region": region, "reorg": reorg, "reorg_old": reorg},  # region, reorg: issue 23
     parse_net=parse_net, after_layer=after_layer, cost_types=COST_TYPES, forward_loss=forward_loss,
     unmodelled=UNMODELLED, finish=finish,
     type_enums={t: (LAYER_TYPES.index(t.upper() if t != "active" else "ACTIVE"),

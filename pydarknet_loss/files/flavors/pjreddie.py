@@ -10,6 +10,7 @@ from ..cfg import CfgError, Section, c_atoi, float_list, int_list, read_map
 from ._common import (Flavor, LayerInfo, Params, cdiv, check_anchor_count, check_input_size, check_inputs, need_image,
                       positive, same_shape, upsample)
 from ...layers.pjreddie import RegionLayer, YoloLayer
+from ...layers.detection import DetectionLayer  # issue 23
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..network import Network
@@ -174,6 +175,14 @@ def detection(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     s.get_int("reorg", 0)
     l.params.update(n=num, classes=classes, coords=coords, side=side,
                     truths=side * side * (1 + coords + classes))
+    # issue 23: the YOLOv1 loss itself (parse_detection's options, read again with their defaults)
+    l.loss = DetectionLayer(
+        classes=classes, coords=coords, rescore=s.get_int("rescore", 0), num=num, side=side,
+        softmax=s.get_int("softmax", 0), sqrt=s.get_int("sqrt", 0), max=s.get_int("max", 90),
+        coord_scale=s.get_float("coord_scale", 1), forced=s.get_int("forced", 0),
+        object_scale=s.get_float("object_scale", 1), noobject_scale=s.get_float("noobject_scale", 1),
+        class_scale=s.get_float("class_scale", 1), jitter=s.get_float("jitter", .2), random=s.get_int("random", 0),
+        reorg=s.get_int("reorg", 0))  # any batch, as the [yolo] layers
 
 
 def cost(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
@@ -441,6 +450,8 @@ def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: 
     layer = info.loss
     if isinstance(layer, YoloLayer):
         return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
+    if isinstance(layer, DetectionLayer):  # issue 23: a flat (B, inputs) buffer
+        return layer.forward(x.reshape(x.shape[0], -1), truth, seen=seen, train=train)
     assert isinstance(layer, RegionLayer)
     return layer.forward(x, truth, seen=seen, train=train)
 

@@ -238,6 +238,10 @@ def ties_decided_other_way(arr: Array) -> Optional[bool]:
 
 
 def role_name(arr: Array, e: int) -> str:
+    if getattr(arr.layer, "kind", None) == "detection":  # per cell: classes, confidences, boxes
+        from ..more_layers import names
+        name = names(arr.layer)[e]
+        return "class" if name.startswith("class ") else name
     c = arr.coords
     entries = getattr(arr.layer, "ENTRY_NAMES", None)  # [Gaussian_yolo]: x, sigma_x, y, ... objectness
     if entries is not None:

@@ -12,6 +12,9 @@ from ..model import Array, CauseSpec, cells_of, cells_str, role_name
 def message(arr: Array, ev: Optional[Evidence], sel: np.ndarray, parts: str) -> str:
     idx = np.argwhere(sel)
     roles = sorted({role_name(arr, int(e)) for e in idx[:, 2]})
+    if getattr(arr.layer, "kind", None) in ("region_ab", "detection"):  # no decision record
+        return (f"for {arr.layer.kind} only the generic causes are recognised (layout, sign, scale, NaN); "
+                f"compare the deltas there term by term. Differences at {', '.join(roles)} entries.")
     if ev is None:
         return ("no model could be tried: pass input= and truth= (a golden case carries both) so that the oracle's "
                 f"decisions explain each element. Differences at {', '.join(roles)} entries.")
