@@ -147,8 +147,9 @@ class GaussianYoloLayer(ReadOnly):
     values outside ``[0, num)``, map values outside ``[0, classes)``, and at
     forward time truth rows whose class id loop 2 uses outside
     ``[0, classes)`` (or outside the map), and rows whose cell lies outside
-    the grid.  Upstream behaviour reproduced on purpose: see the README
-    ("AlexeyAB's [Gaussian_yolo]") and tests/test_gaussian_yolo.py.
+    the grid.  Upstream behaviour reproduced on purpose is listed in the
+    project's documentation ("AlexeyAB's [Gaussian_yolo]"), each quirk
+    tested by name.
     """
 
     kind = "gaussian_yolo_ab"  #: the golden cases' kind

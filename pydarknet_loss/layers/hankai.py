@@ -63,7 +63,8 @@ class YoloStats(alexeyab.YoloStats):
 
 class YoloLayer(alexeyab.YoloLayer):
     """hank-ai/darknet's ``[yolo]`` layer, bit-exact to upstream f684e1d7
-    (its strict build; see the README on its Release flags).
+    (its strict build, ``-O2 -fno-fast-math -ffp-contract=off``; hank-ai's own
+    Release build, with -Ofast and -march=native, gives other numbers).
 
     Parameters: as :class:`pydarknet_loss.alexeyab.YoloLayer`, without
     ``show_details``.  What differs from AlexeyAB's results:
@@ -141,7 +142,8 @@ class YoloLayer(alexeyab.YoloLayer):
 
 def layer_from_params(params: Mapping[str, Any]) -> YoloLayer:
     """The layer a hank-ai golden case's ``params`` describe (the format of
-    ../shared/golden/hankai-f684e1d7; its ``show_details`` is ignored)."""
+    hank-ai f684e1d7's golden cases, :mod:`pydarknet_loss.parity.golden_format`;
+    its ``show_details`` is ignored)."""
     p = alexeyab.layer_from_params({**params, "show_details": 1}).params()
     del p["show_details"]
     return YoloLayer(**p)

@@ -1,8 +1,8 @@
-"""Every cause, in one table: the order is the README's and the tie-break
-when two models claim the same number of elements (nothing else depends
-on it).  Each cause is one module of ``causes/`` with its code, model,
-parts and message; ``readme_table()`` renders the README's cause table
-(tests/test_diagnosis_registry.py checks the README holds it)."""
+"""Every cause, in one table: the order is the documentation's and the
+tie-break when two models claim the same number of elements (nothing else
+depends on it).  Each cause is one module of ``causes/`` with its code,
+model, parts and message; ``readme_table()`` renders the cause table the
+project's documentation shows (a test checks that it does)."""
 from __future__ import annotations
 
 from typing import Dict, List
@@ -31,7 +31,8 @@ def canonical(code: str) -> str:
 
 
 def readme_table() -> str:
-    """The README's cause table, from the registry."""
+    """The cause table (Markdown), from the registry: code, what the
+    implementation did, how it is recognised."""
     lines = ["| code | what the implementation did | how it is recognised |", "|---|---|---|"]
     for c in REGISTRY:
         alias = f" (alias: {', '.join(f'`{a}`' for a in c.aliases)})" if c.aliases else ""
