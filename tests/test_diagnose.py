@@ -111,7 +111,7 @@ def _check_gallery(cases: List[GC.Case], deltas: Dict[str, List[np.ndarray]], co
             assert top.code != "unexplained" or top.count <= 0.02 * report.mismatches, \
                 f"{name} on {case.name}: top cause unexplained\n{report}"
     assert all(shown[n] for n in deltas if n != correct), f"every mistake must show somewhere: {shown}"
-    # Measured when the engine landed: 82 of ~500,000 failing elements (0.02 %), at cells where an unread
+    # Measured: 92 of 448,976 failing elements (0.02 %; 43 unexplained), at cells where an unread
     # or moved row shares a cell with another truth (its classes look like a missing short-circuit) and at
     # saturated objectness under a p(1 - p) chain.
     assert wrong <= 0.001 * failing, f"{wrong} elements claimed by a wrong cause; first:\n" + "\n".join(wrong_seen[:3])
