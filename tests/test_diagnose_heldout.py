@@ -175,7 +175,6 @@ def test_each_departure_of_a_pair_shows(name: str) -> None:
 
 #: Known gaps, failing for the reason given (strict: they fail the suite once they pass).
 NOT_YET = {
-    "giou_box_loss": "no box_loss model (IoU-family box deltas) for pjreddie's layers yet",
 }
 
 

@@ -202,3 +202,25 @@ def test_build_gpu_compares_with_what_the_gpu_build_hands_on() -> None:
         pdl.compare(res, {"delta": res.delta}, layer, build="gpu")
     with pytest.raises(ValueError, match="build must be"):
         pdl.compare(res, {"delta": res.delta}, layer, build="tpu", **kw)
+
+
+def test_box_loss_claims_an_iou_family_gradient_and_not_a_box_weight() -> None:
+    from pydarknet_loss.parity.diagnosis.causes.box_loss import _minus_gradient
+
+    x, truth, exp = _case()
+    ev = dg.evidence(LAYER, x, truth, net_w=192, net_h=192)
+    d = _split(exp.delta).astype(np.float64)
+    for (b, a, j, i), rows in ev.assigned.items():
+        if len(rows) != 1:
+            continue
+        m = LAYER.mask[a]
+        g = _minus_gradient(ev.X[b, a, :4, j, i].astype(np.float64)[None], np.array([i]), np.array([j]),
+                            np.array([LAYER.anchors[2 * m] / 192]), np.array([LAYER.anchors[2 * m + 1] / 192]),
+                            ev.truth[b, rows[-1], :4].astype(np.float64)[None], 6, 6, "ciou")
+        d[b, a, :4, j, i] = g[0]
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "box_loss" and r.causes[0].detail["loss"] == "ciou", str(r)
+    d = _split(exp.delta)
+    d[:, :, :4] *= np.float32(5)
+    r = _report(_join(d), x, truth, exp)
+    assert [c.code for c in r.causes] == ["weight"], str(r)

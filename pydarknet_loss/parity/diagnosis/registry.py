@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from .causes import (activation, anchor_assignment, box_average, box_scale, cell_assignment, chain, class_loss,
+from .causes import (activation, anchor_assignment, box_average, box_loss, box_scale, cell_assignment, chain, class_loss,
                      class_short_circuit, class_target, darknet_flavor, float_rounding, ignore_rule, layout,
                      objectness_target, overwrite_order, prior_rule, rescore, saturated_gradient, scale, sigma_sign,
                      sign, truth_limit, truth_thresh, unexplained, weight, wh_target, x0_terminator)
@@ -15,7 +15,7 @@ from .model import CauseSpec
 
 REGISTRY: List[CauseSpec] = [m.CAUSE for m in (
     darknet_flavor, float_rounding, layout, sign, scale, weight, chain, x0_terminator, truth_limit, truth_thresh, anchor_assignment,
-    cell_assignment, overwrite_order, class_short_circuit, class_target, class_loss, objectness_target,
+    cell_assignment, overwrite_order, class_short_circuit, class_target, class_loss, objectness_target, box_loss,
     saturated_gradient, ignore_rule, rescore, prior_rule, box_scale, wh_target, sigma_sign, box_average, activation,
     unexplained)]
 BY_CODE: Dict[str, CauseSpec] = {c.code: c for c in REGISTRY}

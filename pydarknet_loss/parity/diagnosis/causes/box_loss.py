@@ -1,0 +1,114 @@
+"""box_loss: an IoU-family box loss where darknet uses squared error on (tx, ty, tw, th)."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from ..model import Array, CauseSpec, Claim, cells_of, cells_str
+
+KINDS = ("iou", "giou", "diou", "ciou")
+
+
+def _iou_family(p: np.ndarray, t: np.ndarray, kind: str) -> np.ndarray:
+    """1 - IoU (GIoU, DIoU, CIoU) of boxes (x, y, w, h) in rows, float64."""
+    px1, px2, py1, py2 = p[:, 0] - p[:, 2] / 2, p[:, 0] + p[:, 2] / 2, p[:, 1] - p[:, 3] / 2, p[:, 1] + p[:, 3] / 2
+    tx1, tx2, ty1, ty2 = t[:, 0] - t[:, 2] / 2, t[:, 0] + t[:, 2] / 2, t[:, 1] - t[:, 3] / 2, t[:, 1] + t[:, 3] / 2
+    iw = np.clip(np.minimum(px2, tx2) - np.maximum(px1, tx1), 0, None)
+    ih = np.clip(np.minimum(py2, ty2) - np.maximum(py1, ty1), 0, None)
+    inter = iw * ih
+    union = p[:, 2] * p[:, 3] + t[:, 2] * t[:, 3] - inter
+    iou = inter / union
+    cw = np.maximum(px2, tx2) - np.minimum(px1, tx1)
+    ch = np.maximum(py2, ty2) - np.minimum(py1, ty1)
+    if kind == "iou":
+        return 1 - iou
+    if kind == "giou":
+        c = cw * ch
+        return 1 - (iou - (c - union) / c)
+    rho2 = (p[:, 0] - t[:, 0]) ** 2 + (p[:, 1] - t[:, 1]) ** 2
+    diou = iou - rho2 / (cw ** 2 + ch ** 2)
+    if kind == "diou":
+        return 1 - diou
+    v = 4 / np.pi ** 2 * (np.arctan(t[:, 2] / t[:, 3]) - np.arctan(p[:, 2] / p[:, 3])) ** 2
+    alpha = v / ((1 - iou) + v)
+    return 1 - (diou - alpha * v)
+
+
+def _minus_gradient(raw: np.ndarray, i: np.ndarray, j: np.ndarray, aw: np.ndarray, ah: np.ndarray,
+                    truth: np.ndarray, W: int, H: int, kind: str) -> np.ndarray:
+    """-(d loss / d raw) at the raw logits (tx, ty, tw, th), through the
+    logistic (x, y) and exp (w, h) of the predicted box, by central
+    differences in float64 (K, 4)."""
+    def loss(r: np.ndarray) -> np.ndarray:
+        box = np.stack([(i + 1 / (1 + np.exp(-r[:, 0]))) / W, (j + 1 / (1 + np.exp(-r[:, 1]))) / H,
+                        np.exp(r[:, 2]) * aw, np.exp(r[:, 3]) * ah], axis=1)
+        return _iou_family(box, truth, kind)
+
+    g = np.zeros_like(raw)
+    eps = 1e-6
+    with np.errstate(all="ignore"):
+        for k in range(4):
+            up, dn = raw.copy(), raw.copy()
+            up[:, k] += eps
+            dn[:, k] -= eps
+            g[:, k] = (loss(up) - loss(dn)) / (2 * eps)
+    return -g
+
+
+def box_loss(arr: Array) -> Optional[Claim]:
+    """At cells given one truth: the implementation's box deltas are minus
+    the gradient of 1 - IoU (GIoU, DIoU or CIoU) of darknet's predicted box
+    with the truth, at the raw logits, times 1 or darknet's 2 - w*h."""
+    ev = arr.ev
+    if ev is None or ev.kind not in ("yolo", "region"):
+        return None
+    cells = {c: rows for c, rows in ev.assigned.items() if len(rows) == 1 and arr.fail[c[0], c[1], :4, c[2], c[3]].any()}
+    if not cells:
+        return None
+    keys = list(cells)
+    b, a, j, i = (np.array(v) for v in zip(*keys))
+    t = np.array([cells[c][-1] for c in keys])
+    H, W = ev.Y.shape[3], ev.Y.shape[4]
+    bias = np.asarray(ev.layer.anchors, np.float64)
+    if ev.kind == "yolo":
+        m = np.asarray(ev.layer.mask)[a]
+        aw, ah = bias[2 * m] / ev.net_w, bias[2 * m + 1] / ev.net_h
+    else:
+        aw, ah = bias[2 * a] / W, bias[2 * a + 1] / H
+    raw = ev.X[b, a, :4, j, i].astype(np.float64)
+    truth = ev.truth[b, t, :4].astype(np.float64)
+    A = arr.A64[b, a, :4, j, i]
+    wh = 2 - truth[:, 2] * truth[:, 3]
+    best: Optional[Tuple[int, np.ndarray, Dict[str, object]]] = None
+    for kind in KINDS:
+        g = _minus_gradient(raw, i, j, aw, ah, truth, W, H, kind)
+        for scaled in (False, True):
+            pred = g * (wh[:, None] if scaled else 1.0)
+            ok = (np.abs(A - pred) <= 1e-3 * np.abs(pred) + 1e-6).all(axis=1)
+            n = int(ok.sum())
+            if n and (best is None or n > best[0]):
+                best = (n, ok, {"loss": kind, "scaled": scaled})
+    if best is None:
+        return None
+    _, ok, detail = best
+    mask = np.zeros(arr.E.shape, bool)
+    mask[b[ok], a[ok], :4, j[ok], i[ok]] = True
+    mask &= arr.fail
+
+    def say(sel: np.ndarray) -> str:
+        kind = str(detail["loss"]).upper()
+        return (f"at {cells_str(ev, cells_of(sel))} the implementation's box deltas are minus the gradient of "
+                f"1 - {kind} of the predicted box with its truth (at the raw logits"
+                + (", times 2 - w*h" if detail["scaled"] else "") + "); this darknet's box delta is a squared "
+                "error on (tx, ty, tw, th), scale*(t - x) with t = x*W - i (after the logistic for x, y) and "
+                "log(w*net_w/anchor). Use the squared error (an IoU-family box loss is AlexeyAB's iou_loss=).")
+    return Claim(mask, say=say, detail=detail)
+
+
+CAUSE = CauseSpec(
+    code="box_loss", stage="decision", model=box_loss, kinds=("yolo", "region"),
+    parts=("box.x", "box.y", "box.w", "box.h"),
+    summary="an IoU-family box loss (IoU, GIoU, DIoU, CIoU) where darknet uses squared error on (tx, ty, tw, th)",
+    recognised="at a cell given one truth, your four box deltas are `−∂(1 − IoU-kind)/∂x` of darknet's predicted "
+               "box at the raw logits (times 1 or `2 − w·h`), for one of the four kinds")
