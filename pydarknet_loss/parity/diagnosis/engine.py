@@ -35,7 +35,7 @@ import numpy as np
 from .causes import _factors, float_rounding, layout, unexplained
 from .evidence import Evidence
 from .model import Array, CauseSpec, Claim, cells_of
-from .parts import PartRow, fit, part_ids, sigma_prime
+from .parts import PartRow, fit, part_ids, part_indices, sigma_prime
 from .registry import BY_CODE, REGISTRY
 
 #: Share of a cause's elements another model must reproduce to be shown as its alternative.
@@ -121,10 +121,11 @@ def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out:
                     out.append((spec.code, c))
         return out
     ids = part_ids(arr)
+    where = part_indices(ids)
     sig = sigma_prime(arr)
-    rows = fit(arr, ids, todo, sig)
+    rows = fit(arr, ids, todo, sig, where)
     parts_out.extend(rows)
-    factors = _factors.fit(arr, ids, rows, todo, sig)
+    factors = _factors.fit(arr, where, rows, todo, sig)
     out += factors.claims
     specs = _decisions(arr, ev.kind, "decision")
     views = [arr]

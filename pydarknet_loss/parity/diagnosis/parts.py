@@ -18,7 +18,7 @@ when at least 90 % of those elements follow it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -106,10 +106,14 @@ class SigmaPrime:
         self.act[activated(ev, self.Y.shape[2])] = True
 
     def __getitem__(self, mask: np.ndarray) -> np.ndarray:
-        idx = np.nonzero(mask)
-        y = self.Y[idx].astype(np.float64)
+        return self.at(np.flatnonzero(mask))
+
+    def at(self, flat: np.ndarray) -> np.ndarray:
+        """At flat indices into the (B, n, entries, H, W) array."""
+        y = self.Y.reshape(-1)[flat].astype(np.float64)
         out = y * (1 - y)
-        out[~self.act[idx[2]]] = np.nan
+        entry = (flat // (self.Y.shape[3] * self.Y.shape[4])) % self.Y.shape[2]
+        out[~self.act[entry]] = np.nan
         return out
 
 
@@ -118,32 +122,50 @@ def sigma_prime(arr: Array) -> SigmaPrime:
     return SigmaPrime(arr)
 
 
-def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: SigmaPrime) -> List[PartRow]:
-    """The relation of the implementation's values to darknet's on each part."""
-    E = arr.E64
-    with np.errstate(invalid="ignore", over="ignore"):
-        telling = np.isfinite(E) & (np.abs(E) > 4 * arr.bound)
+def part_indices(ids: np.ndarray) -> Dict[int, np.ndarray]:
+    """Part id -> the flat indices of its elements (every part but "none"),
+    with one scan of the array."""
+    flat = ids.reshape(-1)
+    nz = np.flatnonzero(flat)
+    pid = flat[nz]
+    order = np.argsort(pid, kind="stable")
+    counts = np.bincount(pid, minlength=len(PARTS))
+    chunks = np.split(nz[order], np.cumsum(counts)[:-1])
+    return {k: c for k, c in enumerate(chunks) if k and c.size}
+
+
+def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: SigmaPrime,
+        where: Optional[Dict[int, np.ndarray]] = None) -> List[PartRow]:
+    """The relation of the implementation's values to darknet's on each
+    part (``where``: :func:`part_indices` of ``ids``, when the caller has it)."""
+    where = part_indices(ids) if where is None else where
+    E, A, bound = arr.E64.reshape(-1), arr.A64.reshape(-1), arr.bound.reshape(-1)
+    fail, tod = arr.fail.reshape(-1), todo.reshape(-1)
     rows: List[PartRow] = []
     for pid, name in enumerate(PARTS):
-        if name == "none":
+        idx = where.get(pid)
+        if name == "none" or idx is None:
             continue
-        m = ids == pid
-        total = int(m.sum())
-        if not total:
-            continue
-        failing = int((m & arr.fail).sum())
-        relation, factor = _relation(arr, m & telling, m & todo, sig) if (m & todo).any() else ("equal", None)
-        rows.append(PartRow(name, total, failing, relation, factor, int((m & telling).sum())))
+        e, a, b = E[idx], A[idx], bound[idx]
+        with np.errstate(invalid="ignore", over="ignore"):
+            tell = np.isfinite(e) & (np.abs(e) > 4 * b)
+        bad = tod[idx]
+        relation, factor = _relation(e, a, b, tell, bad, lambda m, idx=idx: sig.at(idx[m])) if bad.any() \
+            else ("equal", None)
+        rows.append(PartRow(name, int(idx.size), int(fail[idx].sum()), relation, factor, int(tell.sum())))
     return rows
 
 
-def _relation(arr: Array, tell: np.ndarray, bad: np.ndarray, sig: SigmaPrime) -> Tuple[str, Optional[float]]:
-    E, A = arr.E64[tell], arr.A64[tell]
+def _relation(e: np.ndarray, a: np.ndarray, b: np.ndarray, tell: np.ndarray, bad: np.ndarray,
+              sig: Callable[[np.ndarray], np.ndarray]) -> Tuple[str, Optional[float]]:
+    """The relation on one part's elements (1-D: darknet's values, yours,
+    the bound, which are telling, which fail; ``sig(mask)``: p(1 - p) there)."""
+    E, A = e[tell], a[tell]
     fb = bad & tell
     if not fb.any():
-        zero = (arr.A64[bad] == 0).mean() >= HOLDS
+        zero = (a[bad] == 0).mean() >= HOLDS
         return ("zero" if zero else "other"), None
-    bound = 4 * arr.bound[tell]
+    bound = 4 * b[tell]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         # A constant factor needs two elements or more to say anything (-1,
         # the sign, has no free parameter); a p(1 - p) form's factor c is a
@@ -152,7 +174,7 @@ def _relation(arr: Array, tell: np.ndarray, bad: np.ndarray, sig: SigmaPrime) ->
         forms = ["k", "×σ′", "÷σ′"] if E.size >= 2 else ["×σ′", "÷σ′", "k"]
         for form in forms:
             if form == "k":
-                r = np.median(arr.A64[fb] / arr.E64[fb])
+                r = np.median(a[fb] / e[fb])
                 if not (np.isfinite(r) and r != 0 and (E.size >= 2 or abs(r + 1) <= 1e-5)):
                     continue
                 ok = np.abs(A - r * E) <= 1e-5 * np.abs(r * E) + bound * max(1.0, abs(r))
@@ -162,10 +184,10 @@ def _relation(arr: Array, tell: np.ndarray, bad: np.ndarray, sig: SigmaPrime) ->
                     r = _round_factor(float(r))
                     return ("negated" if r == -1 else "×k"), r
                 continue
-            s = sig[tell]
+            s = sig(tell)
             g = s if form == "×σ′" else 1 / s
-            sb = sig[fb] if form == "×σ′" else 1 / sig[fb]
-            q = arr.A64[fb] / (arr.E64[fb] * sb)
+            sb = sig(fb) if form == "×σ′" else 1 / sig(fb)
+            q = a[fb] / (e[fb] * sb)
             q = q[np.isfinite(q)]
             c = np.median(q) if q.size else np.nan
             if not np.isfinite(c) or c == 0:
@@ -178,7 +200,7 @@ def _relation(arr: Array, tell: np.ndarray, bad: np.ndarray, sig: SigmaPrime) ->
             if np.mean(np.where(np.isfinite(pred), ok, False)) >= HOLDS and \
                     not np.allclose(pred, E, rtol=1e-5, atol=0):
                 return form, c
-    if (arr.A64[bad] == 0).mean() >= HOLDS:
+    if (a[bad] == 0).mean() >= HOLDS:
         return "zero", None
     return "other", None
 

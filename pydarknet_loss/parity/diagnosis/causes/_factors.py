@@ -49,18 +49,29 @@ class Factors:
 
 def _close(arr: Array, k: float, rel: float, where: np.ndarray) -> np.ndarray:
     """Where (within ``where``) the implementation's value is k times darknet's."""
+    return _close_at(arr, k, rel, np.flatnonzero(where))
+
+
+def _close_at(arr: Array, k: float, rel: float, flat: np.ndarray) -> np.ndarray:
+    """The same, for flat indices; a mask of the array's shape."""
     out = np.zeros(arr.E.shape, bool)
-    idx = np.nonzero(where)
-    pred = k * arr.E64[idx]
+    pred = k * arr.E64.reshape(-1)[flat]
     with np.errstate(invalid="ignore", over="ignore"):
-        out[idx] = np.abs(arr.A64[idx] - pred) <= rel * np.abs(pred) + 4 * arr.bound[idx] * max(1.0, abs(k)) + 1e-30
+        ok = np.abs(arr.A64.reshape(-1)[flat] - pred) <= rel * np.abs(pred) + \
+            4 * arr.bound.reshape(-1)[flat] * max(1.0, abs(k)) + 1e-30
+    out.reshape(-1)[flat[ok]] = True
     return out
 
 
-def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig: Any) -> Factors:
+def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.ndarray, sig: Any) -> Factors:
+    """``where``: part id -> flat indices (parts.part_indices)."""
     from . import chain, scale, sign, weight
 
     out = Factors(f=np.ones(arr.E.shape))
+    f = out.f.reshape(-1)
+    tod = todo.reshape(-1)
+    empty = np.zeros(0, np.int64)
+    at = lambda part: where.get(PART_ID[part], empty)  # noqa: E731
     scaled = [r for r in rows if r.relation in ("×k", "negated")]
     by_k: Dict[float, List[PartRow]] = defaultdict(list)
     for r in scaled:
@@ -71,8 +82,10 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
         # A part with one telling element has no factor of its own; it goes
         # with k when its failing elements are k times darknet's.
         for r in rows:
-            m = (ids == PART_ID[r.part]) & todo
-            if r.relation == "other" and r.telling < 2 and m.any() and _close(arr, k, 1e-5, m)[m].all():
+            idx = at(r.part)
+            idx = idx[tod[idx]]
+            if r.relation == "other" and r.telling < 2 and idx.size and \
+                    _close_at(arr, k, 1e-5, idx).reshape(-1)[idx].all():
                 krows = krows + [r]
         groups = {GROUP[r.part] for r in krows}
         # A part that carries darknet's values unchanged refutes a factor on the whole array.
@@ -80,8 +93,7 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
         if (len(groups) >= 2 or (groups == telling_groups and len(groups) == 1)) and not unchanged:
             out.k, out.global_parts = k, {r.part for r in krows}
             out.ambiguous = len(groups) == 1
-    assert out.f is not None
-    out.f[...] = out.k
+    f[...] = out.k
     if out.global_parts:
         mask = _close(arr, out.k, 1e-5, todo)
         if mask.any():
@@ -100,51 +112,52 @@ def fit(arr: Array, ids: np.ndarray, rows: List[PartRow], todo: np.ndarray, sig:
     for r in rows:
         if r.part in out.global_parts or r.factor is None or (out.ambiguous and r.relation in ("×k", "negated")):
             continue
-        m = ids == PART_ID[r.part]
+        idx = at(r.part)
         if r.relation in ("×k", "negated"):
-            out.f[m] = r.factor
+            f[idx] = r.factor
             weights[float(r.factor)].add(r.part)
         elif r.relation in ("×σ′", "÷σ′"):
             with np.errstate(divide="ignore"):
-                g = sig[m] if r.relation == "×σ′" else 1 / sig[m]
-            out.f[m] = r.factor * g
+                g = sig.at(idx) if r.relation == "×σ′" else 1 / sig.at(idx)
+            f[idx] = r.factor * g
             chains[(r.relation, float(r.factor))].add(r.part)
     sibling: Dict[str, np.ndarray] = {}
     for r in rows:
         if r.part not in out.global_parts and r.factor is not None:
-            sibling.setdefault(GROUP[r.part], ids == PART_ID[r.part])
+            sibling.setdefault(GROUP[r.part], at(r.part))
     out.f_group = out.f.copy()
+    fg = out.f_group.reshape(-1)
     for r in rows:
         if r.relation in ("other", "zero") and GROUP[r.part] in sibling:
             src = sibling[GROUP[r.part]]
-            m = ids == PART_ID[r.part]
-            vals = out.f[src]
+            idx = at(r.part)
+            vals = f[src]
             if vals.size and np.all(vals == vals.flat[0]):
-                out.f_group[m] = vals.flat[0]
+                fg[idx] = vals.flat[0]
             elif vals.size:  # a chain: the same c times this part's own p(1 - p)
-                ss = sig[src]
+                ss = sig.at(src)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ratio = vals / np.where(np.isfinite(ss) & (ss != 0), ss, np.nan)
                 c = np.nanmedian(ratio) if np.isfinite(ratio).any() else np.nan
                 if np.isfinite(c):
-                    out.f_group[m] = c * sig[m]
+                    fg[idx] = c * sig.at(idx)
     for w, parts in weights.items():
-        m = np.isin(ids, [PART_ID[p] for p in parts])
-        mask = _close(arr, w, 1e-5, todo & m)
+        idx = np.concatenate([at(p) for p in parts])
+        mask = _close_at(arr, w, 1e-5, idx[tod[idx]])
         if mask.any():
             name = part_name(parts)
             detail = {"part": name, "factor": w / out.k, "parts": tuple(sorted(parts))}
             out.claims.append((weight.CAUSE.code, Claim(mask, say=weight.say(arr, detail, out), detail=detail)))
     for (form, c), parts in chains.items():
-        m = todo & np.isin(ids, [PART_ID[p] for p in parts])
-        idx = np.nonzero(m)
+        idx = np.concatenate([at(p) for p in parts])
+        idx = idx[tod[idx]]
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            g = sig[m] if form == "×σ′" else 1 / sig[m]
-            pred = c * g * arr.E64[idx]
-            ok = np.abs(arr.A64[idx] - pred) <= 1e-3 * np.abs(pred) + 4 * arr.bound[idx] * np.maximum(1, np.abs(c * g)) \
-                + 1e-30
+            g = sig.at(idx) if form == "×σ′" else 1 / sig.at(idx)
+            pred = c * g * arr.E64.reshape(-1)[idx]
+            ok = np.abs(arr.A64.reshape(-1)[idx] - pred) <= 1e-3 * np.abs(pred) + \
+                4 * arr.bound.reshape(-1)[idx] * np.maximum(1, np.abs(c * g)) + 1e-30
         mask = np.zeros(arr.E.shape, bool)
-        mask[tuple(v[ok] for v in idx)] = True
+        mask.reshape(-1)[idx[ok]] = True
         if mask.any():
             detail = {"part": part_name(parts), "factor": c, "form": "times" if form == "×σ′" else "divided",
                       "parts": tuple(sorted(parts))}

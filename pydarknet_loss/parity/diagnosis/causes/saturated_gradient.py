@@ -6,12 +6,16 @@ from typing import Optional
 import numpy as np
 
 from ..model import (F, Array, CauseSpec, Claim, activated, multi, nontrivial, role_groups, role_name,
-                     saturated_cells, ties_decided_other_way)
+                     saturated_cells, sigmoid32, ties_decided_other_way)
 
 
 def saturated_gradient(arr: Array) -> Optional[Claim]:
     ev = arr.ev
     assert ev is not None
+    # Nothing to say unless some failing element sits at a saturated logit (a cheap look first).
+    p = sigmoid32(ev.X[arr.fail])
+    if not ((p == 0) | (p == 1) | ((p * (F(1) - p)).astype(F) < F(1e-12))).any():
+        return None
     act = activated(ev, arr.E.shape[2])
     X = ev.X
     sat = saturated_cells(ev)
