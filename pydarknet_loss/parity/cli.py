@@ -12,6 +12,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import _validate
 from .._native import BUILD_CFLAGS, BUILD_SANITIZERS, cuda_info
 from .._version import UPSTREAM_COMMIT, __version__
 from ..files.network import Network, example_cfg, train_loss
@@ -128,8 +129,8 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
             raise SystemExit(f"golden export: {args.cfg} has no loss layer ([yolo] or [region])")
         return specs
     try:
-        spec = json.loads(Path(args.layer_json).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        spec = json.loads(_validate.read_text(args.layer_json, "--layer-json file"))  # a FIFO is refused, not read
+    except (OSError, ValueError) as exc:
         raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
     if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
         raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region' or "
@@ -186,8 +187,8 @@ def golden_export(args: argparse.Namespace) -> int:
 # ---- check ----------------------------------------------------------------------------------
 
 def _load_actual(path: Path) -> Dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in ("output", "delta", "cost") if k in z.files}
+    # golden.read_arrays: a FIFO, a text file or a lying header is a GoldenError naming the file (issue 22)
+    return golden.read_arrays(path, what="file of actual arrays", keys=("output", "delta", "cost"))
 
 
 def tag_summary(results: Iterable[Tuple[Sequence[str], bool]]) -> List[str]:
@@ -240,12 +241,13 @@ def golden_check(args: argparse.Namespace) -> int:
         print(f"pydarknet-loss check: no training-forward golden cases in {golden_dir}", file=sys.stderr)
         return 2
     tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
+    _validate.tolerance_options(args.atol, args.rtol, args.max_ulp, 0)  # a ValueError naming the option: exit 2
     results: List[Tuple[Sequence[str], bool]] = []
     errors = 0
     for e in entries:
         name = e.path.name
         actual_path = actual_dir / name
-        if not actual_path.is_file():
+        if not actual_path.exists() and not actual_path.is_symlink():
             print(f"{name}: MISSING {actual_path} (no file of the implementation's for this case)")
             results.append((e.tags, False))
             continue

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .. import _validate
 from ..layers import alexeyab
 from ..layers import layout as lay
 from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
@@ -317,7 +318,7 @@ def to_numpy(a: Any, name: str) -> np.ndarray:
         return a
     mod = type(a).__module__
     if mod.startswith("torch") and hasattr(a, "detach"):
-        return a.detach().cpu().numpy()
+        return _validate.tensor_array(name, a)  # meta, sparse, nested tensors refused, naming them
     raise TypeError(f"{name} must be a numpy.ndarray or a torch.Tensor, got {type(a).__name__}")
 
 
@@ -389,6 +390,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if not case.train:
             truth = None
         expected = case.expected()
+    atol, rtol, max_ulp, worst = _validate.tolerance_options(atol, rtol, max_ulp, worst)  # issue 22
     tol = Tolerance(float(atol), float(rtol), int(max_ulp), float32=tolerance == "float32")
     names = component_names(layer)
     per = len(names)
@@ -471,8 +473,8 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if exp_cost is None:
             report.problems.append("expected has no cost to compare with")
         else:
-            ac = to_numpy(act_cost, "actual cost") if not np.isscalar(act_cost) else act_cost
-            e, a = np.array(np.float32(exp_cost)), np.array(np.asarray(ac).astype(np.float32).reshape(()))
+            e = np.array(_validate.scalar_cost("expected cost", exp_cost))
+            a = np.array(_validate.scalar_cost("actual cost", act_cost))
             u = ulp_distance(e, a)
             report.cost = (float(e), float(a), int(u))
             report.cost_ok = bool(tol.passes(e, a, u))
