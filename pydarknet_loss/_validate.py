@@ -735,10 +735,10 @@ def tensor_usable(name: str, t: Any) -> None:
     layout = str(getattr(t, "layout", "torch.strided"))
     if layout != "torch.strided" or getattr(t, "is_nested", False):
         kind = "nested" if getattr(t, "is_nested", False) else layout
-        raise TypeError(f"{name} is a {kind} torch tensor: pass a dense (torch.strided) tensor, e.g. "
-                        f"{name}.to_dense(); the oracle does not densify silently")
+        raise TypeError(f"{name} is a {kind} torch tensor: pass a dense (torch.strided) tensor (.to_dense()); "
+                        "the oracle does not densify silently")
     if getattr(t, "is_quantized", False):
-        raise TypeError(f"{name} is a quantized torch tensor: pass float32 values, e.g. {name}.dequantize()")
+        raise TypeError(f"{name} is a quantized torch tensor: pass float32 values (.dequantize())")
 
 
 def tensor_array(name: str, t: Any) -> np.ndarray:
