@@ -441,7 +441,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return golden_check(args)
     except BrokenPipeError:  # e.g. `pydarknet-loss demo | head`
         return 0
-    except (ValueError, FileNotFoundError, golden.GoldenError) as exc:
+    except (ValueError, OSError, golden.GoldenError) as exc:  # OSError: a path that is a folder, unreadable, ...
         print(f"pydarknet-loss: {exc}", file=sys.stderr)
         return 2
 

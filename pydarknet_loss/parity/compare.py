@@ -406,6 +406,8 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         report.explained = True
     elif input is not None:
         x = to_numpy(input, "input")
+        if isinstance(x, np.ndarray) and x.dtype != np.float32:  # named as compare's argument, not forward's x
+            raise TypeError(f"input must be float32 (the layer's input, as darknet computes), got {x.dtype}")
         if truth is not None:
             ev = dg.evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
             report.explained = True

@@ -189,6 +189,8 @@ def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, size: int) -> n
         if dtype.hasobject:
             raise GoldenError(f"{where}: holds pickled Python objects (dtype {dtype}); golden cases hold plain "
                               "arrays only, and pickles are never loaded (they can run code)")
+        if any(int(d) < 0 for d in shape):
+            raise GoldenError(f"{where}: its header claims shape {tuple(shape)}, with a negative dimension")
         count = 1
         for d in shape:
             count *= int(d)
@@ -353,7 +355,7 @@ def case_entries(folder: PathLike) -> List[CaseEntry]:
     if not d.is_dir():
         raise GoldenError(f"{d}: not a folder of golden cases")
     man = d / "MANIFEST.json"
-    if man.is_file():
+    if man.exists() or man.is_symlink():  # a FIFO or a broken link is refused by name, not skipped
         try:
             cases = json.loads(_validate.read_text(man, "golden MANIFEST")).get("cases", [])
             return [CaseEntry(d / str(c["file"]), c["kind"], bool(c.get("train", True)), list(c.get("tags", [])))
