@@ -191,12 +191,13 @@ def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, size: int) -> n
                               "arrays only, and pickles are never loaded (they can run code)")
         if any(int(d) < 0 for d in shape):
             raise GoldenError(f"{where}: its header claims shape {tuple(shape)}, with a negative dimension")
-        count = 1
+        count = extent = 1
         for d in shape:
             count *= int(d)
+            extent *= max(int(d), 1)  # a zero dimension does not excuse the others (NumPy refuses those too)
         nbytes = count * dtype.itemsize
-        if count > _validate.INT_MAX:
-            raise GoldenError(f"{where}: its header claims shape {tuple(shape)}, {count} values, more than the C "
+        if extent > _validate.INT_MAX:
+            raise GoldenError(f"{where}: its header claims shape {tuple(shape)}, {extent} values, more than the C "
                               f"core indexes ({_validate.INT_MAX})")
         if nbytes != info.file_size - start:
             raise GoldenError(f"{where}: its header claims shape {tuple(shape)} of {dtype} ({nbytes} bytes), but the "

@@ -190,7 +190,8 @@ def _gen_npz(rng: np.random.Generator, workdir: str) -> Case:
     path = os.path.join(workdir, f"n{int(rng.integers(10**9))}.npz")
     in_case = rng.random() < 0.5
     src = sorted(GOLDEN.glob("*.npz"))[int(rng.integers(3))]
-    consistent = (not dtype.hasobject and all(d >= 0 for d in shape) and count <= INT_MAX and n == honest)
+    extent = math.prod(max(d, 1) for d in shape) if shape else 1
+    consistent = (not dtype.hasobject and all(d >= 0 for d in shape) and extent <= INT_MAX and n == honest)
     surface = pick(rng, ["read_arrays", "read_arrays", "GoldenCase.load", "case_entries", "check"])
 
     def run() -> Any:
