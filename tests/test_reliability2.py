@@ -239,7 +239,7 @@ def test_two_million_anchor_values_are_checked_at_numpy_speed(how: str, layer: s
     t0 = time.perf_counter()
     l = make()
     secs = time.perf_counter() - t0
-    assert secs < 2.0, f"{secs:.1f} s to check {values.size} anchor values (7-10 s before the fix)"
+    assert secs < 3.0, f"{secs:.1f} s to check {values.size} anchor values (7-17 s before the fix)"
     assert np.array_equal(l.anchors, values.astype(np.float32))
     bad = values.copy()
     bad[1_500_001] = np.nan
