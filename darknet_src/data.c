@@ -65,7 +65,7 @@ box_label *read_boxes_checked(const char *filename, int *n, int *bad_line, int *
     box_label *boxes = NULL;
     char *line = NULL;
     size_t len = 0, cap = 0;
-    int count = 0, size = 0, nu = 0, ch, nul = 0;
+    int count = 0, size = 0, nu = 0, ch;
     *n = 0;
     *bad_line = 0;
     *why = 0;
@@ -88,8 +88,13 @@ box_label *read_boxes_checked(const char *filename, int *n, int *bad_line, int *
                 cap *= 2;
             }
             /* A NUL would end the C string early: the line would look blank
-             * or shorter than it is. */
-            if (ch == '\0') nul = 1;
+             * or shorter than it is.  Refused at once, without reading on
+             * (a huge or sparse file of NULs costs nothing). */
+            if (ch == '\0') {
+                *bad_line = nu + 1;
+                *why = DN_LABEL_NUL;
+                goto fail;
+            }
             line[len++] = (char)ch;
             continue;
         }
@@ -97,11 +102,6 @@ box_label *read_boxes_checked(const char *filename, int *n, int *bad_line, int *
         ++nu;
         line[len] = '\0';
         len = 0;
-        if (nul) {
-            *bad_line = nu;
-            *why = DN_LABEL_NUL;
-            goto fail;
-        }
         {
             const char *q = line;
             int err;

@@ -123,7 +123,7 @@ tree *read_tree_checked(const char *filename, int *bad_line)
     FILE *fp = fopen(filename, "r");
     char *line = NULL;
     size_t line_cap = 0, len = 0;
-    int n = 0, cap = 0, name_cap = 0, ch, err = 0, nul = 0;
+    int n = 0, cap = 0, name_cap = 0, ch, err = 0;
     int *parent = NULL;
     char **names = NULL;
     tree *t = NULL;
@@ -145,7 +145,11 @@ tree *read_tree_checked(const char *filename, int *bad_line)
                 line = p;
                 line_cap = c;
             }
-            if (ch == '\0') nul = 1;  /* would cut the line short as a C string */
+            if (ch == '\0') {  /* would cut the line short as a C string: refused at once, not read on */
+                if (bad_line) *bad_line = n + 1;
+                err = 1;
+                break;
+            }
             line[len++] = (char)ch;
             continue;
         }
@@ -154,7 +158,7 @@ tree *read_tree_checked(const char *filename, int *bad_line)
         if (grow((void **)&parent, &cap, n + 1, sizeof(int)) ||
             grow((void **)&names, &name_cap, n + 1, sizeof(char *))) { err = 1; break; }
         names[n] = malloc(TREE_NAME_MAX + 1);
-        if (!names[n] || nul || parse_line(line, names[n], &parent[n]) || parent[n] < -1 || parent[n] >= n) {
+        if (!names[n] || parse_line(line, names[n], &parent[n]) || parent[n] < -1 || parent[n] >= n) {
             free(names[n]);
             if (bad_line) *bad_line = n + 1;
             err = 1;

@@ -10,9 +10,13 @@ layout): nothing unaligned ever reaches C.
 """
 from __future__ import annotations
 
+import errno
+import io
 import math
 import numbers
 import operator
+import os
+import stat
 import warnings
 from typing import Any, Dict, Optional, Sequence
 
@@ -132,26 +136,76 @@ def int_array(name: str, values: Any, *, allow_empty: bool = False) -> np.ndarra
 
 def anchors32(values: Any, *, pairs: bool = True) -> np.ndarray:
     """Anchor sizes as float32 (upstream: atof, then stored in a float): an
-    array follows the same rules as a list, value by value."""
+    array follows the same rules as a list, value by value.  Checked at
+    NumPy speed (a value is looked at on its own only to word a refusal);
+    more than ``2 * MAX_ANCHORS`` values are refused before any is read."""
     not_masked("anchors", values)
     if isinstance(values, np.ndarray):
         if values.ndim != 1 or values.dtype.kind not in "iuf":
             raise TypeError(f"anchors must be a 1-D numeric array, got {values.dtype} of shape {values.shape}")
-        seq: Sequence[Any] = list(values)
+        seq: Sequence[Any] = values
     elif isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
         seq = values
     else:
         raise TypeError(f"anchors must be a list of numbers (w, h pairs), got {type(values).__name__}")
-    items = [real32(f"anchors[{i}]", v) for i, v in enumerate(seq)]
-    if pairs and not items:
+    if len(seq) > 2 * MAX_ANCHORS:
+        raise ValueError(f"anchors holds {len(seq)} values: more than {2 * MAX_ANCHORS} ({MAX_ANCHORS} pairs) is "
+                         "refused before any is read (darknet cfgs use a handful)")
+    f32 = _reals32(seq)
+    for i in np.flatnonzero(~np.isfinite(f32)).tolist():
+        # The per-value rule words the refusal (and takes whatever the fast path could not read).
+        f32[i] = real32(f"anchors[{i}]", seq[i])
+    if pairs and not len(f32):
         raise ValueError("anchors must not be empty")
-    if pairs and len(items) % 2:
-        raise ValueError(f"anchors must come in (w, h) pairs, got {len(items)} values")
-    for i, v in enumerate(items):
-        if not v > 0:
-            raise ValueError(f"anchors[{i}] = {_short(seq[i])} is {float(v)!r} as a float32: anchor sizes must be "
-                             "positive and finite")
-    return np.array(items, dtype=np.float32)
+    if pairs and len(f32) % 2:
+        raise ValueError(f"anchors must come in (w, h) pairs, got {len(f32)} values")
+    bad = np.flatnonzero(~(f32 > 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"anchors[{i}] = {_short(seq[i])} is {float(f32[i])!r} as a float32: anchor sizes must be "
+                         "positive and finite")
+    return f32
+
+
+def _reals32(seq: Sequence[Any]) -> np.ndarray:
+    """What real32() makes of each value (float(v), then float32), as one
+    float32 array; NaN where real32() would refuse the value (the caller
+    asks real32() why)."""
+    if isinstance(seq, np.ndarray):
+        if seq.dtype.kind in "iu" or seq.dtype.itemsize <= 8:  # correctly rounded, as float(v) is
+            wide = seq.astype(np.float64)
+        else:  # long doubles: Python's float() of each, as real32() takes it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wide = np.array([float(v) for v in seq.tolist()], dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return wide.astype(np.float32)
+    if set(map(type, seq)) <= {float, int, np.float64, np.float32}:
+        try:
+            wide = np.array(seq, dtype=np.float64)
+        except OverflowError:  # an int beyond a double: value by value below
+            pass
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return wide.astype(np.float32)
+    out = np.empty(len(seq), dtype=np.float64)
+    for i, v in enumerate(seq):
+        t = type(v)
+        if t is float or t is int or t is np.float64 or t is np.float32:
+            try:
+                out[i] = v
+            except OverflowError:  # an int beyond a double
+                out[i] = np.nan
+        elif isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
+            out[i] = np.nan
+        else:
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out[i] = float(v)
+            except (OverflowError, TypeError, ValueError):
+                out[i] = np.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        return out.astype(np.float32)
 
 
 def biases(anchors: Any, count: Any, count_name: str, per_anchor: int = 2) -> tuple:
@@ -166,10 +220,7 @@ def biases(anchors: Any, count: Any, count_name: str, per_anchor: int = 2) -> tu
     else:
         values = anchors32(anchors, pairs=count is None)
     n = len(values) // 2 if count is None else c_int(count_name, count, minimum=1)
-    if n > MAX_ANCHORS:
-        raise ValueError(f"{count_name} = {n} anchors: more than {MAX_ANCHORS} is refused (the layer would "
-                         f"allocate {2 * n} anchor values and compare every truth with each of them; darknet "
-                         "cfgs use a handful)")
+    anchor_count(n, count_name)
     if n * max(2, per_anchor) > INT_MAX:
         raise ValueError(f"{count_name} = {n} anchors" + (f" of coords+1+classes = {per_anchor} channels each" if per_anchor > 2 else
                          " (2 values each)") + f" do not fit the C core's int (<= {INT_MAX})")
@@ -218,11 +269,7 @@ def host_array(name: str, a: Any) -> Any:
     hold (bfloat16, a sparse or meta tensor) is a TypeError that says so."""
     if not is_torch_tensor(a):
         return a
-    try:
-        return a.detach().cpu().numpy()
-    except (TypeError, RuntimeError, NotImplementedError) as exc:
-        raise TypeError(f"{name}: a torch.Tensor of dtype {getattr(a, 'dtype', '?')} on {getattr(a, 'device', '?')} "
-                        f"cannot be read as a NumPy array ({exc}); pass a dense float32 tensor") from None
+    return tensor_array(name, a)  # meta, sparse, nested, quantized, bfloat16: refused, naming them (issue 22)
 
 
 def float32_array(name: str, a: Any, ndim: int) -> np.ndarray:
@@ -595,3 +642,209 @@ def gaussian_truth_error(kind: str, image: int, row: int, truth: np.ndarray, *, 
         "wherever the row is assigned, outside its buffers; a negative id can also become a cell's best truth "
         "in loop 1. (Upstream only skips ids >= classes in loop 1, with a warning.) Expected "
         f"0 <= class id < {classes}")
+
+# ---- issue 22: files, counts, options and tensors ------------------------------------
+#
+# Every reader of a path goes through regular_file() before anything opens the
+# path, and reads text through read_text(), which stops at the first NUL byte.
+# The exception types (README, "What the package trusts and what it checks"):
+#   FileNotFoundError  nothing readable there: missing, a broken symbolic link,
+#                      a loop of symbolic links, a path through a non-folder
+#   PermissionError    there, but this process may not look at it
+#   IsADirectoryError  a folder
+#   ValueError         a FIFO, a device or a socket (never opened: a FIFO
+#                      would block), or content that is not what the reader reads
+
+#: How much of a text file is read at a time (a NUL byte stops the reading).
+READ_CHUNK = 1 << 20
+
+
+def path_str(path: Any, what: str) -> str:
+    """A path argument as a str (str, bytes or os.PathLike)."""
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"the {what} path must be a str or os.PathLike, got {type(path).__name__}") from None
+    return p if isinstance(p, str) else os.fsdecode(p)
+
+
+def _unreachable(p: str, what: str, exc: OSError) -> OSError:
+    """The exception for a path os.stat() cannot follow, saying why."""
+    if exc.errno == errno.ELOOP:
+        return FileNotFoundError(f"{what} not found: {p} is a loop of symbolic links")
+    if isinstance(exc, PermissionError):
+        return PermissionError(f"{what} cannot be read: {p} (permission denied)")
+    if os.path.islink(p):
+        try:
+            target = os.readlink(p)
+        except OSError:  # pragma: no cover - gone meanwhile
+            target = "?"
+        return FileNotFoundError(f"{what} not found: {p} is a broken symbolic link (to {target!r})")
+    if exc.errno == errno.ENOTDIR:
+        return FileNotFoundError(f"{what} not found: {p} (a part of the path is not a folder)")
+    if exc.errno == errno.ENOENT:
+        return FileNotFoundError(f"{what} not found: {p}")
+    return FileNotFoundError(f"{what} cannot be opened: {p} ({exc.strerror or exc})")
+
+
+def _kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
+def _not_regular(p: str, what: str, mode: int) -> OSError:
+    if stat.S_ISDIR(mode):
+        return IsADirectoryError(f"{what} {p} is a directory: expected a regular file")
+    return ValueError(f"{what} {p} is {_kind(mode)}: expected a regular file")  # type: ignore[return-value]
+
+
+def regular_file(path: Any, what: str) -> str:
+    """The path as a str when it names a regular file (after symbolic
+    links); otherwise the exception above, naming the path and what it is.
+    Nothing is opened: a FIFO would block the reader, a device would stream
+    forever."""
+    p = path_str(path, what)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise _unreachable(p, what, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(p, what, st.st_mode)
+    return p
+
+
+def open_regular(path: Any, what: str) -> Any:
+    """regular_file(), then the file opened for binary reading.  It is
+    opened without blocking and checked again once open, so a path swapped
+    for a FIFO in between is refused, not waited on."""
+    p = regular_file(path, what)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _unreachable(p, what, exc) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(p, what, mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_text(path: Any, what: str, *, error: type = ValueError) -> str:
+    """A text file's content as open(path, "r", encoding="utf-8",
+    errors="surrogateescape").read() gives it, read a chunk at a time; a NUL
+    byte is refused (``error``, naming the file and line) as soon as it is
+    read, without reading on: a NUL is no text, and a huge (or sparse) file
+    of them costs nothing."""
+    f = open_regular(path, what)
+    p = path_str(path, what)
+    chunks = []
+    newlines = offset = 0
+    with f:
+        while True:
+            block = f.read(READ_CHUNK)
+            if not block:
+                break
+            k = block.find(b"\0")
+            if k >= 0:
+                line = newlines + block.count(b"\n", 0, k) + 1
+                raise error(f"{p}, line {line}: holds a NUL byte (byte {offset + k} of the file): expected a text "
+                            f"{what}; nothing after it is read")
+            newlines += block.count(b"\n")
+            offset += len(block)
+            chunks.append(block)
+    return io.TextIOWrapper(io.BytesIO(b"".join(chunks)), encoding="utf-8", errors="surrogateescape").read()
+
+
+def anchor_count(n: int, count_name: str) -> int:
+    """More than MAX_ANCHORS anchors in one layer is refused before anything
+    is allocated (both darknets' layers)."""
+    if n > MAX_ANCHORS:
+        raise ValueError(f"{count_name} = {n} anchors: more than {MAX_ANCHORS} is refused (the layer would "
+                         f"allocate {2 * n} anchor values and compare every truth with each of them; darknet "
+                         "cfgs use a handful)")
+    return n
+
+
+def layer_channels(n: int, classes: int, coords: int = 4) -> int:
+    """A [yolo] layer's input channels, n*(coords+1+classes), which the C
+    core holds in an int (l.outputs and every index derive from it)."""
+    c = n * (coords + 1 + classes)
+    if c > INT_MAX:
+        raise ValueError(f"classes = {classes}: the layer's input channels len(mask)*({coords}+1+classes) = {n}*"
+                         f"{coords + 1 + classes} = {c} do not fit the C core's int (<= {INT_MAX})")
+    return c
+
+
+def tolerance_options(atol: Any, rtol: Any, max_ulp: Any, worst: Any) -> tuple:
+    """compare()/check's widening options: atol and rtol real numbers >= 0
+    (not NaN), max_ulp and worst whole numbers >= 0."""
+    out = []
+    for name, v in (("atol", atol), ("rtol", rtol)):
+        f = number(name, v)
+        if math.isnan(f) or f < 0:
+            raise ValueError(f"{name} must be a number >= 0 (a widening of the tolerance), got {_short(v)}")
+        out.append(f)
+    for name, v in (("max_ulp", max_ulp), ("worst", worst)):
+        out.append(integer(name, v, minimum=0))
+    return tuple(out)
+
+
+def is_tensor(a: Any) -> bool:
+    """A torch.Tensor (recognised without importing torch)."""
+    return type(a).__module__.startswith("torch") and hasattr(a, "detach") and hasattr(a, "device")
+
+
+def tensor_usable(name: str, t: Any) -> None:
+    """Refuses a torch tensor whose values cannot be read: on the 'meta'
+    device (a shape and a dtype, no data), sparse, nested or quantized."""
+    device = getattr(getattr(t, "device", None), "type", None)
+    if device == "meta":
+        raise TypeError(f"{name} is a torch tensor on the 'meta' device: meta tensors hold no data (only a shape "
+                        "and a dtype), so there is nothing to compute with; create it on a real device "
+                        "(cpu or cuda)")
+    layout = str(getattr(t, "layout", "torch.strided"))
+    if layout != "torch.strided" or getattr(t, "is_nested", False):
+        kind = "nested" if getattr(t, "is_nested", False) else layout
+        raise TypeError(f"{name} is a {kind} torch tensor: pass a dense (torch.strided) tensor (.to_dense()); "
+                        "the oracle does not densify silently")
+    if getattr(t, "is_quantized", False):
+        raise TypeError(f"{name} is a quantized torch tensor: pass float32 values (.dequantize())")
+
+
+def tensor_array(name: str, t: Any) -> np.ndarray:
+    """A torch tensor's values as a NumPy array (detached, copied to the
+    host when it is on a device), after tensor_usable()."""
+    tensor_usable(name, t)
+    d = t.detach()
+    if d.is_conj():
+        d = d.resolve_conj()
+    if d.is_neg():
+        d = d.resolve_neg()
+    try:
+        return d.cpu().numpy()
+    except (TypeError, RuntimeError) as exc:
+        raise TypeError(f"{name}: a torch.Tensor of dtype {t.dtype} on {getattr(t, 'device', '?')} cannot be read "
+                        f"as a NumPy array (a dtype {t.dtype} that NumPy cannot hold: {exc}); pass float32") from None
+
+
+def scalar_cost(name: str, value: Any) -> np.float32:
+    """One cost as a float32: a real number, or a one-element numeric array
+    or tensor (anything else is refused, naming it).  NaN and infinities
+    are values a cost can take, and are kept."""
+    v = tensor_array(name, value) if is_tensor(value) else value
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind not in "fiu" or v.size != 1:
+            raise TypeError(f"{name} must be one number (a scalar or a one-element float array), got an array of "
+                            f"dtype {v.dtype} and shape {v.shape}")
+        v = v.reshape(()).item() if v.dtype.kind in "iu" else v.reshape(())[()]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number (a cost), got {type(v).__name__} {_short(v)}")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.float32(v)
+    except OverflowError:
+        raise ValueError(f"{name} = {_short(v)} is too large for a cost (a float)") from None

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _buffers, implied
+from . import _buffers, _validate, implied
 from .layers.pjreddie import RegionLayer, YoloLayer
 
 __all__ = ["YoloLoss", "RegionLoss"]
@@ -56,6 +56,7 @@ class _ImpliedModule(nn.Module):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dtype != torch.float32:
             raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {x.dtype}")
+        _validate.tensor_usable("x", x)  # a meta, sparse or nested tensor has no values to read
         if isinstance(self, YoloLoss):
             return _yolo_loss(self, x, truth)
         sel = self._select(x.detach().cpu().numpy(), truth)
@@ -312,7 +313,7 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable as loss_fn(x, truth), got {type(loss_fn).__name__}")
     device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
-    xn = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    xn = _validate.tensor_array("x", x) if isinstance(x, torch.Tensor) else np.asarray(x)
     if xn.dtype != np.float32:
         raise TypeError(f"x must be float32 (the oracle's arithmetic is float32), got {xn.dtype}")
     xd = to_nchw(xn, layout, layer.n)

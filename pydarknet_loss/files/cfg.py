@@ -27,6 +27,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import _validate
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 # [0-9], never \d: \d (and int()) accept every Unicode digit, C's isdigit only ASCII.
@@ -196,9 +198,8 @@ def parse_cfg_text(text: str, path: str = "<cfg>") -> List[Section]:
 
 
 def read_cfg(path: PathLike) -> List[Section]:
-    p = os.fspath(path)
-    with open(p, "r", encoding="utf-8", errors="surrogateescape") as f:
-        return parse_cfg_text(f.read(), p)
+    p = _validate.path_str(path, "cfg file")
+    return parse_cfg_text(_validate.read_text(p, "cfg file", error=CfgError), p)
 
 
 def int_list(value: str) -> List[int]:
@@ -212,12 +213,11 @@ def float_list(value: str) -> List[np.float32]:
 
 
 def read_map(path: PathLike) -> List[int]:
-    """utils.c read_map: one integer per line, by atoi."""
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise FileNotFoundError(f"map file not found: {p}")
-    with open(p, "r", encoding="utf-8", errors="surrogateescape") as f:
-        lines = f.read().split("\n")
+    """utils.c read_map: one integer per line, by atoi.  A path that is not
+    a regular file, or a line with a NUL byte (refused as soon as it is
+    read, naming the line), is refused as read_labels refuses them."""
+    p = _validate.path_str(path, "map file")
+    lines = _validate.read_text(p, "map file", error=CfgError).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     out = []

@@ -101,13 +101,13 @@ class Network:
     @classmethod
     def from_cfg(cls, path: PathLike, base_dir: Optional[PathLike] = None, flavor: str = "pjreddie") -> "Network":
         get_flavor(flavor)
-        p = os.fspath(path)
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"cfg file not found: {p}")
-        if not os.path.isfile(p):
-            raise CfgError(f"{p}: not a cfg file (a directory, device or pipe); expected a darknet .cfg")
-        with open(p, "r", encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
+        p = _validate.path_str(path, "cfg file")
+        try:
+            text = _validate.read_text(p, "cfg file", error=CfgError)  # stops at a NUL byte
+        except ValueError as exc:  # a FIFO or device: never opened
+            if isinstance(exc, CfgError):
+                raise
+            raise CfgError(f"{exc} (a darknet .cfg)") from None
         return cls.from_text(text, path=p, base_dir=base_dir, flavor=flavor)
 
     @classmethod
@@ -307,10 +307,13 @@ def example_cfg(name: str = "tiny-yolov3") -> Path:
 def calc_network_cost(costs: Sequence[Any]) -> np.float32:
     """calc_network_cost (pjreddie) / get_network_cost (AlexeyAB), the same
     arithmetic: a float sum of the layers' costs in layer order, divided by
-    their count in float (0 layers: 0/0 = NaN)."""
+    their count in float (0 layers: 0/0 = NaN).  ``costs``: one number per
+    loss layer (``result.cost``); an array of several values is refused."""
+    if isinstance(costs, (str, bytes)) or not isinstance(costs, (Sequence, np.ndarray)):
+        raise TypeError(f"costs must be a list of the loss layers' costs (numbers), got {type(costs).__name__}")
     total = np.float32(0)
-    for c in costs:
-        total = np.float32(total + np.float32(c))
+    for i, c in enumerate(costs):
+        total = np.float32(total + _validate.scalar_cost(f"costs[{i}]", c))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.float32(total / np.float32(len(costs)))
 
@@ -323,6 +326,6 @@ def train_loss(results: Sequence[Union[NetworkResult, Any]], batch: int) -> np.f
     if not results:
         raise ValueError("train_loss needs at least one forward result")
     total = np.float32(0)
-    for r in results:
-        total = np.float32(total + np.float32(r.cost if isinstance(r, NetworkResult) else r))
+    for i, r in enumerate(results):
+        total = np.float32(total + _validate.scalar_cost(f"results[{i}]", r.cost if isinstance(r, NetworkResult) else r))
     return np.float32(total / np.float32(len(results) * batch))

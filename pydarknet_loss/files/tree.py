@@ -3,7 +3,6 @@ builds them."""
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -103,22 +102,9 @@ def _parents(parents: Any, name: str) -> np.ndarray:
 
 def regular_file(p: str, what: str) -> None:
     """Refuses a path that is not a regular file, saying what it is (a FIFO
-    would block the reader, a device would stream forever)."""
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {p}") from None
-    except OSError as exc:
-        raise FileNotFoundError(f"{what} cannot be opened: {p} ({exc.strerror})") from None
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
-        return
-    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError(f"{what} {p} is a directory: expected a regular file")
-    raise ValueError(f"{what} {p} is {kind}: expected a regular file")
+    would block the reader, a device would stream forever); the exception
+    types are _validate.regular_file's (README, "What the package trusts")."""
+    _validate.regular_file(p, what)
 
 
 def read_tree(path: PathLike) -> Tree:

@@ -204,11 +204,12 @@ class YoloLayer(ReadOnly):
                  objectness_smooth: int = 0, label_smooth_eps: float = 0, focal_loss: int = 0,
                  counters_per_class: Optional[Sequence[int]] = None, map: Optional[Sequence[int]] = None,
                  show_details: int = 1, anchors_in: str = "pixels", stride: Any = None) -> None:
-        self.classes = _validate.integer("classes", classes, minimum=1)
+        self.classes = _validate.c_int("classes", classes, minimum=1)
         anchors = _validate.pixel_anchors(anchors, anchors_in, stride)  # grid-cell anchors: times stride
         self.total, self.anchors = self._biases(anchors, total)
         self.mask = _validate.mask_indices(mask, self.total)
         self.n = len(self.mask)
+        _validate.layer_channels(self.n, self.classes)  # l.outputs is an int
         self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0, maximum=2**31 - 1)
         self.ignore_thresh = self._real("ignore_thresh", ignore_thresh)
         self.truth_thresh = self._real("truth_thresh", truth_thresh)
@@ -271,7 +272,8 @@ class YoloLayer(ReadOnly):
             values = np.zeros(0, dtype=np.float32)
         else:
             values = _validate.anchors32(anchors, pairs=total is None)
-        n = len(values) // 2 if total is None else _validate.integer("total", total, minimum=1)
+        n = len(values) // 2 if total is None else _validate.c_int("total", total, minimum=1)
+        _validate.anchor_count(n, "total")  # before 2*n biases are allocated
         if len(values) > 2 * n:
             warnings.warn(f"anchors give {len(values)} values but total is {n}: upstream's parser reads only the "
                           f"first {2 * n}", _validate.DarknetQuirkWarning, stacklevel=3)

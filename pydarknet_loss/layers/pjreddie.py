@@ -275,6 +275,7 @@ class YoloLayer(_LossLayer):
         self.total, self.anchors = _validate.biases(anchors, total, "total")
         self.mask = _validate.mask_indices(mask, self.total)
         self.n = len(self.mask)
+        _validate.layer_channels(self.n, self.classes)  # l.outputs is an int
         self.ignore_thresh = _validate.real32("ignore_thresh", ignore_thresh)
         self.truth_thresh = _validate.real32("truth_thresh", truth_thresh)
         self.max_boxes = _validate.integer("max_boxes", max_boxes, minimum=0, maximum=YOLO_MAX_TRUTHS)

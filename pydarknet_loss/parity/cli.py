@@ -12,6 +12,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import _validate
 from .._native import BUILD_CFLAGS, BUILD_SANITIZERS, cuda_info
 from .._version import UPSTREAM_COMMIT, __version__
 from ..files.network import EXAMPLES, Network, example_cfg, train_loss
@@ -136,8 +137,8 @@ def _export_layers(args: argparse.Namespace) -> List[Dict[str, object]]:
             raise SystemExit(f"golden export: {args.cfg} has no loss layer ([yolo] or [region])")
         return specs
     try:
-        spec = json.loads(Path(args.layer_json).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        spec = json.loads(_validate.read_text(args.layer_json, "--layer-json file"))  # a FIFO is refused, not read
+    except (OSError, ValueError) as exc:
         raise SystemExit(f"golden export: cannot read --layer-json {args.layer_json}: {exc}") from None
     if not isinstance(spec, dict) or spec.get("kind") not in golden.KINDS:
         raise SystemExit("golden export: --layer-json must hold one object with kind 'yolo', 'region', "
@@ -202,8 +203,8 @@ def golden_export(args: argparse.Namespace) -> int:
 # ---- check ----------------------------------------------------------------------------------
 
 def _load_actual(path: Path) -> Dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in ("output", "delta", "cost") if k in z.files}
+    # golden.read_arrays: a FIFO, a text file or a lying header is a GoldenError naming the file (issue 22)
+    return golden.read_arrays(path, what="file of actual arrays", keys=("output", "delta", "cost"))
 
 
 #: Rows of the per-tag table shown when some case fails, before "N more tags".
@@ -260,8 +261,9 @@ def _failure_summary(per: Dict[str, List[int]], failing: List[Sequence[str]], n_
     if n_ok:
         # The tags that tell passing from failing cases, most failures first.
         rows = sorted((t for t, (ok, bad) in per.items() if bad), key=lambda t: (-per[t][1], per[t][0], t))
-        lines.append("per tag (passed/failed), tags on failing cases:")
-        width = max(len(t) for t in rows[:TAG_ROWS])
+        if rows:  # (a failing case may carry no tag: an unreadable file)
+            lines.append("per tag (passed/failed), tags on failing cases:")
+        width = max((len(t) for t in rows[:TAG_ROWS]), default=0)
         for t in rows[:TAG_ROWS]:
             ok, bad = per[t]
             lines.append(f"  {t:<{width}}  {ok:>4} passed  {bad:>4} failed")
@@ -296,6 +298,7 @@ def golden_check(args: argparse.Namespace) -> int:
         print(f"pydarknet-loss check: no training-forward golden cases in {golden_dir}", file=sys.stderr)
         return 2
     tol = dict(atol=args.atol, rtol=args.rtol, max_ulp=args.max_ulp)
+    _validate.tolerance_options(args.atol, args.rtol, args.max_ulp, 0)  # a ValueError naming the option: exit 2
     tol_name = Tolerance(**tol, float32=(args.tolerance or DEFAULT_TOLERANCE) == "float32")
     tol["build"] = args.build
     print(f"checking {len(entries)} golden case{'s' if len(entries) != 1 else ''} of {golden_dir} against "
@@ -305,7 +308,7 @@ def golden_check(args: argparse.Namespace) -> int:
     for e in entries:
         name = e.path.name
         actual_path = actual_dir / name
-        if not actual_path.is_file():
+        if not actual_path.exists() and not actual_path.is_symlink():
             print(f"{name}: MISSING {actual_path} (no file of the implementation's for this case)")
             results.append((e.tags, False))
             continue
@@ -543,7 +546,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return golden_check(args)
     except BrokenPipeError:  # e.g. `pydarknet-loss demo | head`
         return 0
-    except (ValueError, FileNotFoundError, golden.GoldenError) as exc:
+    except (ValueError, OSError, golden.GoldenError) as exc:  # OSError: a path that is a folder, unreadable, ...
         print(f"pydarknet-loss: {exc}", file=sys.stderr)
         return 2
 

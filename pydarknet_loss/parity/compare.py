@@ -389,6 +389,9 @@ def to_numpy(a: Any, name: str) -> np.ndarray:
     a = _validate.host_array(name, a)
     if isinstance(a, np.ndarray):
         return a
+    mod = type(a).__module__
+    if mod.startswith("torch") and hasattr(a, "detach"):
+        return _validate.tensor_array(name, a)  # meta, sparse, nested tensors refused, naming them
     raise TypeError(f"{name} must be a numpy.ndarray or a torch.Tensor, got {type(a).__name__}")
 
 
@@ -495,6 +498,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if not case.train:
             truth = None
         expected = case.expected()
+    atol, rtol, max_ulp, worst = _validate.tolerance_options(atol, rtol, max_ulp, worst)  # issue 22
     if truth is not None:
         truth = _host_truth(truth)
     tol = Tolerance(float(atol), float(rtol), int(max_ulp), float32=tolerance == "float32")
@@ -509,6 +513,8 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
 
     ev: Optional[dg.Evidence] = _evidence  # the oracle's own run, when the caller already has it
     x = to_numpy(input, "input") if input is not None else None
+    if isinstance(x, np.ndarray) and x.dtype != np.float32:  # named as compare's argument, not forward's x
+        raise TypeError(f"input must be float32 (the layer's input, as darknet computes), got {x.dtype}")
     # [Gaussian_yolo], AlexeyAB's [region], [detection]: no record of the
     # oracle's decisions, so only the causes that need none apply
     gaussian = isinstance(layer, alexeyab.GaussianYoloLayer)
@@ -664,8 +670,8 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if exp_cost is None:
             report.problems.append("expected has no cost to compare with")
         else:
-            ac = to_numpy(act_cost, "actual cost") if not np.isscalar(act_cost) else act_cost
-            e, a = np.array(np.float32(exp_cost)), np.array(np.asarray(ac).astype(np.float32).reshape(()))
+            e = np.array(_validate.scalar_cost("expected cost", exp_cost))
+            a = np.array(_validate.scalar_cost("actual cost", act_cost))
             u = ulp_distance(e, a)
             report.cost = (float(e), float(a), int(u))
             report.cost_ok = bool(tol.passes(e, a, u))

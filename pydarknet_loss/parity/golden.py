@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .. import _native
+from .. import _native, _validate
 from .._version import UPSTREAM_COMMIT, __version__
 from ..layers import alexeyab
 from ..layers import gaussian, hankai
@@ -124,18 +124,130 @@ _AB_EXTRA = ("labels", "class_ids", "total_bbox", "rewritten_bbox", "stats_names
 
 def _read(path: Path) -> Dict[str, np.ndarray]:
     """The arrays of a case file; anything unreadable is a GoldenError naming it."""
+    return read_arrays(path)
+
+
+# ---- reading .npz files without trusting them (issue 22) --------------------------------
+#: Deflate expands at most about 1032-fold (RFC 1951: 258 bytes from 2 bits, plus block overhead).
+_DEFLATE_MAX_RATIO = 1032
+#: A golden case holds about 25 arrays; more members than this is not one.
+_MAX_MEMBERS = 256
+
+
+def _what_it_is(head: bytes) -> str:
+    """What a file that is no zip archive looks like, from its first bytes."""
+    if not head:
+        return "it is empty (0 bytes)"
+    if head.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array (np.save), not an .npz archive of a case's arrays (np.savez)"
+    if head[:1] == b"\x80":
+        return "it looks like a Python pickle, which is never loaded (it can run code)"
+    if head.startswith(b"PK"):
+        return "it starts like a zip archive but is damaged or truncated"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise GoldenError(f"{path}: no such file") from None
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "pickle" in str(exc).lower():
-            raise GoldenError(f"{path}: holds pickled Python objects; golden cases hold plain arrays only, "
-                              "and pickles are never loaded (they can run code)") from None
-        raise GoldenError(f"{path}: not a golden case (.npz) file: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise GoldenError(f"{path}: not a golden case (.npz) file: {exc}") from None
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"it is plain text (it starts {head[:40]!r}), not an .npz (zip) archive"
+    return f"it is binary data that is not an .npz (zip) archive (it starts {head[:16]!r})"
+
+
+def read_arrays(path: PathLike, *, what: str = "golden case", keys: Optional[Sequence[str]] = None
+                ) -> Dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file (only ``keys``, when given), read
+    without trusting it; anything wrong is a :class:`GoldenError` naming the
+    file (and the member):
+
+    * the path must be a regular file (a FIFO is never opened: it would
+      block), not missing, not a broken or looping symbolic link;
+    * the file must be a zip archive of ``.npy`` members, stored or
+      deflated, each member's sizes possible for the file's size;
+    * each member's header (shape and dtype) must describe exactly the bytes
+      the member holds, no object dtype (pickles are never loaded), at most
+      2**31 - 1 values: checked before anything is allocated.
+    """
+    p = Path(path)
+    try:
+        f = _validate.open_regular(p, what)
+    except (OSError, ValueError) as exc:
+        raise GoldenError(str(exc)) from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(64)
+        f.seek(0)
+        try:
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            raise GoldenError(f"{p}: not a {what} (.npz) file: {_what_it_is(head)} ({exc})") from None
+        with zf:
+            infos = zf.infolist()
+            if len(infos) > _MAX_MEMBERS:
+                raise GoldenError(f"{p}: holds {len(infos)} members; a {what} holds a few dozen arrays")
+            out: Dict[str, np.ndarray] = {}
+            for info in infos:
+                name = info.filename
+                key = name[:-4] if name.endswith(".npy") else None
+                if key is None:
+                    raise GoldenError(f"{p}: member {name!r} is not a .npy array; a {what} holds arrays only")
+                if key in out:
+                    raise GoldenError(f"{p}: member {name!r} appears twice")
+                if keys is not None and key not in keys:
+                    continue
+                out[key] = _member(zf, info, p, size)
+    return out
+
+
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, size: int) -> np.ndarray:
+    """One .npy member, its header checked against its size before anything is allocated."""
+    where = f"{p}, member {info.filename!r}"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise GoldenError(f"{where}: compression method {info.compress_type}; golden files are stored or deflated "
+                          "(np.savez, np.savez_compressed)")
+    if info.compress_size > size:
+        raise GoldenError(f"{where}: claims {info.compress_size} packed bytes, more than the file's {size}")
+    most = info.compress_size if info.compress_type == zipfile.ZIP_STORED else \
+        info.compress_size * _DEFLATE_MAX_RATIO + 1024
+    if info.file_size > most:
+        raise GoldenError(f"{where}: claims {info.file_size} bytes unpacked from {info.compress_size} packed, more "
+                          "than its compression can give")
+    nbytes = 0
+    try:
+        with zf.open(info) as m:
+            version = np.lib.format.read_magic(m)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(m)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(m)
+            else:
+                raise GoldenError(f"{where}: .npy format version {version[0]}.{version[1]}; golden files use "
+                                  "1.0 or 2.0 (np.save)")
+            start = m.tell()
+        if dtype.hasobject:
+            raise GoldenError(f"{where}: holds pickled Python objects (dtype {dtype}); golden cases hold plain "
+                              "arrays only, and pickles are never loaded (they can run code)")
+        if any(int(d) < 0 for d in shape):
+            raise GoldenError(f"{where}: its header claims shape {tuple(shape)}, with a negative dimension")
+        count = extent = 1
+        for d in shape:
+            count *= int(d)
+            extent *= max(int(d), 1)  # a zero dimension does not excuse the others (NumPy refuses those too)
+        nbytes = count * dtype.itemsize
+        if extent > _validate.INT_MAX:
+            raise GoldenError(f"{where}: its header claims shape {tuple(shape)}, {extent} values, more than the C "
+                              f"core indexes ({_validate.INT_MAX})")
+        if nbytes != info.file_size - start:
+            raise GoldenError(f"{where}: its header claims shape {tuple(shape)} of {dtype} ({nbytes} bytes), but the "
+                              f"member holds {info.file_size - start} bytes after its header: refused before "
+                              "allocating anything")
+        with zf.open(info) as m:
+            return np.lib.format.read_array(m, allow_pickle=False)
+    except GoldenError:
+        raise
+    except MemoryError:
+        raise GoldenError(f"{where}: no memory for its {nbytes} bytes") from None
+    except Exception as exc:  # whatever a damaged member raises, said with the file's name
+        raise GoldenError(f"{where}: not a readable .npy array ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass
@@ -198,6 +310,16 @@ class GoldenCase:
             raise GoldenError(f"{p}: input, output and delta must share one (B, C, H, W) shape, got "
                               f"{d['input'].shape}, {d['output'].shape}, {d['delta'].shape}")
         kind = case_kind(kind, params)
+        try:
+            return cls._build(p, d, kind, params, tags, prov, base_dir)
+        except (TypeError, ValueError) as exc:  # a scalar key holding an array, a non-JSON extra, ...
+            if isinstance(exc, GoldenError):
+                raise
+            raise GoldenError(f"{p}: not a training-forward golden case: {exc}") from None
+
+    @classmethod
+    def _build(cls, p: Path, d: Dict[str, np.ndarray], kind: str, params: Dict[str, Any], tags: Any,
+               prov: Any, base_dir: Optional[PathLike]) -> "GoldenCase":
         extra: Dict[str, Any] = {}
         if kind == "gaussian_yolo_ab":
             for k in ("stats_names", "line", "truth_cols"):
@@ -295,27 +417,29 @@ def case_entries(folder: PathLike) -> List[CaseEntry]:
     if not d.is_dir():
         raise GoldenError(f"{d}: not a folder of golden cases")
     man = d / "MANIFEST.json"
-    if man.is_file():
+    if man.exists() or man.is_symlink():  # a FIFO or a broken link is refused by name, not skipped
         try:
-            top = json.loads(man.read_text())
+            top = json.loads(_validate.read_text(man, "golden MANIFEST"))
             cases = top.get("cases", [])
-        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as exc:
+            # the more-layers MANIFESTs name the kind once, as "layer"
+            default_kind = top.get("layer") if isinstance(top.get("layer"), str) else None
+            return [CaseEntry(d / str(c["file"]), c.get("kind", default_kind), bool(c.get("train", True)),
+                              list(c.get("tags", [])))
+                    for c in cases if isinstance(c, dict) and c.get("kind", default_kind) in KINDS and "file" in c]
+        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError, TypeError, ValueError, OSError) as exc:
             raise GoldenError(f"{man}: not a golden MANIFEST ({exc})") from None
-        # the more-layers MANIFESTs name the kind once, as "layer"
-        default_kind = top.get("layer") if isinstance(top.get("layer"), str) else None
-        return [CaseEntry(d / c["file"], c.get("kind", default_kind), bool(c.get("train", True)),
-                          list(c.get("tags", [])))
-                for c in cases if isinstance(c, dict) and c.get("kind", default_kind) in KINDS and "file" in c]
     out = []
     for p in sorted(d.glob("*.npz")):
         try:
-            z = _read(p)
-        except GoldenError:
+            z = read_arrays(p, keys=("kind", "tags", "train"))
+            tags = json.loads(str(z["tags"])) if "tags" in z else []
+            tags = [str(t) for t in tags] if isinstance(tags, list) else []
+            train = bool(z["train"]) if "train" in z else True
+        except (GoldenError, json.JSONDecodeError, ValueError, TypeError):
             out.append(CaseEntry(p, "?", True, []))  # reported by name when it is checked
             continue
         if "kind" in z and str(z["kind"]) in KINDS:
-            tags = json.loads(str(z["tags"])) if "tags" in z else []
-            out.append(CaseEntry(p, str(z["kind"]), bool(z["train"]) if "train" in z else True, tags))
+            out.append(CaseEntry(p, str(z["kind"]), train, tags))
     return out
 
 

@@ -27,11 +27,18 @@ def main(argv: list = None) -> int:
     p.add_argument("--per-child", type=int, default=100, help="cases per forked child")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a case may take before it is a hang")
     p.add_argument("--strict", action="store_true", help="count the KNOWN_OPEN failures too")
+    p.add_argument("--only", nargs="+", default=[], metavar="TARGET",
+                   help="draw only these targets (e.g. hostile ab_ctor compare_opts tensors); case numbers then "
+                        "refer to this selection: re-run one with the same --only")
     p.add_argument("-v", "--verbose", action="store_true", help="print failures as they happen")
     p.add_argument("--progress", type=int, default=0, metavar="N", help="a line on stderr every N cases")
     a = p.parse_args(argv)
     if a.strict:
         C.KNOWN_OPEN.clear()
+    unknown = sorted(set(a.only) - {t for _, t in C.TARGETS})
+    if unknown:
+        p.error(f"unknown targets {unknown}; there are {sorted(t for _, t in C.TARGETS)}")
+    C.ONLY[:] = a.only
     s = run(a.cases, seed=a.seed, start=a.start, jobs=a.jobs, per_child=a.per_child, timeout=a.timeout,
             verbose=a.verbose, progress=a.progress)
     print(s.report())

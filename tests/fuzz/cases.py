@@ -2198,14 +2198,20 @@ def corpus_case(number: int, workdir: str) -> Case:
 #: (weight, target): how often each target is drawn.
 TARGETS: List[Tuple[float, str]] = [
     (5, "yolo"), (5, "region"), (3, "ab_yolo"), (3, "detections"), (2, "nms"), (2, "tree"), (2, "labels"), (1, "boxes"),
-    (2, "cfg"), (1, "golden"), (0.5, "cli"), (2, "hankai_yolo"), (2, "gaussian_yolo"), (2, "more_layers")]
+    (2, "cfg"), (1, "golden"), (0.5, "cli"), (2, "hankai_yolo"), (2, "gaussian_yolo"), (2, "more_layers"),
+    # issue 22 (surfaces22.py): hostile files, AlexeyAB's constructor, compare's options, torch tensors
+    (1.5, "hostile"), (1, "ab_ctor"), (1, "compare_opts"), (1, "tensors")]
+
+
+#: When set (python -m fuzz --only ...), only these targets are drawn (case numbers then differ).
+ONLY: List[str] = []
 
 
 def make_case(seed: int, number: int, workdir: str) -> Case:
-    if number < len(CORPUS):
+    if number < len(CORPUS) and not ONLY:
         return corpus_case(number, workdir)
     rng = np.random.default_rng([seed, number])
-    target = _choose(rng, [(w, t) for w, t in TARGETS])
+    target = _choose(rng, [(w, t) for w, t in TARGETS if not ONLY or t in ONLY])
     if target in ("yolo", "region"):
         return gen_layer(rng, target)
     if target == "ab_yolo":
@@ -2230,4 +2236,13 @@ def make_case(seed: int, number: int, workdir: str) -> Case:
         return gen_cfg(rng, workdir)
     if target == "golden":
         return gen_golden(rng, workdir)
+    if target in S22:
+        from . import surfaces22
+        gen = getattr(surfaces22, S22[target])
+        return gen(rng, workdir) if target == "hostile" else gen(rng)
     return gen_cli(rng, workdir)
+
+
+#: Issue 22's targets and their generators (tests/fuzz/surfaces22.py).
+S22 = {"hostile": "gen_hostile", "ab_ctor": "gen_ab_ctor", "compare_opts": "gen_compare_opts",
+       "tensors": "gen_tensors"}

@@ -47,6 +47,7 @@ class Summary:
     seconds: float = 0.0
     outcomes: Dict[str, int] = field(default_factory=dict)  # ok / error (clean refusals)
     per_target: Dict[str, int] = field(default_factory=dict)
+    per_target_ok: Dict[str, int] = field(default_factory=dict)  # cases of the target that returned
     failures: List[Failure] = field(default_factory=list)
     known: List[Failure] = field(default_factory=list)
 
@@ -62,7 +63,8 @@ class Summary:
                  + f"; {len(self.failures)} failures"
                  + (f" ({', '.join(f'{k} {v}' for k, v in sorted(self.counts().items()))})" if self.failures else "")
                  + (f"; {len(self.known)} known open (not this branch's code, see KNOWN_OPEN)" if self.known else ""),
-                 "per target: " + ", ".join(f"{k} {v}" for k, v in sorted(self.per_target.items()))]
+                 "per target (returned/all): " + ", ".join(f"{k} {self.per_target_ok.get(k, 0)}/{v}"
+                                                           for k, v in sorted(self.per_target.items()))]
         for f in self.failures[:200]:
             lines.append("  FAIL " + f.line())
         for f in self.known[:50]:
@@ -233,6 +235,8 @@ def run(cases: int, *, seed: int = 0, start: int = 0, jobs: int = 2, per_child: 
                 print("FAIL", f.line(), flush=True)
         else:
             summary.outcomes[event["s"]] = summary.outcomes.get(event["s"], 0) + 1
+            if event["s"] == "ok":
+                summary.per_target_ok[event["t"]] = summary.per_target_ok.get(event["t"], 0) + 1
 
     def finish(w: _Worker, *, hang: bool) -> None:
         """The child is gone (or is killed now): charge the case it was on."""
