@@ -103,7 +103,7 @@ def _parents(parents: Any, name: str) -> np.ndarray:
 def regular_file(p: str, what: str) -> None:
     """Refuses a path that is not a regular file, saying what it is (a FIFO
     would block the reader, a device would stream forever); the exception
-    types are _validate.regular_file's (README, "What the package trusts")."""
+    types are those of pydarknet_loss._validate.regular_file."""
     _validate.regular_file(p, what)
 
 
