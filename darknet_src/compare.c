@@ -128,11 +128,19 @@ void dn_delta_bound(const float *target, const float *scale, const float *output
         for (e = 0; e < entries; ++e) {
             const long long off = (b*entries + e)*hw;
             for (k = 0; k < hw; ++k) {
-                const double sc = scale[off + k];
-                const int has = !isnan(sc);
-                const double S = has ? fabs(sc) : 0, T = has ? fabs((double)target[off + k]) : 0;
-                const double V = output[off + k], nd = delta[off + k];
-                double bound = spacing32(S*nan_max(T, fabs(V)));
+                const double nd = delta[off + k];
+                double sc, S, T, V, bound;
+                int has;
+                if (nd == 0) {  /* the bound of a 0 delta is 1e-6 whatever the rest (most elements) */
+                    out[off + k] = 1e-6;
+                    continue;
+                }
+                sc = scale[off + k];
+                has = !isnan(sc);
+                S = has ? fabs(sc) : 0;
+                T = has ? fabs((double)target[off + k]) : 0;
+                V = output[off + k];
+                bound = spacing32(S*nan_max(T, fabs(V)));
                 if (e == 0) bound += 2*S*spacing32(T + k % w);
                 if (e == 1) bound += 2*S*spacing32(T + k / w);
                 if (e == 2 || e == 3) bound += S*0x1p-23*has;

@@ -40,6 +40,8 @@ from .registry import BY_CODE, REGISTRY
 
 #: Share of a cause's elements another model must reproduce to be shown as its alternative.
 ALTERNATIVE = 0.9
+#: Failing elements above which the search is bounded (see _candidates).
+LARGE = 20000
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,15 @@ def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out:
     factors = _factors.fit(arr, where, rows, todo, sig)
     out += factors.claims
     specs = _decisions(arr, ev.kind, "decision")
+    # The search's bound: on a large array whose failing elements the factor
+    # models reproduce every one of, the decisions are not replayed (they
+    # could only add alternatives there, at the cost of whole-array passes).
+    if factors.claims and int(todo.sum()) > LARGE:
+        covered = np.zeros_like(todo)
+        for _, c in factors.claims:
+            covered |= c.mask
+        if not (todo & ~covered).any():
+            return out
     views = [arr]
     assert factors.f is not None
     for fac in (factors.f_group, factors.f):
@@ -194,8 +205,11 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
                 if c is not None:
                     take(spec.code, c.mask, c)
         if ev is not None and todo.any():
+            flat = np.flatnonzero(todo)  # darknet's own rounding, at the failing elements
             with np.errstate(invalid="ignore"):  # inf - inf where both are infinite
-                sel = todo & (np.abs(arr.A64 - arr.E64) <= arr.bound)
+                within = np.abs(arr.A64.reshape(-1)[flat] - arr.E64.reshape(-1)[flat]) <= arr.bound.reshape(-1)[flat]
+            sel = np.zeros(todo.shape, bool)
+            sel.reshape(-1)[flat[within]] = True
             if sel.any():
                 take("float_rounding", sel, Claim(sel, say=lambda s, a=arr: float_rounding.message(a, s)))
         work = arr

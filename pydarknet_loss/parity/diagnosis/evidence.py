@@ -109,9 +109,13 @@ class Evidence:
         """The bound at some elements only (flat indices into the (B, n,
         entries, H, W) array): through their cells when few, from the whole
         array's (in C) when many."""
+        if name in self._bound or (name == "delta" and self._call is None):
+            return self.bound_for(name).reshape(-1)[flat]
         b, a, e, j, i = np.unravel_index(flat, self.D.shape)
         cell = np.ravel_multi_index((b, a, j, i), self.D.shape[:2] + self.D.shape[3:])
         uniq, inv = np.unique(cell, return_inverse=True)
+        if uniq.size * 8 > self.D.size // self.D.shape[2]:  # many cells: the whole array's bound (in C)
+            return self.bound_for(name).reshape(-1)[flat]
         cells = np.unravel_index(uniq, self.D.shape[:2] + self.D.shape[3:])
         return self.bound_cells(name, cells)[inv.reshape(-1), e]
 

@@ -125,10 +125,12 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
     for r in rows:
         if r.part not in out.global_parts and r.factor is not None:
             sibling.setdefault(GROUP[r.part], at(r.part))
-    out.f_group = out.f.copy()
-    fg = out.f_group.reshape(-1)
+    fg = None
     for r in rows:
         if r.relation in ("other", "zero") and GROUP[r.part] in sibling:
+            if fg is None:
+                out.f_group = out.f.copy()
+                fg = out.f_group.reshape(-1)
             src = sibling[GROUP[r.part]]
             idx = at(r.part)
             vals = f[src]
