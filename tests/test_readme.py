@@ -1,4 +1,5 @@
-"""The README's examples run, in order, and print what the README says.
+"""The README's examples, and those of the documentation pages it links
+(docs/*.md), run, in order, and print what the pages say.
 
 A fenced block preceded by ``<!-- readme-test: ... -->`` is executed:
 
@@ -47,6 +48,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+#: The README and the documentation pages it links, in reading order: their
+#: examples run in one session, as a reader would paste them.
+PAGES = [README] + [ROOT / "docs" / f for f in ("layers.md", "implied-loss.md", "behaviour.md", "speed-and-gpu.md",
+                                               "development.md")]
 SHARED = ROOT.parent / "shared" / "golden"
 
 MYMODULE = '''\
@@ -65,14 +70,28 @@ class Block:
     code: str
     directive: str
     expected: Optional[str]  # the text block that follows, if any
+    page: str = "README.md"
 
     @property
     def id(self) -> str:
-        return f"line{self.line}-{self.lang}"
+        stem = "" if self.page == "README.md" else Path(self.page).stem + "-"
+        return f"{stem}line{self.line}-{self.lang}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.page} line {self.line}"
 
 
 def _blocks() -> List[Block]:
-    lines = README.read_text(encoding="utf-8").splitlines()
+    out: List[Block] = []
+    for page in PAGES:
+        out += _page_blocks(page)
+    return out
+
+
+def _page_blocks(page: Path) -> List[Block]:
+    name = str(page.relative_to(ROOT))
+    lines = page.read_text(encoding="utf-8").splitlines()
     fences = []      # (start line index, lang, body, preceding directive)
     i = 0
     directive = None
@@ -97,7 +116,7 @@ def _blocks() -> List[Block]:
     blocks: List[Block] = []
     for k, (start, lang, body, d) in enumerate(fences):
         if d == "output":
-            assert blocks and blocks[-1].expected is None, f"README line {start + 1}: output of what?"
+            assert blocks and blocks[-1].expected is None, f"{name} line {start + 1}: output of what?"
             blocks[-1].expected = body
             continue
         if d is None or d.startswith("skip ("):
@@ -107,7 +126,7 @@ def _blocks() -> List[Block]:
             between = lines[_end(lines, start) + 1:fences[k + 1][0]]
             if not any(s.strip() for s in between):
                 expected = fences[k + 1][2]
-        blocks.append(Block(start + 1, lang, body, d, expected))
+        blocks.append(Block(start + 1, lang, body, d, expected, name))
     return blocks
 
 
@@ -184,10 +203,12 @@ def test_first_screen_commands_are_what_ci_runs() -> None:
 
 
 def test_every_python_block_is_executed() -> None:
-    lines = README.read_text(encoding="utf-8").splitlines()
-    executed = {b.line for b in BLOCKS}
-    unmarked = [i + 1 for i, line in enumerate(lines) if line.strip() == "```python" and i + 1 not in executed]
-    assert not unmarked, f"README python blocks without a readme-test directive at lines {unmarked}"
+    for page in PAGES:
+        name = str(page.relative_to(ROOT))
+        lines = page.read_text(encoding="utf-8").splitlines()
+        executed = {b.line for b in BLOCKS if b.page == name}
+        unmarked = [i + 1 for i, line in enumerate(lines) if line.strip() == "```python" and i + 1 not in executed]
+        assert not unmarked, f"{name}: python blocks without a readme-test directive at lines {unmarked}"
 
 
 def test_the_readme_has_examples() -> None:
@@ -199,14 +220,19 @@ def test_the_readme_has_examples() -> None:
 def test_every_sh_block_runs_or_says_why_not() -> None:
     """Issue 19: every shell block of the README runs in its test, except the
     few marked ``skip (reason)``."""
-    lines = README.read_text(encoding="utf-8").splitlines()
-    run = {b.line for b in BLOCKS if b.lang == "sh"}
-    skipped = {i + 2 for i, line in enumerate(lines)
-               if re.match(r"<!-- readme-test: skip \(.{10,}\) -->$", line) and lines[i + 1] == "```sh"}
-    sh = [i + 1 for i, line in enumerate(lines) if line.strip() == "```sh"]
-    assert [n for n in sh if n not in run | skipped] == [], "sh blocks neither run nor skipped with a reason"
-    assert len(skipped) <= 3, f"keep the opt-outs few: {sorted(skipped)}"
-    assert len(run) >= 2
+    n_skipped = n_run = 0
+    for page in PAGES:
+        name = str(page.relative_to(ROOT))
+        lines = page.read_text(encoding="utf-8").splitlines()
+        run = {b.line for b in BLOCKS if b.lang == "sh" and b.page == name}
+        skipped = {i + 2 for i, line in enumerate(lines)
+                   if re.match(r"<!-- readme-test: skip \(.{10,}\) -->$", line) and lines[i + 1] == "```sh"}
+        sh = [i + 1 for i, line in enumerate(lines) if line.strip() == "```sh"]
+        assert [n for n in sh if n not in run | skipped] == [], f"{name}: sh blocks neither run nor skipped"
+        n_skipped += len(skipped)
+        n_run += len(run)
+    assert n_skipped <= 3, f"keep the opt-outs few: {n_skipped}"
+    assert n_run >= 2
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
@@ -240,10 +266,10 @@ def test_readme_block(block: Block, session) -> None:  # type: ignore[no-untyped
         assert "skipped" not in proc.stdout.splitlines()[-1], proc.stdout
         out.write(proc.stdout)
     elif "run" not in opts:
-        raise AssertionError(f"unknown directive {block.directive!r} at README line {block.line}")
+        raise AssertionError(f"unknown directive {block.directive!r} at {block.where}")
     elif block.lang == "python":
         with contextlib.redirect_stdout(out):
-            exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+            exec(compile(block.code, f"{block.page}:{block.line}", "exec"), namespace)
     elif block.lang == "sh":
         expected_rc = int(opts.get("exit", "0"))
         fresh = Path(tempfile.mkdtemp(prefix="readme-sh-", dir=folder.parent))
@@ -252,12 +278,12 @@ def test_readme_block(block: Block, session) -> None:  # type: ignore[no-untyped
         env.pop("PYTHONPATH", None)
         proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.code], cwd=fresh, env=env,
                               capture_output=True, text=True, timeout=900)
-        assert proc.returncode == expected_rc, (f"the sh block at README line {block.line} exited {proc.returncode}, "
-                                                f"the README says {expected_rc}:\n{proc.stdout}{proc.stderr}")
+        assert proc.returncode == expected_rc, (f"the sh block at {block.where} exited {proc.returncode}, "
+                                                f"the page says {expected_rc}:\n{proc.stdout}{proc.stderr}")
         out.write(proc.stdout)
         shutil.copytree(fresh, folder, dirs_exist_ok=True)
     else:
-        raise AssertionError(f"README line {block.line}: cannot run a {block.lang!r} block")
+        raise AssertionError(f"{block.where}: cannot run a {block.lang!r} block")
     if block.expected is not None:
         why = _match(block.expected, out.getvalue())
-        assert why is None, f"README line {block.line}: {why}"
+        assert why is None, f"{block.where}: {why}"
