@@ -133,8 +133,10 @@ def test_each_departure_of_a_pair_shows(name: str) -> None:
 
 
 #: Known gaps, failing for the reason given (strict: they fail the suite once they pass).
-_NO_CAUSE = "no AlexeyAB cause for this departure yet"
-NOT_YET: dict = {n: _NO_CAUSE for n in NAMES if H.TABLE[n][1]}
+NOT_YET: dict = {
+    "ab_new_coords_wh_exp": "no new_coords cause yet (w, h decoded with exp in a new_coords head); scale_x_y's "
+                            "replay also claims some of its objectness flips",
+}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET[n], strict=True))
