@@ -60,6 +60,19 @@ def reproduced(arr: Array, alt: Optional[np.ndarray]) -> Optional[np.ndarray]:
         flips = neg & ~arr.close(alt, arr.E64, rel=1e-5)
         if (m & neg).any() and (m & neg).sum() < 0.8 * flips.sum():
             m &= ~neg
+        # A cell counts only when the implementation has what the replay
+        # changes there: all of its box deltas where it changes them (values,
+        # not a 0 that many departures give) and half of the rest, or 90% of
+        # the cell where the box is not changed.  A class delta of 0 where
+        # darknet's extra anchor wants one says nothing when the cell's box
+        # is darknet's.
+        changed = ~arr.close(alt, arr.E64, rel=1e-5)
+        got = m & changed
+        box_changed = changed[:, :, :4].sum(axis=2)
+        box_ok = got[:, :, :4].sum(axis=2) == box_changed
+        share = got.sum(axis=2) / np.maximum(changed.sum(axis=2), 1)
+        keep = np.where(box_changed > 0, box_ok & (share >= 0.5), share >= 0.9)
+        m &= keep[:, :, None]
     return m if m.any() else None
 
 
