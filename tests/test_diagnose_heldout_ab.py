@@ -36,6 +36,10 @@ First run against main's engine (commit cb76c3b, before any AlexeyAB cause or re
   WRONG  ab_anchor_by_ciou+scale_x_y (expected: anchor_assignment, scale_x_y): named unexplained 39
 (`weight` named for the normalizer cases: a part factor, right in kind but not named as the
 normalizer; for label smoothing, a wrong claim.)
+
+After the causes of issue 20 (iou_thresh, normalizer, box_loss, scale_x_y, label_smoothing,
+max_delta; truth_thresh, ignore_rule, overwrite_order, anchor_assignment on AlexeyAB's layer):
+22 of 23 right; left: ab_new_coords_wh_exp (no new_coords cause; xfail below).
 """
 from __future__ import annotations
 
@@ -159,3 +163,40 @@ def test_diagnosis_on_held_out_implementation(name: str) -> None:
     n_fail = int(failing.sum())
     n_unexpl = int((cmap == "unexplained").sum())
     assert n_unexpl <= 0.05 * n_fail, f"{n_unexpl} of {n_fail} failing elements unexplained"
+
+
+RANDOM = [n for n in NAMES if H.TABLE[n][1] and n not in NOT_YET]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", RANDOM)
+def test_diagnosis_on_random_cases_of_each_configuration(name: str, seed: int) -> None:
+    """Each configuration on other random inputs (its case builder with other seeds): the top cause
+    is an expected one, no element is claimed by another cause, at most 5% unexplained (issue 20).
+    Written after the causes: 57 of 57 right when added (one, a pair, needed the class-gate model to
+    take cells the other departure left unassigned)."""
+    orig = H.ab_case
+
+    def shifted(sd: int, *a: Any, **k: Any) -> Any:
+        return orig(sd + 1000 + 37 * seed, *a, **k)
+
+    H.ab_case = shifted
+    try:
+        c = H.CASES[name]()
+    finally:
+        H.ab_case = orig
+    want = set(H.TABLE[name][1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h)
+    report = pdl.compare(res, {"delta": H.run(name, c)}, c.layer, input=c.x, truth=c.truth, net_w=c.net_w,
+                         net_h=c.net_h, tolerance="float32")
+    cmap = report.cause_map("delta")
+    failing = cmap != ""
+    if not failing.any():
+        return  # the departure does not show on this input
+    codes = _codes(report)
+    assert codes and codes[0] in want, codes
+    claimed = set(np.unique(cmap[failing]).tolist()) - IGNORED - {"unexplained"}
+    assert claimed <= want, claimed
+    assert (cmap == "unexplained").sum() <= 0.05 * failing.sum()

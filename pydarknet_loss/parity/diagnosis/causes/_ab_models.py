@@ -133,7 +133,10 @@ def ignore_gate(arr: Array) -> Optional[Claim]:
             best_gated[b] = np.where(gate[b], np.maximum(best_gated[b], iou), best_gated[b])
         cells[:, a] = (best_all > thr) & ~(best_gated > thr)
     E, A = arr.E64[:, :, o], arr.A64[:, :, o]
-    cells &= (E < 0) & (np.abs(A) <= 4 * arr.bound[:, :, o])
+    # E < 0: a negative cell upstream keeps; E > 0 too, where another
+    # departure (no iou_thresh anchors) left the cell unassigned in the
+    # implementation and its ignore test then zeroed it
+    cells &= (E != 0) & (np.abs(A) <= 4 * arr.bound[:, :, o])
     if not cells.any():
         return None
 
