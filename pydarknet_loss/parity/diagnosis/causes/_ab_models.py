@@ -12,24 +12,18 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..evidence import ab_record
 from ..model import F, Array, Claim, cells_of, cells_str
 
 F64 = np.float64
 
 
 def read_rows(ev: Any) -> List[Tuple[int, int]]:
-    """(image, row) of every truth row upstream reads: x == 0 ends an image's
-    list, a class id outside [0, classes) skips the row."""
-    out = []
-    for b in range(ev.truth.shape[0]):
-        for t in range(min(ev.layer.max_boxes, ev.truth.shape[1])):
-            row = ev.truth[b, t]
-            if not row[0]:
-                break
-            c = int(row[4])
-            if 0 <= c < ev.layer.classes:
-                out.append((b, t))
-    return out
+    """(image, row) of every truth row upstream reads (ab_record.c: x == 0
+    ends an image's list, a class id outside [0, classes) skips the row)."""
+    rec = ab_record(ev)
+    assert rec is not None
+    return [(int(b), int(t)) for b, t in np.argwhere(rec["row_status"] == 0)]
 
 
 def _forward(ev: Any, truth: np.ndarray, **changes: Any) -> np.ndarray:
@@ -73,41 +67,6 @@ def _near(arr: Array, idx: Tuple[Any, ...], value: np.ndarray) -> np.ndarray:
 
 
 # ---- the ignore test's class gate ---------------------------------------------------------
-def _pred_boxes(ev: Any, a: int) -> Tuple[np.ndarray, ...]:
-    """get_yolo_box over the grid for mask index a, from darknet's output."""
-    layer = ev.layer
-    Y, X = ev.Y[:, a], ev.X[:, a]
-    H, W = Y.shape[2], Y.shape[3]
-    n = int(layer.mask[a])
-    bw_, bh_ = layer.anchors[2 * n], layer.anchors[2 * n + 1]
-    i = np.arange(W, dtype=F)[None, None, :]
-    j = np.arange(H, dtype=F)[None, :, None]
-    bx = (i + Y[:, 0]) / F(W)
-    by = (j + Y[:, 1]) / F(H)
-    if layer.new_coords:
-        bw = Y[:, 2] * Y[:, 2] * F(4) * bw_ / F(ev.net_w)
-        bh = Y[:, 3] * Y[:, 3] * F(4) * bh_ / F(ev.net_h)
-    else:
-        with np.errstate(over="ignore"):
-            bw = (np.exp(X[:, 2].astype(F64)) * float(bw_) / ev.net_w).astype(F)
-            bh = (np.exp(X[:, 3].astype(F64)) * float(bh_) / ev.net_h).astype(F)
-    return bx.astype(F), by.astype(F), bw.astype(F), bh.astype(F)
-
-
-def _iou(bx, by, bw, bh, t) -> np.ndarray:
-    two = F(2)
-
-    def ov(x1, w1, x2, w2):
-        return np.minimum(x1 + w1 / two, x2 + w2 / two) - np.maximum(x1 - w1 / two, x2 - w2 / two)
-
-    tx, ty, tw, th = (F(v) for v in t[:4])
-    ow, oh = ov(bx, bw, tx, tw), ov(by, bh, ty, th)
-    inter = np.where((ow < 0) | (oh < 0), F(0), ow * oh)
-    union = bw * bh + tw * th - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((inter == 0) | (union == 0), F(0), inter / union).astype(F)
-
-
 def ignore_gate(arr: Array) -> Optional[Claim]:
     """Cells upstream keeps negative because no class probability there
     exceeds .25 (its ignore test only takes truths at such cells), while the
@@ -115,23 +74,14 @@ def ignore_gate(arr: Array) -> Optional[Claim]:
     ignore_thresh."""
     ev = arr.ev
     assert ev is not None
-    B, n, P, H, W = ev.X.shape
-    rows = read_rows(ev)
-    if not rows:
+    if not read_rows(ev):
         return None
     o = arr.obj
     thr = float(ev.layer.ignore_thresh)
-    cells = np.zeros((B, n, H, W), bool)
-    for a in range(n):
-        boxes = _pred_boxes(ev, a)
-        gate = (ev.Y[:, a, o + 1:] > F(0.25)).any(axis=1)
-        best_all = np.zeros((B, H, W), F)
-        best_gated = np.zeros((B, H, W), F)
-        for b, t in rows:
-            iou = _iou(*(v[b] for v in boxes), ev.truth[b, t])
-            best_all[b] = np.maximum(best_all[b], iou)
-            best_gated[b] = np.where(gate[b], np.maximum(best_gated[b], iou), best_gated[b])
-        cells[:, a] = (best_all > thr) & ~(best_gated > thr)
+    rec = ab_record(ev)
+    assert rec is not None
+    # upstream's own IoUs (ab_record.c): with the gate, and over every truth
+    cells = (rec["best_iou_all"] > F(thr)) & ~(rec["best_iou"] > F(thr))
     E, A = arr.E64[:, :, o], arr.A64[:, :, o]
     # E < 0: a negative cell upstream keeps; E > 0 too, where another
     # departure (no iou_thresh anchors) left the cell unassigned in the
