@@ -106,7 +106,21 @@ def overwrite(arr: Array) -> Optional[Claim]:
     implementation kept one row's (the last or the first)."""
     ev = arr.ev
     assert ev is not None
-    rows = read_rows(ev)
+    rec = ab_record(ev)
+    assert rec is not None
+    # the cells upstream writes twice or more (ab_record.c), and the rows
+    # (loop 2: best anchor or iou_thresh anchor) that write them
+    shared = rec["writes"] >= 2
+    if not shared.any():
+        return None
+    rows = []
+    for b, t in read_rows(ev):
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        anchors = set(np.flatnonzero(rec["extra"][b, t]).tolist())
+        if rec["best_in_mask"][b, t] >= 0:
+            anchors.add(int(rec["best_in_mask"][b, t]))
+        if any(shared[b, a, j, i] for a in anchors):
+            rows.append((b, t))
     if len(rows) < 2 or len(rows) > 64:
         return None
     o = arr.obj
