@@ -175,3 +175,15 @@ def test_random_cases_of_the_tianxiaomo_port(seed: int) -> None:
     assert claimed <= {"box_loss", "iou_thresh"}, claimed
     assert {"box_loss", "iou_thresh"} <= claimed or seed == 0 and "iou_thresh" in claimed
     assert (cmap == "unexplained").sum() <= 0.05 * (cmap != "").sum()
+
+
+def test_tianxiaomo_like_port_on_a_yolov4_sized_head() -> None:
+    """80 classes on a 76x76 grid at 608: no iou_thresh anchors and MSE box deltas, both named; the
+    IoU-loss replays do not take the zero box deltas of the cells the port leaves unassigned."""
+    head = dict(H.CIOU_HEAD, classes=80, max_boxes=90)
+    c = H.ab_case(5, head, B=1, H=76, n_truth=12)
+    c = H.Case(c.layer, c.x, c.truth, 608, 608)
+    report = _report(c, H.ab_port(c.x, c.truth, c.layer, 608, 608, H.Dep(box_loss="mse", no_iou_thresh=True)))
+    codes = [k.code for k in report.causes]
+    assert codes == ["iou_thresh", "box_loss"], codes
+    assert next(k for k in report.causes if k.code == "box_loss").detail["iou_loss"] == "mse"

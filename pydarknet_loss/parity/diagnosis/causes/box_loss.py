@@ -21,10 +21,14 @@ def box_loss(arr: Array) -> Optional[Claim]:
     for kind in KINDS:
         if kind == mine:
             continue
-        m = reproduced(arr, replay(arr, iou_loss=kind))
-        if m is None:
+        alt = replay(arr, iou_loss=kind)
+        m = reproduced(arr, alt)
+        if m is None or alt is None:
             continue
-        m = m & arr.role_mask([0, 1, 2, 3])
+        # four box deltas of 0 are what an unassigned cell has too (and the
+        # IoU loss's gradient where the boxes do not overlap): they tell no loss
+        unassigned = (arr.A64[:, :, :4] == 0).all(axis=2)
+        m = m & arr.role_mask([0, 1, 2, 3]) & ~unassigned[:, :, None]
         if m.any() and (best_m is None or m.sum() > best_m.sum()):
             best, best_m = kind, m
     if best_m is None:
