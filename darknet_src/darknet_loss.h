@@ -675,6 +675,40 @@ void ab_yolo_finish(const ab_yolo_layer *l, const ab_image_sums *sums);
  * ab_fast.c proves the same bits.  ab_forward_yolo_layer is this with one
  * thread and DN_PATH_AUTO. */
 int ab_forward_yolo_layer_opt(const ab_yolo_layer l, ab_network_state state, int threads, int path);
+
+/* ---- ab_record.c: the decisions AlexeyAB's forward took (the diagnosis) ----
+ * Per cell and anchor (batch*n*h*w, [b][anchor][row][col]):
+ *   best_iou: loop 1's best_match_iou: the best IoU of the decoded box (the
+ *     output's scaled x, y) with a truth read, over the truths when the cell
+ *     has a class probability above .25 (the class gate), else 0;
+ *   best_iou_all, best_truth: the best IoU over every truth read and its row
+ *     (the truth_thresh branch's; 0 and 0 when none);
+ *   writes: how many box deltas loop 2 and the truth_thresh branch add there.
+ * Per truth row (batch*max_boxes):
+ *   row_status: 0 read, 1 not read (at or after the first x == 0),
+ *     2 skipped (class id outside [0, classes));
+ *   best_anchor: the best of all anchors (IoU of the centred shapes), -1 when
+ *     not read; best_in_mask: its mask index, -1 when not in the mask;
+ *   row_i, row_j: its cell ((int)(x*w), (int)(y*h)), -1 when not read.
+ * Per truth row and mask index (batch*max_boxes*n):
+ *   extra: 1 where the iou_thresh loop assigns the row at that anchor. */
+typedef struct ab_loss_record {
+    float *best_iou;
+    float *best_iou_all;
+    int *best_truth;
+    int *writes;
+    int *row_status;
+    int *best_anchor;
+    int *best_in_mask;
+    int *row_i;
+    int *row_j;
+    int *extra;
+} ab_loss_record;
+
+/* Fills rec for a layer whose l.output a training forward with the same
+ * state has just computed (upstream's own arithmetic, the layer's flavor).
+ * Returns DN_OK, or DN_E_LAYER for an unusable layer. */
+int ab_record_yolo_layer(const ab_yolo_layer *l, const ab_network_state *st, ab_loss_record rec);
 /* out[i] = ab_logistic_activate(in[i]) (in may equal out), and out[i] =
  * expf(in[i]), on the given path; they return how many elements went to
  * libm (all of them on DN_PATH_REFERENCE, or where the C library is not one

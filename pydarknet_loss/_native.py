@@ -643,6 +643,30 @@ class ABCall:
         # cffi releases the GIL for the call.
         return int(lib.ab_forward_yolo_layer_opt(self.layer[0], st[0], _cint(threads, "threads", 1), forward_path()))
 
+    def record(self, truth: np.ndarray, *, net_w: int, net_h: int) -> Dict[str, np.ndarray]:
+        """ab_record_yolo_layer after a training forward of this call on
+        `truth`: the decisions upstream took, as arrays (darknet_loss.h)."""
+        l = self.layer
+        cells = (l.batch, l.n, l.h, l.w)
+        rows = (l.batch, l.max_boxes)
+        out = {"best_iou": np.empty(cells, np.float32), "best_iou_all": np.empty(cells, np.float32),
+               "best_truth": np.empty(cells, np.int32), "writes": np.empty(cells, np.int32),
+               "row_status": np.empty(rows, np.int32), "best_anchor": np.empty(rows, np.int32),
+               "best_in_mask": np.empty(rows, np.int32), "row_i": np.empty(rows, np.int32),
+               "row_j": np.empty(rows, np.int32), "extra": np.empty(rows + (l.n,), np.int32)}
+        rec = ffi.new("ab_loss_record *")
+        for name, a in out.items():
+            setattr(rec, name, _f32(a) if a.dtype == np.float32 else _i32(a))
+        st = ffi.new("ab_network_state *")
+        st.truth = _f32(truth)
+        st.train = 1
+        st.net_w = net_w
+        st.net_h = net_h
+        rc = lib.ab_record_yolo_layer(l, st, rec[0])
+        if rc != DN_OK:  # pragma: no cover - the forward accepted the same layer
+            raise RuntimeError(f"the C core refused to record the forward ({ERRORS.get(rc, rc)})")
+        return out
+
     def sums(self) -> Dict[str, Any]:
         s = self.stats.sums
         return {k: getattr(s, k) for k in ("tot_iou", "tot_iou_loss", "tot_giou_loss", "count", "class_count",

@@ -168,7 +168,7 @@ def _cover(cands: List[Candidate], todo: np.ndarray) -> List[Tuple[str, np.ndarr
     while left.any():
         best, best_n = None, 0
         for k, (code, claim) in enumerate(cands):
-            if counts[k] <= best_n:
+            if counts[k] < best_n:  # '<': a tie is still weighed by the order below
                 continue
             n = int((claim.mask & left).sum())
             counts[k] = n

@@ -239,6 +239,28 @@ def _evidence_ab(layer: Any, x: np.ndarray, truth: Any, *, net_w: int, net_h: in
                     rec={})
 
 
+def ab_record(ev: Evidence) -> Optional[Dict[str, np.ndarray]]:
+    """AlexeyAB's layer (and hank-ai's): the decisions its forward took on
+    the evidence's input and truths, from ``darknet_src/ab_record.c`` with
+    upstream's own arithmetic (the rows read and why not, each row's best
+    anchor, cell and iou_thresh anchors, the box writes per cell, each cell's
+    best IoU with and without the class gate).  Computed once, on demand;
+    None for the other layers."""
+    if ev.kind != "yolo_ab":
+        return None
+    cached = ev.__dict__.get("_ab_rec")
+    if cached is None:
+        B, n, P, H, W = ev.X.shape
+        x = np.ascontiguousarray(ev.X.reshape(B, n * P, H, W), dtype=F)
+        truth = np.ascontiguousarray(ev.truth, dtype=F)
+        call = _native.ABCall(ev.layer._spec(), B, H, W)
+        rc = call.forward(x, truth, train=True, net_w=ev.net_w, net_h=ev.net_h, index=0, threads=1)
+        if rc != _native.DN_OK:  # pragma: no cover - the same forward ran for the evidence
+            raise RuntimeError(f"the C core refused the forward ({_native.ERRORS.get(rc, rc)})")
+        cached = ev.__dict__["_ab_rec"] = call.record(truth, net_w=ev.net_w, net_h=ev.net_h)
+    return cached
+
+
 def _output_bound(layer: Any, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Darknet's own rounding of each output entry: raw entries are copied
     (bound 0); a logistic is rounded once from double (2 ULPs of y covers a

@@ -15,6 +15,9 @@ def anchor_assignment(arr: Array) -> Optional[Claim]:
     """Rows the implementation placed on another anchor of their cell: for
     [yolo] the best anchor within the mask where upstream's best of all
     anchors is another (or outside the mask); any other anchor otherwise."""
+    if arr.ev is not None and arr.ev.kind == "yolo_ab":  # AlexeyAB's layer: causes/_ab_models.py
+        from ._ab_models import anchor_measure
+        return anchor_measure(arr)
     ev = arr.ev
     assert ev is not None
     rec = ev.rec
@@ -70,7 +73,8 @@ def anchor_assignment(arr: Array) -> Optional[Claim]:
 
 
 CAUSE = CauseSpec(
-    code="anchor_assignment", stage="decision", model=anchor_assignment, kinds=("yolo", "region"),
+    code="anchor_assignment", stage="decision", model=anchor_assignment, kinds=("yolo", "region",
+                                                                                   "yolo_ab"),
     parts=("box.x", "box.y", "box.w", "box.h", "objectness.positive", "objectness.negative", "objectness.ignored",
            "classes.positive", "classes.negative", "none"),
     summary="matched a truth to another anchor (e.g. the best anchor searched within the mask only)",

@@ -1,4 +1,7 @@
-"""box_loss: an IoU-family box loss where darknet uses squared error on (tx, ty, tw, th)."""
+"""box_loss: another box loss than darknet's: for pjreddie's layers an
+IoU-family loss where darknet uses squared error on (tx, ty, tw, th); for
+AlexeyAB's lineage the box deltas of another iou_loss (MSE against the IoU
+family, or another IoU kind)."""
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
@@ -6,8 +9,10 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..model import Array, CauseSpec, Claim, cells_of, cells_str
+from ._ab_replay import replay, reproduced
 
 KINDS = ("iou", "giou", "diou", "ciou")
+AB_KINDS = ("mse", "iou", "giou", "diou", "ciou")
 
 
 def _iou_family(p: np.ndarray, t: np.ndarray, kind: str) -> np.ndarray:
@@ -56,7 +61,7 @@ def _minus_gradient(raw: np.ndarray, i: np.ndarray, j: np.ndarray, aw: np.ndarra
     return -g
 
 
-def box_loss(arr: Array) -> Optional[Claim]:
+def _pjreddie_box_loss(arr: Array) -> Optional[Claim]:
     """At cells given one truth: the implementation's box deltas are minus
     the gradient of 1 - IoU (GIoU, DIoU or CIoU) of darknet's predicted box
     with the truth, at the raw logits, times 1 or darknet's 2 - w*h."""
@@ -106,9 +111,52 @@ def box_loss(arr: Array) -> Optional[Claim]:
     return Claim(mask, say=say, detail=detail)
 
 
+def _alexeyab_box_loss(arr: Array) -> Optional[Claim]:
+    """The iou_loss whose replay reproduces the most failing box elements."""
+    ev = arr.ev
+    if ev is None or ev.kind != "yolo_ab":
+        return None
+    mine = getattr(arr.layer, "iou_loss", None)
+    best, best_m = None, None
+    for kind in AB_KINDS:
+        if kind == mine:
+            continue
+        alt = replay(arr, iou_loss=kind)
+        m = reproduced(arr, alt)
+        if m is None or alt is None:
+            continue
+        # four box deltas of 0 are what an unassigned cell has too (and the
+        # IoU loss's gradient where the boxes do not overlap): they tell no loss
+        unassigned = (arr.A64[:, :, :4] == 0).all(axis=2)
+        m = m & arr.role_mask([0, 1, 2, 3]) & ~unassigned[:, :, None]
+        if m.any() and (best_m is None or m.sum() > best_m.sum()):
+            best, best_m = kind, m
+    if best_m is None:
+        return None
+
+    def say(sel):
+        how = ("the MSE form scale*(t - x)*iou_normalizer on the activated x, y and raw w, h" if best == "mse" else
+               f"the {best.upper()} gradient (box.c dx_box_iou, w and h times exp, times iou_normalizer, NaN "
+               "zeroed, clipped to max_delta)")
+        return (f"{int(sel.sum())} box deltas are darknet's with iou_loss = {best} where the layer says {mine}: "
+                f"{how}. Use the cfg's iou_loss.")
+    return Claim(best_m, say=say, detail={"iou_loss": best})
+
+
+def box_loss(arr: Array) -> Optional[Claim]:
+    """pjreddie's layers: an IoU-family gradient replayed on darknet's
+    predicted box; AlexeyAB's: the layer replayed with another iou_loss."""
+    ev = arr.ev
+    if ev is not None and ev.kind == "yolo_ab":
+        return _alexeyab_box_loss(arr)
+    return _pjreddie_box_loss(arr)
+
+
 CAUSE = CauseSpec(
-    code="box_loss", stage="decision", model=box_loss, kinds=("yolo", "region"),
+    code="box_loss", stage="decision", model=box_loss, kinds=("yolo", "region", "yolo_ab"),
     parts=("box.x", "box.y", "box.w", "box.h"),
-    summary="an IoU-family box loss (IoU, GIoU, DIoU, CIoU) where darknet uses squared error on (tx, ty, tw, th)",
-    recognised="at a cell given one truth, your four box deltas are `−∂(1 − IoU-kind)/∂x` of darknet's predicted "
-               "box at the raw logits (times 1 or `2 − w·h`), for one of the four kinds")
+    summary="another box loss: for pjreddie's layers an IoU-family loss (IoU, GIoU, DIoU, CIoU) where darknet uses "
+            "squared error on (tx, ty, tw, th); for AlexeyAB's, MSE against the IoU family, or another IoU kind",
+    recognised="pjreddie: at a cell given one truth, your four box deltas are `−∂(1 − IoU-kind)/∂x` of darknet's "
+               "predicted box at the raw logits (times 1 or `2 − w·h`); AlexeyAB: darknet's layer run with that "
+               "`iou_loss` gives your box deltas")

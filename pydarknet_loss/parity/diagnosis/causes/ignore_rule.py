@@ -55,11 +55,14 @@ def ignore_rule(arr: Array) -> Optional[Claim]:
     """Ties with the threshold decided the other way when the
     implementation shows it does so at unsaturated ties; else every
     unassigned cell whose objectness is 0 in one array and not the other."""
+    if arr.ev is not None and arr.ev.kind == "yolo_ab":  # AlexeyAB's layer: causes/_ab_models.py
+        from ._ab_models import ignore_gate
+        return ignore_gate(arr)
     return _ignore_rule(arr, ties_only=True) or _ignore_rule(arr, ties_only=False)
 
 
 CAUSE = CauseSpec(
-    code="ignore_rule", stage="decision", model=ignore_rule, kinds=("yolo", "region"),
+    code="ignore_rule", stage="decision", model=ignore_rule, kinds=("yolo", "region", "yolo_ab"),
     parts=("objectness.negative", "objectness.ignored"),
     summary="treated a cell's objectness as negative where upstream ignores it, or the reverse (`>` vs `>=` shows "
             "here)",

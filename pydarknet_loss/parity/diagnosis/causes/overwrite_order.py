@@ -13,6 +13,9 @@ def overwrite_order(arr: Array) -> Optional[Claim]:
     """Cells with two truths where the implementation kept the first: its
     box deltas are the first truth's, or its only positive class is the
     first truth's where upstream's short-circuit keeps both."""
+    if arr.ev is not None and arr.ev.kind == "yolo_ab":  # AlexeyAB's layer: causes/_ab_models.py
+        from ._ab_models import overwrite
+        return overwrite(arr)
     ev = arr.ev
     assert ev is not None
     cells = np.zeros(ev.Y.shape[:2] + ev.Y.shape[3:], bool)
@@ -42,7 +45,7 @@ def overwrite_order(arr: Array) -> Optional[Claim]:
     return Claim(arr.cell_mask(cells), rows=who, say=say)
 
 CAUSE = CauseSpec(
-    code="overwrite_order", stage="decision", model=overwrite_order, kinds=("yolo", "region"),
+    code="overwrite_order", stage="decision", model=overwrite_order, kinds=("yolo", "region", "yolo_ab"),
     parts=("box.x", "box.y", "box.w", "box.h", "objectness.positive", "classes.positive", "classes.negative"),
     summary="with two truths in one cell and anchor, kept the first; upstream keeps the last",
     recognised="your box deltas there are the first truth's, or your one positive class is the first truth's")

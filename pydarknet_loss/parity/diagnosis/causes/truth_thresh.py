@@ -13,6 +13,8 @@ def truth_thresh(arr: Array) -> Optional[Claim]:
     took upstream's truth_thresh branch and upstream did not, or the reverse."""
     ev = arr.ev
     assert ev is not None
+    if ev.kind == "yolo_ab":
+        return _truth_thresh_ab(arr)
     if ev.kind != "yolo":
         return None
     tt = float(ev.layer.truth_thresh)
@@ -56,8 +58,24 @@ def truth_thresh(arr: Array) -> Optional[Claim]:
                 "a strict '>'.")
     return Claim(arr.cell_mask(cells), rows={}, say=say)
 
+def _truth_thresh_ab(arr: Array) -> Optional[Claim]:
+    """AlexeyAB's layer: darknet's run with truth_thresh = 1 (the branch never
+    taken) reproduces the elements."""
+    from ._ab_replay import replay, reproduced
+    tt = float(arr.layer.truth_thresh)
+    if tt >= 1:
+        return None
+    m = reproduced(arr, replay(arr, truth_thresh=1.0))
+    if m is None:
+        return None
+    return Claim(m, say=lambda sel: (
+        f"{int(sel.sum())} elements are darknet's without its truth_thresh branch: upstream's first loop assigns "
+        f"every cell whose best IoU (over all truths, no class gate) beats truth_thresh = {tt:g} (objectness 1, the "
+        "best truth's class and box deltas, accumulated); the implementation left it out."))
+
+
 CAUSE = CauseSpec(
-    code="truth_thresh", stage="decision", model=truth_thresh, kinds=("yolo",),
+    code="truth_thresh", stage="decision", model=truth_thresh, kinds=("yolo", "yolo_ab"),
     parts=("objectness.positive", "objectness.negative", "objectness.ignored", "classes.positive",
            "classes.negative", "box.x", "box.y", "box.w", "box.h", "none"),
     summary="the `truth_thresh` branch taken or missed",

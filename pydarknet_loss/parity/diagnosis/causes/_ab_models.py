@@ -1,0 +1,236 @@
+"""Models of AlexeyAB's [yolo] decisions that are not one of its options:
+the ignore test's class gate, accumulation against overwriting, and the best
+anchor chosen by another measure.  Each replays upstream's arithmetic
+(src/yolo_layer.c, 59596d7) with that one departure, through the bit-exact
+layer where it can: a truth row's own contribution is the layer run on that
+row alone."""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..evidence import ab_record
+from ..model import F, Array, Claim, cells_of, cells_str
+
+F64 = np.float64
+
+
+def read_rows(ev: Any) -> List[Tuple[int, int]]:
+    """(image, row) of every truth row upstream reads (ab_record.c: x == 0
+    ends an image's list, a class id outside [0, classes) skips the row)."""
+    rec = ab_record(ev)
+    assert rec is not None
+    return [(int(b), int(t)) for b, t in np.argwhere(rec["row_status"] == 0)]
+
+
+def _forward(ev: Any, truth: np.ndarray, **changes: Any) -> np.ndarray:
+    layer = ev.layer
+    if changes:
+        params = layer.params()
+        params.update(changes)
+        layer = type(layer)(**params)
+    B, n, P, H, W = ev.X.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = layer.forward(ev.X.reshape(B, n * P, H, W), truth, net_w=ev.net_w, net_h=ev.net_h)
+    return res.delta.reshape(ev.X.shape).astype(F64)
+
+
+def row_alone(ev: Any, b: int, t: int, **changes: Any) -> np.ndarray:
+    """The delta with truth row (b, t) as image b's only truth (other images: none)."""
+    cache: Dict[Any, np.ndarray] = ev.__dict__.setdefault("_ab_rows", {})
+    key = (b, t, tuple(sorted(changes.items())))
+    if key not in cache:
+        truth = np.zeros_like(ev.truth)
+        truth[b, 0] = ev.truth[b, t]
+        cache[key] = _forward(ev, truth, **changes)
+    return cache[key]
+
+
+def without_row(ev: Any, b: int, t: int) -> np.ndarray:
+    cache: Dict[Any, np.ndarray] = ev.__dict__.setdefault("_ab_without", {})
+    if (b, t) not in cache:
+        truth = ev.truth.copy()
+        rest = np.delete(truth[b], t, axis=0)
+        truth[b] = np.concatenate([rest, np.zeros((1, truth.shape[2]), truth.dtype)])
+        cache[(b, t)] = _forward(ev, truth)
+    return cache[(b, t)]
+
+
+def _near(arr: Array, idx: Tuple[Any, ...], value: np.ndarray) -> np.ndarray:
+    """arr.close on the elements ``idx``: the implementation's values there are ``value`` within darknet's rounding."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.abs(arr.A64[idx] - value) <= 1e-5 * np.abs(value) + 4 * arr.bound[idx] + 1e-30
+
+
+# ---- the ignore test's class gate ---------------------------------------------------------
+def ignore_gate(arr: Array) -> Optional[Claim]:
+    """Cells upstream keeps negative because no class probability there
+    exceeds .25 (its ignore test only takes truths at such cells), while the
+    implementation ignores them: its best IoU without the gate beats
+    ignore_thresh."""
+    ev = arr.ev
+    assert ev is not None
+    if not read_rows(ev):
+        return None
+    o = arr.obj
+    thr = float(ev.layer.ignore_thresh)
+    rec = ab_record(ev)
+    assert rec is not None
+    # upstream's own IoUs (ab_record.c): with the gate, and over every truth
+    cells = (rec["best_iou_all"] > F(thr)) & ~(rec["best_iou"] > F(thr))
+    E, A = arr.E64[:, :, o], arr.A64[:, :, o]
+    # E < 0: a negative cell upstream keeps; E > 0 too, where another
+    # departure (no iou_thresh anchors) left the cell unassigned in the
+    # implementation and its ignore test then zeroed it
+    cells &= (E != 0) & (np.abs(A) <= 4 * arr.bound[:, :, o])
+    if not cells.any():
+        return None
+
+    def say(sel: np.ndarray) -> str:
+        cs = cells_of(sel)
+        return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) the implementation ignores "
+                f"the objectness (best IoU > ignore_thresh = {thr:g}) where upstream keeps it negative: upstream's "
+                "ignore test only counts a truth at a cell where some class probability exceeds .25 (the class "
+                "gate of compare_yolo_class). Apply the gate.")
+    return Claim(arr.role_mask([o], cells), say=say, detail={"rule": "class gate"})
+
+
+# ---- accumulation against overwriting -----------------------------------------------------
+def overwrite(arr: Array) -> Optional[Claim]:
+    """Box deltas at cells two truth rows write: upstream adds them (+=, then
+    divides by the cell's positive classes when iou_thresh < 1); the
+    implementation kept one row's (the last or the first)."""
+    ev = arr.ev
+    assert ev is not None
+    rec = ab_record(ev)
+    assert rec is not None
+    # the cells upstream writes twice or more (ab_record.c), and the rows
+    # (loop 2: best anchor or iou_thresh anchor) that write them
+    shared = rec["writes"] >= 2
+    if not shared.any():
+        return None
+    rows = []
+    for b, t in read_rows(ev):
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        anchors = set(np.flatnonzero(rec["extra"][b, t]).tolist())
+        if rec["best_in_mask"][b, t] >= 0:
+            anchors.add(int(rec["best_in_mask"][b, t]))
+        if any(shared[b, a, j, i] for a in anchors):
+            rows.append((b, t))
+    if len(rows) < 2 or len(rows) > 64:
+        return None
+    o = arr.obj
+    averaged = float(ev.layer.iou_thresh) < 1
+    # darknet's own rows, then the rows with iou_normalizer left out (the
+    # normalizer cause claims the other box deltas of such a port)
+    for changes in ({}, {"iou_normalizer": 1.0}):
+        if changes and float(ev.layer.iou_normalizer) == 1:
+            break
+        contrib: Dict[Tuple[int, int, int, int], List[np.ndarray]] = {}
+        for b, t in rows:
+            D = row_alone(ev, b, t, **changes)
+            for a, j, i in np.argwhere((D[b, :, :4] != 0).any(axis=1)).tolist():
+                box = D[b, a, :4, j, i].astype(F)
+                if averaged and D[b, a, o, j, i] != 0:
+                    k = int((D[b, a, o + 1:, j, i] > 0).sum())
+                    box = (box * F(max(k, 1))).astype(F)
+                contrib.setdefault((b, a, j, i), []).append(box)
+        mask = np.zeros(arr.E.shape, bool)
+        for (b, a, j, i), boxes in contrib.items():
+            if len(boxes) < 2:
+                continue
+            k = int((arr.E64[b, a, o + 1:, j, i] > 0).sum()) if averaged and arr.E64[b, a, o, j, i] != 0 else 0
+            for box in (boxes[-1], boxes[0]):
+                v = (box / F(k)).astype(F) if k > 0 else box
+                m = arr.fail[b, a, :4, j, i] & _near(arr, (b, a, slice(0, 4), j, i), v.astype(F64))
+                if m.any():
+                    mask[b, a, :4, j, i] |= m
+                    break
+        if mask.any():
+            break
+    if not mask.any():
+        return None
+
+    def say(sel: np.ndarray) -> str:
+        cs = cells_of(sel)
+        return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) two truth rows write the "
+                "box deltas: upstream ADDS them (delta_yolo_box's +=; rewritten_bbox counts them), then divides by "
+                "the cell's positive classes when iou_thresh < 1; the implementation kept one row's. Accumulate.")
+    return Claim(mask, say=say, detail={"rule": "accumulate"})
+
+
+# ---- the best anchor by another measure ---------------------------------------------------
+def _shape_scores(ev: Any, w: float, h: float, kind: str) -> List[float]:
+    out = []
+    for a in range(ev.layer.total):
+        aw = float(F(ev.layer.anchors[2 * a] / F(ev.net_w)))
+        ah = float(F(ev.layer.anchors[2 * a + 1] / F(ev.net_h)))
+        inter = min(aw, w) * min(ah, h)
+        union = aw * ah + w * h - inter
+        iou = inter / union if union > 0 else 0.0
+        c = max(aw, w) ** 2 + max(ah, h) ** 2
+        if kind == "iou":
+            out.append(iou)
+        elif kind == "giou":
+            cc = max(aw, w) * max(ah, h)
+            out.append(iou - (cc - union) / cc)
+        elif kind == "diou":
+            out.append(iou)  # centred shapes: no distance term
+        else:
+            v = 4 / math.pi ** 2 * (math.atan(w / h) - math.atan(aw / ah)) ** 2
+            alpha = v / (1 - iou + v + 1e-6)
+            out.append(iou - alpha * v if c > 0 else iou)
+    return out
+
+
+def anchor_measure(arr: Array) -> Optional[Claim]:
+    """Truth rows whose best anchor by CIoU (or GIoU) of the shapes differs
+    from upstream's (IoU of the shapes, over all anchors): the
+    implementation's values at the other anchor's cell are that row's
+    assignment there, and at upstream's anchor's cell those of the other rows."""
+    ev = arr.ev
+    assert ev is not None
+    if float(ev.layer.iou_thresh) < 1:
+        return None  # the extra anchors assign both anchors either way
+    mask = np.zeros(arr.E.shape, bool)
+    mask_ids = [int(m) for m in ev.layer.mask]
+    H, W = ev.X.shape[3], ev.X.shape[4]
+    used = set()
+    for b, t in read_rows(ev):
+        row = ev.truth[b, t]
+        i, j = int(F(row[0]) * F(W)), int(F(row[1]) * F(H))
+        ious = _shape_scores(ev, float(row[2]), float(row[3]), "iou")
+        e_best = int(np.argmax(ious))
+        for kind in ("ciou", "giou"):
+            a_best = int(np.argmax(_shape_scores(ev, float(row[2]), float(row[3]), kind)))
+            if a_best == e_best:
+                continue
+            got = np.zeros(arr.E.shape, bool)
+            if a_best in mask_ids:
+                a = mask_ids.index(a_best)
+                V = row_alone(ev, b, t, iou_thresh=0.0)  # the row assigned at every masked anchor
+                m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
+                got[b, a, :, j, i] = m
+            if e_best in mask_ids:
+                a = mask_ids.index(e_best)
+                V = without_row(ev, b, t)
+                m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
+                got[b, a, :, j, i] |= m
+            if got.any():
+                mask |= got
+                used.add(kind)
+                break
+    if not mask.any():
+        return None
+
+    def say(sel: np.ndarray) -> str:
+        cs = cells_of(sel)
+        return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) a truth is assigned to the "
+                f"anchor that is best by {'/'.join(sorted(used)).upper()} of the shapes; upstream takes the best by "
+                "IoU of the shapes (both centred), over all anchors, and skips the truth when that one is not in "
+                "the mask.")
+    return Claim(mask, say=say, detail={"measure": tuple(sorted(used))})

@@ -1,0 +1,189 @@
+"""Pairs for the causes of AlexeyAB's [yolo] (issue 20): each cause on its
+departure (named, and it claims every element the departure changes beyond
+darknet's rounding, or nearly so) and on a look-alike that changes the same
+part of the delta another way (the cause must claim nothing).
+
+The departures are darknet's own layer with the one option changed (the
+model IS that replay, so these check the plumbing and the claim rule) or the
+held-out port of tests/heldout_ab_impls.py with one switch (written from
+upstream's sources before the causes); the look-alikes are darknet's delta
+changed by hand on the same elements."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict
+
+import numpy as np
+import pytest
+
+import pydarknet_loss as pdl
+
+import heldout_ab_impls as H
+
+
+def _run(layer: Any, c: Any) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h).delta
+
+
+def _report(c: Any, delta: np.ndarray) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h)
+    return pdl.compare(res, {"delta": delta.astype(np.float32)}, c.layer, input=c.x, truth=c.truth,
+                       net_w=c.net_w, net_h=c.net_h, tolerance="float32")
+
+
+def _claimed(report: Any, code: str) -> int:
+    return int((report.cause_map("delta") == code).sum())
+
+
+def _failing(report: Any) -> int:
+    return int((report.cause_map("delta") != "").sum())
+
+
+def _with(c: Any, **changes: Any) -> np.ndarray:
+    params = c.layer.params()
+    params.update(changes)
+    return _run(pdl.alexeyab.YoloLayer(**params), c)
+
+
+def _split(c: Any, d: np.ndarray) -> np.ndarray:
+    B, _, h, w = d.shape
+    return d.reshape(B, c.layer.n, -1, h, w).copy()
+
+
+def _join(d: np.ndarray) -> np.ndarray:
+    return d.reshape(d.shape[0], -1, d.shape[3], d.shape[4])
+
+
+def _assigned(c: Any, D: np.ndarray) -> np.ndarray:
+    """(B, n, H, W): cells darknet assigns (positive objectness delta)."""
+    return D[:, :, 4] > 0
+
+
+def _box_times(c: Any, factor: float) -> np.ndarray:
+    D = _split(c, _run(c.layer, c))
+    D[:, :, :4] *= np.float32(factor)
+    return _join(D)
+
+
+def _classes_times(c: Any, factor: float) -> np.ndarray:
+    D = _split(c, _run(c.layer, c))
+    D[:, :, 5:] *= np.float32(factor)
+    return _join(D)
+
+
+def _zero_some_negatives(c: Any, k: int = 12, seed: int = 0) -> np.ndarray:
+    """Objectness zeroed at k cells darknet keeps negative: an ignore rule of no known form."""
+    D = _split(c, _run(c.layer, c))
+    neg = np.argwhere(D[:, :, 4] < -0.05)
+    rng = np.random.default_rng(seed)
+    for b, a, j, i in neg[rng.choice(len(neg), size=min(k, len(neg)), replace=False)]:
+        D[b, a, 4, j, i] = 0
+    return _join(D)
+
+
+def _case(name: str, **kw: Any) -> Any:
+    return {
+        "ciou": lambda: H.ab_case(101, H.CIOU_HEAD, **kw),
+        "mse": lambda: H.ab_case(102, H.MSE_HEAD, **kw),
+        "shared": lambda: H.ab_case(103, H.CIOU_HEAD, rows=H._shared_rows(), **kw),
+        "anchors": lambda: H.ab_case(104, H.CIOU_HEAD, rows=H._ciou_anchor_rows(), iou_thresh=1.0, **kw),
+    }[name]()
+
+
+# (code, case, departure, look-alike)
+PAIRS: Dict[str, Any] = {
+    "normalizer": (lambda: _case("ciou"), lambda c: _with(c, iou_normalizer=1.0), lambda c: _box_times(c, 2.0)),
+    "normalizer_obj": (lambda: _case("mse", obj_normalizer=0.4), lambda c: _with(c, obj_normalizer=1.0),
+                       lambda c: _classes_times(c, 2.5)),
+    "box_loss": (lambda: _case("ciou"), lambda c: _with(c, iou_loss="giou"),
+                 lambda c: _box_times(c, 1 / 0.07)),
+    "box_loss_mse": (lambda: _case("ciou"), lambda c: _with(c, iou_loss="mse"), lambda c: _box_times(c, -1.0)),
+    "max_delta": (lambda: _case("ciou", iou_normalizer=1.0, max_delta=0.05), lambda c: _with(c, max_delta=None),
+                  lambda c: _box_times(c, 3.0)),
+    "label_smoothing": (lambda: _case("ciou", label_smooth_eps=0.1), lambda c: _with(c, label_smooth_eps=0.0),
+                        lambda c: _classes_times(c, 1.1)),
+    "iou_thresh": (lambda: _case("ciou"), lambda c: _with(c, iou_thresh=1.0), lambda c: _classes_times(c, 0.0)),
+    "scale_x_y": (lambda: _case("ciou", scale_x_y=2.0, ignore_thresh=0.5), lambda c: _with(c, scale_x_y=1.0),
+                  lambda c: _zero_some_negatives(c)),
+    "truth_thresh": (lambda: _case("ciou", truth_thresh=0.6), lambda c: _with(c, truth_thresh=1.0),
+                     lambda c: _zero_some_negatives(c, seed=1)),
+    "ignore_rule": (lambda: H.ab_case(105, H.CIOU_HEAD, no_class_cells=True, ignore_thresh=0.5),
+                    lambda c: H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(ignore_no_gate=True)),
+                    lambda c: _zero_some_negatives(c, seed=2)),
+    "overwrite_order": (lambda: _case("shared"),
+                        lambda c: H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(overwrite=True)),
+                        lambda c: _box_times(c, 0.5)),
+    "anchor_assignment": (lambda: _case("anchors"),
+                          lambda c: H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(anchor_by_ciou=True)),
+                          lambda c: _box_times(c, 3.0)),
+}
+
+
+def _code(key: str) -> str:
+    return key.split("_obj")[0].split("_mse")[0]
+
+
+@pytest.mark.parametrize("key", list(PAIRS))
+def test_cause_claims_its_departure(key: str) -> None:
+    build, departure, _ = PAIRS[key]
+    c = build()
+    report = _report(c, departure(c))
+    code = _code(key)
+    assert not report.ok
+    codes = [k.code for k in report.causes if k.code != "float_rounding"]
+    assert codes and codes[0] == code, codes
+    n = _failing(report)
+    assert _claimed(report, code) >= 0.95 * n, (code, _claimed(report, code), n, codes)
+
+
+@pytest.mark.parametrize("key", list(PAIRS))
+def test_cause_does_not_claim_a_look_alike(key: str) -> None:
+    build, _, look_alike = PAIRS[key]
+    c = build()
+    report = _report(c, look_alike(c))
+    assert not report.ok
+    assert _claimed(report, _code(key)) == 0, [(k.code, k.count) for k in report.causes]
+
+
+def test_normalizer_names_the_option() -> None:
+    c = _case("ciou")
+    report = _report(c, _with(c, iou_normalizer=1.0))
+    cause = next(k for k in report.causes if k.code == "normalizer")
+    assert "iou_normalizer" in str(report) and cause.detail["options"] == ("iou_normalizer",)
+
+
+def test_box_loss_names_the_loss() -> None:
+    c = _case("ciou")
+    report = _report(c, _with(c, iou_loss="giou"))
+    cause = next(k for k in report.causes if k.code == "box_loss")
+    assert cause.detail["iou_loss"] == "giou"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_cases_of_the_tianxiaomo_port(seed: int) -> None:
+    """MSE box loss where darknet has CIoU, and no iou_thresh anchors: both named, nothing else claims,
+    at most 5% unexplained, on random inputs."""
+    c = H.ab_case(400 + seed, H.CIOU_HEAD, n_truth=3 + seed)
+    report = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h,
+                                  H.Dep(box_loss="mse", no_iou_thresh=True)))
+    cmap = report.cause_map("delta")
+    claimed = set(np.unique(cmap[cmap != ""]).tolist()) - {"float_rounding", "unexplained"}
+    assert claimed <= {"box_loss", "iou_thresh"}, claimed
+    assert {"box_loss", "iou_thresh"} <= claimed or seed == 0 and "iou_thresh" in claimed
+    assert (cmap == "unexplained").sum() <= 0.05 * (cmap != "").sum()
+
+
+def test_tianxiaomo_like_port_on_a_yolov4_sized_head() -> None:
+    """80 classes on a 76x76 grid at 608: no iou_thresh anchors and MSE box deltas, both named; the
+    IoU-loss replays do not take the zero box deltas of the cells the port leaves unassigned."""
+    head = dict(H.CIOU_HEAD, classes=80, max_boxes=90)
+    c = H.ab_case(5, head, B=1, H=76, n_truth=12)
+    c = H.Case(c.layer, c.x, c.truth, 608, 608)
+    report = _report(c, H.ab_port(c.x, c.truth, c.layer, 608, 608, H.Dep(box_loss="mse", no_iou_thresh=True)))
+    codes = [k.code for k in report.causes]
+    assert codes == ["iou_thresh", "box_loss"], codes
+    assert next(k for k in report.causes if k.code == "box_loss").detail["iou_loss"] == "mse"
