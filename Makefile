@@ -68,7 +68,7 @@ sanitize:
 	bash .ci/sanitize
 
 docs:
-	$(PYTHON) -m sphinx -E -W --keep-going -b html docs build/docs
+	cd docs && $(PYTHON) -m sphinx -E -W --keep-going -b html . ../build/docs
 
 lib: build/libdarknet_loss.so build/libdarknet_loss.a build/include/darknet_loss.h
 

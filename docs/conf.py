@@ -1,7 +1,8 @@
 """Sphinx configuration of pydarknet_loss's API reference (built from the docstrings).
 
-Build: ``make docs`` (= ``sphinx-build -W --keep-going -b html docs build/docs``);
-needs the ``[docs]`` extra.  Warnings are errors.
+Build: ``make docs`` (= ``cd docs && python -m sphinx -W --keep-going -b html . ../build/docs``:
+from docs/, so that the installed package is imported, not the source folder); needs the
+``[docs]`` extra.  Warnings are errors.
 """
 from __future__ import annotations
 
