@@ -99,14 +99,21 @@ def test_gaussian_left_top_cell_outside_the_grid_is_refused():
 
 
 def test_lines_are_hankai_stream_format():
+    """hank-ai's output stream is std::fixed (CfgAndState::reset), precision 6 unless changed."""
     s = hankai.RegionStats(avg_iou=0.25, avg_cat=float("nan"), avg_obj=1 / 3, avg_anyobj=1e-7, recall=1.0,
                            count=2, class_count=0)
-    assert s.line() == ("Region avg IoU: 0.25, class: nan, obj: 0.333333, no obj: 1e-07, avg recall: 1, count: 2")
+    assert s.line() == ("Region avg IoU: 0.250000, class: nan, obj: 0.333333, no obj: 0.000000, "
+                        "avg recall: 1.000000, count: 2")
+    assert s.line(precision=2) == ("Region avg IoU: 0.25, class: nan, obj: 0.33, no obj: 0.00, avg recall: 1.00, "
+                                   "count: 2")
     g = hankai.GaussianYoloStats(avg_iou=0.5, avg_cat=0.125, avg_obj=2.0, avg_anyobj=0.1, recall=0.0, recall75=0.0,
                                  count=3, class_count=3, class_loss=12.5, iou_loss=1234567.0, uc_loss=-0.5,
                                  total_loss=math.inf, index=7)
-    assert g.line() == ("Region 7: avg IOU=0.5, class=0.125, obj=2, no obj=0.1, recall 50%=0, recall 75%=0, "
-                        "count=3, class loss=12.5, IOU loss=1.23457e+06, uc loss=-0.5, total loss=inf")
+    assert g.line() == ("Region 7: avg IOU=0.500000, class=0.125000, obj=2.000000, no obj=0.100000, "
+                        "recall 50%=0.000000, recall 75%=0.000000, count=3, class loss=12.500000, "
+                        "IOU loss=1234567.000000, uc loss=-0.500000, total loss=inf")
+    with pytest.raises(ValueError, match="precision"):
+        g.line(precision=-1)
 
 
 def test_no_line_without_training():

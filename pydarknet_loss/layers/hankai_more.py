@@ -35,13 +35,22 @@ __all__ = ["RegionLayer", "RegionStats", "GaussianYoloLayer", "GaussianYoloStats
            "forward_gaussian_case"]
 
 
-def _g(v: float) -> str:
-    """``std::ostream << float`` on a stream in its default format: the float
-    promoted to double and written as printf's ``%.6g`` (libstdc++'s num_put;
-    NaN with its sign, as glibc writes it)."""
+def _g(v: float, precision: int = 6) -> str:
+    """``std::ostream << float`` on hank-ai's output stream, which
+    CfgAndState::reset() puts in ``std::fixed``: the float promoted to double
+    and written as printf's ``%.{precision}f`` (libstdc++'s num_put; NaN with
+    its sign, as glibc writes it)."""
     if math.isnan(v):
         return "-nan" if math.copysign(1.0, v) < 0 else "nan"
-    return "%.6g" % v
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return "%.*f" % (precision, v)
+
+
+def _precision(precision: int) -> int:
+    if isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= 100:
+        raise ValueError(f"precision must be an int in [0, 100] (the stream's std::setprecision), got {precision!r}")
+    return precision
 
 
 @dataclass(frozen=True)
@@ -51,12 +60,15 @@ class RegionStats(ab_region.RegionStats):
     training forward -- not only with ``--verbose`` -- the same values
     AlexeyAB's printf gets."""
 
-    def line(self) -> str:
+    def line(self, precision: int = 6) -> str:
         """hank-ai's line, character for character, without the newline
-        (``std::endl``), on a stream in its default format (``%.6g``; a stream a
-        ``[yolo]`` layer has left in ``std::fixed`` would print otherwise)."""
-        return (f"Region avg IoU: {_g(self.avg_iou)}, class: {_g(self.avg_cat)}, obj: {_g(self.avg_obj)}, "
-                f"no obj: {_g(self.avg_anyobj)}, avg recall: {_g(self.recall)}, count: {self.count}")
+        (``std::endl``).  The stream is ``std::fixed`` (CfgAndState::reset);
+        its precision is whatever was last set on it: 6 until something
+        else prints (hank-ai's training loop leaves it at 2 after its first
+        progress line, detector.cpp:612): pass ``precision`` for that."""
+        p = _precision(precision)
+        return (f"Region avg IoU: {_g(self.avg_iou, p)}, class: {_g(self.avg_cat, p)}, obj: {_g(self.avg_obj, p)}, "
+                f"no obj: {_g(self.avg_anyobj, p)}, avg recall: {_g(self.recall, p)}, count: {self.count}")
 
 
 class RegionLayer(ab_region.RegionLayer):
@@ -142,13 +154,15 @@ class GaussianYoloStats(gaussian.GaussianYoloStats):
     at the end of every training forward (not only with ``--verbose``): the
     values AlexeyAB's fprintf gets."""
 
-    def line(self) -> str:
-        """hank-ai's line, character for character, without the newline,
-        on a stream in its default format (``%.6g`` for every float)."""
-        return (f"Region {self.index}: avg IOU={_g(self.avg_iou)}, class={_g(self.avg_cat)}, "
-                f"obj={_g(self.avg_obj)}, no obj={_g(self.avg_anyobj)}, recall 50%={_g(self.recall)}, "
-                f"recall 75%={_g(self.recall75)}, count={self.count}, class loss={_g(self.class_loss)}, "
-                f"IOU loss={_g(self.iou_loss)}, uc loss={_g(self.uc_loss)}, total loss={_g(self.total_loss)}")
+    def line(self, precision: int = 6) -> str:
+        """hank-ai's line, character for character, without the newline:
+        ``std::fixed`` with the stream's precision (6 by default; see
+        :meth:`RegionStats.line`)."""
+        p = _precision(precision)
+        return (f"Region {self.index}: avg IOU={_g(self.avg_iou, p)}, class={_g(self.avg_cat, p)}, "
+                f"obj={_g(self.avg_obj, p)}, no obj={_g(self.avg_anyobj, p)}, recall 50%={_g(self.recall, p)}, "
+                f"recall 75%={_g(self.recall75, p)}, count={self.count}, class loss={_g(self.class_loss, p)}, "
+                f"IOU loss={_g(self.iou_loss, p)}, uc loss={_g(self.uc_loss, p)}, total loss={_g(self.total_loss, p)}")
 
 
 class GaussianYoloLayer(gaussian.GaussianYoloLayer):
