@@ -37,6 +37,33 @@
  * doubles, constants like 1./2. are doubles, every store into a float
  * rounds.  A comment names the upstream behaviour where a line's form is
  * not obvious.
+ *
+ * hank-ai/darknet f684e1d7's [Gaussian_yolo] (src-lib/gaussian_yolo_layer.cpp)
+ * is this code compiled as C++ (float overloads of exp/log from OpenCV's
+ * headers), run when l.flavor is AB_FLAVOR_HANKAI.  Every difference, tagged
+ * HANK-G(n) where it is made (hank-ai gaussian_yolo_layer.cpp line):
+ *   1  get_gaussian_yolo_box: w = expf(x)*anchor/net_w in float (:20-21)
+ *   2  tw, th = logf(...)                                         (:97-98)
+ *   3  temp = (1.0f/2.0f)*1.0f/(nd + epsi)*nd*scale in float (AlexeyAB:
+ *      1./2. and 1. make it double)                               (:137-140)
+ *   4  delta_x = temp*in_exp*(1.0f/sigma) in float                (:154-157)
+ *   5  delta_ux = temp*(in_exp_2/sigma - 1.0f/(sigma + .3)) in float (:159-162)
+ *   6  IoU-family chain rule: dw *= expf(x_w) in float            (:201-202)
+ *   7  box_iou, box_giou, dx_box_iou, box_iou_kind and the best anchor's IoU
+ *      are hank-ai's box.cpp ones: HANK(4)-(7) of darknet_loss.h
+ *   8  delta_gaussian_yolo_class's duplicate branch: y_true*(1 - eps) +
+ *      0.5f*eps in float (AlexeyAB: 0.5*eps, double)               (:313)
+ *   9  loop 1: a class id >= classes before the x == 0 end is fatal
+ *      (darknet_fatal_error "invalid class ID", :547): refused here
+ *      (DN_E_TRUTH_CLASS); AlexeyAB warns and skips the row
+ *  10  loop 2's cell for left_top / right_bottom: std::clamp(i, w - 1,
+ *      (int)(x -+ w/2.0f)*w), which libstdc++ 12 evaluates as
+ *      std::min(std::max(i, w - 1), hi) (hi < lo is not checked with NDEBUG):
+ *      usually cell 0 or w - 1; a cell outside the grid is refused (:622-630)
+ *  11  the line goes through hank-ai's output stream on every training
+ *      forward, another format: Python's business.
+ * Same: the logistic, normal_dist (a double expression in both: pow(float, int)
+ * is double in C++11), epsi, fix_nan_inf, clip_value, the averaging, the cost.
  */
 #include <float.h>
 #include <limits.h>
@@ -126,6 +153,7 @@ int ab_check_gaussian_yolo_layer(const ab_gaussian_yolo_layer *l)
         return DN_E_LAYER;
     }
     if (l->map && l->map_len < 1) return DN_E_LAYER;
+    if (l->flavor != AB_FLAVOR_ALEXEYAB && l->flavor != AB_FLAVOR_HANKAI) return DN_E_LAYER;
     /* A negative truth_thresh (or ignore_thresh with objectness_smooth)
      * makes loop 1 read row 0 of every image; max 0 has no row 0. */
     if (l->max_boxes == 0 && (l->truth_thresh < 0 || (l->ignore_thresh < 0 && l->objectness_smooth))) {
@@ -146,9 +174,37 @@ static int check_class(const ab_gaussian_yolo_layer *l, int cls)
 /* The cell loop 2 gives a truth: (int)(x*w) in float, or for the corner
  * points the clamped corner (min_val_cmp/max_val_cmp: a float, then
  * truncated). */
+/* HANK-G(10): std::clamp(v, lo, hi) = std::min(std::max(v, lo), hi) in
+ * libstdc++ 12, with v = (int)(x*w), lo = w - 1, hi = (int)(corner)*w. */
+static int hank_clamp(int v, int lo, int hi)
+{
+    v = v < lo ? lo : v;   /* std::max(v, lo) */
+    return hi < v ? hi : v; /* std::min(., hi) */
+}
+
+/* For HANK-G(10): the conversions and the product that truth_cell makes are
+ * defined (the float products and the corners fit an int). */
+static int hank_cell_defined(const ab_gaussian_yolo_layer *l, box truth)
+{
+    const float sx = l->yolo_point == AB_YOLO_LEFT_TOP ? truth.x - truth.w/2.0f : truth.x + truth.w/2.0f;
+    const float sy = l->yolo_point == AB_YOLO_LEFT_TOP ? truth.y - truth.h/2.0f : truth.y + truth.h/2.0f;
+    long long px, py;
+    if (!ab_int_convertible(truth.x*l->w) || !ab_int_convertible(truth.y*l->h)) return 0;
+    if (!ab_int_convertible(sx) || !ab_int_convertible(sy)) return 0;
+    px = (long long)(int)sx*l->w;
+    py = (long long)(int)sy*l->h;
+    return px >= INT_MIN && px <= INT_MAX && py >= INT_MIN && py <= INT_MAX;
+}
+
 static void truth_cell(const ab_gaussian_yolo_layer *l, box truth, int *i, int *j)
 {
-    if (l->yolo_point == AB_YOLO_LEFT_TOP || l->yolo_point == AB_YOLO_RIGHT_BOTTOM) {
+    if ((l->yolo_point == AB_YOLO_LEFT_TOP || l->yolo_point == AB_YOLO_RIGHT_BOTTOM) &&
+        l->flavor == AB_FLAVOR_HANKAI) {
+        const float sx = l->yolo_point == AB_YOLO_LEFT_TOP ? truth.x - truth.w/2.0f : truth.x + truth.w/2.0f;
+        const float sy = l->yolo_point == AB_YOLO_LEFT_TOP ? truth.y - truth.h/2.0f : truth.y + truth.h/2.0f;
+        *i = hank_clamp((int)(truth.x*l->w), l->w - 1, (int)sx*l->w);
+        *j = hank_clamp((int)(truth.y*l->h), l->h - 1, (int)sy*l->h);
+    } else if (l->yolo_point == AB_YOLO_LEFT_TOP || l->yolo_point == AB_YOLO_RIGHT_BOTTOM) {
         const float sx = l->yolo_point == AB_YOLO_LEFT_TOP ? truth.x - truth.w/2 : truth.x + truth.w/2;
         const float sy = l->yolo_point == AB_YOLO_LEFT_TOP ? truth.y - truth.h/2 : truth.y + truth.h/2;
         float vx = sx*l->w, vy = sy*l->h;
@@ -166,7 +222,7 @@ static void truth_cell(const ab_gaussian_yolo_layer *l, box truth, int *i, int *
  * boxes, as AlexeyAB's [yolo] picks it (ab_internal.h). */
 static int best_anchor(const ab_gaussian_yolo_layer *l, box truth, int net_w, int net_h)
 {
-    return ab_best_anchor(l->biases, l->total, truth, net_w, net_h, AB_FLAVOR_ALEXEYAB);
+    return ab_best_anchor(l->biases, l->total, truth, net_w, net_h, l->flavor);  /* HANK-G(7) */
 }
 
 /* Does loop 2 write deltas for this truth (best anchor in the mask, or an
@@ -181,7 +237,7 @@ static int row_assigned(const ab_gaussian_yolo_layer *l, box truth, int net_w, i
     truth_shift.x = truth_shift.y = 0;
     for (n = 0; n < l->total; ++n) {
         if (int_index(l->mask, n, l->n) >= 0 && n != best_n &&
-            ab_anchor_iou_kind(l->biases, n, truth_shift, net_w, net_h, l->iou_thresh_kind, AB_FLAVOR_ALEXEYAB) >
+            ab_anchor_iou_kind(l->biases, n, truth_shift, net_w, net_h, l->iou_thresh_kind, l->flavor) >
             l->iou_thresh) {
             return 1;
         }
@@ -221,6 +277,11 @@ int ab_check_gaussian_yolo_truths(const ab_gaussian_yolo_layer *l, ab_network_st
             if (!loop2_done) {
                 const box truth = ab_row_box(row);
                 int i, j;
+                if (l->yolo_point != AB_YOLO_CENTER && l->flavor == AB_FLAVOR_HANKAI &&
+                    !hank_cell_defined(l, truth)) {
+                    err = DN_E_TRUTH_CELL;
+                    goto bad;
+                }
                 if (l->yolo_point == AB_YOLO_CENTER) {
                     /* (int)(x*w) is in [0, w) exactly when the float product
                      * is in (-1, w); tested before converting */
@@ -240,6 +301,7 @@ int ab_check_gaussian_yolo_truths(const ab_gaussian_yolo_layer *l, ab_network_st
             /* Loop 1: a class id >= classes is skipped (warned) before the
              * x == 0 test; any other row may become the cell's best truth,
              * whose class indexes. */
+            if (cls >= l->classes && l->flavor == AB_FLAVOR_HANKAI) { err = DN_E_TRUTH_CLASS; goto bad; }  /* HANK-G(9) */
             if (cls >= l->classes) continue;
             if (!row[0]) break;
             err = check_class(l, cls);
@@ -265,13 +327,19 @@ bad:
 
 /* ---- boxes and deltas -------------------------------------------------------- */
 
-box ab_get_gaussian_yolo_box(const float *x, const float *biases, int n, int index, int i, int j, int lw, int lh,
-                             int w, int h, int stride, int yolo_point)
+static box gaussian_box(const float *x, const float *biases, int n, int index, int i, int j, int lw, int lh,
+                        int w, int h, int stride, int yolo_point, int flavor)
 {
     box b;
-    /* exp in double times the anchor over the net size, rounded once */
-    b.w = (float)(exp(x[index + 4*stride])*biases[2*n]/w);
-    b.h = (float)(exp(x[index + 6*stride])*biases[2*n + 1]/h);
+    if (flavor == AB_FLAVOR_HANKAI) {
+        /* HANK-G(1): expf, then a float product and quotient */
+        b.w = expf(x[index + 4*stride])*biases[2*n]/w;
+        b.h = expf(x[index + 6*stride])*biases[2*n + 1]/h;
+    } else {
+        /* exp in double times the anchor over the net size, rounded once */
+        b.w = (float)(exp(x[index + 4*stride])*biases[2*n]/w);
+        b.h = (float)(exp(x[index + 6*stride])*biases[2*n + 1]/h);
+    }
     b.x = (i + x[index + 0*stride])/lw;
     b.y = (j + x[index + 2*stride])/lh;
     if (yolo_point == AB_YOLO_LEFT_TOP) {
@@ -284,6 +352,12 @@ box ab_get_gaussian_yolo_box(const float *x, const float *biases, int n, int ind
     return b;
 }
 
+box ab_get_gaussian_yolo_box(const float *x, const float *biases, int n, int index, int i, int j, int lw, int lh,
+                             int w, int h, int stride, int yolo_point)
+{
+    return gaussian_box(x, biases, n, index, i, j, lw, lh, w, h, stride, yolo_point, AB_FLAVOR_ALEXEYAB);
+}
+
 /* The Gaussian terms of one coordinate: d = t - mu, sigma the activated
  * sigma.  in_exp = d/sigma; in_exp_2 = pow(in_exp, 2) (float);
  * normal_dist = exp(-in_exp_2/2)/(sqrt(2*pi)*(sigma + 0.3)) in double;
@@ -293,14 +367,18 @@ typedef struct gy_term {
     float in_exp, in_exp_2, temp;
 } gy_term;
 
-static gy_term gaussian_term(float d, float sigma, float scale, float sigma_const, float epsi)
+static gy_term gaussian_term(float d, float sigma, float scale, float sigma_const, float epsi, int flavor)
 {
     gy_term r;
     float normal_dist;
     r.in_exp = d/sigma;
     r.in_exp_2 = (float)pow(r.in_exp, 2);
     normal_dist = (float)(exp(r.in_exp_2*(-1./2.))/(sqrt(GY_PI*2.0)*(sigma + sigma_const)));
-    r.temp = (float)((1./2.)*1./(normal_dist + epsi)*normal_dist*scale);
+    if (flavor == AB_FLAVOR_HANKAI) {
+        r.temp = (1.0f/2.0f)*1.0f/(normal_dist + epsi)*normal_dist*scale;  /* HANK-G(3): float */
+    } else {
+        r.temp = (float)((1./2.)*1./(normal_dist + epsi)*normal_dist*scale);
+    }
     return r;
 }
 
@@ -315,9 +393,9 @@ static float delta_gaussian_box(const ab_gaussian_yolo_layer *l, box truth, int 
     const float *x = l->output;
     float *delta = l->delta;
     const int lw = l->w, lh = l->h;
-    box pred = ab_get_gaussian_yolo_box(x, l->biases, n, index, i, j, lw, lh, net_w, net_h, stride, l->yolo_point);
-    const float iou_v = ab_box_iou(pred, truth);
-    const float giou_v = ab_box_giou(pred, truth);
+    box pred = gaussian_box(x, l->biases, n, index, i, j, lw, lh, net_w, net_h, stride, l->yolo_point, l->flavor);
+    const float iou_v = ab_box_iou_fl(pred, truth, l->flavor);   /* HANK-G(7) */
+    const float giou_v = ab_box_giou_fl(pred, truth, l->flavor);
     /* (upstream also computes box_diou and box_ciou into values nothing reads) */
     const float sigma_const = 0.3f;
     const float epsi = (float)pow(10, -9);
@@ -333,8 +411,13 @@ static float delta_gaussian_box(const ab_gaussian_yolo_layer *l, box truth, int 
 
     tx = (truth.x*lw - i);
     ty = (truth.y*lh - j);
-    tw = (float)log(truth.w*net_w/l->biases[2*n]);
-    th = (float)log(truth.h*net_h/l->biases[2*n + 1]);
+    if (l->flavor == AB_FLAVOR_HANKAI) {
+        tw = logf(truth.w*net_w/l->biases[2*n]);  /* HANK-G(2) */
+        th = logf(truth.h*net_h/l->biases[2*n + 1]);
+    } else {
+        tw = (float)log(truth.w*net_w/l->biases[2*n]);
+        th = (float)log(truth.h*net_h/l->biases[2*n + 1]);
+    }
     if (l->yolo_point == AB_YOLO_LEFT_TOP) {
         tx = ((truth.x - truth.w/2)*lw - i);
         ty = ((truth.y - truth.h/2)*lh - j);
@@ -347,10 +430,10 @@ static float delta_gaussian_box(const ab_gaussian_yolo_layer *l, box truth, int 
     dw = (tw - x[index + 4*stride]);
     dh = (th - x[index + 6*stride]);
 
-    gx = gaussian_term(dx, sx, scale, sigma_const, epsi);
-    gyy = gaussian_term(dy, sy, scale, sigma_const, epsi);
-    gw = gaussian_term(dw, sw, scale, sigma_const, epsi);
-    gh = gaussian_term(dh, sh, scale, sigma_const, epsi);
+    gx = gaussian_term(dx, sx, scale, sigma_const, epsi, l->flavor);
+    gyy = gaussian_term(dy, sy, scale, sigma_const, epsi, l->flavor);
+    gw = gaussian_term(dw, sw, scale, sigma_const, epsi, l->flavor);
+    gh = gaussian_term(dh, sh, scale, sigma_const, epsi, l->flavor);
 
     /* temp*in_exp in float, times 1./sigma in double */
     delta_x = (float)(gx.temp*gx.in_exp*(1./sx));
@@ -363,9 +446,20 @@ static float delta_gaussian_box(const ab_gaussian_yolo_layer *l, box truth, int 
     delta_uy = (float)(gyy.temp*(gyy.in_exp_2/sy - 1./(sy + sigma_const)));
     delta_uw = (float)(gw.temp*(gw.in_exp_2/sw - 1./(sw + sigma_const)));
     delta_uh = (float)(gh.temp*(gh.in_exp_2/sh - 1./(sh + sigma_const)));
+    if (l->flavor == AB_FLAVOR_HANKAI) {
+        /* HANK-G(4), (5): 1.0f, so every step in float */
+        delta_x = gx.temp*gx.in_exp*(1.0f/sx);
+        delta_y = gyy.temp*gyy.in_exp*(1.0f/sy);
+        delta_w = gw.temp*gw.in_exp*(1.0f/sw);
+        delta_h = gh.temp*gh.in_exp*(1.0f/sh);
+        delta_ux = gx.temp*(gx.in_exp_2/sx - 1.0f/(sx + sigma_const));
+        delta_uy = gyy.temp*(gyy.in_exp_2/sy - 1.0f/(sy + sigma_const));
+        delta_uw = gw.temp*(gw.in_exp_2/sw - 1.0f/(sw + sigma_const));
+        delta_uh = gh.temp*(gh.in_exp_2/sh - 1.0f/(sh + sigma_const));
+    }
 
     if (l->iou_loss != AB_MSE) {
-        const dxrep g = ab_dx_box_iou(pred, truth, l->iou_loss);
+        const dxrep g = ab_dx_box_iou_fl(pred, truth, l->iou_loss, l->flavor);  /* HANK-G(7) */
         /* upstream's "jacobian^t": dx = dt, dy = db, dw = dl, dh = dr */
         float gdx = g.dt, gdy = g.db, gdw = g.dl, gdh = g.dr;
         iou = giou_v;  /* every IoU-family loss returns GIoU */
@@ -377,8 +471,13 @@ static float delta_gaussian_box(const ab_gaussian_yolo_layer *l, box truth, int 
             gdy = gdy + gdh/2;
         }
         /* the chain rule through exp for w, h only */
-        gdw = (float)(gdw*exp(x[index + 4*stride]));
-        gdh = (float)(gdh*exp(x[index + 6*stride]));
+        if (l->flavor == AB_FLAVOR_HANKAI) {
+            gdw *= expf(x[index + 4*stride]);  /* HANK-G(6) */
+            gdh *= expf(x[index + 6*stride]);
+        } else {
+            gdw = (float)(gdw*exp(x[index + 4*stride]));
+            gdh = (float)(gdh*exp(x[index + 6*stride]));
+        }
         delta_x = gdx;
         delta_y = gdy;
         delta_w = gdw;
@@ -439,7 +538,11 @@ static void delta_gaussian_class(const ab_gaussian_yolo_layer *l, int index, int
     int n;
     if (delta[index]) {
         float y_true = 1;
-        if (eps) y_true = y_true*(1 - eps) + 0.5*eps;  /* float product, double sum, rounded */
+        if (eps && l->flavor == AB_FLAVOR_HANKAI) {
+            y_true = y_true*(1 - eps) + 0.5f*eps;  /* HANK-G(8): float */
+        } else if (eps) {
+            y_true = y_true*(1 - eps) + 0.5*eps;  /* float product, double sum, rounded */
+        }
         delta[index + stride*class_id] = y_true - output[index + stride*class_id];
         if (l->classes_multipliers) delta[index + stride*class_id] *= l->classes_multipliers[class_id];
         if (avg_cat) *avg_cat += output[index + stride*class_id];
@@ -512,8 +615,8 @@ static void ignore_cell(const ab_gaussian_yolo_layer *l, const ab_network_state 
     const float *truths = st->truth + (size_t)b*l->truths;
     const float *output = l->output;
     float *delta = l->delta;
-    const box pred = ab_get_gaussian_yolo_box(output, l->biases, l->mask[n], box_index, i, j, l->w, l->h,
-                                              st->net_w, st->net_h, stride, l->yolo_point);
+    const box pred = gaussian_box(output, l->biases, l->mask[n], box_index, i, j, l->w, l->h,
+                                  st->net_w, st->net_h, stride, l->yolo_point, l->flavor);
     float best_match_iou = 0;
     int best_match_t = 0;
     float best_iou = 0;
@@ -528,7 +631,7 @@ static void ignore_cell(const ab_gaussian_yolo_layer *l, const ab_network_state 
         if (class_id >= l->classes) continue;
         if (!row[0]) break;
         if (class_id_match < 0) class_id_match = ab_compare_class(output, l->classes, class_index, stride, 0.25f);
-        iou = ab_box_iou(pred, ab_row_box(row));
+        iou = ab_box_iou_fl(pred, ab_row_box(row), l->flavor);  /* HANK-G(7) */
         if (iou > best_match_iou && class_id_match == 1) {
             best_match_iou = iou;
             best_match_t = t;
@@ -617,7 +720,7 @@ static void truth_loop(const ab_gaussian_yolo_layer *l, const ab_network_state *
             const int extra_n = int_index(l->mask, n, l->n);
             if (extra_n >= 0 && n != best_n && l->iou_thresh < 1.0f &&
                 ab_anchor_iou_kind(l->biases, n, truth_shift, st->net_w, st->net_h, l->iou_thresh_kind,
-                                   AB_FLAVOR_ALEXEYAB) >
+                                   l->flavor) >
                     l->iou_thresh) {
                 assign(l, st, b, truth, mapped(l, (int)row[4]), n, extra_n, i, j, s);
             }

@@ -25,6 +25,27 @@
  *     no class matches it, so every class gets the background delta.
  * l.delta is un-flattened to darknet's layout before the cost.
  */
+/*
+ * hank-ai/darknet f684e1d7's [region] (src-lib/region_layer.cpp) is this
+ * code compiled as C++ (OpenCV's headers give the float overloads of exp/log),
+ * run when l.flavor is AB_FLAVOR_HANKAI.  Every difference, tagged HANK-R(n)
+ * where it is made (hank-ai region_layer.cpp line):
+ *   1  get_region_box: w = expf(x)*anchor/w in float (AlexeyAB: double exp,
+ *      product and quotient, one rounding)                        (:94-95)
+ *   2  delta_region_box: tw, th = logf(...) (AlexeyAB: double log) (:114-115)
+ *   3  every box_iou is hank-ai's box.cpp one: HANK(4)-(6) of
+ *      darknet_loss.h (std::max/min edges, no union test)
+ *   4  softmax (blas.cpp:641): e = expf(x/temp - largest/temp) (AlexeyAB: exp
+ *      in double, rounded to float)
+ *   5  a class id >= classes in the second loop, before its x == 0 end, is
+ *      fatal (darknet_fatal_error, :322): refused here (DN_E_TRUTH_CLASS);
+ *      AlexeyAB prints a warning and skips the row
+ *   6  the statistics line goes through hank-ai's output stream (always,
+ *      not only with --verbose), another format: Python's business.
+ * Same: logistic (expf in both), logistic_gradient, the focal loss's logf,
+ * the seen < 12800 prior's double (i + .5)/w, the cost's double pow.
+ */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -81,6 +102,7 @@ int ab_check_region_layer(const ab_region_layer *l)
     if (!fits((long long)l->outputs*l->batch) || l->max_boxes < 0) return DN_E_LAYER;
     if ((long long)l->max_boxes*AB_TRUTH_SIZE != l->truths || !fits((long long)l->truths*l->batch)) return DN_E_LAYER;
     if (l->map && l->map_len < 1) return DN_E_LAYER;
+    if (l->flavor != AB_FLAVOR_ALEXEYAB && l->flavor != AB_FLAVOR_HANKAI) return DN_E_LAYER;
     return DN_OK;
 }
 
@@ -96,6 +118,8 @@ static int check_row(const ab_region_layer *l, const float *row, int terminator_
     if (!isfinite(row[4])) return DN_E_TRUTH_VALUE;
     if (!int_convertible(row[4])) return DN_E_TRUTH_INT;
     id = (int)row[4];
+    /* HANK-R(5): hank-ai's second loop aborts on it, before its x == 0 end */
+    if (id >= l->classes && l->flavor == AB_FLAVOR_HANKAI) return DN_E_TRUTH_CLASS;
     if (terminator_only) return DN_OK;
     if (id >= l->classes) return DN_OK;  /* skipped by both loops (a warning in the second) */
     for (k = 0; k < 4; ++k) {
@@ -151,14 +175,45 @@ bad:
 
 /* get_region_box: x, y through the float logistic, w, h as exp(double) times
  * the anchor divided by the grid size in double, rounded once. */
-box ab_get_region_box(const float *x, const float *biases, int n, int index, int i, int j, int w, int h)
+box ab_get_region_box_fl(const float *x, const float *biases, int n, int index, int i, int j, int w, int h,
+                         int flavor)
 {
     box b;
     b.x = (i + ab_logistic_activate(x[index + 0]))/w;
     b.y = (j + ab_logistic_activate(x[index + 1]))/h;
-    b.w = (float)(exp(x[index + 2])*biases[2*n]/w);
-    b.h = (float)(exp(x[index + 3])*biases[2*n + 1]/h);
+    if (flavor == AB_FLAVOR_HANKAI) {
+        /* HANK-R(1): expf, then a float product and a float quotient */
+        b.w = expf(x[index + 2])*biases[2*n]/w;
+        b.h = expf(x[index + 3])*biases[2*n + 1]/h;
+    } else {
+        b.w = (float)(exp(x[index + 2])*biases[2*n]/w);
+        b.h = (float)(exp(x[index + 3])*biases[2*n + 1]/h);
+    }
     return b;
+}
+
+box ab_get_region_box(const float *x, const float *biases, int n, int index, int i, int j, int w, int h)
+{
+    return ab_get_region_box_fl(x, biases, n, index, i, j, w, h, AB_FLAVOR_ALEXEYAB);
+}
+
+/* HANK-R(4): hank-ai's softmax (blas.cpp) is AlexeyAB's with expf on the float argument. */
+static void hank_softmax(const float *input, int n, float temp, float *output)
+{
+    int i;
+    float sum = 0;
+    float largest = -FLT_MAX;
+    for (i = 0; i < n; ++i) {
+        if (input[i] > largest) largest = input[i];
+    }
+    for (i = 0; i < n; ++i) {
+        float e = expf(input[i]/temp - largest/temp);
+        sum = dn_add_acc(sum, e);
+        output[i] = e;
+    }
+    for (i = 0; i < n; ++i) {
+        output[i] /= sum;
+    }
 }
 
 /* Where flattened position p (b*outputs + cell*c + anchor*size + entry) of
@@ -190,12 +245,19 @@ static inline void term(const ab_region_layer *l, int p, float t, float s)
 static float delta_region_box(box truth, const float *x, const float *biases, int n, int index, int i, int j,
                               int w, int h, const ab_region_layer *l, float scale)
 {
-    box pred = ab_get_region_box(x, biases, n, index, i, j, w, h);
-    float iou = ab_box_iou(pred, truth);
+    box pred = ab_get_region_box_fl(x, biases, n, index, i, j, w, h, l->flavor);
+    float iou = ab_box_iou_fl(pred, truth, l->flavor);  /* HANK-R(3) */
     float tx = (truth.x*w - i);
     float ty = (truth.y*h - j);
-    float tw = (float)log(truth.w*w/biases[2*n]);
-    float th = (float)log(truth.h*h/biases[2*n + 1]);
+    float tw, th;
+    if (l->flavor == AB_FLAVOR_HANKAI) {
+        /* HANK-R(2): logf */
+        tw = logf(truth.w*w/biases[2*n]);
+        th = logf(truth.h*h/biases[2*n + 1]);
+    } else {
+        tw = (float)log(truth.w*w/biases[2*n]);
+        th = (float)log(truth.h*h/biases[2*n + 1]);
+    }
     float lx = ab_logistic_activate(x[index + 0]);
     float ly = ab_logistic_activate(x[index + 1]);
     *dp(l, index + 0) = scale*(tx - lx)*ab_logistic_gradient(lx);
@@ -278,7 +340,11 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
         for (b = 0; b < l.batch; ++b) {
             for (i = 0; i < l.h*l.w*l.n; ++i) {
                 int index = size*i + b*l.outputs;
-                softmax(l.output + index + 5, l.classes, 1, 1, l.output + index + 5);
+                if (l.flavor == AB_FLAVOR_HANKAI) {
+                    hank_softmax(l.output + index + 5, l.classes, 1, l.output + index + 5);  /* HANK-R(4) */
+                } else {
+                    softmax(l.output + index + 5, l.classes, 1, 1, l.output + index + 5);
+                }
             }
         }
     }
@@ -298,7 +364,7 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
             for (i = 0; i < l.w; ++i) {
                 for (n = 0; n < l.n; ++n) {
                     int index = size*(j*l.w*l.n + i*l.n + n) + b*l.outputs;
-                    box pred = ab_get_region_box(l.output, l.biases, n, index, i, j, l.w, l.h);
+                    box pred = ab_get_region_box_fl(l.output, l.biases, n, index, i, j, l.w, l.h, l.flavor);
                     float best_iou = 0;
                     int best_class_id = -1;
                     float o;
@@ -309,7 +375,7 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
                         float iou;
                         if (class_id >= l.classes) continue;  /* upstream: before the x == 0 test */
                         if (!truth.x) break;
-                        iou = ab_box_iou(pred, truth);
+                        iou = ab_box_iou_fl(pred, truth, l.flavor);  /* HANK-R(3) */
                         if (iou > best_iou) {
                             best_class_id = (int)row[4];
                             best_iou = iou;
@@ -362,7 +428,7 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
             truth_shift.y = 0;
             for (n = 0; n < l.n; ++n) {
                 int index = size*(j*l.w*l.n + i*l.n + n) + b*l.outputs;
-                box pred = ab_get_region_box(l.output, l.biases, n, index, i, j, l.w, l.h);
+                box pred = ab_get_region_box_fl(l.output, l.biases, n, index, i, j, l.w, l.h, l.flavor);
                 float a_iou;
                 if (l.bias_match) {
                     pred.w = l.biases[2*n]/l.w;
@@ -370,7 +436,7 @@ int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, siz
                 }
                 pred.x = 0;
                 pred.y = 0;
-                a_iou = ab_box_iou(pred, truth_shift);
+                a_iou = ab_box_iou_fl(pred, truth_shift, l.flavor);  /* HANK-R(3) */
                 if (a_iou > best_iou) {
                     best_index = index;
                     best_iou = a_iou;

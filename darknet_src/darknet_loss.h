@@ -777,6 +777,7 @@ typedef struct ab_region_layer {
      * w, h: s*(t - x); classes: s*(t - p) (p = softmax or the raw output). */
     float *target;
     float *target_scale;
+    int flavor;               /* AB_FLAVOR_ALEXEYAB (0, ab_region_layer_init's) or AB_FLAVOR_HANKAI: HANK-R(n) in ab_region_layer.c */
 } ab_region_layer;
 
 /* Shape fields and parse_region's defaults (thresh .5, scales 1), no allocation. */
@@ -789,6 +790,9 @@ int ab_check_region_layer(const ab_region_layer *l);
 int ab_check_region_truths(const ab_region_layer *l, const float *truth, int *bad_image, int *bad_row);
 /* AlexeyAB's get_region_box on a flattened buffer (stride 1). */
 box ab_get_region_box(const float *x, const float *biases, int n, int index, int i, int j, int w, int h);
+/* ... for a flavor (HANK-R(1): hank-ai's expf and float product/quotient) */
+box ab_get_region_box_fl(const float *x, const float *biases, int n, int index, int i, int j, int w, int h,
+                         int flavor);
 /* forward_region_layer (CPU build); state.net_w/net_h/index are not read.
  * seen is *state.net.seen (the seen < 12800 prior).  0 or DN_E_*. */
 int ab_forward_region_layer(const ab_region_layer l, ab_network_state state, size_t seen);
@@ -925,6 +929,7 @@ typedef struct ab_gaussian_yolo_layer {
     float *delta;             /* batch*outputs */
     float *cost;              /* one float */
     ab_gaussian_stats *stats; /* may be NULL */
+    int flavor;               /* AB_FLAVOR_ALEXEYAB (0, the init's) or AB_FLAVOR_HANKAI: HANK-G(n) in ab_gaussian_yolo_layer.c */
 } ab_gaussian_yolo_layer;
 
 /* Shape fields and parse_gaussian_yolo's defaults, no allocation. */

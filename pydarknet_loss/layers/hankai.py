@@ -154,3 +154,9 @@ def forward_case(case: Mapping[str, Any]) -> YoloResult:
     p = case["params"]
     return layer_from_params(p).forward(case["input"], case["truth"], net_w=p["net_w"], net_h=p["net_h"],
                                         train=bool(case["train"]), index=p["net_index"])
+
+
+# hank-ai's [region] (issue 23): AlexeyAB's C core with the hank-ai flavor (hankai_more.py)
+from .hankai_more import GaussianYoloLayer, GaussianYoloStats, RegionLayer, RegionStats  # noqa: E402,F401
+
+__all__ += ["RegionLayer", "RegionStats", "GaussianYoloLayer", "GaussianYoloStats"]

@@ -29,7 +29,11 @@ naming the file, the line and the key:
     fatal; more anchors than 2*num would be written past the biases upstream
     (refused here).
 
-The [yolo] layer is :class:`pydarknet_loss.hankai.YoloLayer`.
+The [yolo] layer is :class:`pydarknet_loss.hankai.YoloLayer`; [region] is
+:class:`pydarknet_loss.hankai.RegionLayer` and [Gaussian_yolo]
+:class:`pydarknet_loss.hankai.GaussianYoloLayer` (AlexeyAB's keys and
+defaults; anchors by find_float_array; in [Gaussian_yolo] an unknown
+iou_loss, iou_thresh_kind, nms_kind or yolo_point name is fatal).
 """
 from __future__ import annotations
 
@@ -162,6 +166,8 @@ class HankSection(Section):
         if key in ("layers", "from", "mask", "counters_per_class", "steps"):
             v = self.int_array(key)
             return v or None  # no value read: hank-ai stops ("must specify input layers"), as without the key
+        if key == "anchors":  # [region], [Gaussian_yolo]: find_float_array (issue 23)
+            return self.float_array(key) or None
         if key == "resize_step":  # find_float, stored into an int
             f = self._number(key, "float")
             return default if f is None else convert(repr(float(f)))
@@ -355,6 +361,36 @@ def yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
     l.params.update(f)
 
 
+def region(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
+    """parse_region_section (darknet_cfg.cpp:1997): AlexeyAB's keys and
+    defaults (anchors past 2*num ignored), the layer hankai.RegionLayer."""
+    abf.region(net, s, p, l)
+    kw = l.loss.params()
+    l.loss = hk.RegionLayer(**kw)
+
+
+def gaussian_yolo(net: "Network", s: Section, p: Params, l: LayerInfo) -> None:
+    """parse_gaussian_yolo_section (darknet_cfg.cpp:2057): AlexeyAB's keys and
+    defaults, but unknown names are fatal; the layer hankai.GaussianYoloLayer."""
+    for key, default, names, what in (("iou_loss", "mse", IOU_LOSS_NAMES, "IoU loss"),
+                                      ("iou_thresh_kind", "iou", IOU_LOSS_NAMES, "IoU loss"),
+                                      ("nms_kind", "default", tuple(NMS_KINDS), "NMS kind"),
+                                      ("yolo_point", "center", ("center", "left_top", "right_bottom"),
+                                       "YOLO point type")):
+        _name(net, s, key, default, names, what)
+    if s.get_str("iou_thresh_kind", "iou") == "mse":
+        o = s._peek("iou_thresh_kind")
+        raise CfgError(f"{net.path}, line {o.line if o else s.line} ({s.type}): iou_thresh_kind=mse is not modelled "
+                       "for hank-ai's [Gaussian_yolo] here (use iou, giou, diou or ciou)")
+    abf.gaussian_yolo(net, s, p, l)
+    old = l.loss
+    kw = old.params()
+    try:
+        l.loss = hk.GaussianYoloLayer(**kw)
+    except ValueError as exc:
+        raise CfgError(f"{s.where(net.path)}: {exc}") from None
+
+
 def after_layer(s: Section) -> Dict[str, Any]:
     """create_network's lookups after every parse_*, then find_unused_lines."""
     out = abf.after_layer(s)
@@ -370,16 +406,20 @@ def after_layer(s: Section) -> Dict[str, Any]:
 
 def forward_loss(network: "Network", info: LayerInfo, x: Any, truth: Any, seen: int, train: bool) -> Any:
     layer = info.loss
+    if isinstance(layer, (hk.RegionLayer, hk.GaussianYoloLayer)):  # issue 23: AlexeyAB's forward_loss calls
+        return abf.forward_loss(network, info, x, truth, seen, train)
     assert isinstance(layer, hk.YoloLayer)
     return layer.forward(x, truth, net_w=network.width, net_h=network.height, train=train, index=info.index)
 
 
 UNMODELLED = {t: "its shape rules are not modelled by this package's hankai flavor"
-              for t in set(SECTIONS.values()) - {"convolutional", "maxpool", "route", "shortcut", "upsample", "yolo"}}
+              for t in set(SECTIONS.values()) - {"convolutional", "maxpool", "route", "shortcut", "upsample", "yolo",
+                                                 "region", "gaussian_yolo"}}
 
 FLAVOR = dataclasses.replace(
     abf.FLAVOR, name="hankai", upstream=UPSTREAM, sections=SECTIONS,
-    rules={**abf.FLAVOR.rules, "yolo": yolo}, parse_net=parse_net, after_layer=after_layer,
+    rules={**abf.FLAVOR.rules, "yolo": yolo, "region": region, "gaussian_yolo": gaussian_yolo},
+    parse_net=parse_net, after_layer=after_layer,
     forward_loss=forward_loss, unmodelled=UNMODELLED,
     type_enums={t: abf.FLAVOR.type_enums.get(t, (abf.LAYER_TYPES.index("BLANK"), "BLANK"))
                 for t in set(SECTIONS.values())},
