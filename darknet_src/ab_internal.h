@@ -49,6 +49,22 @@ static inline int ab_fits_int(long long v)
     return v >= 0 && v <= 2147483647LL;
 }
 
+/* The sizes make_yolo_layer / make_gaussian_yolo_layer / make_region_layer
+ * derive: c = n*entries channels, outputs = c*w*h floats per image, truths =
+ * max_boxes*AB_TRUTH_SIZE floats per image.  DN_OK, or DN_E_LAYER when one of
+ * them, or it times batch, does not fit an int (nothing is written then). */
+static inline int ab_layer_sizes(int batch, int w, int h, int n, int entries, int max_boxes, int *c, int *outputs,
+                                 int *truths)
+{
+    const long long cc = (long long)n*entries, out = cc*w*h, tr = (long long)max_boxes*AB_TRUTH_SIZE;
+    if (!ab_fits_int(cc) || !ab_fits_int(out) || !ab_fits_int(out*batch)) return DN_E_LAYER;
+    if (!ab_fits_int(tr) || !ab_fits_int(tr*batch)) return DN_E_LAYER;
+    *c = (int)cc;
+    *outputs = (int)out;
+    *truths = (int)tr;
+    return DN_OK;
+}
+
 /* A class id that indexes (after truncation): in [0, classes), then inside
  * the map (map_len entries) and mapped into [0, classes).  DN_OK,
  * DN_E_TRUTH_CLASS or DN_E_MAP_INDEX. */

@@ -50,6 +50,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ab_internal.h"
 #include "dn_internal.h"
 #include "dn_fast.h"
 
@@ -59,22 +60,14 @@ static inline float ab_logistic_gradient(float x)
     return (1 - x)*x;
 }
 
-static int fits(long long v)
-{
-    return v >= 0 && v <= INT_MAX;
-}
-
 int ab_region_layer_init(ab_region_layer *l, int batch, int w, int h, int n, int classes, int coords, int max_boxes)
 {
     ab_region_layer z;
-    long long c, outputs, truths;
+    int c, outputs, truths;
     memset(&z, 0, sizeof z);
     *l = z;
     if (batch < 1 || w < 1 || h < 1 || n < 1 || classes < 1 || coords < 4 || max_boxes < 0) return DN_E_LAYER;
-    c = (long long)n*(classes + coords + 1);
-    outputs = c*w*h;
-    truths = (long long)max_boxes*AB_TRUTH_SIZE;
-    if (!fits(c) || !fits(outputs) || !fits(outputs*batch) || !fits(truths) || !fits(truths*batch)) {
+    if (ab_layer_sizes(batch, w, h, n, classes + coords + 1, max_boxes, &c, &outputs, &truths) != DN_OK) {
         return DN_E_LAYER;
     }
     l->batch = batch;
@@ -83,10 +76,10 @@ int ab_region_layer_init(ab_region_layer *l, int batch, int w, int h, int n, int
     l->n = n;
     l->classes = classes;
     l->coords = coords;
-    l->c = (int)c;
-    l->outputs = l->inputs = (int)outputs;
+    l->c = c;
+    l->outputs = l->inputs = outputs;
     l->max_boxes = max_boxes;
-    l->truths = (int)truths;
+    l->truths = truths;
     l->thresh = .5f;
     l->coord_scale = l->object_scale = l->noobject_scale = l->class_scale = 1;
     return DN_OK;
@@ -99,8 +92,10 @@ int ab_check_region_layer(const ab_region_layer *l)
     if (l->batch < 1 || l->w < 1 || l->h < 1 || l->n < 1 || l->classes < 1 || l->coords < 4) return DN_E_LAYER;
     c = (long long)l->n*(l->classes + l->coords + 1);
     if (c != l->c || c*l->w*l->h != l->outputs || l->inputs != l->outputs) return DN_E_LAYER;
-    if (!fits((long long)l->outputs*l->batch) || l->max_boxes < 0) return DN_E_LAYER;
-    if ((long long)l->max_boxes*AB_TRUTH_SIZE != l->truths || !fits((long long)l->truths*l->batch)) return DN_E_LAYER;
+    if (!ab_fits_int((long long)l->outputs*l->batch) || l->max_boxes < 0) return DN_E_LAYER;
+    if ((long long)l->max_boxes*AB_TRUTH_SIZE != l->truths || !ab_fits_int((long long)l->truths*l->batch)) {
+        return DN_E_LAYER;
+    }
     if (l->map && l->map_len < 1) return DN_E_LAYER;
     if (l->flavor != AB_FLAVOR_ALEXEYAB && l->flavor != AB_FLAVOR_HANKAI) return DN_E_LAYER;
     return DN_OK;

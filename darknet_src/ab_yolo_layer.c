@@ -100,27 +100,25 @@ box ab_get_yolo_box_fl(const float *x, const float *biases, int n, int index, in
 int ab_yolo_layer_init(ab_yolo_layer *l, int batch, int w, int h, int n, int total, int classes, int max_boxes)
 {
     ab_yolo_layer z;
-    long long c, outputs, truths;
+    int c, outputs, truths;
     memset(&z, 0, sizeof z);
     *l = z;
     if (batch < 1 || w < 1 || h < 1 || n < 1 || total < 1 || classes < 1 || max_boxes < 0) return DN_E_LAYER;
-    c = (long long)n*(classes + 4 + 1);
-    outputs = c*w*h;
-    truths = (long long)max_boxes*AB_TRUTH_SIZE;
-    if (!ab_fits_int(c) || !ab_fits_int(outputs) || !ab_fits_int(outputs*batch)) return DN_E_LAYER;
-    if (!ab_fits_int(truths) || !ab_fits_int(truths*batch)) return DN_E_LAYER;
+    if (ab_layer_sizes(batch, w, h, n, classes + 4 + 1, max_boxes, &c, &outputs, &truths) != DN_OK) {
+        return DN_E_LAYER;
+    }
     l->batch = batch;
     l->w = w;
     l->h = h;
     l->n = n;
     l->total = total;
     l->classes = classes;
-    l->c = (int)c;
-    l->outputs = (int)outputs;
+    l->c = c;
+    l->outputs = outputs;
     l->inputs = l->outputs;
     l->max_boxes = max_boxes;
     l->truth_size = AB_TRUTH_SIZE;
-    l->truths = (int)truths;
+    l->truths = truths;
     /* parse_yolo's defaults */
     l->ignore_thresh = .5f;
     l->truth_thresh = 1;
