@@ -89,7 +89,7 @@ def test_yolo_box_only_departure_passes_with_objectness_and_classes_and_fails_wi
     assert sum(c.count for c in part.known_causes) == full.mismatches
     text = str(part)
     assert "parity OK" in text and "known departures" in text and "box_scale" in text
-    assert "parts judged: objectness, classes: 0 elements of" in text
+    assert "parts judged: objectness, classes; 0 elements fail there, " in text
     assert part.worst == []   # the worst elements are the judged ones'
     s = part.summary()
     assert "known departures (not judged): box" in s and "box_scale" in s

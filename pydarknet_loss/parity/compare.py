@@ -353,8 +353,8 @@ class ParityReport:
                   "to float32,")
         if self._judge is not None:
             m, k = self.mismatches, self.known_mismatches
-            what = (f" parts judged: {self._judge.label()}: {m} element{'s' if m != 1 else ''} of {total} fail "
-                    f"there; {k} fail{'s' if k == 1 else ''} in the other parts (known departures, not judged)")
+            what = (f" parts judged: {self._judge.label()}; {m} element{'s' if m != 1 else ''} fail{'s' if m == 1 else ''}"
+                    f" there, {k} in the other parts (known departures, not judged)")
         else:
             what = f" {self.mismatches} of {total} elements fail"
         return (f"[{self.kind}] parity {verdict} (tolerance: {self.tolerance}){dt}{';' if not dt else ''}"
