@@ -409,3 +409,28 @@ def test_check_gradient_with_parts(yolo):
         pt.check_gradient(counting, layer, x, truth, parts="boxes")
     assert not calls   # refused before the loss ran
     assert torch is not None
+
+
+def test_a_cause_across_parts_is_split_between_judged_and_known(yolo):
+    layer, x, truth, res = yolo
+    mine = pdl.mistakes.YOLO["rounded_cell"](x, truth, layer, 416, 416)   # a truth in another cell: every entry
+    full = compare(res, {"delta": mine}, layer, input=x, truth=truth)
+    assert "cell_assignment" in _codes(full.causes)
+    r = compare(res, {"delta": mine}, layer, input=x, truth=truth, parts=OBJ_CLS)
+    assert not r.ok
+    whole = {c.code: c.count for c in full.causes}
+    judged = {c.code: c.count for c in r.causes}
+    known = {c.code: c.count for c in r.known_causes}
+    assert "cell_assignment" in judged and "cell_assignment" in known
+    for code, n in whole.items():
+        assert judged.get(code, 0) + known.get(code, 0) == n, code
+    assert r.mismatches + r.known_mismatches == full.mismatches
+    # the judged elements are the failing objectness and class entries, counted from the full report's map
+    codes = _split5(full.cause_map("delta"), layer)
+    assert r.mismatches == int((codes[:, :, 4:] != "").sum())
+    assert r.known_mismatches == int((codes[:, :, :4] != "").sum())
+    text = str(r)
+    assert "causes in the judged parts" in text and "causes of the known departures (not judged)" in text
+    rows = {ln.split()[0]: ln.split()[-1] for ln in text.splitlines()
+            if ln.strip().startswith(("box.", "objectness.", "classes."))}
+    assert rows["box.x"] == "no" and rows["objectness.negative"] == "yes" and rows["classes.positive"] == "yes"

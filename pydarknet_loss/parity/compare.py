@@ -195,7 +195,8 @@ class _Judge:
         for p in fine:
             self.lut[PART_ID[p]] = True
         self.coords = coords
-        self._ids_fn, self._ids = ids, None  # type: Callable[[], np.ndarray], Optional[np.ndarray]
+        self._ids_fn: Callable[[], np.ndarray] = ids
+        self._ids: Optional[np.ndarray] = None
 
     def ids(self) -> np.ndarray:
         """(B, n, entries, H, W): every element's part id, from darknet's delta (computed once, when asked)."""
@@ -280,7 +281,7 @@ class ParityReport:
     _codes: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _names: List[str] = field(default_factory=list, repr=False)
     _mask: Optional[List[int]] = field(default=None, repr=False)
-    #: parts= (issue 20): the parts and groups judged, as given; None when every part is
+    #: parts= (issue 20): the parts and groups judged, as given (validated); None without parts=
     judged: Optional[Tuple[str, ...]] = None
     #: parts=: the failing elements outside the judged parts, per array and part (reported, not judged)
     known: List[KnownDeparture] = field(default_factory=list)
@@ -406,11 +407,11 @@ class ParityReport:
             lines.append("  causes (most elements first):" if judge is None else
                          "  causes in the judged parts (most elements first):")
             lines.extend(_cause_lines(self.causes))
+        elif not self.ok and not self.explained and self.mismatches:
+            lines.append("  (pass input= and truth= to have each difference explained)")
         if self.known_causes:
             lines.append("  causes of the known departures (not judged):")
             lines.extend(_cause_lines(self.known_causes))
-        elif not self.ok and not self.explained and self.mismatches:
-            lines.append("  (pass input= and truth= to have each difference explained)")
         if self.worst and not self.ok:
             lines.append("  worst elements:")
             for w in self.worst:
@@ -923,6 +924,10 @@ def _split(report: ParityReport, judge: _Judge, arrays: Sequence[dg.Array], judg
                 report.known.append(KnownDeparture(arr.name, PART_GROUPS[g], int((entry_group == g).sum()) * per_entry,
                                                    int(fails[g])))
     number = {c: k for k, c in enumerate(dg.CODES)}
+    failing = {}  # per array: the failing elements, their cause numbers
+    for arr in arrays:
+        flat = np.flatnonzero(arr.fail)
+        failing[arr.name] = (flat, index[arr.name].reshape(-1)[flat])
     inside: List[Cause] = []
     outside: List[Cause] = []
     for c in report.causes:
@@ -930,8 +935,8 @@ def _split(report: ParityReport, judge: _Judge, arrays: Sequence[dg.Array], judg
             per_array: List[Tuple[str, int]] = []
             cells = set()
             for arr in arrays:
-                flat = np.flatnonzero(arr.fail)
-                mine = flat[(index[arr.name].reshape(-1)[flat] == number[c.code]) & (judged[arr.name] == side)]
+                flat, codes = failing[arr.name]
+                mine = flat[(codes == number[c.code]) & (judged[arr.name] == side)]
                 if mine.size:
                     per_array.append((arr.name, int(mine.size)))
                     b, a, _, j, i = np.unravel_index(mine, arr.fail.shape)
