@@ -848,3 +848,38 @@ def scalar_cost(name: str, value: Any) -> np.float32:
             return np.float32(v)
     except OverflowError:
         raise ValueError(f"{name} = {_short(v)} is too large for a cost (a float)") from None
+
+
+def parts_option(parts: Any, groups: Sequence[str], names: Sequence[str]) -> tuple:
+    """compare()/check's ``parts=`` (issue 20): one name, or an iterable of
+    names, each a group (``groups``: box, objectness, classes) or one of
+    darknet's parts (``names``: box.x, ..., prior, none).  Returns the names
+    as given, deduplicated, in their order; refuses anything else naming the
+    valid names, and an empty selection (which would judge nothing)."""
+    valid = "the groups " + ", ".join(groups) + " and the parts " + ", ".join(n for n in names if n not in groups)
+    if isinstance(parts, str):
+        given: list = [parts]
+    elif isinstance(parts, (bytes, bytearray)) or isinstance(parts, np.ndarray) and parts.dtype.kind not in "UO":
+        raise TypeError(f"parts must be a part name or an iterable of part names (str), got {type(parts).__name__} "
+                        f"{_short(parts)}; valid names: {valid}")
+    else:
+        try:
+            given = list(parts)
+        except TypeError:
+            raise TypeError(f"parts must be a part name or an iterable of part names (str), got "
+                            f"{type(parts).__name__} {_short(parts)}; valid names: {valid}") from None
+    out: list = []
+    for k, p in enumerate(given):
+        if isinstance(p, np.str_):
+            p = str(p)
+        if not isinstance(p, str):
+            raise TypeError(f"parts[{k}] must be a part name (str), got {type(p).__name__} {_short(p)}; valid "
+                            f"names: {valid}")
+        if p not in groups and p not in names:
+            raise ValueError(f"parts[{k}] = {p!r} is not a part of darknet's delta; valid names: {valid}")
+        if p not in out:
+            out.append(p)
+    if not out:
+        raise ValueError(f"parts= is empty, so it would judge nothing: name at least one of {valid} (to judge every "
+                         "part, leave parts= out)")
+    return tuple(out)

@@ -291,7 +291,7 @@ def _terms(loss: implied.ImpliedLoss, x: torch.Tensor) -> Any:
 
 def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int = 416, net_h: int = 416,
                    seen: int = 0, layout: str = "nchw", tolerance: str = "float32", loss_truth: Any = None,
-                   **tol: Any) -> Any:
+                   parts: Any = None, **tol: Any) -> Any:
     """Check a PyTorch loss against darknet in one call.
 
     ``loss_fn(x, truth)`` is your loss: it gets a float32 tensor copy of
@@ -304,6 +304,11 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
     delta times the logistic's derivative, the CPU build handing on
     nothing), with the diagnosis.  Returns the
     :class:`~pydarknet_loss.parity.compare.ParityReport`.
+
+    ``parts``: judge only those parts of darknet's delta (compare's
+    ``parts=``, e.g. ``("objectness", "classes")`` for a port whose box loss
+    differs on purpose); the others' failing elements are reported as known
+    departures, not failures.  The loss value is not compared here.
     """
     from .layers import alexeyab
     from .layers.layout import check, to_nchw
@@ -312,6 +317,11 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
     check(layout)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable as loss_fn(x, truth), got {type(loss_fn).__name__}")
+    if parts is not None:  # refused before the loss runs
+        from .parity.compare import PART_GROUPS
+        from .parity.diagnosis import PARTS
+
+        _validate.parts_option(parts, PART_GROUPS, PARTS)
     device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
     xn = _validate.tensor_array("x", x) if isinstance(x, torch.Tensor) else np.asarray(x)
     if xn.dtype != np.float32:
@@ -336,6 +346,8 @@ def check_gradient(loss_fn: Any, layer: Any, x: Any, truth: Any, *, net_w: int =
     else:
         raise TypeError("layer must be a YoloLayer, RegionLayer, alexeyab.YoloLayer or hankai.YoloLayer (or "
                         "alexeyab.GaussianYoloLayer)")
+    if parts is not None:
+        tol["parts"] = parts
     return compare(expected, {"delta": minus_grad}, layer, input=xd, truth=truth, layout=layout,
                    tolerance=tolerance, build=build, **net, **tol)
 

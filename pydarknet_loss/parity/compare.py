@@ -3,9 +3,10 @@ oracle's: where they differ, by how much (headroom included when they
 agree), and why (:mod:`.diagnose`)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from ..layers.pjreddie import RegionLayer, RegionResult, YoloLayer, YoloResult
 from . import diagnosis as dg
 from . import more_layers as more  # issue 23: region_ab, detection
 from .diagnosis import Cause, PartRow
+from .diagnosis.parts import GROUP, PART_ID, part_ids
 
 LayerLike = Union[YoloLayer, RegionLayer, alexeyab.YoloLayer, alexeyab.GaussianYoloLayer]
 ARRAYS = ("output", "delta")
@@ -31,6 +33,9 @@ DEFAULT_TOLERANCE = "float32"
 #: Per-class rows shown in a report before "N more".
 CLASS_ROWS = 3
 ULP_INF = np.iinfo(np.int64).max
+#: The groups ``parts=`` takes besides darknet's parts (``diagnosis.PARTS``):
+#: each names every entry of its kind, wherever it lies.
+PART_GROUPS = ("box", "objectness", "classes")
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -150,6 +155,85 @@ class Location:
         return f"{self.where()}: expected {self.expected!r}, got {self.actual!r} ({_ulp_str(self.ulp)}){why}"
 
 
+@dataclass(frozen=True)
+class KnownDeparture:
+    """Failing elements outside the parts ``parts=`` judges: reported, not
+    judged.  ``part``: one of darknet's parts of the delta
+    (``diagnosis.PARTS``) for the delta, an entry group (box, objectness,
+    classes) for the output; ``relation``: how your values relate to
+    darknet's on that part (``PartRow.relation_text``; ``""`` where none was
+    fitted: the output, or a part left to the rounding and layout causes)."""
+
+    array: str
+    part: str
+    elements: int
+    failing: int
+    relation: str = ""
+
+    def __str__(self) -> str:
+        rel = f", {self.relation}" if self.relation else ""
+        return f"{self.array} {self.part}: {self.failing} of {self.elements} fail{rel} (not judged)"
+
+
+class _Judge:
+    """Which elements ``parts=`` judges (issue 20).  A group (box,
+    objectness, classes) names every entry of its kind wherever it lies
+    (box: x, y, w, h and [region]'s mask coords, at cells given a truth, in
+    [region]'s prior and where darknet gives no delta); a part of darknet's
+    names its elements, as the oracle's record places them
+    (``diagnosis.parts.part_ids`` on darknet's own delta).  One map of
+    positions serves the delta and the output: an output element belongs to
+    the part of the delta element at its place."""
+
+    def __init__(self, names: Tuple[str, ...], coords: int, ids: Callable[[], np.ndarray]) -> None:
+        self.names = names
+        self.groups = {g for g in names if g in PART_GROUPS}
+        covered = {p for p in dg.PARTS if GROUP[p] in self.groups or (p == "prior" and "box" in self.groups)}
+        fine = {p for p in names if p not in PART_GROUPS} - covered
+        self.everything = self.groups == set(PART_GROUPS) or (fine | covered) == set(dg.PARTS)
+        self.lut = np.zeros(len(dg.PARTS), bool)  # part id -> selected by a part name
+        for p in fine:
+            self.lut[PART_ID[p]] = True
+        self.coords = coords
+        self._ids_fn: Callable[[], np.ndarray] = ids
+        self._ids: Optional[np.ndarray] = None
+
+    def ids(self) -> np.ndarray:
+        """(B, n, entries, H, W): every element's part id, from darknet's delta (computed once, when asked)."""
+        if self._ids is None:
+            self._ids = self._ids_fn()
+        return self._ids
+
+    def label(self) -> str:
+        """The selection in words: groups whole, then the single parts."""
+        return ", ".join(self.names)
+
+    def judges_part(self, part: str) -> str:
+        """Whether a part of the delta is judged: "yes", "no", or "partly"
+        ("none" spans the entry groups)."""
+        if self.everything or self.lut[PART_ID[part]]:
+            return "yes"
+        if part == "none":
+            return "partly" if self.groups else "no"
+        return "yes" if GROUP[part] in self.groups or (part == "prior" and "box" in self.groups) else "no"
+
+    def entry_group(self, entries: np.ndarray) -> np.ndarray:
+        """Entry index -> 0 box, 1 objectness, 2 classes."""
+        return np.where(entries < self.coords, 0, np.where(entries == self.coords, 1, 2))
+
+    def at(self, flat: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+        """Whether each element (flat indices into the (B, n, entries, H, W)
+        array) is judged."""
+        if self.everything:
+            return np.ones(flat.shape, bool)
+        entries = (flat // (shape[3] * shape[4])) % shape[2]
+        group_on = np.array([g in self.groups for g in PART_GROUPS])
+        out = group_on[self.entry_group(entries)]
+        if self.lut.any() and flat.size:
+            out |= self.lut[self.ids().reshape(-1)[flat]]
+        return out
+
+
 def _ulp_str(u: Optional[int]) -> str:
     if u is None:
         return "-"
@@ -167,7 +251,15 @@ class ParityReport:
     ``ok`` is the verdict; ``causes`` the reasons elements fail, most
     elements first (:class:`~pydarknet_loss.parity.diagnose.Cause`);
     ``components`` the per-component table; ``worst`` the worst elements;
-    ``cost`` (expected, actual, ulp)."""
+    ``cost`` (expected, actual, ulp).
+
+    With ``compare(..., parts=)`` (``judged`` then holds the selection) the
+    verdict judges only the elements in those parts: ``mismatches`` and
+    ``causes`` count those; the failing elements elsewhere are known
+    departures, listed per part in ``known`` and explained by
+    ``known_causes`` (the same causes, counted on those elements), and the
+    cost, which sums every part, is reported but not judged
+    (``cost_judged``) unless every part is selected."""
 
     kind: str
     tolerance: Tolerance
@@ -189,16 +281,48 @@ class ParityReport:
     _codes: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _names: List[str] = field(default_factory=list, repr=False)
     _mask: Optional[List[int]] = field(default=None, repr=False)
+    #: parts= (issue 20): the parts and groups judged, as given (validated); None without parts=
+    judged: Optional[Tuple[str, ...]] = None
+    #: parts=: the failing elements outside the judged parts, per array and part (reported, not judged)
+    known: List[KnownDeparture] = field(default_factory=list)
+    #: parts=: the causes of the known departures, each counted on the elements outside the judged parts
+    known_causes: List[Cause] = field(default_factory=list)
+    #: whether the cost counts in the verdict: not with parts= (the cost sums every part), unless every part is judged
+    cost_judged: bool = True
+    _judge: Optional[_Judge] = field(default=None, repr=False)
+    _fails: Tuple[int, int] = field(default=(0, 0), repr=False)  #: parts=: failing elements judged, not judged
 
     @property
     def ok(self) -> bool:
-        """The verdict under the tolerance."""
-        return not self.problems and not self.mismatches and self.cost_ok
+        """The verdict under the tolerance (with parts=, on the judged parts only)."""
+        return not self.problems and not self.mismatches and (self.cost_ok or not self.cost_judged)
 
     @property
     def mismatches(self) -> int:
-        """Elements that fail (each counted once: per-class rows repeat the classes row)."""
+        """Elements that fail (each counted once: per-class rows repeat the
+        classes row); with parts=, those in the judged parts only."""
+        if self._judge is not None:
+            return self._fails[0]
         return sum(c.mismatches for c in self.components if not _per_class_row(c.component))
+
+    @property
+    def known_mismatches(self) -> int:
+        """With parts=: the failing elements outside the judged parts (known departures); 0 without."""
+        return self._fails[1]
+
+    def judged_map(self, name: str, layout: Optional[str] = None) -> np.ndarray:
+        """A bool array of the named array's shape: whether ``parts=`` judges
+        each element (all True without parts=), in the layout compared (as
+        :meth:`cause_map`)."""
+        if name not in self._pairs:
+            raise KeyError(f"no array {name!r} was compared (compared: {', '.join(sorted(self._pairs)) or 'none'})")
+        shape = self._pairs[name][0].shape
+        if self._judge is None:
+            m = np.ones(shape, bool)
+        else:
+            m = self._judge.at(np.arange(int(np.prod(shape))), shape).reshape(shape)
+        b, n, p, h, w = shape
+        return lay.from_nchw(m.reshape(b, n * p, h, w), lay.check(layout or self.layout), n)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -228,9 +352,14 @@ class ParityReport:
             given = sorted(set(self.dtypes.values()))
             dt = (f": {'/'.join(given)} given, float32 expected ({', '.join(self.dtypes)}); compared after a cast "
                   "to float32,")
-        return (f"[{self.kind}] parity {verdict} (tolerance: {self.tolerance}){dt}{';' if not dt else ''} "
-                f"{self.mismatches} of {total} elements fail" + (f", arrays of shape {self.shape}" if self.shape
-                                                                  else ""))
+        if self._judge is not None:
+            m, k = self.mismatches, self.known_mismatches
+            what = (f" parts judged: {self._judge.label()}; {m} element{'s' if m != 1 else ''} fail{'s' if m == 1 else ''}"
+                    f" there, {k} in the other parts (known departures, not judged)")
+        else:
+            what = f" {self.mismatches} of {total} elements fail"
+        return (f"[{self.kind}] parity {verdict} (tolerance: {self.tolerance}){dt}{';' if not dt else ''}"
+                f"{what}" + (f", arrays of shape {self.shape}" if self.shape else ""))
 
     def headroom(self) -> str:
         """How much of the tolerance the largest difference uses, in words."""
@@ -252,27 +381,37 @@ class ParityReport:
                 flips = f" ({c.sign_flips} sign flips)" if c.sign_flips else ""
                 lines.append(f"  {c.array:<7}{c.component:<14}{c.size:>9}{c.mismatches:>7}{c.max_abs:>12.4g}"
                              f"{_rel_str(c.max_rel):>10}{_ulp_str(c.max_ulp):>16}{flips}")
+        judge = self._judge
+        if judge is not None and self.known_mismatches and self.components:
+            lines.append(f"  (the table counts every part; the verdict judges {judge.label()} only)")
         if self.cost is not None:
             e, a, u = self.cost
-            lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)}){'' if self.cost_ok else ' FAILS'}")
-        if self.parts and not self.ok:
+            verdict = ("" if self.cost_ok else " FAILS") if self.cost_judged else \
+                f" (not judged: the cost sums every part{'' if self.cost_ok else ', and differs'})"
+            lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)}){verdict}")
+        if self.parts and (not self.ok or self.known_mismatches):
             lines.append("  parts of the delta (how your values relate to darknet's there):")
-            lines.append(f"    {'part':<22}{'elements':>10}{'fail':>9}  relation")
+            lines.append(f"    {'part':<22}{'elements':>10}{'fail':>9}  "
+                         + (f"{'relation':<16}judged" if judge is not None else "relation"))
             for r in self.parts:
-                lines.append(f"    {r.part:<22}{r.elements:>10}{r.failing:>9}  {r.relation_text if r.failing else 'equal'}")
+                rel = r.relation_text if r.failing else 'equal'
+                lines.append(f"    {r.part:<22}{r.elements:>10}{r.failing:>9}  "
+                             + (f"{rel:<16}{judge.judges_part(r.part)}" if judge is not None else rel))
+        if self.known:
+            lines.append(f"  known departures (outside the judged parts {judge.label() if judge else ''}: "
+                         "reported, not judged):")
+            lines.append(f"    {'array':<7}{'part':<22}{'elements':>10}{'fail':>9}  relation")
+            for d in self.known:
+                lines.append(f"    {d.array:<7}{d.part:<22}{d.elements:>10}{d.failing:>9}  {d.relation or '-'}")
         if self.causes:
-            lines.append("  causes (most elements first):")
-            for k, c in enumerate(self.causes, 1):
-                where = []
-                if c.cells:
-                    where.append(f"{len(c.cells)} cell{'s' if len(c.cells) > 1 else ''}")
-                if c.truth_rows:
-                    where.append(f"truth rows {_rows(c.truth_rows)}")
-                lines.append(f"    {k}. {c.code}: {c.count} element{'s' if c.count != 1 else ''}"
-                             + (f" ({'; '.join(where)})" if where else ""))
-                lines.extend(_wrap(c.message, "       "))
+            lines.append("  causes (most elements first):" if judge is None else
+                         "  causes in the judged parts (most elements first):")
+            lines.extend(_cause_lines(self.causes))
         elif not self.ok and not self.explained and self.mismatches:
             lines.append("  (pass input= and truth= to have each difference explained)")
+        if self.known_causes:
+            lines.append("  causes of the known departures (not judged):")
+            lines.extend(_cause_lines(self.known_causes))
         if self.worst and not self.ok:
             lines.append("  worst elements:")
             for w in self.worst:
@@ -287,13 +426,19 @@ class ParityReport:
             lines.append(f"  problem: {p}")
         if self.cost is not None and not self.cost_ok:
             e, a, u = self.cost
-            lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)})")
+            lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)})"
+                         + ("" if self.cost_judged else " (not judged: the cost sums every part)"))
         for k, c in enumerate(self.causes[:causes], 1):
             lines.append(f"  {k}. {c.code}: {c.count} element{'s' if c.count != 1 else ''}")
             lines.extend(_wrap(c.message, "     "))
         if len(self.causes) > causes:
             rest = self.causes[causes:]
             lines.append(f"  ... and {', '.join(f'{c.code} ({c.count})' for c in rest)}")
+        if self.known:
+            where = ", ".join(f"{d.part} {d.failing}" if d.array == "delta" else f"{d.array} {d.part} {d.failing}"
+                              for d in self.known)
+            why = ", ".join(f"{c.code} ({c.count})" for c in self.known_causes)
+            lines.append(f"  known departures (not judged): {where}" + (f"; causes: {why}" if why else ""))
         return "\n".join(lines)
 
     def plot(self, path: str) -> str:
@@ -358,6 +503,20 @@ def _share(u: float) -> str:
 def _per_class_row(name: str) -> bool:
     """A row of some classes ("class 7", "+77 classes"), which the classes row already counts."""
     return name.startswith(("class ", "+"))
+
+
+def _cause_lines(causes: Sequence[Cause]) -> List[str]:
+    lines = []
+    for k, c in enumerate(causes, 1):
+        where = []
+        if c.cells:
+            where.append(f"{len(c.cells)} cell{'s' if len(c.cells) > 1 else ''}")
+        if c.truth_rows:
+            where.append(f"truth rows {_rows(c.truth_rows)}")
+        lines.append(f"    {k}. {c.code}: {c.count} element{'s' if c.count != 1 else ''}"
+                     + (f" ({'; '.join(where)})" if where else ""))
+        lines.extend(_wrap(c.message, "       "))
+    return lines
 
 
 def _rows(rows: Sequence[Tuple[int, int]], limit: int = 6) -> str:
@@ -437,7 +596,8 @@ def _host_truth(truth: Any) -> Any:
 def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.ndarray] = None,
             truth: Any = None, net_w: int = 416, net_h: int = 416, seen: int = 0, layout: str = "nchw",
             tolerance: Optional[str] = None, atol: float = 0.0, rtol: float = 0.0, max_ulp: int = 0,
-            worst: int = 10, build: str = "cpu", _evidence: Optional[dg.Evidence] = None) -> ParityReport:
+            worst: int = 10, build: str = "cpu", parts: Union[str, Iterable[str], None] = None,
+            _evidence: Optional[dg.Evidence] = None) -> ParityReport:
     """Compare another implementation with the oracle, and explain each difference.
 
     ``expected``: an oracle result (``layer.forward(...)``), a golden case
@@ -467,6 +627,21 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     oracle's own result as ``expected`` and input and truth.  The causes are
     then found with that factor taken out of your values.  [yolo]'s GPU
     build hands on the delta as is.
+
+    ``parts``: judge only some parts (issue 20: "my box loss differs, judge
+    the rest").  One name or several, each a group (``"box"``,
+    ``"objectness"``, ``"classes"``: every entry of that kind, wherever it
+    lies) or one of darknet's parts of the delta (``"box.x"`` ...
+    ``"objectness.ignored"``, ``"classes.positive"``, ``"classes.negative"``,
+    ``"prior"``, ``"none"``: ``diagnosis.PARTS``).  The verdict then judges
+    the elements in those parts only; the failing elements elsewhere are
+    reported as known departures (``report.known``, ``report.known_causes``),
+    not as failures.  It needs ``input`` and ``truth`` (darknet's parts are
+    its decisions on them) and a layer whose decisions the oracle records
+    ([yolo] of each darknet, pjreddie's [region]).  An output element
+    belongs to the part of the delta element at its place.  The cost sums
+    every part, so it is reported but not judged, unless every part is
+    selected.
     """
     other = more.is_more(layer)  # AlexeyAB's [region] or [detection]: arrays as upstream stores them
     if not other and not isinstance(layer, (YoloLayer, RegionLayer, alexeyab.YoloLayer,
@@ -487,6 +662,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         raise ValueError(f"tolerance must be 'exact' or 'float32', got {tolerance!r}")
     if build not in ("cpu", "gpu"):
         raise ValueError(f"build must be 'cpu' or 'gpu', got {build!r}")
+    selected = None if parts is None else _validate.parts_option(parts, PART_GROUPS, dg.PARTS)
     gpu = build == "gpu" and isinstance(layer, RegionLayer)
     case = expected if hasattr(expected, "expected") and hasattr(expected, "input") else None
     if case is not None:
@@ -519,6 +695,21 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     # oracle's decisions, so only the causes that need none apply
     gaussian = isinstance(layer, alexeyab.GaussianYoloLayer)
     report.explained = ev is not None or (x is not None and truth is not None and not gaussian and not other)
+    if selected is not None:
+        if gaussian or other:
+            raise ValueError(f"parts= is not available for {layer.kind}: darknet's parts of the delta are its "
+                             "decisions (which cells are given a truth, which are ignored), read from the oracle's "
+                             "record, and the oracle records them for [yolo] (pjreddie's, AlexeyAB's, hank-ai's) and "
+                             "pjreddie's [region] only")
+        if not report.explained:
+            missing = " and ".join(k for k, v in (("input=", x), ("truth=", truth)) if v is None)
+            raise ValueError(f"parts= needs input= and truth= ({missing} not given"
+                             + (": an inference case (train=False) has no truth" if case is not None
+                                and not case.train else "") + "): darknet's parts of the delta are its decisions on "
+                             "that input (which cells are given a truth, which are ignored)")
+        if not present:
+            raise ValueError("parts= judges elements of the output or the delta, and actual holds only a cost, which "
+                             "sums every part: give the delta (or the output) to judge some parts")
     if tol.float32 and (gaussian or other) and present:
         if not defaulted:
             raise ValueError("tolerance='float32' is not available for [Gaussian_yolo] (its per-element rounding "
@@ -542,6 +733,18 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         if ev is not None and gpu:
             ev.build = "gpu"
         return ev
+
+    judge: Optional[_Judge] = None
+    if selected is not None:
+        def delta_parts() -> np.ndarray:
+            """Every element's part, from darknet's own delta on this input."""
+            oracle_ev = oracle()
+            assert oracle_ev is not None
+            D = oracle_ev.D
+            return part_ids(dg.Array("delta", D, D, np.zeros(D.shape, bool), oracle_ev, layer))
+
+        judge = _Judge(selected, int(layer.coords), delta_parts)
+        report._judge, report.judged, report.cost_judged = judge, selected, judge.everything
 
     if gpu and "delta" in present and not report.explained:
         raise ValueError("build='gpu' needs input= and truth=: the GPU build's factor p(1 - p) is taken from the "
@@ -634,7 +837,10 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
                     bound = bound * gs + 2 * np.where(gs != 1, np.abs(ec) * u32(ys), 0) + 2 * u32(sub_e)
             ulp = ulp_distance(sub_e, sub_a)
             sub_bad = ~tol.passes(sub_e, sub_a, ulp, bound)
-            report.tolerance_used = max(report.tolerance_used, float(tol.ratio(sub_e, sub_a, ulp, bound).max()))
+            ratio = tol.ratio(sub_e, sub_a, ulp, bound)
+            if judge is not None:  # the headroom of the judged parts
+                ratio = ratio[judge.at(flat, e5.shape)]
+            report.tolerance_used = max(report.tolerance_used, float(ratio.max(initial=0.0)))
             bad.reshape(-1)[flat] = sub_bad
             stats["fail"] = np.bincount(np.unravel_index(flat, bad.shape)[2][sub_bad], minlength=per)
         report._pairs[key] = (e5, a5, bad)
@@ -651,8 +857,14 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
     report.causes = diag.causes
     report._codes = diag.index
     report.parts = diag.parts
+    judged: Dict[str, np.ndarray] = {}  # parts=: per array, whether each failing element is judged
+    if judge is not None:
+        judged = {arr.name: judge.at(np.flatnonzero(arr.fail), arr.fail.shape) for arr in arrays}
+        _split(report, judge, arrays, judged, diag.index)
     for arr in arrays:
         flat = np.flatnonzero(arr.fail)
+        if arr.name in judged:
+            flat = flat[judged[arr.name]]  # the worst elements of the judged parts
         if flat.size:
             E, A, _ = report._pairs[arr.name]  # as compared (the GPU build's delta with build="gpu")
             ulp = ulp_distance(E.reshape(-1)[flat], A.reshape(-1)[flat])
@@ -675,8 +887,66 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             u = ulp_distance(e, a)
             report.cost = (float(e), float(a), int(u))
             report.cost_ok = bool(tol.passes(e, a, u))
-            report.tolerance_used = max(report.tolerance_used, float(tol.ratio(e, a, u)))
+            if report.cost_judged:
+                report.tolerance_used = max(report.tolerance_used, float(tol.ratio(e, a, u)))
     return report
+
+
+def _split(report: ParityReport, judge: _Judge, arrays: Sequence[dg.Array], judged: Dict[str, np.ndarray],
+           index: Dict[str, np.ndarray]) -> None:
+    """parts=: count the failing elements in and outside the judged parts,
+    list the known departures per part, and split each cause in two: its
+    elements in the judged parts (``report.causes``) and outside them
+    (``report.known_causes``); message and truth rows are the cause's whole."""
+    n_in = sum(int(j.sum()) for j in judged.values())
+    n_out = sum(int((~j).sum()) for j in judged.values())
+    report._fails = (n_in, n_out)
+    relation = {r.part: r.relation_text for r in report.parts if r.failing}
+    for arr in arrays:
+        flat = np.flatnonzero(arr.fail)[~judged[arr.name]]
+        if not flat.size:
+            continue
+        if arr.name == "delta":
+            ids = judge.ids()
+            sizes = np.bincount(ids.reshape(-1), minlength=len(dg.PARTS))
+            fails = np.bincount(ids.reshape(-1)[flat], minlength=len(dg.PARTS))
+            for pid in np.flatnonzero(fails):
+                part = dg.PARTS[pid]
+                report.known.append(KnownDeparture("delta", part, int(sizes[pid]), int(fails[pid]),
+                                                   relation.get(part, "")))
+        else:  # the output: by entry group (no relation is fitted there)
+            shape = arr.fail.shape
+            per_entry = arr.fail.size // shape[2]
+            entry_group = judge.entry_group(np.arange(shape[2]))
+            groups = judge.entry_group((flat // (shape[3] * shape[4])) % shape[2])
+            fails = np.bincount(groups, minlength=3)
+            for g in np.flatnonzero(fails):
+                report.known.append(KnownDeparture(arr.name, PART_GROUPS[g], int((entry_group == g).sum()) * per_entry,
+                                                   int(fails[g])))
+    number = {c: k for k, c in enumerate(dg.CODES)}
+    failing = {}  # per array: the failing elements, their cause numbers
+    for arr in arrays:
+        flat = np.flatnonzero(arr.fail)
+        failing[arr.name] = (flat, index[arr.name].reshape(-1)[flat])
+    inside: List[Cause] = []
+    outside: List[Cause] = []
+    for c in report.causes:
+        for side, out in ((True, inside), (False, outside)):
+            per_array: List[Tuple[str, int]] = []
+            cells = set()
+            for arr in arrays:
+                flat, codes = failing[arr.name]
+                mine = flat[(codes == number[c.code]) & (judged[arr.name] == side)]
+                if mine.size:
+                    per_array.append((arr.name, int(mine.size)))
+                    b, a, _, j, i = np.unravel_index(mine, arr.fail.shape)
+                    cells.update(zip(b.tolist(), a.tolist(), j.tolist(), i.tolist()))
+            if per_array:
+                out.append(dataclasses.replace(c, count=sum(n for _, n in per_array), arrays=tuple(per_array),
+                                               cells=tuple(sorted(cells))))
+    inside.sort(key=lambda c: -c.count)  # stable: the engine's order breaks ties
+    outside.sort(key=lambda c: -c.count)
+    report.causes, report.known_causes = inside, outside
 
 
 def _gpu_factor(layer: RegionLayer, Y: np.ndarray) -> np.ndarray:
