@@ -291,6 +291,25 @@ class ParityReport:
     cost_judged: bool = True
     _judge: Optional[_Judge] = field(default=None, repr=False)
     _fails: Tuple[int, int] = field(default=(0, 0), repr=False)  #: parts=: failing elements judged, not judged
+    #: how to read the assignment, when asked for: the oracle's run and the implementation's delta (CPU terms)
+    _assign_src: Optional[Callable[[], Any]] = field(default=None, repr=False)
+    _assignment: Any = field(default=None, repr=False)
+
+    @property
+    def assignment(self) -> Any:
+        """Per cell and anchor, darknet's decision (assigned by which truth
+        row and how, truth_thresh, ignored with which IoU, negative) beside
+        what the implementation's objectness delta shows
+        (:class:`~pydarknet_loss.parity.assignment.Assignment`; ``print`` it,
+        or read ``.differ``).  Needs the delta compared with ``input=`` and
+        ``truth=`` on a layer whose decisions the oracle records."""
+        if self._assignment is None:
+            if self._assign_src is None:
+                raise ValueError("report.assignment needs the delta compared with input= and truth= on [yolo] "
+                                 "(pjreddie's, AlexeyAB's, hank-ai's) or pjreddie's [region]: darknet's decisions "
+                                 "are read from the oracle's record of its forward on that input")
+            self._assignment = self._assign_src()
+        return self._assignment
 
     @property
     def ok(self) -> bool:
@@ -853,6 +872,20 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             arrays.append(dg.Array(key, e5, a5, bad, oracle(), layer))
         report.components.extend(_components(key, names, _PerEntry.of(stats)))
 
+    if report.explained and "delta" in report._pairs and not (gaussian or other):
+        def read_assignment(a5: np.ndarray = report._pairs["delta"][1]) -> Any:
+            from .assignment import assignment  # report.assignment: read when first asked for
+
+            oracle_ev = oracle()
+            assert oracle_ev is not None
+            a = a5.astype(np.float64)
+            if gpu:  # the implementation's values in the CPU build's terms, as the diagnosis reads them
+                g = _gpu_factor(layer, oracle_ev.Y)
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    a = np.where(g != 0, a / g, a)
+            return assignment(oracle_ev, a)
+
+        report._assign_src = read_assignment
     diag = dg.diagnose(arrays, ev)
     report.causes = diag.causes
     report._codes = diag.index
