@@ -42,6 +42,28 @@ class Evidence:
         self._row_round: Optional[np.ndarray] = None
         self._row_anchor: Optional[np.ndarray] = None
 
+    def _split32(self, name: str) -> Optional[np.ndarray]:
+        """The forward's float32 target or target_scale, (B, n, P, H, W), a view (no copy)."""
+        if self._call is None:
+            return None
+        a = getattr(self._call, name)
+        return a.reshape(a.shape[0], self.layer.n, a.shape[1] // self.layer.n, a.shape[2], a.shape[3])
+
+    @property
+    def scale32(self) -> Optional[np.ndarray]:
+        """Every element's scale as the forward left it (float32, NaN: no term); ``sel.scale`` without the copy."""
+        return self._split32("target_scale")
+
+    @property
+    def target32(self) -> Optional[np.ndarray]:
+        """Every element's target as the forward left it (float32); ``sel.target`` without the copy."""
+        return self._split32("target")
+
+    @property
+    def has_selection(self) -> bool:
+        """Whether ``sel`` is (or can be made): ``sel is not None`` without making it."""
+        return self._sel is not None or self._call is not None
+
     @property
     def sel(self) -> Optional[Selection]:
         """Targets and scales of every element (None for AlexeyAB's layer)."""
@@ -105,17 +127,30 @@ class Evidence:
                 self._bound[name] = _output_bound(self.layer, self.Y, self.X)
         return self._bound[name]
 
+    def _bound_in_c(self, name: str) -> bool:
+        """Whether bound_for(name) is dn_delta_bound's (then dn_delta_bound_at gives its values anywhere)."""
+        return name == "delta" and self._call is not None and not (
+            self.kind == "region" and (self.layer.softmax or self.layer.tree is not None))
+
+    def bound_flat(self, name: str, flat: np.ndarray) -> np.ndarray:
+        """``bound_for(name).reshape(-1)[flat]``, the same bits, computed at
+        those elements only (in C) when the whole array's is not at hand."""
+        if name not in self._bound and self._bound_in_c(name):
+            return _native.delta_bound_at(self._call, self.layer.n, self.layer.coords, self.kind == "region",
+                                          flat)
+        return self.bound_for(name).reshape(-1)[flat]
+
     def bound_at(self, name: str, flat: np.ndarray) -> np.ndarray:
         """The bound at some elements only (flat indices into the (B, n,
-        entries, H, W) array): through their cells when few, from the whole
-        array's (in C) when many."""
+        entries, H, W) array): through their cells when few, in C at those
+        elements (the whole array's values) when many."""
         if name in self._bound or (name == "delta" and self._call is None):
             return self.bound_for(name).reshape(-1)[flat]
         b, a, e, j, i = np.unravel_index(flat, self.D.shape)
         cell = np.ravel_multi_index((b, a, j, i), self.D.shape[:2] + self.D.shape[3:])
         uniq, inv = np.unique(cell, return_inverse=True)
-        if uniq.size * 8 > self.D.size // self.D.shape[2]:  # many cells: the whole array's bound (in C)
-            return self.bound_for(name).reshape(-1)[flat]
+        if uniq.size * 8 > self.D.size // self.D.shape[2]:  # many cells: the whole array's values
+            return self.bound_flat(name, flat)
         cells = np.unravel_index(uniq, self.D.shape[:2] + self.D.shape[3:])
         return self.bound_cells(name, cells)[inv.reshape(-1), e]
 

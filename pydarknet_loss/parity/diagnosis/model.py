@@ -33,29 +33,89 @@ class Array:
     """One compared array, split per anchor (B, n, entries, H, W): darknet's
     values ``E``, the implementation's ``A`` (possibly normalised by the
     engine: re-laid out, divided by a fitted factor), the failing elements,
-    darknet's rounding bound, and the evidence."""
+    darknet's rounding bound, and the evidence.
+
+    ``E64``, ``A64`` and ``bound`` are whole float64 arrays, made when a
+    model first reads them (a large delta is tens of MB in float64); the
+    engine's own steps read them at the elements they need
+    (``e64_at``, ``a64_at``, ``bound_at``)."""
 
     def __init__(self, name: str, E: np.ndarray, A: np.ndarray, fail: np.ndarray, ev: Optional[Evidence],
                  layer: Any, A64: Optional[np.ndarray] = None) -> None:
         self.name, self.E, self.A, self.fail, self.ev, self.layer = name, E, A, fail, ev, layer
-        self.E64 = E.astype(np.float64)
-        self.A64 = A.astype(np.float64) if A64 is None else A64
+        #: A64 when given or made, shared by the views with these values (with_fail)
+        self._vals: Dict[str, np.ndarray] = {} if A64 is None else {"A64": A64}
+        #: E64 and the bound, shared by every view of this array (with_values, with_fail)
+        self._shared: Dict[str, np.ndarray] = {}
         self.coords = int(layer.coords)
         self.obj = self.coords
-        self.bound = ev.bound_for(name) if ev is not None else np.zeros(E.shape)
+
+    @property
+    def E64(self) -> np.ndarray:
+        got = self._shared.get("E64")
+        if got is None:
+            got = self._shared["E64"] = self.E.astype(np.float64)
+        return got
+
+    @property
+    def A64(self) -> np.ndarray:
+        got = self._vals.get("A64")
+        if got is None:
+            got = self._vals["A64"] = self.A.astype(np.float64)
+        return got
+
+    @property
+    def bound(self) -> np.ndarray:
+        got = self._shared.get("bound")
+        if got is None:
+            got = self._shared["bound"] = self.ev.bound_for(self.name) if self.ev is not None \
+                else np.zeros(self.E.shape)
+        return got
+
+    def e64_at(self, flat: np.ndarray) -> np.ndarray:
+        """``E64.reshape(-1)[flat]`` without making E64."""
+        got = self._shared.get("E64")
+        return got.reshape(-1)[flat] if got is not None else self.E.reshape(-1)[flat].astype(np.float64)
+
+    def a64_at(self, flat: np.ndarray) -> np.ndarray:
+        """``A64.reshape(-1)[flat]`` without making A64 (when it is A's own float64)."""
+        got = self._vals.get("A64")
+        return got.reshape(-1)[flat] if got is not None else self.A.reshape(-1)[flat].astype(np.float64)
+
+    def a_values(self) -> np.ndarray:
+        """A64 when made or given, else A: the same numbers (A64 is then A in float64)."""
+        got = self._vals.get("A64")
+        return got if got is not None else self.A
+
+    def bound_at(self, flat: np.ndarray) -> np.ndarray:
+        """``bound.reshape(-1)[flat]``: the same bits, at those elements only when the whole bound is not made."""
+        got = self._shared.get("bound")
+        if got is not None:
+            return got.reshape(-1)[flat]
+        if self.ev is None:
+            return np.zeros(np.shape(flat))
+        return self.ev.bound_flat(self.name, flat)
 
     def with_values(self, A64: np.ndarray, fail: Optional[np.ndarray] = None) -> "Array":
         """The same array with the implementation's values replaced (a
         normalised view: the models then compare darknet's arithmetic with it)."""
-        if A64 is self.A64:
+        if A64 is self._vals.get("A64"):
             A32 = self.A
         else:
             with np.errstate(over="ignore", invalid="ignore"):
                 A32 = A64.astype(F)
         out = Array.__new__(Array)
         out.__dict__.update(self.__dict__)
-        out.A, out.A64 = A32, A64
+        out.A = A32
+        out._vals = {"A64": A64}
         out.fail = self.fail if fail is None else fail
+        return out
+
+    def with_fail(self, fail: np.ndarray) -> "Array":
+        """The same values, another set of failing elements (``with_values(A64, fail)`` without making A64)."""
+        out = Array.__new__(Array)
+        out.__dict__.update(self.__dict__)
+        out.fail = fail
         return out
 
     def close(self, a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> np.ndarray:
