@@ -59,6 +59,19 @@ class Evidence:
         """Every element's target as the forward left it (float32); ``sel.target`` without the copy."""
         return self._split32("target")
 
+    def sel_ix(self, name: str, ix: Tuple[Any, ...]) -> np.ndarray:
+        """``sel.target[ix]``, ``sel.scale[ix]`` or ``sel.has[ix]``: the same
+        values, read from the forward's float32 arrays when the selection
+        (whole float64 copies) is not made."""
+        if self._sel is None and self._call is not None:
+            if name == "has":
+                return ~np.isnan(self.scale32[ix])  # type: ignore[index]
+            if name in ("target", "scale"):
+                return (self.target32 if name == "target" else self.scale32)[ix].astype(np.float64)  # type: ignore[index]
+        sel = self.sel
+        assert sel is not None
+        return getattr(sel, name)[ix]
+
     @property
     def has_selection(self) -> bool:
         """Whether ``sel`` is (or can be made): ``sel is not None`` without making it."""
