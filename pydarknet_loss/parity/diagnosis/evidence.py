@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ... import _native, _validate
+from ... import _buffers, _native, _validate
 from ...implied import Selection, rounding_bound
 
 F = np.float32
@@ -234,12 +234,19 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
         return _evidence_ab(layer, x, truth, net_w=net_w, net_h=net_h)
     packed = _validate.truth_buffer(truth, batch=x.shape[0], rows=layer.rows, cols=layer.coords + 1,
                                     used_rows=layer._used_rows())
+    # The target and scale buffers come from recycled memory (_buffers), as
+    # output and delta do: a training forward writes every element of both
+    # (0 and NaN where there is no term), and fresh pages are most of the
+    # cost of arrays this size.
+    shape = np.shape(x)
+    targets: Any = (_buffers.empty(shape), _buffers.empty(shape)) if len(shape) == 4 else True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kind == "yolo":
-            call, _ = layer._run(x, packed, train=True, out=None, targets=True, net_w=net_w, net_h=net_h, index=0)
+            call, _ = layer._run(x, packed, train=True, out=None, targets=targets, net_w=net_w, net_h=net_h,
+                                 index=0)
         else:
-            call, _ = layer._run(x, packed, train=True, out=None, targets=True, seen=seen)
+            call, _ = layer._run(x, packed, train=True, out=None, targets=targets, seen=seen)
     n = layer.n
     split = lambda a: a.reshape(a.shape[0], n, a.shape[1] // n, a.shape[2], a.shape[3])  # noqa: E731
     return Evidence(layer, kind, split(x), split(call.output), split(call.delta), packed, net_w, net_h, seen,
