@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import os
 import platform
 import shutil
@@ -319,13 +320,19 @@ def bench_compare(batch: int, truths: int, reps: int) -> List[str]:
     weighted = d5.reshape(exp.delta.shape)
     rounded = mistakes.YOLO["rounded_cell"](x, truth, layer, NET, NET)
 
+    # Each call starts with the previous one's garbage collected: a report
+    # holds the oracle's arrays in reference cycles until the collector runs,
+    # and what runs next would otherwise pay for fresh pages (or not) by the
+    # collector's timing, not by its own work.
     def fwd() -> float:
+        gc.collect()
         t = time.perf_counter()
         layer.forward(x, truth, net_w=NET, net_h=NET)
         return (time.perf_counter() - t) * 1e3
 
     def cmp(delta: np.ndarray, ok: bool) -> Callable[[], float]:
         def run() -> float:
+            gc.collect()
             t = time.perf_counter()
             r = pdl.compare(exp, {"delta": delta}, layer, input=x, truth=truth, net_w=NET, net_h=NET,
                             tolerance="float32")

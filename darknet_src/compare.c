@@ -118,6 +118,26 @@ static double nan_max(double a, double b)
     return a > b ? a : b;
 }
 
+/* The bound of one element whose delta nd is not 0: entry e, at column
+ * col and row row of its plane (dn_delta_bound's arithmetic, shared with
+ * dn_delta_bound_at so that both give the same bits). */
+static double element_bound(double nd, float target, float scale, float output, int e, int col, int row,
+                            int coords, int region)
+{
+    const double sc = scale;
+    const int has = !isnan(sc);
+    const double S = has ? fabs(sc) : 0;
+    const double T = has ? fabs((double)target) : 0;
+    const double V = output;
+    double bound = spacing32(S*nan_max(T, fabs(V)));
+    if (e == 0) bound += 2*S*spacing32(T + col);
+    if (e == 1) bound += 2*S*spacing32(T + row);
+    if (e == 2 || e == 3) bound += S*0x1p-23*has;
+    if (region && e == coords && T > 0 && T < 1) bound += S*T*0x1p-16;
+    bound = 2*(bound + spacing32(nd));
+    return nan_max(bound, 0x1p-126);
+}
+
 void dn_delta_bound(const float *target, const float *scale, const float *output, const float *delta,
                     long long blocks, int entries, int h, int w, int coords, int region, double *out)
 {
@@ -129,26 +149,27 @@ void dn_delta_bound(const float *target, const float *scale, const float *output
             const long long off = (b*entries + e)*hw;
             for (k = 0; k < hw; ++k) {
                 const double nd = delta[off + k];
-                double sc, S, T, V, bound;
-                int has;
-                if (nd == 0) {  /* the bound of a 0 delta is 1e-6 whatever the rest (most elements) */
-                    out[off + k] = 1e-6;
-                    continue;
-                }
-                sc = scale[off + k];
-                has = !isnan(sc);
-                S = has ? fabs(sc) : 0;
-                T = has ? fabs((double)target[off + k]) : 0;
-                V = output[off + k];
-                bound = spacing32(S*nan_max(T, fabs(V)));
-                if (e == 0) bound += 2*S*spacing32(T + k % w);
-                if (e == 1) bound += 2*S*spacing32(T + k / w);
-                if (e == 2 || e == 3) bound += S*0x1p-23*has;
-                if (region && e == coords && T > 0 && T < 1) bound += S*T*0x1p-16;
-                bound = 2*(bound + spacing32(nd));
-                bound = nan_max(bound, 0x1p-126);
-                out[off + k] = nd == 0 ? 1e-6 : bound;
+                /* the bound of a 0 delta is 1e-6 whatever the rest (most elements) */
+                out[off + k] = nd == 0 ? 1e-6
+                    : element_bound(nd, target[off + k], scale[off + k], output[off + k], e, k % w, k / w,
+                                    coords, region);
             }
         }
+    }
+}
+
+void dn_delta_bound_at(const float *target, const float *scale, const float *output, const float *delta,
+                       const long long *flat, long long count, int entries, int h, int w, int coords,
+                       int region, double *out)
+{
+    long long m;
+    const long long hw = (long long)h*w;
+    for (m = 0; m < count; ++m) {
+        const long long f = flat[m];
+        const long long k = f % hw;
+        const int e = (int)((f / hw) % entries);
+        const double nd = delta[f];
+        out[m] = nd == 0 ? 1e-6
+            : element_bound(nd, target[f], scale[f], output[f], e, (int)(k % w), (int)(k / w), coords, region);
     }
 }

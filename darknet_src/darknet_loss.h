@@ -444,6 +444,14 @@ typedef struct dn_compare_stats {
 void dn_delta_bound(const float *target, const float *scale, const float *output, const float *delta,
                     long long blocks, int entries, int h, int w, int coords, int region, double *out);
 
+/* dn_delta_bound at `count` elements only: flat indices into the same
+ * (blocks, entries, h, w) arrays; out[m] is the bound of element flat[m],
+ * bit for bit what dn_delta_bound writes there.  For a comparison whose
+ * failing elements are a part of a large delta. */
+void dn_delta_bound_at(const float *target, const float *scale, const float *output, const float *delta,
+                       const long long *flat, long long count, int entries, int h, int w, int coords,
+                       int region, double *out);
+
 long long dn_compare_arrays(const float *expected, const float *actual, long long blocks, int entries, long long hw,
                             double atol, double rtol, long long max_ulp, dn_compare_stats *stats,
                             unsigned char *fail);

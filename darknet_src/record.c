@@ -29,6 +29,15 @@ static int box_like(const layer *l, const float *row)
     return fx > -1 && fx < l->w && fy > -1 && fy < l->h;
 }
 
+/* Whether box_intersection(a, b) is 0 because the boxes do not overlap
+ * along x or y: the same overlap() it calls, so the test is exact.  Their
+ * IoU is then 0/union, 0 or NaN, and neither beats a best that starts at 0
+ * under the ignore loop's '>' (upstream's), so the division can be skipped. */
+static int apart(box a, box b)
+{
+    return overlap(a.x, a.w, b.x, b.w) < 0 || overlap(a.y, a.h, b.y, b.h) < 0;
+}
+
 /* Which rows of one image upstream reads (DN_ROW_*). */
 static void row_statuses(const layer *l, const float *truths, int rows, int cols, int *status)
 {
@@ -119,7 +128,14 @@ int record_loss_layer(const layer l, network net, loss_record rec)
     for (b = 0; b < l.batch; ++b) {
         const float *truths = net.truth + b*l.truths;
         int *status = rec.row_status + b*rows;
+        int used = 0;  /* one past the last row the ignore loop can use */
         row_statuses(&l, truths, rows, cols, status);
+        /* Rows that are neither read nor box-like never enter the ignore
+         * loop; padding after the last box is usually most of the list, so
+         * the loop stops at the last row that counts (same rows, same order). */
+        for (t = 0; t < rows; ++t) {
+            if (status[t] == DN_ROW_READ || box_like(&l, truths + t*cols)) used = t + 1;
+        }
 
         /* The ignore loop: best IoU of every prediction with the rows read,
          * and with every box-like row (read or not). */
@@ -133,10 +149,11 @@ int record_loss_layer(const layer l, network net, loss_record rec)
                         : get_region_box(l.output, l.biases, n, box_index, i, j, l.w, l.h, wh);
                     float best = 0, best_ext = 0;
                     int best_t = -1, best_t_ext = -1;
-                    for (t = 0; t < rows; ++t) {
+                    for (t = 0; t < used; ++t) {
                         const float *row = truths + t*cols;
                         float iou;
                         if (status[t] != DN_ROW_READ && !box_like(&l, row)) continue;
+                        if (apart(pred, float_to_box(row, 1))) continue;  /* its IoU is 0 (or NaN): never a best */
                         iou = box_iou(pred, float_to_box(row, 1));
                         if (status[t] == DN_ROW_READ && iou > best) {
                             best = iou;

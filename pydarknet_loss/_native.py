@@ -384,6 +384,22 @@ def delta_bound(call: "Call", n: int, coords: int, region: bool) -> np.ndarray:
     return out
 
 
+def delta_bound_at(call: "Call", n: int, coords: int, region: bool, flat: np.ndarray) -> np.ndarray:
+    """dn_delta_bound_at: the rounding bound of a forward's delta at some
+    elements only (flat indices into (B, n, entries, H, W)), bit for bit
+    :func:`delta_bound`'s values there."""
+    l = call.layer
+    entries = l.outputs // (n * l.h * l.w)
+    idx = np.ascontiguousarray(flat, dtype=np.int64)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= l.batch * l.outputs):
+        raise IndexError(f"delta_bound_at: flat index out of range for {l.batch * l.outputs} elements")
+    out = np.empty(idx.shape, np.float64)
+    lib.dn_delta_bound_at(_f32(call.target), _f32(call.target_scale), _f32(call.output), _f32(call.delta),
+                          ffi.cast("const long long *", ffi.from_buffer(idx)), idx.size, entries, l.h, l.w, coords,
+                          int(region), ffi.cast("double *", ffi.from_buffer(out)))
+    return out
+
+
 def box_rows(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """box_iou or box_rmse of matching rows of two C-contiguous (n, 4) float32 arrays."""
     rows = a.shape[0]

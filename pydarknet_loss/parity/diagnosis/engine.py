@@ -34,8 +34,8 @@ import numpy as np
 
 from .causes import _factors, float_rounding, layout, unexplained
 from .evidence import Evidence
-from .model import Array, CauseSpec, Claim, cells_of
-from .parts import PartRow, fit, part_ids, part_indices, sigma_prime
+from .model import Array, CauseSpec, Claim
+from .parts import PartRow, fit, part_where, sigma_prime
 from .registry import BY_CODE, REGISTRY
 
 #: Share of a cause's elements another model must reproduce to be shown as its alternative.
@@ -107,7 +107,7 @@ def _run(spec: CauseSpec, arr: Array, todo: np.ndarray) -> Optional[Claim]:
 
 def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out: List[PartRow]) -> List[Candidate]:
     out: List[Candidate] = []
-    arr = arr.with_values(arr.A64, fail=todo)  # the models look at what is still to explain
+    arr = arr.with_fail(todo)  # the models look at what is still to explain
     if ev is None or arr.name != "delta":
         out += _factors.values_only(arr, todo).claims
         kind = getattr(arr.layer, "kind", "")
@@ -122,10 +122,9 @@ def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out:
                 if c is not None:
                     out.append((spec.code, c))
         return out
-    ids = part_ids(arr)
-    where = part_indices(ids)
+    where = part_where(arr)
     sig = sigma_prime(arr)
-    rows = fit(arr, ids, todo, sig, where)
+    rows = fit(arr, None, todo, sig, where)
     parts_out.extend(rows)
     factors = _factors.fit(arr, where, rows, todo, sig)
     out += factors.claims
@@ -142,10 +141,11 @@ def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out:
     views = [arr]
     assert factors.f is not None
     for fac in (factors.f_group, factors.f):
-        if fac is None or np.all(fac == 1) or (fac is factors.f_group and np.array_equal(fac, factors.f)):
+        if fac is None or fac.is_one() or (fac is factors.f_group and fac.equals(factors.f)):
             continue
+        dense = fac.dense()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            f = np.where(np.isfinite(fac) & (fac != 0), fac, 1.0)
+            f = np.where(np.isfinite(dense) & (dense != 0), dense, 1.0)
             views.insert(0, arr.with_values(arr.A64 / f, fail=todo))
     for view in views:
         for spec in specs:
@@ -207,7 +207,7 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
         if ev is not None and todo.any():
             flat = np.flatnonzero(todo)  # darknet's own rounding, at the failing elements
             with np.errstate(invalid="ignore"):  # inf - inf where both are infinite
-                within = np.abs(arr.A64.reshape(-1)[flat] - arr.E64.reshape(-1)[flat]) <= arr.bound.reshape(-1)[flat]
+                within = np.abs(arr.a64_at(flat) - arr.e64_at(flat)) <= arr.bound_at(flat)
             sel = np.zeros(todo.shape, bool)
             sel.reshape(-1)[flat[within]] = True
             if sel.any():
@@ -239,13 +239,22 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
 def _causes(items: Dict[str, List[Tuple[str, np.ndarray, Claim]]], alternatives: Dict[str, Set[str]]) -> List[Cause]:
     causes = []
     for name, got in items.items():
-        count = sum(int(sel.sum()) for _, sel, _ in got)
-        cells: Set[Tuple[int, int, int, int]] = set()
+        sizes = [int(sel.sum()) for _, sel, _ in got]
+        count = sum(sizes)
         rows: Set[Tuple[int, int]] = set()
+        held_any: Optional[np.ndarray] = None
         for _, sel, claim in got:
-            for c in cells_of(sel):
-                cells.add(c)
-                rows.update((c[0], t) for t in claim.rows.get(c, ()))
+            held = sel.any(axis=2)  # (B, n, H, W): the cells this claim holds elements of
+            for c, ts in claim.rows.items():  # the truth rows behind the cells it holds
+                if ts and all(0 <= v < d for v, d in zip(c, held.shape)) and held[c]:
+                    rows.update((c[0], t) for t in ts)
+            if held_any is None or held_any.shape == held.shape:
+                held_any = held if held_any is None else held_any | held
+            else:  # pragma: no cover - the arrays of one layer share their cells
+                raise AssertionError("arrays of one layer with different cells")
+        assert held_any is not None
+        # The cells, sorted: (image, anchor, row, col) in ascending linear order.
+        cells = tuple(zip(*(ax.tolist() for ax in np.unravel_index(np.flatnonzero(held_any), held_any.shape))))
         msgs: List[str] = []
         for arr_name, sel, claim in got:
             m = claim.say(sel)
@@ -255,9 +264,9 @@ def _causes(items: Dict[str, List[Tuple[str, np.ndarray, Claim]]], alternatives:
         if alts:
             msgs.append(f"(On this input {', '.join(alts)} reproduce{'s' if len(alts) == 1 else ''} the same "
                         "elements: the arrays cannot tell them apart here.)")
-        detail = max(got, key=lambda g: int(g[1].sum()))[2].detail
-        causes.append(Cause(code=name, count=count, truth_rows=tuple(sorted(rows)), cells=tuple(sorted(cells)),
-                            message=" ".join(msgs), arrays=tuple((a, int(s.sum())) for a, s, _ in got),
+        detail = got[int(np.argmax(sizes))][2].detail  # the first of the largest, as max() picks
+        causes.append(Cause(code=name, count=count, truth_rows=tuple(sorted(rows)), cells=cells,
+                            message=" ".join(msgs), arrays=tuple((a, n) for (a, _, _), n in zip(got, sizes)),
                             detail=dict(detail), alternatives=alts))
     order = {c.code: k for k, c in enumerate(REGISTRY)}
     causes.sort(key=lambda c: (-c.count, order[c.code]))

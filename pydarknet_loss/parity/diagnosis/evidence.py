@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ... import _native, _validate
+from ... import _buffers, _native, _validate
 from ...implied import Selection, rounding_bound
 
 F = np.float32
@@ -41,6 +41,41 @@ class Evidence:
         self._row_cell: Optional[np.ndarray] = None
         self._row_round: Optional[np.ndarray] = None
         self._row_anchor: Optional[np.ndarray] = None
+
+    def _split32(self, name: str) -> Optional[np.ndarray]:
+        """The forward's float32 target or target_scale, (B, n, P, H, W), a view (no copy)."""
+        if self._call is None:
+            return None
+        a = getattr(self._call, name)
+        return a.reshape(a.shape[0], self.layer.n, a.shape[1] // self.layer.n, a.shape[2], a.shape[3])
+
+    @property
+    def scale32(self) -> Optional[np.ndarray]:
+        """Every element's scale as the forward left it (float32, NaN: no term); ``sel.scale`` without the copy."""
+        return self._split32("target_scale")
+
+    @property
+    def target32(self) -> Optional[np.ndarray]:
+        """Every element's target as the forward left it (float32); ``sel.target`` without the copy."""
+        return self._split32("target")
+
+    def sel_ix(self, name: str, ix: Tuple[Any, ...]) -> np.ndarray:
+        """``sel.target[ix]``, ``sel.scale[ix]`` or ``sel.has[ix]``: the same
+        values, read from the forward's float32 arrays when the selection
+        (whole float64 copies) is not made."""
+        if self._sel is None and self._call is not None:
+            if name == "has":
+                return ~np.isnan(self.scale32[ix])  # type: ignore[index]
+            if name in ("target", "scale"):
+                return (self.target32 if name == "target" else self.scale32)[ix].astype(np.float64)  # type: ignore[index]
+        sel = self.sel
+        assert sel is not None
+        return getattr(sel, name)[ix]
+
+    @property
+    def has_selection(self) -> bool:
+        """Whether ``sel`` is (or can be made): ``sel is not None`` without making it."""
+        return self._sel is not None or self._call is not None
 
     @property
     def sel(self) -> Optional[Selection]:
@@ -105,17 +140,30 @@ class Evidence:
                 self._bound[name] = _output_bound(self.layer, self.Y, self.X)
         return self._bound[name]
 
+    def _bound_in_c(self, name: str) -> bool:
+        """Whether bound_for(name) is dn_delta_bound's (then dn_delta_bound_at gives its values anywhere)."""
+        return name == "delta" and self._call is not None and not (
+            self.kind == "region" and (self.layer.softmax or self.layer.tree is not None))
+
+    def bound_flat(self, name: str, flat: np.ndarray) -> np.ndarray:
+        """``bound_for(name).reshape(-1)[flat]``, the same bits, computed at
+        those elements only (in C) when the whole array's is not at hand."""
+        if name not in self._bound and self._bound_in_c(name):
+            return _native.delta_bound_at(self._call, self.layer.n, self.layer.coords, self.kind == "region",
+                                          flat)
+        return self.bound_for(name).reshape(-1)[flat]
+
     def bound_at(self, name: str, flat: np.ndarray) -> np.ndarray:
         """The bound at some elements only (flat indices into the (B, n,
-        entries, H, W) array): through their cells when few, from the whole
-        array's (in C) when many."""
+        entries, H, W) array): through their cells when few, in C at those
+        elements (the whole array's values) when many."""
         if name in self._bound or (name == "delta" and self._call is None):
             return self.bound_for(name).reshape(-1)[flat]
         b, a, e, j, i = np.unravel_index(flat, self.D.shape)
         cell = np.ravel_multi_index((b, a, j, i), self.D.shape[:2] + self.D.shape[3:])
         uniq, inv = np.unique(cell, return_inverse=True)
-        if uniq.size * 8 > self.D.size // self.D.shape[2]:  # many cells: the whole array's bound (in C)
-            return self.bound_for(name).reshape(-1)[flat]
+        if uniq.size * 8 > self.D.size // self.D.shape[2]:  # many cells: the whole array's values
+            return self.bound_flat(name, flat)
         cells = np.unravel_index(uniq, self.D.shape[:2] + self.D.shape[3:])
         return self.bound_cells(name, cells)[inv.reshape(-1), e]
 
@@ -186,12 +234,19 @@ def evidence(layer: Any, x: np.ndarray, truth: Any, *, net_w: int = 416, net_h: 
         return _evidence_ab(layer, x, truth, net_w=net_w, net_h=net_h)
     packed = _validate.truth_buffer(truth, batch=x.shape[0], rows=layer.rows, cols=layer.coords + 1,
                                     used_rows=layer._used_rows())
+    # The target and scale buffers come from recycled memory (_buffers), as
+    # output and delta do: a training forward writes every element of both
+    # (0 and NaN where there is no term), and fresh pages are most of the
+    # cost of arrays this size.
+    shape = np.shape(x)
+    targets: Any = (_buffers.empty(shape), _buffers.empty(shape)) if len(shape) == 4 else True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kind == "yolo":
-            call, _ = layer._run(x, packed, train=True, out=None, targets=True, net_w=net_w, net_h=net_h, index=0)
+            call, _ = layer._run(x, packed, train=True, out=None, targets=targets, net_w=net_w, net_h=net_h,
+                                 index=0)
         else:
-            call, _ = layer._run(x, packed, train=True, out=None, targets=True, seen=seen)
+            call, _ = layer._run(x, packed, train=True, out=None, targets=targets, seen=seen)
     n = layer.n
     split = lambda a: a.reshape(a.shape[0], n, a.shape[1] // n, a.shape[2], a.shape[3])  # noqa: E731
     return Evidence(layer, kind, split(x), split(call.output), split(call.delta), packed, net_w, net_h, seen,

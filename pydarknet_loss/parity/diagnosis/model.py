@@ -33,29 +33,129 @@ class Array:
     """One compared array, split per anchor (B, n, entries, H, W): darknet's
     values ``E``, the implementation's ``A`` (possibly normalised by the
     engine: re-laid out, divided by a fitted factor), the failing elements,
-    darknet's rounding bound, and the evidence."""
+    darknet's rounding bound, and the evidence.
+
+    ``E64``, ``A64`` and ``bound`` are whole float64 arrays, made when a
+    model first reads them (a large delta is tens of MB in float64); the
+    engine's own steps read them at the elements they need
+    (``e64_at``, ``a64_at``, ``bound_at``)."""
 
     def __init__(self, name: str, E: np.ndarray, A: np.ndarray, fail: np.ndarray, ev: Optional[Evidence],
                  layer: Any, A64: Optional[np.ndarray] = None) -> None:
         self.name, self.E, self.A, self.fail, self.ev, self.layer = name, E, A, fail, ev, layer
-        self.E64 = E.astype(np.float64)
-        self.A64 = A.astype(np.float64) if A64 is None else A64
+        #: A64 when given or made, shared by the views with these values (with_fail)
+        self._vals: Dict[str, np.ndarray] = {} if A64 is None else {"A64": A64}
+        #: E64 and the bound, shared by every view of this array (with_values, with_fail)
+        self._shared: Dict[str, np.ndarray] = {}
         self.coords = int(layer.coords)
         self.obj = self.coords
-        self.bound = ev.bound_for(name) if ev is not None else np.zeros(E.shape)
+
+    @property
+    def E64(self) -> np.ndarray:
+        got = self._shared.get("E64")
+        if got is None:
+            got = self._shared["E64"] = self.E.astype(np.float64)
+        return got
+
+    @property
+    def A64(self) -> np.ndarray:
+        got = self._vals.get("A64")
+        if got is None:
+            got = self._vals["A64"] = self.A.astype(np.float64)
+        return got
+
+    @property
+    def bound(self) -> np.ndarray:
+        got = self._shared.get("bound")
+        if got is None:
+            got = self._shared["bound"] = self.ev.bound_for(self.name) if self.ev is not None \
+                else np.zeros(self.E.shape)
+        return got
+
+    def e64_at(self, flat: np.ndarray) -> np.ndarray:
+        """``E64.reshape(-1)[flat]`` without making E64."""
+        got = self._shared.get("E64")
+        return got.reshape(-1)[flat] if got is not None else self.E.reshape(-1)[flat].astype(np.float64)
+
+    def a64_at(self, flat: np.ndarray) -> np.ndarray:
+        """``A64.reshape(-1)[flat]`` without making A64 (when it is A's own float64)."""
+        got = self._vals.get("A64")
+        return got.reshape(-1)[flat] if got is not None else self.A.reshape(-1)[flat].astype(np.float64)
+
+    def _cell_flat(self, b: int, a: int, j: int, i: int) -> np.ndarray:
+        """Flat indices of every entry of one cell."""
+        _, n, P, H, W = self.E.shape
+        return ((b * n + a) * P + np.arange(P, dtype=np.int64)) * (H * W) + j * W + i
+
+    def a64_cell(self, b: int, a: int, j: int, i: int) -> np.ndarray:
+        """``A64[b, a, :, j, i]`` without making A64."""
+        got = self._vals.get("A64")
+        return got[b, a, :, j, i] if got is not None else self.A[b, a, :, j, i].astype(np.float64)
+
+    def e64_cell(self, b: int, a: int, j: int, i: int) -> np.ndarray:
+        """``E64[b, a, :, j, i]`` without making E64."""
+        got = self._shared.get("E64")
+        return got[b, a, :, j, i] if got is not None else self.E[b, a, :, j, i].astype(np.float64)
+
+    def bound_cell(self, b: int, a: int, j: int, i: int) -> np.ndarray:
+        """``bound[b, a, :, j, i]``: the same bits, without making the whole bound."""
+        got = self._shared.get("bound")
+        if got is not None:
+            return got[b, a, :, j, i]
+        return self.bound_at(self._cell_flat(b, a, j, i))
+
+    def a64_ix(self, ix: Tuple[Any, ...]) -> np.ndarray:
+        """``A64[ix]`` (a NumPy index) without making A64."""
+        got = self._vals.get("A64")
+        return got[ix] if got is not None else self.A[ix].astype(np.float64)
+
+    def e64_ix(self, ix: Tuple[Any, ...]) -> np.ndarray:
+        """``E64[ix]`` without making E64."""
+        got = self._shared.get("E64")
+        return got[ix] if got is not None else self.E[ix].astype(np.float64)
+
+    def bound_ix(self, ix: Tuple[Any, ...]) -> np.ndarray:
+        """``bound[ix]``: the same bits, at those elements only when the whole bound is not made."""
+        got = self._shared.get("bound")
+        if got is not None:
+            return got[ix]
+        flat = flat_ix(self.E.shape, ix)
+        return self.bound_at(flat.reshape(-1)).reshape(flat.shape)
+
+    def a_values(self) -> np.ndarray:
+        """A64 when made or given, else A: the same numbers (A64 is then A in float64)."""
+        got = self._vals.get("A64")
+        return got if got is not None else self.A
+
+    def bound_at(self, flat: np.ndarray) -> np.ndarray:
+        """``bound.reshape(-1)[flat]``: the same bits, at those elements only when the whole bound is not made."""
+        got = self._shared.get("bound")
+        if got is not None:
+            return got.reshape(-1)[flat]
+        if self.ev is None:
+            return np.zeros(np.shape(flat))
+        return self.ev.bound_flat(self.name, flat)
 
     def with_values(self, A64: np.ndarray, fail: Optional[np.ndarray] = None) -> "Array":
         """The same array with the implementation's values replaced (a
         normalised view: the models then compare darknet's arithmetic with it)."""
-        if A64 is self.A64:
+        if A64 is self._vals.get("A64"):
             A32 = self.A
         else:
             with np.errstate(over="ignore", invalid="ignore"):
                 A32 = A64.astype(F)
         out = Array.__new__(Array)
         out.__dict__.update(self.__dict__)
-        out.A, out.A64 = A32, A64
+        out.A = A32
+        out._vals = {"A64": A64}
         out.fail = self.fail if fail is None else fail
+        return out
+
+    def with_fail(self, fail: np.ndarray) -> "Array":
+        """The same values, another set of failing elements (``with_values(A64, fail)`` without making A64)."""
+        out = Array.__new__(Array)
+        out.__dict__.update(self.__dict__)
+        out.fail = fail
         return out
 
     def close(self, a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> np.ndarray:
@@ -79,6 +179,19 @@ class Array:
         a positive class or objectness delta (only a target of 1 gives one)."""
         cls = self.A[:, :, self.coords + 1:]
         return (cls > 0).any(axis=2) | (self.A[:, :, self.obj] > 0)
+
+
+def flat_ix(shape: Tuple[int, ...], ix: Tuple[Any, ...]) -> np.ndarray:
+    """The flat (C-order) indices of ``a[ix]`` for an array ``a`` of this
+    shape, with NumPy's own indexing rules (each axis's coordinate read
+    through a zero-stride view, so nothing of the array's size is made)."""
+    flat: Any = 0
+    mult = 1
+    for k in reversed(range(len(shape))):
+        axis = np.arange(shape[k], dtype=np.int64).reshape([-1 if d == k else 1 for d in range(len(shape))])
+        flat = flat + np.broadcast_to(axis, shape)[ix] * mult
+        mult *= shape[k]
+    return np.asarray(flat, np.int64)
 
 
 def nontrivial(arr: Array) -> np.ndarray:
@@ -107,8 +220,9 @@ def box_matches(arr: Array, b: int, a: int, j: int, i: int, target: np.ndarray) 
     (three of four within 1e-4, allowing darknet's rounding) and upstream's
     are not: a match that upstream's own values share says nothing."""
     def near(v: np.ndarray) -> bool:
-        return int((np.abs(v - target) <= 1e-4 * np.abs(target) + 4 * arr.bound[b, a, :4, j, i]).sum()) >= 3
-    return near(arr.A64[b, a, :4, j, i]) and not near(arr.E64[b, a, :4, j, i])
+        return int((np.abs(v - target) <= 1e-4 * np.abs(target) + 4 * bound).sum()) >= 3
+    bound = arr.bound_cell(b, a, j, i)[:4]
+    return near(arr.a64_cell(b, a, j, i)[:4]) and not near(arr.e64_cell(b, a, j, i)[:4])
 
 
 
@@ -165,16 +279,16 @@ def positive_classes(arr: Array, A: bool, c: Tuple[int, int, int, int]) -> Set[i
     ev = arr.ev
     assert ev is not None
     if not A:
-        t = ev.sel.target[b, a, k0:, j, i]
-        has = ev.sel.has[b, a, k0:, j, i]
+        t = ev.sel_ix("target", (b, a, slice(k0, None), j, i))
+        has = ev.sel_ix("has", (b, a, slice(k0, None), j, i))
         return set(int(k) for k in np.flatnonzero(has & (t == 1)))
-    s = np.where(ev.sel.has[b, a, k0:, j, i], ev.sel.scale[b, a, k0:, j, i], 1.0)
-    got = arr.A64[b, a, k0:, j, i]
+    ix = (b, a, slice(k0, None), j, i)
+    s = np.where(ev.sel_ix("has", ix), ev.sel_ix("scale", ix), 1.0)
+    got = arr.a64_cell(b, a, j, i)[k0:]
     implied = got / np.where(s == 0, 1.0, s) + ev.Y[b, a, k0:, j, i]
     # A class without a delta has no target; 1 - p with p == 1 is the one
     # target of 1 that leaves no trace, and is taken as upstream's.
-    unseen = (got == 0) & (ev.Y[b, a, k0:, j, i] == 1) & ev.sel.has[b, a, k0:, j, i] & \
-        (ev.sel.target[b, a, k0:, j, i] == 1)
+    unseen = (got == 0) & (ev.Y[b, a, k0:, j, i] == 1) & ev.sel_ix("has", ix) & (ev.sel_ix("target", ix) == 1)
     return set(int(k) for k in np.flatnonzero(((got != 0) & (implied > 0.5)) | unseen))
 
 
@@ -199,14 +313,30 @@ def activated(ev: Evidence, P: int) -> List[int]:
 
 
 
+def _saturated(X: np.ndarray) -> np.ndarray:
+    p = sigmoid32(X)
+    return (p == 0) | (p == 1) | ((p * (F(1) - p)).astype(F) < F(1e-12))
+
+
 def saturated_cells(ev: Evidence) -> np.ndarray:
     """Where float32 sigmoid(x) rounds to 0 or 1, or p*(1 - p) falls below
     the 1e-12 that BCE on probabilities clamps its denominator to."""
     cached = getattr(ev, "_saturated", None)
     if cached is None:
-        p = sigmoid32(ev.X)
-        cached = ev._saturated = (p == 0) | (p == 1) | ((p * (F(1) - p)).astype(F) < F(1e-12))
+        cached = ev._saturated = _saturated(ev.X)
     return cached
+
+
+def saturated_entry(ev: Evidence, e: int) -> np.ndarray:
+    """``saturated_cells(ev)[:, :, e]`` (elementwise, the same values),
+    computed on that entry only when the whole array's is not at hand."""
+    whole = getattr(ev, "_saturated", None)
+    if whole is not None:
+        return whole[:, :, e]
+    cache = ev.__dict__.setdefault("_saturated_entry", {})
+    if e not in cache:
+        cache[e] = _saturated(ev.X[:, :, e])
+    return cache[e]
 
 
 def role_groups(arr: Array, entries: Sequence[int]) -> List[List[int]]:
@@ -229,7 +359,7 @@ def ties_decided_other_way(arr: Array) -> Optional[bool]:
     assert ev is not None
     o = arr.obj
     tie = ~ev.e_assigned() & (ev.rec["best_iou"] == F(ev.ignore))
-    negative = tie & ~saturated_cells(ev)[:, :, o] & (arr.E[:, :, o] != 0)
+    negative = tie & ~saturated_entry(ev, o) & (arr.E[:, :, o] != 0)
     if not negative.any():
         return None
     return bool((negative & (arr.A[:, :, o] == 0)).sum() >= 0.9 * negative.sum())

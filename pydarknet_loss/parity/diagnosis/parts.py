@@ -18,7 +18,7 @@ when at least 90 % of those elements follow it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -93,6 +93,66 @@ def part_ids(arr: Array) -> np.ndarray:
     return ids
 
 
+def part_where(arr: Array) -> Dict[int, np.ndarray]:
+    """``part_indices(part_ids(arr))`` (part id -> the flat indices of its
+    elements, ascending; every part but "none"), built from the cells
+    darknet assigns and the few entries that decide a part, without a
+    whole-array pass: a part is a set of cells times a set of entries."""
+    ev = arr.ev
+    assert ev is not None
+    B, n, P, H, W = arr.E.shape
+    HW = H * W
+    co = arr.coords
+    E = arr.E
+    if not ev.has_selection:  # AlexeyAB's layer: no record, parts from darknet's values
+        assigned = (E[:, :, :4] != 0).any(axis=2)
+        scale = target = None
+    else:
+        assigned = ev.e_assigned()
+        scale, target = ev.scale32, ev.target32
+        if scale is None or target is None:  # an evidence made with its selection, without the forward's call
+            assert ev.sel is not None
+            scale, target = ev.sel.scale, ev.sel.target
+
+    def has_at(e: int) -> np.ndarray:  # (B, n, H, W): entry e has a term
+        return E[:, :, e] != 0 if scale is None else ~np.isnan(scale[:, :, e])
+
+    def flat_of(cells: np.ndarray, entries: Sequence[int]) -> np.ndarray:
+        """Flat indices of these entries at the cells of a (B, n, H, W) mask, ascending."""
+        c = np.flatnonzero(cells)
+        base = (c // HW) * (P * HW) + c % HW
+        if len(entries) == 1:
+            return base + entries[0] * HW
+        return np.sort((base[:, None] + np.asarray(entries, np.int64)[None, :] * HW).reshape(-1))
+
+    out: Dict[int, np.ndarray] = {}
+
+    def put(name: str, idx: np.ndarray) -> None:
+        if idx.size:
+            out[PART_ID[name]] = idx
+
+    for k, name in enumerate(("box.x", "box.y", "box.w", "box.h")):
+        put(name, flat_of(assigned, [k]))
+    if co > 4:
+        put("box.mask", flat_of(assigned, list(range(4, co))))
+    if ev.kind == "region":
+        put("prior", np.sort(np.concatenate([flat_of(~assigned & has_at(e), [e]) for e in range(co)])))
+    put("objectness.positive", flat_of(assigned, [co]))
+    neg = has_at(co) & (E[:, :, co] != 0)
+    put("objectness.negative", flat_of(~assigned & neg, [co]))
+    put("objectness.ignored", flat_of(~assigned & ~neg, [co]))
+    if P > co + 1:
+        cls = flat_of(assigned, list(range(co + 1, P)))
+        if scale is None:
+            e = E.reshape(-1)[cls]
+            has, one = e != 0, e > 0
+        else:
+            has, one = ~np.isnan(scale.reshape(-1)[cls]), target.reshape(-1)[cls] == 1
+        put("classes.positive", cls[has & one])
+        put("classes.negative", cls[has & ~one])
+    return dict(sorted(out.items()))
+
+
 class SigmaPrime:
     """p(1 - p) of darknet's activated output, computed where asked
     (``sig[mask]`` for a boolean mask of the delta's shape): NaN for entries
@@ -139,14 +199,13 @@ def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: SigmaPrime,
     """The relation of the implementation's values to darknet's on each
     part (``where``: :func:`part_indices` of ``ids``, when the caller has it)."""
     where = part_indices(ids) if where is None else where
-    E, A, bound = arr.E64.reshape(-1), arr.A64.reshape(-1), arr.bound.reshape(-1)
     fail, tod = arr.fail.reshape(-1), todo.reshape(-1)
     rows: List[PartRow] = []
     for pid, name in enumerate(PARTS):
         idx = where.get(pid)
         if name == "none" or idx is None:
             continue
-        e, a, b = E[idx], A[idx], bound[idx]
+        e, a, b = arr.e64_at(idx), arr.a64_at(idx), arr.bound_at(idx)
         with np.errstate(invalid="ignore", over="ignore"):
             tell = np.isfinite(e) & (np.abs(e) > 4 * b)
         bad = tod[idx]

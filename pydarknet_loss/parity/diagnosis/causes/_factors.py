@@ -31,6 +31,74 @@ def part_name(parts: Set[str]) -> str:
     return "+".join(names)
 
 
+class Factor:
+    """A per-element factor over the array, kept as a constant ``k`` and the
+    values set on some elements (flat indices, in the order they were set,
+    the last winning): the dense float64 array only when one asks for it
+    (``dense``), so that fitting factors costs the parts' elements, not the
+    whole array."""
+
+    def __init__(self, shape: Tuple[int, ...], k: float = 1.0) -> None:
+        self.shape = shape
+        self.k = float(k)
+        self._set: List[Tuple[np.ndarray, np.ndarray]] = []
+
+    def fill(self, k: float) -> None:
+        """Every element k (``f[...] = k``)."""
+        self.k, self._set = float(k), []
+
+    def put(self, idx: np.ndarray, vals: Any) -> None:
+        """``f.reshape(-1)[idx] = vals``."""
+        idx = np.asarray(idx, np.int64)
+        self._set.append((idx, np.array(np.broadcast_to(np.asarray(vals, np.float64), idx.shape))))
+
+    def at(self, idx: np.ndarray) -> np.ndarray:
+        """``f.reshape(-1)[idx]``."""
+        idx = np.asarray(idx, np.int64)
+        out = np.full(idx.shape, self.k)
+        for i, v in self._set:
+            if not i.size or not idx.size:
+                continue
+            order = np.argsort(i, kind="stable")
+            si = i[order]
+            p = np.minimum(np.searchsorted(si, idx, side="right") - 1, si.size - 1)
+            p = np.maximum(p, 0)
+            hit = si[p] == idx  # the last of equal indices: the one a dense assignment leaves
+            out[hit] = v[order][p[hit]]
+        return out
+
+    def dense(self) -> np.ndarray:
+        out = np.full(self.shape, self.k)
+        flat = out.reshape(-1)
+        for i, v in self._set:
+            flat[i] = v
+        return out
+
+    def touched(self) -> np.ndarray:
+        """The flat indices set on, ascending, unique."""
+        if not self._set:
+            return np.zeros(0, np.int64)
+        return np.unique(np.concatenate([i for i, _ in self._set]))
+
+    def is_one(self) -> bool:
+        """``np.all(dense() == 1)``."""
+        return self.k == 1 and all(bool(np.all(v == 1)) for _, v in self._set)
+
+    def equals(self, other: "Factor") -> bool:
+        """``np.array_equal(dense(), other.dense())``."""
+        if self.shape != other.shape:
+            return False
+        u = np.union1d(self.touched(), other.touched())
+        if u.size < int(np.prod(self.shape)) and self.k != other.k:
+            return False
+        return bool(np.array_equal(self.at(u), other.at(u)))
+
+    def copy(self) -> "Factor":
+        out = Factor(self.shape, self.k)
+        out._set = list(self._set)
+        return out
+
+
 @dataclass
 class Factors:
     """The fitted factors: the whole array's (``k``, 1 when none, and the
@@ -39,12 +107,12 @@ class Factors:
 
     k: float = 1.0
     global_parts: Set[str] = field(default_factory=set)
-    f: Optional[np.ndarray] = None
+    f: Optional[Factor] = None
     claims: List[Tuple[str, Claim]] = field(default_factory=list)
     ambiguous: bool = False  #: the factor was seen on one part group only, which is all there is
     #: ``f`` with a part whose values follow no factor of their own (a decision departs there) given its
     #: group's factor (objectness.positive the objectness.negative chain...): a second view for the decisions.
-    f_group: Optional[np.ndarray] = None
+    f_group: Optional[Factor] = None
 
 
 def _close(arr: Array, k: float, rel: float, where: np.ndarray) -> np.ndarray:
@@ -55,10 +123,10 @@ def _close(arr: Array, k: float, rel: float, where: np.ndarray) -> np.ndarray:
 def _close_at(arr: Array, k: float, rel: float, flat: np.ndarray) -> np.ndarray:
     """The same, for flat indices; a mask of the array's shape."""
     out = np.zeros(arr.E.shape, bool)
-    pred = k * arr.E64.reshape(-1)[flat]
+    pred = k * arr.e64_at(flat)
     with np.errstate(invalid="ignore", over="ignore"):
-        ok = np.abs(arr.A64.reshape(-1)[flat] - pred) <= rel * np.abs(pred) + \
-            4 * arr.bound.reshape(-1)[flat] * max(1.0, abs(k)) + 1e-30
+        ok = np.abs(arr.a64_at(flat) - pred) <= rel * np.abs(pred) + \
+            4 * arr.bound_at(flat) * max(1.0, abs(k)) + 1e-30
     out.reshape(-1)[flat[ok]] = True
     return out
 
@@ -67,8 +135,8 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
     """``where``: part id -> flat indices (parts.part_indices)."""
     from . import chain, scale, sign, weight
 
-    out = Factors(f=np.ones(arr.E.shape))
-    f = out.f.reshape(-1)
+    out = Factors(f=Factor(arr.E.shape))
+    f = out.f
     tod = todo.reshape(-1)
     empty = np.zeros(0, np.int64)
     at = lambda part: where.get(PART_ID[part], empty)  # noqa: E731
@@ -93,7 +161,7 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
         if (len(groups) >= 2 or (groups == telling_groups and len(groups) == 1)) and not unchanged:
             out.k, out.global_parts = k, {r.part for r in krows}
             out.ambiguous = len(groups) == 1
-    f[...] = out.k
+    f.fill(out.k)
     if out.global_parts:
         mask = _close(arr, out.k, 1e-5, todo)
         if mask.any():
@@ -114,12 +182,12 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
             continue
         idx = at(r.part)
         if r.relation in ("×k", "negated"):
-            f[idx] = r.factor
+            f.put(idx, r.factor)
             weights[float(r.factor)].add(r.part)
         elif r.relation in ("×σ′", "÷σ′"):
             with np.errstate(divide="ignore"):
                 g = sig.at(idx) if r.relation == "×σ′" else 1 / sig.at(idx)
-            f[idx] = r.factor * g
+            f.put(idx, r.factor * g)
             chains[(r.relation, float(r.factor))].add(r.part)
     sibling: Dict[str, np.ndarray] = {}
     for r in rows:
@@ -129,20 +197,19 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
     for r in rows:
         if r.relation in ("other", "zero") and GROUP[r.part] in sibling:
             if fg is None:
-                out.f_group = out.f.copy()
-                fg = out.f_group.reshape(-1)
+                out.f_group = fg = out.f.copy()
             src = sibling[GROUP[r.part]]
             idx = at(r.part)
-            vals = f[src]
+            vals = f.at(src)
             if vals.size and np.all(vals == vals.flat[0]):
-                fg[idx] = vals.flat[0]
+                fg.put(idx, vals.flat[0])
             elif vals.size:  # a chain: the same c times this part's own p(1 - p)
                 ss = sig.at(src)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ratio = vals / np.where(np.isfinite(ss) & (ss != 0), ss, np.nan)
                 c = np.nanmedian(ratio) if np.isfinite(ratio).any() else np.nan
                 if np.isfinite(c):
-                    fg[idx] = c * sig.at(idx)
+                    fg.put(idx, c * sig.at(idx))
     for w, parts in weights.items():
         idx = np.concatenate([at(p) for p in parts])
         mask = _close_at(arr, w, 1e-5, idx[tod[idx]])
@@ -155,9 +222,9 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
         idx = idx[tod[idx]]
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             g = sig.at(idx) if form == "×σ′" else 1 / sig.at(idx)
-            pred = c * g * arr.E64.reshape(-1)[idx]
-            ok = np.abs(arr.A64.reshape(-1)[idx] - pred) <= 1e-3 * np.abs(pred) + \
-                4 * arr.bound.reshape(-1)[idx] * np.maximum(1, np.abs(c * g)) + 1e-30
+            pred = c * g * arr.e64_at(idx)
+            ok = np.abs(arr.a64_at(idx) - pred) <= 1e-3 * np.abs(pred) + \
+                4 * arr.bound_at(idx) * np.maximum(1, np.abs(c * g)) + 1e-30
         mask = np.zeros(arr.E.shape, bool)
         mask.reshape(-1)[idx[ok]] = True
         if mask.any():
@@ -174,7 +241,7 @@ def values_only(arr: Array, todo: np.ndarray) -> Factors:
     95 % of them, two or more."""
     from . import scale, sign
 
-    out = Factors(f=np.ones(arr.E.shape))
+    out = Factors(f=Factor(arr.E.shape))
     big = np.abs(arr.E64) > arr.bound
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = arr.A64[big] / arr.E64[big]

@@ -94,8 +94,8 @@ def predicted(arr: Array, c: Tuple[int, int, int, int], rows: List[int]) -> Opti
 
 def fits(arr: Array, c: Tuple[int, int, int, int], pred: np.ndarray) -> bool:
     b, a, j, i = c
-    got = arr.A64[b, a, :, j, i]
-    return bool(np.all(np.abs(got - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, :, j, i] + 1e-30))
+    got = arr.a64_cell(b, a, j, i)
+    return bool(np.all(np.abs(got - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound_cell(b, a, j, i) + 1e-30))
 
 
 def moved_rows(arr: Array, where: Where) -> Tuple[np.ndarray, Dict[Tuple[int, int, int, int], Set[int]]]:
@@ -124,8 +124,8 @@ def moved_rows(arr: Array, where: Where) -> Tuple[np.ndarray, Dict[Tuple[int, in
                 continue
             if not failing[c]:
                 b, a, j, i = c  # type: ignore[misc]
-                e = arr.E64[b, a, :, j, i]
-                if not np.all(np.abs(e - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, :, j, i] + 1e-30):
+                e = arr.e64_cell(b, a, j, i)
+                if not np.all(np.abs(e - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound_cell(b, a, j, i) + 1e-30):
                     refuted.update((b, t) for t in who.get(c, ()))  # type: ignore[arg-type]
                 continue
             fit[c] = fits(arr, c, pred)  # type: ignore[arg-type]
@@ -256,8 +256,8 @@ def region_moved(arr: Array, where: Where) -> Tuple[np.ndarray, Dict[Tuple[int, 
             continue
         b, a, j, i = c
         pred = region_predicted(arr, c, world_.get(c, []))
-        got = arr.A64[b, a, :, j, i]
-        ok = np.abs(got - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, :, j, i] + 1e-30
+        got = arr.a64_cell(b, a, j, i)
+        ok = np.abs(got - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound_cell(b, a, j, i) + 1e-30
         mask[b, a, :, j, i] = ok & arr.fail[b, a, :, j, i]
         if mask[b, a, :, j, i].any():
             who[c].update(world_.get(c, []) + ev.assigned.get(c, []))

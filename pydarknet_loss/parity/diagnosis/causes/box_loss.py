@@ -83,7 +83,7 @@ def _pjreddie_box_loss(arr: Array) -> Optional[Claim]:
         aw, ah = bias[2 * a] / W, bias[2 * a + 1] / H
     raw = ev.X[b, a, :4, j, i].astype(np.float64)
     truth = ev.truth[b, t, :4].astype(np.float64)
-    A = arr.A64[b, a, :4, j, i]
+    A = arr.a64_ix((b, a, slice(0, 4), j, i))
     wh = 2 - truth[:, 2] * truth[:, 3]
     best: Optional[Tuple[int, np.ndarray, Dict[str, object]]] = None
     for kind in KINDS:

@@ -16,8 +16,9 @@ def box_scale(arr: Array) -> Optional[Claim]:
     if not b.size:
         return None
     # Only the box entries of assigned cells with a failing one.
-    S = np.where(ev.sel.has[b, a, :4, j, i], ev.sel.scale[b, a, :4, j, i], np.nan)
-    A, E, bound = arr.A64[b, a, :4, j, i], arr.E64[b, a, :4, j, i], 4 * arr.bound[b, a, :4, j, i]
+    ix = (b, a, slice(0, 4), j, i)
+    S = np.where(ev.sel_ix("has", ix), ev.sel_ix("scale", ix), np.nan)
+    A, E, bound = arr.a64_ix(ix), arr.e64_ix(ix), 4 * arr.bound_ix(ix)
     with np.errstate(invalid="ignore", divide="ignore"):
         dropped = (np.abs(A - E / S) <= 1e-4 * np.abs(E / S) + bound + 1e-30) | \
             (np.abs(A - E * S) <= 1e-4 * np.abs(E * S) + bound + 1e-30)

@@ -20,7 +20,7 @@ def class_loss(arr: Array) -> Optional[Claim]:
     s·(t − q) with q the softmax of the class logits where darknet's p is
     each class's logistic (or q the logistics where darknet's is a softmax)."""
     ev = arr.ev
-    if ev is None or ev.sel is None or ev.kind not in ("yolo", "region"):
+    if ev is None or not ev.has_selection or ev.kind not in ("yolo", "region"):
         return None
     if ev.kind == "region" and ev.layer.tree is not None:
         return None
@@ -34,8 +34,8 @@ def class_loss(arr: Array) -> Optional[Claim]:
     with np.errstate(over="ignore"):
         q = 1 / (1 + np.exp(-X)) if softmax_used else _softmax(X, axis=1)
     pred = s * (t - q)
-    A = arr.A64[b, a, k0:, j, i]
-    ok = np.abs(A - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[b, a, k0:, j, i] + 1e-7 * np.abs(s)
+    A = arr.a64_ix((b, a, slice(k0, None), j, i))
+    ok = np.abs(A - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound_ix((b, a, slice(k0, None), j, i)) + 1e-7 * np.abs(s)
     cell_ok = (ok | ~np.isfinite(s)).all(axis=1)
     if not cell_ok.any():
         return None

@@ -26,10 +26,11 @@ def class_short_circuit(arr: Array) -> Optional[Claim]:
         # s*(0 - p) where upstream keeps 1 - p, s*(1 - p) the other way.
         b, a, j, i = c
         y = ev.Y[b, a, k0:, j, i].astype(np.float64)
-        sc = np.where(ev.sel.has[b, a, k0:, j, i], ev.sel.scale[b, a, k0:, j, i], 1.0)
+        ix = (b, a, slice(k0, None), j, i)
+        sc = np.where(ev.sel_ix("has", ix), ev.sel_ix("scale", ix), 1.0)
         want = {k: sc[k] * ((1.0 if k in a_pos else 0.0) - y[k]) for k in e_pos ^ a_pos}
-        got = arr.A64[b, a, k0:, j, i]
-        bound = arr.bound[b, a, k0:, j, i]
+        got = arr.a64_ix(ix)
+        bound = arr.bound_ix(ix)
         if not all(abs(got[k] - v) <= 1e-4 * abs(v) + 4 * bound[k] for k, v in want.items()):
             continue
         cells[c] = True

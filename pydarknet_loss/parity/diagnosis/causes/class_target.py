@@ -13,7 +13,7 @@ def _targets(arr: Array, shared: bool = False) -> Tuple[Tuple[np.ndarray, ...], 
     row, col) -- one truth only unless ``shared`` --; darknet's class
     targets, scales and outputs there (K, classes)."""
     ev = arr.ev
-    assert ev is not None and ev.sel is not None
+    assert ev is not None and ev.has_selection
     k0 = arr.coords + 1
     cells = ev.e_assigned() & arr.fail[:, :, k0:].any(axis=2)
     if not shared:
@@ -21,9 +21,10 @@ def _targets(arr: Array, shared: bool = False) -> Tuple[Tuple[np.ndarray, ...], 
             cells[c] = False
     idx = np.nonzero(cells)
     b, a, j, i = idx
-    t = np.nan_to_num(ev.sel.target[b, a, k0:, j, i], nan=0.0)
-    sc = ev.sel.scale[b, a, k0:, j, i]
-    s = np.where(ev.sel.has[b, a, k0:, j, i], sc, np.nan)
+    ix = (b, a, slice(k0, None), j, i)
+    t = np.nan_to_num(ev.sel_ix("target", ix), nan=0.0)
+    sc = ev.sel_ix("scale", ix)
+    s = np.where(ev.sel_ix("has", ix), sc, np.nan)
     y = ev.Y[b, a, k0:, j, i].astype(np.float64)
     return idx, t, s, y
 
@@ -33,7 +34,7 @@ def class_target(arr: Array) -> Optional[Claim]:
     s·(t' − p) for t' darknet's one-hot target moved by one class (an id
     off by one), or t' = a·t + b (smoothed: positives a + b, the rest b)."""
     ev = arr.ev
-    if ev is None or ev.sel is None or ev.kind not in ("yolo", "region"):
+    if ev is None or not ev.has_selection or ev.kind not in ("yolo", "region"):
         return None
     k0 = arr.coords + 1
     # Every cell given a truth: a class id moved by one moves the positives of
@@ -42,8 +43,8 @@ def class_target(arr: Array) -> Optional[Claim]:
     if not idx[0].size:
         return None
     b, a, j, i = idx
-    A = arr.A64[b, a, k0:, j, i]
-    bound = 4 * arr.bound[b, a, k0:, j, i]
+    A = arr.a64_ix((b, a, slice(k0, None), j, i))
+    bound = 4 * arr.bound_ix((b, a, slice(k0, None), j, i))
     fb = np.ones(A.shape, bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         implied = A / s + y  # the target the implementation's value implies

@@ -24,28 +24,33 @@ def relayout(arr: Array, todo: np.ndarray) -> Optional[Tuple[str, np.ndarray]]:
     B, n, P, H, W = arr.E.shape
     if not todo.any():
         return None
-    flat = arr.A64.reshape(-1)
+    values = arr.a_values()  # A64 when the engine normalised A, else A (the same numbers in float32)
+    flat = values.reshape(-1)
     nbad = int(todo.sum())
     size = arr.E.size
     # A cheap look first, on an even sample of the elements: a candidate
     # order must look as good there as the whole-array test below asks.
+    # The sample is gathered through each order's view, so no order is
+    # copied (nor A, E or the bound made in float64) unless it passes.
     step = max(1, size // 20000)
     sample = np.arange(0, size, step)
-    e_s, b_s = arr.E64.reshape(-1)[sample], 4 * arr.bound.reshape(-1)[sample]
+    at = np.unravel_index(sample, arr.E.shape)
+    e_s, b_s = arr.e64_at(sample), 4 * arr.bound_at(sample)
 
     def agree(values: np.ndarray) -> int:
         with np.errstate(invalid="ignore", over="ignore"):
             return int((np.abs(values - e_s) <= 1e-6 * np.abs(e_s) + b_s + 1e-30).sum())
-    base_s = agree(flat[sample])
+    base_s = agree(flat[sample].astype(np.float64))
     base: Optional[int] = None
     best: Optional[Tuple[int, str, np.ndarray]] = None
     for name, view in LAYOUTS.items():
         if (H * W == 1 and name != "entry-major [b][entry][anchor]") or (n == 1 and "anchor" in name):
             continue
         cand = view(flat, arr.E.shape)
-        score_s = agree(cand.reshape(-1)[sample])
+        score_s = agree(cand[at].astype(np.float64))
         if score_s * 2 <= sample.size or score_s <= base_s + (nbad * sample.size // size) // 8:
             continue
+        cand = cand.astype(np.float64)  # the whole array: this order looked right on the sample
         if base is None:
             base = int(arr.close(arr.A64, arr.E64, rel=1e-6).sum())
         ok = arr.close(cand, arr.E64, rel=1e-6)

@@ -23,17 +23,18 @@ def objectness_target(arr: Array) -> Optional[Claim]:
     if not fail.any():
         return None
     y = ev.Y[:, :, o].astype(np.float64)
-    A = arr.A64[:, :, o]
+    A = arr.a64_ix((slice(None), slice(None), o))
     iou = np.full(cells.shape, np.nan)
     for c, rows in ev.assigned.items():
         iou[c] = float(ev.rec["row_iou"][c[0], rows[-1]])
     const = float(np.median((A + y)[fail]))
+    bound = arr.bound_ix((slice(None), slice(None), o))
     best = None
     for name, t in (("iou", iou), ("constant", np.full(cells.shape, const))):
         if name == "constant" and (abs(const - 1) <= 1e-4 or fail.sum() < 2):
             continue  # a constant fitted on one cell says nothing
         pred = t - y
-        ok = fail & (np.abs(A - pred) <= 1e-4 * np.abs(pred) + 4 * arr.bound[:, :, o] + 1e-30)
+        ok = fail & (np.abs(A - pred) <= 1e-4 * np.abs(pred) + 4 * bound + 1e-30)
         if ok.any() and (best is None or ok.sum() > best[1].sum()):
             best = (name, ok)
     if best is None:

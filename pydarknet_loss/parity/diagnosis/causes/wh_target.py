@@ -16,9 +16,9 @@ def wh_target(arr: Array) -> Optional[Claim]:
     mask = arr.role_mask([2, 3], cells & xy_ok)
     if not mask.any():
         return None
-    S = np.where(ev.sel.has, ev.sel.scale, np.nan)
 
     def say(sel: np.ndarray) -> str:
+        S = np.where(ev.sel.has, ev.sel.scale, np.nan)  # only when the claim is reported
         with np.errstate(invalid="ignore", divide="ignore"):
             implied = ev.X.astype(np.float64) + arr.A64 / S
         H, W = ev.Y.shape[3], ev.Y.shape[4]
