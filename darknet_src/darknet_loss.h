@@ -699,7 +699,19 @@ int ab_forward_yolo_layer_opt(const ab_yolo_layer l, ab_network_state state, int
  *     not read; best_in_mask: its mask index, -1 when not in the mask;
  *   row_i, row_j: its cell ((int)(x*w), (int)(y*h)), -1 when not read.
  * Per truth row and mask index (batch*max_boxes*n):
- *   extra: 1 where the iou_thresh loop assigns the row at that anchor. */
+ *   extra: 1 where the iou_thresh loop assigns the row at that anchor.
+ * Per element of l.delta (batch*outputs, its layout), filled only when form
+ * is not NULL (then delta, target, scale and norm must be given too):
+ *   delta: the record's replay of process_batch's writes (its working
+ *     values; the forward's l.delta, bit for bit);
+ *   form: how that value was formed, AB_FORM_*;
+ *   target, scale, norm: where form is AB_FORM_TARGET, the value is
+ *     (scale*(target - output))*norm in float, output being l.output there
+ *     (norm is 1 but for MSE box deltas, whose iou_normalizer times the
+ *     class multiplier is applied after scale = 2 - w*h); 0 elsewhere. */
+#define AB_FORM_ZERO 0    /* a zero no target form gave: never written, or set to 0 (ignore_thresh) */
+#define AB_FORM_TARGET 1  /* (scale*(target - output))*norm */
+#define AB_FORM_OTHER 2   /* an IoU-family box gradient, two box writes added, a division by the cell's classes, or what a non-finite class result left */
 typedef struct ab_loss_record {
     float *best_iou;
     float *best_iou_all;
@@ -711,11 +723,17 @@ typedef struct ab_loss_record {
     int *row_i;
     int *row_j;
     int *extra;
+    float *delta;
+    int *form;
+    float *target;
+    float *scale;
+    float *norm;
 } ab_loss_record;
 
 /* Fills rec for a layer whose l.output a training forward with the same
- * state has just computed (upstream's own arithmetic, the layer's flavor).
- * Returns DN_OK, or DN_E_LAYER for an unusable layer. */
+ * state has just computed (upstream's own arithmetic, the layer's flavor);
+ * it changes neither l.output nor l.delta.  Returns DN_OK, or DN_E_LAYER
+ * for an unusable layer. */
 int ab_record_yolo_layer(const ab_yolo_layer *l, const ab_network_state *st, ab_loss_record rec);
 /* out[i] = ab_logistic_activate(in[i]) (in may equal out), and out[i] =
  * expf(in[i]), on the given path; they return how many elements went to

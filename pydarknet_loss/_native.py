@@ -659,9 +659,11 @@ class ABCall:
         # cffi releases the GIL for the call.
         return int(lib.ab_forward_yolo_layer_opt(self.layer[0], st[0], _cint(threads, "threads", 1), forward_path()))
 
-    def record(self, truth: np.ndarray, *, net_w: int, net_h: int) -> Dict[str, np.ndarray]:
+    def record(self, truth: np.ndarray, *, net_w: int, net_h: int, elements: bool = True) -> Dict[str, np.ndarray]:
         """ab_record_yolo_layer after a training forward of this call on
-        `truth`: the decisions upstream took, as arrays (darknet_loss.h)."""
+        `truth`: the decisions upstream took, as arrays (darknet_loss.h);
+        with `elements`, also each element's replayed delta, form (AB_FORM_*)
+        and target, scale and norm, shaped (batch, n, 5 + classes, h, w)."""
         l = self.layer
         cells = (l.batch, l.n, l.h, l.w)
         rows = (l.batch, l.max_boxes)
@@ -670,6 +672,11 @@ class ABCall:
                "row_status": np.empty(rows, np.int32), "best_anchor": np.empty(rows, np.int32),
                "best_in_mask": np.empty(rows, np.int32), "row_i": np.empty(rows, np.int32),
                "row_j": np.empty(rows, np.int32), "extra": np.empty(rows + (l.n,), np.int32)}
+        if elements:
+            shape = (l.batch, l.n, 4 + 1 + l.classes, l.h, l.w)  # l.delta's layout
+            out.update({"delta": np.empty(shape, np.float32), "form": np.empty(shape, np.int32),
+                        "target": np.empty(shape, np.float32), "scale": np.empty(shape, np.float32),
+                        "norm": np.empty(shape, np.float32)})
         rec = ffi.new("ab_loss_record *")
         for name, a in out.items():
             setattr(rec, name, _f32(a) if a.dtype == np.float32 else _i32(a))

@@ -120,3 +120,44 @@ def test_assignment_needs_input_and_truth() -> None:
     rep = pdl.compare(d, {"delta": d.delta}, c.layer)
     with pytest.raises(ValueError, match="input= and truth="):
         rep.assignment
+
+
+def test_ab_objectness_smooth_names_the_target() -> None:
+    """objectness_smooth: darknet's ignored cells keep a delta towards their
+    class-gated best IoU (the record's target form), and the reason says so
+    with the same IoU; a port that zeroes them decides the same (ignored),
+    though its values differ: the assignment reads decisions, report.ok
+    values."""
+    c = AB.ab_case(17, AB.CIOU_HEAD, n_truth=5, objectness_smooth=1, ignore_thresh=0.5)
+    d = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h)
+    a = _report(c, d.delta).assignment
+    smooth = [x for x in a.cells if x.darknet == "ignored" and "objectness_smooth" in x.why]
+    assert smooth and a.differ == []
+    for x in smooth:
+        iou = x.why.split("best IoU ")[1].split(" ")[0]
+        assert x.why.endswith(f"target {iou})") and x.expected != 0
+    d5 = d.delta.reshape(c.x.shape[0], c.layer.n, -1, *c.x.shape[2:]).copy()
+    for x in smooth:
+        d5[x.image, x.anchor, 4, x.row, x.col] = 0
+    rep = _report(c, d5.reshape(d.delta.shape))
+    assert not rep.ok and rep.assignment.differ == []
+    assert {(x.darknet, x.implementation, x.how) for x in rep.assignment.cells if x.actual == 0 and
+            x.darknet == "ignored"} >= {("ignored", "ignored", "0")}
+
+
+def test_assignment_for_without_a_report() -> None:
+    """assignment_for reads the same as report.assignment, for pjreddie's
+    and AlexeyAB's layers, and refuses what it cannot read."""
+    from pydarknet_loss.parity.assignment import assignment_for
+
+    for c, delta in ((_yolo(), None), (AB.CASES["ab_no_iou_thresh"](), "ab_no_iou_thresh")):
+        actual = (mistakes.YOLO["rounded_cell"](c.x, c.truth, c.layer, c.net_w, c.net_h) if delta is None
+                  else AB.run(delta, c))
+        via_report = _report(c, actual).assignment
+        direct = assignment_for(c.layer, actual, input=c.x, truth=c.truth, net_w=c.net_w, net_h=c.net_h)
+        assert direct.differ and direct.counts == via_report.counts
+        assert [str(x) for x in direct.cells] == [str(x) for x in via_report.cells]
+    with pytest.raises(ValueError, match="shape"):
+        assignment_for(c.layer, actual[:1], input=c.x, truth=c.truth, net_w=c.net_w, net_h=c.net_h)
+    with pytest.raises(ValueError, match="layer must be"):
+        assignment_for(object(), actual, input=c.x, truth=c.truth)

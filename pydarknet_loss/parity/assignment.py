@@ -10,7 +10,8 @@ order of its loops decides which wins where several apply:
   anchor, or for AlexeyAB's layer one of the ``iou_thresh`` anchors);
 - ``truth_thresh``: the cell loop's ``best IoU > truth_thresh`` branch;
 - ``ignored``: the cell's best IoU is above ``ignore_thresh`` ([region]:
-  ``thresh``), so its objectness delta is 0;
+  ``thresh``), so its objectness delta is 0 (AlexeyAB's ``objectness_smooth``:
+  a delta towards that IoU, which the reason names);
 - ``negative``: objectness pushed towards 0.
 
 The implementation's side is read from its objectness delta there (in
@@ -31,7 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .diagnosis.evidence import Evidence, ab_record
+from .diagnosis.evidence import Evidence, ab_record, evidence
 
 #: darknet's decision -> the implementation's reading that agrees with it
 AGREES: Dict[str, str] = {"assigned": "positive", "truth_thresh": "positive", "ignored": "ignored",
@@ -148,6 +149,29 @@ def assignment(ev: Evidence, actual: np.ndarray) -> Assignment:
     return out
 
 
+def assignment_for(layer: Any, actual: Any, *, input: Any, truth: Any, net_w: int = 416, net_h: int = 416,
+                   seen: int = 0) -> Assignment:
+    """The assignment without a report: the oracle runs ``layer`` (pjreddie's
+    [yolo] or [region], AlexeyAB's or hank-ai's [yolo]) on ``input``
+    (B, n*entries, H, W) and ``truth``; ``actual`` is the implementation's
+    delta, of the input's shape, in darknet's CPU-build terms.
+    ``report.assignment`` is the same reading of a compared delta."""
+    kind = getattr(layer, "kind", None)
+    if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai"):
+        raise ValueError(f"assignment_for: layer must be a [yolo] or [region] layer (pjreddie's, AlexeyAB's or "
+                         f"hank-ai's), got {type(layer).__name__}")
+    x = np.asarray(input)
+    if x.ndim != 4 or x.dtype != np.float32:
+        raise ValueError(f"assignment_for: input must be a float32 array (B, n*entries, H, W), got "
+                         f"{x.dtype} of shape {x.shape}")
+    a = np.asarray(actual)
+    if a.shape != x.shape or not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"assignment_for: actual must be a float array of the input's shape {x.shape}, got "
+                         f"{a.dtype} of shape {a.shape}")
+    ev = evidence(layer, x, truth, net_w=net_w, net_h=net_h, seen=seen)
+    return assignment(ev, a.reshape(ev.D.shape).astype(np.float64))
+
+
 def _scales(layer: Any, kind: str) -> Tuple[float, float]:
     """Darknet's objectness scales: (target 0, target 1)."""
     if kind == "region":
@@ -181,6 +205,13 @@ def _darknet_side(ev: Evidence, decision: np.ndarray, why: Dict[Tuple[int, int, 
         for c, what in rows.items():
             decision[c] = 0
             why[c] = ", ".join(what)
+        if layer.objectness_smooth:  # an ignored cell's objectness targets its best IoU instead of 0
+            obj = int(layer.coords)
+            smooth = (decision == 2) & (rec["form"][:, :, obj] == 1) & (rec["target"][:, :, obj] != 0)
+            for c in zip(*np.nonzero(smooth)):
+                c = tuple(int(v) for v in c)
+                why[c] = (f"(best IoU {float(gated[c]):.4g} > {ignore:g}; objectness_smooth: target "
+                          f"{float(rec['target'][c[0], c[1], obj, c[2], c[3]]):.4g})")
         # the IoU quoted for an ignored cell is the class-gated one the test used
         return np.where(decision == 1, best_all, gated), thresh, best_truth, ignore
     rec = ev.rec

@@ -299,8 +299,12 @@ def ab_record(ev: Evidence) -> Optional[Dict[str, np.ndarray]]:
     the evidence's input and truths, from ``darknet_src/ab_record.c`` with
     upstream's own arithmetic (the rows read and why not, each row's best
     anchor, cell and iou_thresh anchors, the box writes per cell, each cell's
-    best IoU with and without the class gate).  Computed once, on demand;
-    None for the other layers."""
+    best IoU with and without the class gate) and, per element in the
+    evidence's (B, n, entries, H, W) layout, how its delta was formed:
+    ``delta`` (the replay: ``ev.D`` bit for bit), ``form`` (0 a zero, 1 a
+    target form, 2 another), and where ``form`` is 1 ``target``, ``scale``
+    and ``norm`` with ``delta == (scale*(target - ev.Y))*norm`` in float32.
+    Computed once, on demand; None for the other layers."""
     if ev.kind != "yolo_ab":
         return None
     cached = ev.__dict__.get("_ab_rec")
