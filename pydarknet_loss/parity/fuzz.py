@@ -4,8 +4,13 @@ implementation departs from darknet (``pip install 'pydarknet_loss[fuzz]'``).
 :func:`fuzz` draws cases from :func:`pydarknet_loss.strategies.cases`, runs
 your implementation and the oracle on each, and on the first departure lets
 Hypothesis shrink the case to a minimal one that departs *for the same
-cause* (each cause code is its own kind of failure to Hypothesis, so a
-shrink that changes the cause is not taken).  It returns a
+cause*: the first failing case's top cause is the run's cause, and a
+shrink whose top cause is another one is not taken (Hypothesis is told the
+case is invalid, so it neither shrinks towards it nor reports it).  An
+implementation with two departures thus keeps the first one found; the
+other causes seen while shrinking are reported beside it
+(:attr:`FuzzResult.others`, each with the smallest case seen, not shrunk).
+It returns a
 :class:`FuzzResult`: either how many cases passed and the largest
 difference seen (the headroom), or the minimal case with its diagnosis, a
 ready-to-paste reproducer, and (with ``out=``) the case written as a golden
@@ -34,7 +39,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 import numpy as np
 
 try:
-    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import HealthCheck, Phase, given, reject, settings
     from hypothesis import seed as hypothesis_seed
     from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 except ImportError:  # pragma: no cover - depends on the environment
@@ -201,14 +206,37 @@ class FuzzResult:
     failure: Optional[Failure] = None
     seconds: float = 0.0
     passed: int = 0  #: cases that passed
+    #: Departures whose top cause is one ``failure``'s report does not name,
+    #: seen while it was shrunk (shrinking keeps to the first cause found):
+    #: for each cause, in the order first seen, the smallest such case seen,
+    #: NOT shrunk.  Fuzz again after fixing the first cause (or with
+    #: ``parts=`` leaving its part out) to shrink one of them.
+    others: List[Failure] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.ok:
             tol = f" under tolerance {self.max_difference.tolerance}" if self.max_difference.tolerance else ""
             return f"{self.passed} cases passed{tol} in {self.seconds:.1f} s; {_difference_words(self.max_difference)}"
         assert self.failure is not None
-        return (f"departs from darknet ({self.failure.cause}) after {self.examples} cases, shrunk to:\n"
+        text = (f"departs from darknet ({self.failure.cause}) after {self.examples} cases, shrunk to:\n"
                 f"{self.failure}")
+        if self.others:
+            seen = "; ".join(f"{o.cause} ({_size_words(o)})" for o in self.others)
+            text += f"\nother causes seen while shrinking (smallest case seen, not shrunk): {seen}"
+        return text
+
+
+def _rows(truth: np.ndarray) -> int:
+    """The truth rows in use (any non-zero value), as Failure's summary counts them."""
+    if truth.ndim < 2 or truth.size == 0:
+        return int(truth.any())
+    return int(truth.reshape(-1, truth.shape[-1]).any(axis=-1).sum())
+
+
+def _size_words(f: "Failure") -> str:
+    n = _rows(f.truth)
+    dims = "x".join(str(d) for d in f.input.shape)
+    return f"{n} truth row{'s' if n != 1 else ''}, input {dims}"
 
 
 def _difference_words(d: Difference) -> str:
@@ -326,14 +354,29 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
         tol["parts"] = parts
     strategy = cases if cases is not None else S.cases(layer, kind=kind, net=net, options=options)
     start = time.monotonic()
-    state: Dict[str, Any] = {"n": 0, "passed": 0, "best": Difference(), "last": start, "shrinking": False}
+    # target: the top cause of the first departure, the one shrinking keeps
+    # to; others: code -> (size, case, report), the smallest case seen of
+    # each other top cause.
+    state: Dict[str, Any] = {"n": 0, "passed": 0, "best": Difference(), "last": start, "target": None,
+                             "others": {}}
 
     def body(case: S.Case) -> None:
         state["n"] += 1
         report = _evaluate(impl, case, layout, tolerance, tol)
         if not report.ok:
-            state["shrinking"] = True
-            raise _departure(report.causes[0].code if report.causes else "problem")(case, report)
+            code = report.causes[0].code if report.causes else "problem"
+            if state["target"] is None:
+                state["target"] = code
+            elif code != state["target"]:
+                # With report_multiple_bugs=False Hypothesis's shrinker takes
+                # any failure that is smaller, whatever its kind; a case whose
+                # top cause changed is no shrink of this departure: keep it
+                # aside and have Hypothesis treat it as invalid.
+                size = (_rows(case.truth), int(case.x.size))
+                if code not in state["others"] or size < state["others"][code][0]:
+                    state["others"][code] = (size, case, report)
+                reject()
+            raise _departure(code)(case, report)
         state["passed"] += 1
         state["best"] = _headroom(report, state["best"])
         if progress is not None and time.monotonic() - state["last"] >= 3.0:
@@ -355,8 +398,12 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
             test()
     except _Departure as dep:
         failure = _failure(impl, dep.case, dep.report, layout, out)
+    # the other top causes seen, less those the minimal case's report names too
+    named = set() if failure is None else {c.code for c in failure.report.causes}
+    others = [] if failure is None else [
+        _failure(impl, c, r, layout, None) for code, (_, c, r) in state["others"].items() if code not in named]
     result = FuzzResult(ok=failure is None, examples=state["n"], max_difference=state["best"], failure=failure,
-                        seconds=time.monotonic() - start, passed=state["passed"])
+                        seconds=time.monotonic() - start, passed=state["passed"], others=others)
     if progress is not None:
         progress(str(result).splitlines()[0])
     if failure is not None and raise_on_failure:
