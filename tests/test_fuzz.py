@@ -334,14 +334,20 @@ def test_the_database_location_follows_the_environment_and_the_argument(user_dir
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert F.default_database_path() == tmp_path / "xdg" / "pydarknet_loss" / "hypothesis"
+    # a run keeps what it found there (and not in the working folder nor under HOME)
+    assert not pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all").ok
+    assert _files(tmp_path / "xdg" / "pydarknet_loss" / "hypothesis" / "examples")
+    assert _files(cwd) == [] and _files(home) == []
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: ignored, as the XDG spec says
     assert F.default_database_path() == home / ".cache" / "pydarknet_loss" / "hypothesis"
     monkeypatch.setenv("PYDARKNET_LOSS_HYPOTHESIS_DB", str(tmp_path / "mine"))
     assert F.default_database_path() == tmp_path / "mine"
-    # database=None: nothing kept anywhere
+    # database=None: nothing kept anywhere (Hypothesis's own caches go to a
+    # temporary folder, removed after the run)
+    before = _files(tmp_path)
     res = pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all", database=None)
     assert not res.ok
-    assert _files(cwd) == [] and _files(tmp_path / "mine" / "examples") == [] and _files(home) == []
+    assert _files(tmp_path) == before and not (tmp_path / "mine").exists()
     # a folder named by the user (here, in the working folder: asked for)
     res = pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all", database="found-db")
     assert not res.ok and _files(cwd / "found-db") and [p for p in _files(cwd) if not p.startswith("found-db")] == []
