@@ -220,10 +220,14 @@ class FuzzResult:
         assert self.failure is not None
         text = (f"departs from darknet ({self.failure.cause}) after {self.examples} cases, shrunk to:\n"
                 f"{self.failure}")
-        if self.others:
-            seen = "; ".join(f"{o.cause} ({_size_words(o)})" for o in self.others)
-            text += f"\nother causes seen while shrinking (smallest case seen, not shrunk): {seen}"
-        return text
+        return text + _others_words(self.others)
+
+
+def _others_words(others: List["Failure"]) -> str:
+    if not others:
+        return ""
+    seen = "; ".join(f"{o.cause} ({_size_words(o)})" for o in others)
+    return f"\nother causes seen while shrinking (smallest case seen, not shrunk): {seen}"
 
 
 def _rows(truth: np.ndarray) -> int:
@@ -329,7 +333,8 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
     (the default: darknet's own rounding) or ``"exact"``.  ``examples``: how many
     cases to try; ``seed`` makes the run repeatable (and, as Hypothesis
     does for a seeded test, consults no example database).  On the first
-    departure the case is shrunk to a minimal one with the same cause;
+    departure the case is shrunk to a minimal one with the same top cause
+    (the other causes seen while shrinking: ``result.others``);
     ``out``: a folder to write it to as a golden ``.npz`` (a regression test
     from then on), with a reproducer script beside it.  ``parts``: judge
     only those parts of darknet's delta (compare's ``parts=``, e.g.
@@ -632,6 +637,7 @@ def run_job(args: Tuple[Any, ...]) -> JobOutcome:
     f = res.failure
     return JobOutcome(job=job, seed=seed, ok=res.ok, examples=res.examples, passed=res.passed,
                       max_difference=res.max_difference, seconds=res.seconds,
-                      summary=str(f) if f is not None else "", reproducer=f.reproducer if f is not None else "",
+                      summary=str(f) + _others_words(res.others) if f is not None else "",
+                      reproducer=f.reproducer if f is not None else "",
                       path=str(f.path) if f is not None and f.path is not None else None,
                       cause=f.cause if f is not None else "", report=str(f.report) if f is not None else "")
