@@ -575,7 +575,11 @@ def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tup
     drawn.  Or ``layer``: yours (a layer, a list of
     layers, a strategy, a :class:`~pydarknet_loss.Network`, a cfg path, a
     golden case or its ``.npz`` path).  ``net=(w, h)`` fixes the network
-    size (drawn only with ``options="all"`` and no layer given)."""
+    size (drawn only with ``options="all"`` and no layer given).  For
+    AlexeyAB's and hank-ai's [yolo], up to three cells' predictions are set
+    at a truth's box (sizes on both sides of the thresholds, class
+    probabilities below the ignore test's 0.25 gate or not), so that the
+    ignore test, its class gate and ``scale_x_y`` decide something."""
     if kind not in ("yolo", "region", "yolo_ab", "yolo_hankai", "gaussian_yolo_ab") + MORE_KINDS:
         raise ValueError(f"kind must be 'yolo', 'region', 'yolo_ab', 'yolo_hankai', 'gaussian_yolo_ab', "
                          f"'region_ab' or 'detection', got {kind!r}")
@@ -611,8 +615,64 @@ def cases(draw: Any, layer: Any = None, *, kind: str = "yolo", net: Optional[Tup
     net_w, net_h = net if net is not None else (layer_net if layer_net is not None else draw(_NETS))
     x = draw(inputs(chosen, batch=b, h=hh, w=ww, magnitude=magnitude))
     truth = draw(truths(chosen, batch=b, h=hh, w=ww, max_truths=max_truths, net=(net_w, net_h)))
+    if isinstance(chosen, alexeyab.YoloLayer):  # hank-ai's too (a subclass)
+        x = draw(_planted(chosen, x, truth, (int(net_w), int(net_h))))
     s = draw(_st(seen, _SEEN)) if isinstance(chosen, RegionLayer) else 0
     return Case(layer=chosen, x=x, truth=truth, net_w=int(net_w), net_h=int(net_h), seen=int(s))
+
+
+# Predictions set at a truth's box, for AlexeyAB's [yolo] (issue 20): the
+# ignore test (its IoU threshold, class gate and scale_x_y'd box) and the
+# truth_thresh branch decide only where a cell predicts a box near a truth,
+# which random logits almost never do.
+_PLANTS = st.integers(0, 3)
+#: The planted box's size as a multiple of the truth's: IoU 1, and on both
+#: sides of the thresholds drawn (.5, .7; iou_thresh .213 and .5 of shapes).
+_PLANT_SIZE = st.sampled_from([1.0, 1.18, 1.2, 0.84, 0.83, 1.4, 0.7, 1.1])
+_PLANT_CELL = st.sampled_from([0, 1, -1])
+#: The class probabilities there: as drawn, all low (below the 0.25 of the
+#: ignore test's class gate), or the truth's class high and the rest low.
+_PLANT_CLASS = st.sampled_from(["as_drawn", "low", "truth"])
+
+
+@st.composite
+def _planted(draw: Any, layer: Any, x: np.ndarray, truth: np.ndarray, net: Tuple[int, int]) -> np.ndarray:
+    """``x`` with up to three cells' predictions set to a truth's box (its
+    cell or a neighbour, a drawn anchor of the mask, a drawn size factor),
+    decoded as AlexeyAB's get_yolo_box does: x = (i + s*sxy - (sxy-1)/2)/W
+    with s = logistic(tx) (new_coords: tx itself), w = exp(tw)*anchor/net_w
+    (new_coords: 4*tw*tw*anchor/net_w).  Shrinks towards no plant."""
+    rows = [(b, t) for b in range(truth.shape[0]) for t in range(truth.shape[1]) if truth[b, t, 0] != 0]
+    n_plants = draw(_PLANTS)
+    if not rows or n_plants == 0:
+        return x
+    B, _, H, W = x.shape
+    x = x.copy()
+    X = x.reshape(B, layer.n, 5 + layer.classes, H, W)
+    sxy = float(layer.scale_x_y)
+    new = bool(layer.new_coords)
+    for _ in range(n_plants):
+        b, t = rows[draw(st.integers(0, len(rows) - 1))]
+        cx, cy, bw, bh = (float(v) for v in truth[b, t, :4])
+        a = draw(st.integers(0, layer.n - 1))
+        m = int(layer.mask[a])
+        i = min(max(int(F(cx) * F(W)) + draw(_PLANT_CELL), 0), W - 1)
+        j = min(max(int(F(cy) * F(H)), 0), H - 1)
+        size = draw(_PLANT_SIZE)
+        for k, (c, cell, n) in enumerate(((cx, i, W), (cy, j, H))):
+            q = min(max((c * n - cell + 0.5 * (sxy - 1)) / sxy, 0.02), 0.98)
+            X[b, a, k, j, i] = q if new else np.log(q / (1 - q))
+        for k, (v, anchor, n) in ((2, (bw, float(layer.anchors[2 * m]), net[0])),
+                                  (3, (bh, float(layer.anchors[2 * m + 1]), net[1]))):
+            r = max(v * n / anchor * size, 1e-6)
+            X[b, a, k, j, i] = np.sqrt(r / 4) if new else np.log(r)
+        style = draw(_PLANT_CLASS)
+        if style != "as_drawn":  # new_coords: the input is already a probability
+            X[b, a, 5:, j, i] = 0.05 if new else -3.0
+            cls = int(truth[b, t, 4])
+            if style == "truth" and 0 <= cls < layer.classes:
+                X[b, a, 5 + cls, j, i] = 0.95 if new else 3.0
+    return x
 
 
 # ==== issue 23: AlexeyAB's [region] (region_ab) and YOLOv1's [detection] (detection) ====

@@ -145,13 +145,17 @@ def test_the_pytest_form_uses_hypothesis_settings_and_database(pytester: pytest.
         from pydarknet_loss.parity.fuzz import parity_test
         from hypothesis import settings
 
-        test_correct = settings(max_examples=30)(parity_test(mistakes.YOLO["correct"]))
-        test_mistaken = settings(max_examples=200)(parity_test(mistakes.YOLO["no_wh_scale"], options="all"))
+        test_correct = settings(max_examples=30)(parity_test(mistakes.YOLO["correct"]))  # still decoratable
+        test_mistaken = parity_test(mistakes.YOLO["no_wh_scale"], options="all", max_examples=200)
     '''))
+    db = pytester.path / "user-cache"
+    monkeypatch.setenv("PYDARKNET_LOSS_HYPOTHESIS_DB", str(db))
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*box_scale*"])
-    assert (pytester.path / ".hypothesis" / "examples").is_dir()  # the failure is stored, tried first next time
+    # the failure is stored, tried first next time: in the per-user cache, not in ./.hypothesis
+    assert [p for p in (db / "examples").rglob("*") if p.is_file()]
+    assert not (pytester.path / ".hypothesis" / "examples").exists()
 
 
 def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -278,3 +282,133 @@ def test_a_passing_fuzz_shows_its_headroom_against_the_tolerance() -> None:
     assert 0 < res.max_difference.used <= 1
     text = str(res)
     assert "ulp" not in text and "of the tolerance" in text and "headroom" in text, text
+
+
+# ---- issue 20: where Hypothesis keeps what it found; parts= ---------------------------------------------
+
+def _files(root: Path) -> list:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@pytest.fixture
+def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tuple[Path, Path]:
+    """(working folder, home): both empty, the environment a user's would be
+    (no PYDARKNET_LOSS_HYPOTHESIS_DB, no XDG_CACHE_HOME)."""
+    cwd, home = tmp_path / "work", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("PYDARKNET_LOSS_HYPOTHESIS_DB", raising=False)
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)
+    return cwd, home
+
+
+def test_the_database_goes_to_the_users_cache_not_the_working_folder(user_dirs: Tuple[Path, Path]) -> None:
+    cwd, home = user_dirs
+    from pydarknet_loss.parity import fuzz as F
+
+    assert F.default_database_path() == home / ".cache" / "pydarknet_loss" / "hypothesis"
+    first = pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all")  # unseeded: the database is used
+    assert not first.ok and first.failure is not None and first.failure.cause == "box_scale"
+    assert _files(cwd) == []  # nothing in the working folder, not even Hypothesis's caches
+    kept = _files(home / ".cache" / "pydarknet_loss" / "hypothesis" / "examples")
+    assert kept, _files(home)
+    # next time the kept minimal case is tried first: found on the first case
+    again = pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all")
+    assert again.failure is not None and again.failure.cause == "box_scale" and again.examples <= 3
+    # another implementation has its own key: it does not start from that case
+    other = pdl.fuzz(M.YOLO["correct"], examples=5, options="all")
+    assert other.ok and other.passed == 5
+    assert _files(cwd) == []
+
+
+def test_the_database_location_follows_the_environment_and_the_argument(user_dirs: Tuple[Path, Path],
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    cwd, home = user_dirs
+    from hypothesis.database import InMemoryExampleDatabase
+
+    from pydarknet_loss.parity import fuzz as F
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert F.default_database_path() == tmp_path / "xdg" / "pydarknet_loss" / "hypothesis"
+    # a run keeps what it found there (and not in the working folder nor under HOME)
+    assert not pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all").ok
+    assert _files(tmp_path / "xdg" / "pydarknet_loss" / "hypothesis" / "examples")
+    assert _files(cwd) == [] and _files(home) == []
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: ignored, as the XDG spec says
+    assert F.default_database_path() == home / ".cache" / "pydarknet_loss" / "hypothesis"
+    monkeypatch.setenv("PYDARKNET_LOSS_HYPOTHESIS_DB", str(tmp_path / "mine"))
+    assert F.default_database_path() == tmp_path / "mine"
+    # database=None: nothing kept anywhere (Hypothesis's own caches go to a
+    # temporary folder, removed after the run)
+    before = _files(tmp_path)
+    res = pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all", database=None)
+    assert not res.ok
+    assert _files(tmp_path) == before and not (tmp_path / "mine").exists()
+    # a folder named by the user (here, in the working folder: asked for)
+    res = pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all", database="found-db")
+    assert not res.ok and _files(cwd / "found-db") and [p for p in _files(cwd) if not p.startswith("found-db")] == []
+    mem = InMemoryExampleDatabase()
+    assert not pdl.fuzz(M.YOLO["no_wh_scale"], examples=200, options="all", database=mem).ok
+    assert mem.data  # an ExampleDatabase is used as given
+    with pytest.raises(TypeError, match="database= must be a folder path, a hypothesis ExampleDatabase or None"):
+        pdl.fuzz(M.YOLO["correct"], database=3)
+    with pytest.raises(ValueError, match="empty path"):
+        pdl.fuzz(M.YOLO["correct"], database="")
+
+
+def test_a_seeded_fuzz_is_repeatable_and_keeps_nothing(user_dirs: Tuple[Path, Path]) -> None:
+    cwd, home = user_dirs
+    a = pdl.fuzz(M.YOLO["no_wh_scale"], seed=1, examples=200, options="all")
+    b = pdl.fuzz(M.YOLO["no_wh_scale"], seed=1, examples=200, options="all")
+    assert a.failure is not None and b.failure is not None and a.examples == b.examples
+    assert a.failure.reproducer == b.failure.reproducer
+    assert _files(cwd) == [] and not _files(home / ".cache" / "pydarknet_loss" / "hypothesis" / "examples")
+
+
+def test_the_command_line_database_and_parts(user_dirs: Tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture) -> None:
+    cwd, home = user_dirs
+    (cwd / "myloss_db.py").write_text(textwrap.dedent('''
+        from pydarknet_loss import mistakes
+
+        def bad(x, truth, layer, net_w, net_h):
+            return mistakes.yolo_delta(x, truth, layer, net_w, net_h, mistake="no_wh_scale")
+    '''))
+    monkeypatch.syspath_prepend(str(cwd))
+    assert cli.main(["fuzz", "myloss_db:bad", "--examples", "200", "--options", "all", "--database", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "unseeded" in err
+    assert _files(cwd) == ["myloss_db.py"] and _files(home) == []
+    assert cli.main(["fuzz", "myloss_db:bad", "--examples", "200", "--options", "all", "--database", "db"]) == 1
+    assert "departs from darknet: box_scale (job 0, unseeded, after" in capsys.readouterr().out
+    assert _files(cwd / "db")
+    assert cli.main(["fuzz", "myloss_db:bad", "--examples", "200", "--options", "all"]) == 1
+    capsys.readouterr()
+    assert _files(home / ".cache" / "pydarknet_loss" / "hypothesis" / "examples")
+    # the box departs on purpose: judging objectness and classes only, it passes
+    assert cli.main(["fuzz", "myloss_db:bad", "--examples", "60", "--options", "all", "--seed", "0",
+                     "--parts", "objectness", "classes"]) == 0
+    captured = capsys.readouterr()
+    assert "judging objectness, classes only" in captured.err and "60 cases passed" in captured.out
+    assert cli.main(["fuzz", "myloss_db:bad", "--parts", "boxes"]) == 2
+    assert "--parts:" in capsys.readouterr().err
+    del sys.modules["myloss_db"]
+
+
+def _mse_box_loss(x: np.ndarray, truth: np.ndarray, layer, net_w: int, net_h: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A yolov4 port with an MSE box loss where the cfg asks for CIoU (a box-only departure)."""
+    mine = pdl.alexeyab.YoloLayer(**{**layer.params(), "iou_loss": "mse"})
+    return mine.forward(x, truth, net_w=net_w, net_h=net_h).delta
+
+
+def test_fuzz_parts_judges_only_those_parts() -> None:
+    res = pdl.fuzz(_mse_box_loss, kind="yolo_ab", examples=40, seed=0, parts=("objectness", "classes"))
+    assert res.ok and res.passed == 40, str(res)
+    res = pdl.fuzz(_mse_box_loss, kind="yolo_ab", examples=40, seed=0)
+    assert not res.ok and res.failure is not None and res.failure.cause == "box_loss", str(res)
+    res = pdl.fuzz(_mse_box_loss, kind="yolo_ab", examples=40, seed=0, parts=("box",))
+    assert not res.ok and res.failure is not None and res.failure.cause == "box_loss"

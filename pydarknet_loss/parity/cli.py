@@ -381,7 +381,10 @@ def fuzz_command(args: argparse.Namespace) -> int:
         if args.net is None:
             args.net = [net.width, net.height]
     jobs = max(1, args.jobs)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    # Without --seed the jobs run unseeded: Hypothesis then tries the
+    # failures its database kept first (a seeded run is repeatable and,
+    # as Hypothesis does for a seeded test, consults no database).
+    seed = args.seed
     share = [args.examples // jobs + (1 if j < args.examples % jobs else 0) for j in range(jobs)]
     options = None
     if args.options:
@@ -397,13 +400,27 @@ def fuzz_command(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"pydarknet-loss fuzz: {exc}", file=sys.stderr)
             return 2
-    work = [(args.impl, layers, kind, max(n, 1), seed + j, args.tolerance, args.layout,
-             str(args.out) if args.out is not None else None, tuple(args.net) if args.net else None, j, options)
+    parts = None
+    if args.parts is not None:
+        try:
+            parts = _validate.parts_option(args.parts, PART_GROUPS, dg.PARTS)
+        except ValueError as exc:
+            print(f"pydarknet-loss fuzz: --parts: {exc}", file=sys.stderr)
+            return 2
+    if args.database is not None and not args.database.strip():
+        print("pydarknet-loss fuzz: --database: give a folder, or none", file=sys.stderr)
+        return 2
+    work = [(args.impl, layers, kind, max(n, 1), None if seed is None else seed + j, args.tolerance, args.layout,
+             str(args.out) if args.out is not None else None, tuple(args.net) if args.net else None, j, options,
+             parts, args.database)
             for j, n in enumerate(share)]
     what = (f"{args.cfg}'s loss layers" if layers is not None else
             f"the heads of {_standard_cfg(kind)}" + (f", drawing {', '.join(options) if options != 'all' else 'every layer option'}"
                                                      if options else ""))
-    print(f"fuzzing {args.impl} on {what} ({args.examples} cases, {jobs} job{'s' if jobs > 1 else ''}, seed {seed}, "
+    if parts is not None:
+        what += f", judging {', '.join(parts)} only"
+    print(f"fuzzing {args.impl} on {what} ({args.examples} cases, {jobs} job{'s' if jobs > 1 else ''}, "
+          f"{'unseeded' if seed is None else f'seed {seed}'}, "
           f"tolerance {Tolerance(float32=args.tolerance == 'float32')})", file=sys.stderr)
     if jobs == 1:
         outcomes = [F.run_job(work[0])]
@@ -420,7 +437,8 @@ def fuzz_command(args: argparse.Namespace) -> int:
               f"{F._difference_words(worst)}")
         return 0
     first = min(failed, key=lambda o: o.job)
-    print(f"departs from darknet: {first.cause} (job {first.job}, seed {first.seed}, after {first.examples} cases)")
+    print(f"departs from darknet: {first.cause} (job {first.job}, "
+          f"{'unseeded' if first.seed is None else f'seed {first.seed}'}, after {first.examples} cases)")
     print(first.summary)
     if args.out is not None:
         print(f"\nthe minimal case is stored in {args.out}: check it with\n  pydarknet-loss check --golden {args.out} "
@@ -534,7 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_fz.add_argument("--examples", type=int, default=500, help="cases to try in all (default 500)")
     p_fz.add_argument("--jobs", type=int, default=1,
                       help="processes, each with its own seed and share of the cases (default 1)")
-    p_fz.add_argument("--seed", type=int, default=None, help="seed of job 0 (job j uses seed + j); default random")
+    p_fz.add_argument("--seed", type=int, default=None, help="seed of job 0 (job j uses seed + j): a repeatable run, which consults no example database; "
+                           "default: unseeded, failures kept in the database tried first")
     p_fz.add_argument("--tolerance", choices=TOLERANCES, default=DEFAULT_TOLERANCE,
                       help="float32 (darknet's own rounding, default) or exact")
     p_fz.add_argument("--layout", choices=LAYOUTS, default="nchw",
@@ -542,6 +561,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_fz.add_argument("--net", type=int, nargs=2, metavar=("W", "H"), help="fix the network input size")
     p_fz.add_argument("--out", type=Path,
                       help="folder to store the minimal case in, as a golden .npz, with a reproducer script")
+    p_fz.add_argument("--parts", nargs="+", default=None, metavar="PART",
+                      help="judge only these parts of darknet's delta (as check --parts: box, objectness, classes, "
+                           "or single parts); departures elsewhere are known, not failures")
+    p_fz.add_argument("--database", metavar="PATH|none", default=None,
+                      help="folder of Hypothesis's example database (failures found are tried first next time); "
+                           "default: $PYDARKNET_LOSS_HYPOTHESIS_DB, else $XDG_CACHE_HOME/pydarknet_loss/hypothesis, "
+                           "else ~/.cache/pydarknet_loss/hypothesis (never the current folder); none: keep nothing")
     return ap
 
 

@@ -4,30 +4,44 @@ implementation departs from darknet (``pip install 'pydarknet_loss[fuzz]'``).
 :func:`fuzz` draws cases from :func:`pydarknet_loss.strategies.cases`, runs
 your implementation and the oracle on each, and on the first departure lets
 Hypothesis shrink the case to a minimal one that departs *for the same
-cause* (each cause code is its own kind of failure to Hypothesis, so a
-shrink that changes the cause is not taken).  It returns a
+cause*: the first failing case's top cause is the run's cause, and a
+shrink whose top cause is another one is not taken (Hypothesis is told the
+case is invalid, so it neither shrinks towards it nor reports it).  An
+implementation with two departures thus keeps the first one found; the
+other causes seen while shrinking are reported beside it
+(:attr:`FuzzResult.others`, each with the smallest case seen, not shrunk).
+It returns a
 :class:`FuzzResult`: either how many cases passed and the largest
 difference seen (the headroom), or the minimal case with its diagnosis, a
 ready-to-paste reproducer, and (with ``out=``) the case written as a golden
 ``.npz`` that a CI can check from then on.
+
+Hypothesis keeps the failing cases it found in an example database and
+tries them first next time.  :func:`fuzz` and :func:`parity_test` keep it,
+and Hypothesis's other caches, in a per-user cache folder
+(:func:`default_database_path`), never in the working directory unless
+``database=`` names a folder there.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import numpy as np
 
 try:
-    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import HealthCheck, Phase, given, reject, settings
     from hypothesis import seed as hypothesis_seed
+    from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("pydarknet_loss.fuzz needs Hypothesis: pip install 'pydarknet_loss[fuzz]' "
                       "(or pip install hypothesis)") from None
@@ -40,6 +54,93 @@ from . import golden
 from .compare import DEFAULT_TOLERANCE, LAYOUTS, ParityReport, compare
 
 Impl = Callable[..., Any]
+
+
+# ---- where Hypothesis keeps what it found ------------------------------------------------------------
+
+#: The environment variable that moves the folder :func:`default_database_path` names.
+DATABASE_ENV = "PYDARKNET_LOSS_HYPOTHESIS_DB"
+
+
+class _DefaultDatabase:
+    """The default of ``database=``: the per-user cache folder."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT_DATABASE"
+
+
+#: ``database=``'s default: the examples folder under :func:`default_database_path`.
+DEFAULT_DATABASE: Any = _DefaultDatabase()
+
+
+def default_database_path() -> Path:
+    """The folder Hypothesis keeps its state in for :func:`fuzz` and
+    :func:`parity_test` unless told otherwise: ``$PYDARKNET_LOSS_HYPOTHESIS_DB``
+    when set, else ``$XDG_CACHE_HOME/pydarknet_loss/hypothesis`` (an absolute
+    ``XDG_CACHE_HOME`` only, as the XDG spec says), else
+    ``~/.cache/pydarknet_loss/hypothesis``.  The example database is its
+    ``examples`` folder, as in Hypothesis's own ``.hypothesis``."""
+    env = os.environ.get(DATABASE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "pydarknet_loss" / "hypothesis"
+
+
+def example_database(database: Any = DEFAULT_DATABASE) -> Optional[ExampleDatabase]:
+    """``database=`` as Hypothesis takes it: the default (the ``examples``
+    folder of :func:`default_database_path`), a folder (str or path), a
+    Hypothesis ``ExampleDatabase`` (used as is), or None (no database:
+    nothing found is kept)."""
+    if database is DEFAULT_DATABASE:
+        return DirectoryBasedExampleDatabase(default_database_path() / "examples")
+    if database is None or isinstance(database, ExampleDatabase):
+        return database
+    if isinstance(database, (str, os.PathLike)):
+        if not str(database):
+            raise ValueError("database= must name a folder, got an empty path (None disables the database)")
+        return DirectoryBasedExampleDatabase(Path(database).expanduser())
+    raise TypeError(f"database= must be a folder path, a hypothesis ExampleDatabase or None, "
+                    f"got {type(database).__name__}")
+
+
+@contextlib.contextmanager
+def _hypothesis_home(keep: bool = True) -> Iterator[None]:
+    """Point Hypothesis's own storage (its caches, e.g. the constants it
+    collects from local modules, which it writes even without a database)
+    at :func:`default_database_path` while a run lasts, instead of
+    ``./.hypothesis``; with ``keep=False`` (``database=None``) at a
+    temporary folder removed afterwards.  Left alone where the user chose
+    a place (``HYPOTHESIS_STORAGE_DIRECTORY`` or ``set_hypothesis_home_dir``)."""
+    from hypothesis import configuration as hc
+
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or not hasattr(hc, "set_hypothesis_home_dir"):
+        yield
+        return
+    # Hypothesis keeps the chosen home in a private global; its default is
+    # ./.hypothesis, taken lazily on first use.
+    before = getattr(hc, "__hypothesis_home_directory", None)
+    if before is not None and before != getattr(hc, "__hypothesis_home_directory_default", None):
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        home = default_database_path() if keep else Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="pydarknet_loss-hypothesis-")))
+        hc.set_hypothesis_home_dir(home)
+        try:
+            yield
+        finally:
+            hc.set_hypothesis_home_dir(before)
+
+
+def _database_key(impl: Impl, *parts: Any) -> bytes:
+    """The example database's key of a run: the implementation's name (not
+    its source: a fixed implementation is tried first on what failed
+    before) and what the cases are drawn from and judged by."""
+    name = (f"{getattr(impl, '__module__', '')}:"
+            f"{getattr(impl, '__qualname__', None) or type(impl).__qualname__}")
+    return hashlib.sha256(repr((name,) + parts).encode()).hexdigest().encode()
 
 
 @dataclass(frozen=True)
@@ -105,14 +206,41 @@ class FuzzResult:
     failure: Optional[Failure] = None
     seconds: float = 0.0
     passed: int = 0  #: cases that passed
+    #: Departures whose top cause is one ``failure``'s report does not name,
+    #: seen while it was shrunk (shrinking keeps to the first cause found):
+    #: for each cause, in the order first seen, the smallest such case seen,
+    #: NOT shrunk.  Fuzz again after fixing the first cause (or with
+    #: ``parts=`` leaving its part out) to shrink one of them.
+    others: List[Failure] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.ok:
             tol = f" under tolerance {self.max_difference.tolerance}" if self.max_difference.tolerance else ""
             return f"{self.passed} cases passed{tol} in {self.seconds:.1f} s; {_difference_words(self.max_difference)}"
         assert self.failure is not None
-        return (f"departs from darknet ({self.failure.cause}) after {self.examples} cases, shrunk to:\n"
+        text = (f"departs from darknet ({self.failure.cause}) after {self.examples} cases, shrunk to:\n"
                 f"{self.failure}")
+        return text + _others_words(self.others)
+
+
+def _others_words(others: List["Failure"]) -> str:
+    if not others:
+        return ""
+    seen = "; ".join(f"{o.cause} ({_size_words(o)})" for o in others)
+    return f"\nother causes seen while shrinking (smallest case seen, not shrunk): {seen}"
+
+
+def _rows(truth: np.ndarray) -> int:
+    """The truth rows in use (any non-zero value), as Failure's summary counts them."""
+    if truth.ndim < 2 or truth.size == 0:
+        return int(truth.any())
+    return int(truth.reshape(-1, truth.shape[-1]).any(axis=-1).sum())
+
+
+def _size_words(f: "Failure") -> str:
+    n = _rows(f.truth)
+    dims = "x".join(str(d) for d in f.input.shape)
+    return f"{n} truth row{'s' if n != 1 else ''}, input {dims}"
 
 
 def _difference_words(d: Difference) -> str:
@@ -184,7 +312,7 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
          tolerance: str = DEFAULT_TOLERANCE, seed: Optional[int] = None, layout: str = "nchw",
          out: Optional[Any] = None, net: Optional[Tuple[int, int]] = None, cases: Any = None,
          raise_on_failure: bool = False, progress: Optional[Callable[[str], None]] = None, options: Any = None,
-         **tol: Any) -> FuzzResult:
+         parts: Any = None, database: Any = DEFAULT_DATABASE, **tol: Any) -> FuzzResult:
     """Run ``impl(x, truth, layer, net_w, net_h)`` (and ``seen=`` for
     [region] when it takes it) against the oracle on drawn cases.
 
@@ -203,12 +331,21 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
     network size, ``cases`` the whole strategy (see
     :func:`pydarknet_loss.strategies.cases`).  ``tolerance``: ``"float32"``
     (the default: darknet's own rounding) or ``"exact"``.  ``examples``: how many
-    cases to try; ``seed`` makes the run repeatable.  On the first
-    departure the case is shrunk to a minimal one with the same cause;
+    cases to try; ``seed`` makes the run repeatable (and, as Hypothesis
+    does for a seeded test, consults no example database).  On the first
+    departure the case is shrunk to a minimal one with the same top cause
+    (the other causes seen while shrinking: ``result.others``);
     ``out``: a folder to write it to as a golden ``.npz`` (a regression test
-    from then on), with a reproducer script beside it.  Returns a
-    :class:`FuzzResult` (or raises :class:`ParityFailure` with
-    ``raise_on_failure``)."""
+    from then on), with a reproducer script beside it.  ``parts``: judge
+    only those parts of darknet's delta (compare's ``parts=``, e.g.
+    ``("objectness", "classes")`` when your box loss differs on purpose);
+    the other keywords (``atol``, ``rtol``, ``max_ulp``, ``build``) go to
+    :func:`~pydarknet_loss.compare` too.  ``database``: where Hypothesis
+    keeps the failing cases it found, to try them first next time: by
+    default the per-user cache folder :func:`default_database_path` (never
+    the working directory), or a folder, a Hypothesis ``ExampleDatabase``,
+    or None to keep nothing.  Returns a :class:`FuzzResult` (or raises
+    :class:`ParityFailure` with ``raise_on_failure``)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
     if not callable(impl):
@@ -217,23 +354,44 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
         raise ValueError(f"examples must be a positive int, got {examples!r}")
     if cases is not None and options is not None:
         raise ValueError("options= chooses what cases draws; with cases= the strategy is yours (pass one)")
+    db = example_database(database)
+    if parts is not None:
+        tol["parts"] = parts
     strategy = cases if cases is not None else S.cases(layer, kind=kind, net=net, options=options)
     start = time.monotonic()
-    state: Dict[str, Any] = {"n": 0, "passed": 0, "best": Difference(), "last": start, "shrinking": False}
+    # target: the top cause of the first departure, the one shrinking keeps
+    # to; others: code -> (size, case, report), the smallest case seen of
+    # each other top cause.
+    state: Dict[str, Any] = {"n": 0, "passed": 0, "best": Difference(), "last": start, "target": None,
+                             "others": {}}
 
     def body(case: S.Case) -> None:
         state["n"] += 1
         report = _evaluate(impl, case, layout, tolerance, tol)
         if not report.ok:
-            state["shrinking"] = True
-            raise _departure(report.causes[0].code if report.causes else "problem")(case, report)
+            code = report.causes[0].code if report.causes else "problem"
+            if state["target"] is None:
+                state["target"] = code
+            elif code != state["target"]:
+                # With report_multiple_bugs=False Hypothesis's shrinker takes
+                # any failure that is smaller, whatever its kind; a case whose
+                # top cause changed is no shrink of this departure: keep it
+                # aside and have Hypothesis treat it as invalid.
+                size = (_rows(case.truth), int(case.x.size))
+                if code not in state["others"] or size < state["others"][code][0]:
+                    state["others"][code] = (size, case, report)
+                reject()
+            raise _departure(code)(case, report)
         state["passed"] += 1
         state["best"] = _headroom(report, state["best"])
         if progress is not None and time.monotonic() - state["last"] >= 3.0:
             state["last"] = time.monotonic()
             progress(f"{state['passed']} cases passed ({state['best']})")
 
-    test = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
+    # Each run its own key in the database: the body's source is the same for every run.
+    body._hypothesis_internal_add_digest = _database_key(  # type: ignore[attr-defined]
+        impl, kind, repr(layer), repr(cases), net, options, tolerance, layout, sorted(tol.items(), key=str))
+    test = settings(max_examples=examples, deadline=None, database=db, derandomize=False,
                     report_multiple_bugs=False, print_blob=False,
                     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
                     suppress_health_check=list(HealthCheck))(given(strategy)(body))
@@ -241,11 +399,16 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
         test = hypothesis_seed(seed)(test)
     failure: Optional[Failure] = None
     try:
-        test()
+        with _hypothesis_home(keep=db is not None):
+            test()
     except _Departure as dep:
         failure = _failure(impl, dep.case, dep.report, layout, out)
+    # the other top causes seen, less those the minimal case's report names too
+    named = set() if failure is None else {c.code for c in failure.report.causes}
+    others = [] if failure is None else [
+        _failure(impl, c, r, layout, None) for code, (_, c, r) in state["others"].items() if code not in named]
     result = FuzzResult(ok=failure is None, examples=state["n"], max_difference=state["best"], failure=failure,
-                        seconds=time.monotonic() - start, passed=state["passed"])
+                        seconds=time.monotonic() - start, passed=state["passed"], others=others)
     if progress is not None:
         progress(str(result).splitlines()[0])
     if failure is not None and raise_on_failure:
@@ -380,18 +543,34 @@ def store(case: S.Case, report: ParityReport, out: Path, source: str = "") -> Pa
 # ---- the pytest form -------------------------------------------------------------------------------
 
 def parity_test(impl: Impl, layer: Any = None, *, kind: str = "yolo", net: Optional[Tuple[int, int]] = None,
-                tolerance: str = DEFAULT_TOLERANCE, layout: str = "nchw", options: Any = None,
+                tolerance: str = DEFAULT_TOLERANCE, layout: str = "nchw", options: Any = None, parts: Any = None,
+                database: Any = DEFAULT_DATABASE, max_examples: Optional[int] = None,
                 **tol: Any) -> Callable[..., None]:
     """A pytest test function that checks ``impl`` on drawn cases under
-    Hypothesis' own settings and example database, so that a departure
+    Hypothesis' own settings, with an example database so that a departure
     found once is tried first next time::
 
         test_my_yolo_loss = parity_test(my_yolo_delta)            # in a test module
-    """
+
+    ``database``: as :func:`fuzz`'s (by default the ``examples`` folder of
+    the per-user cache folder :func:`default_database_path`, not
+    ``./.hypothesis``; a folder, an ``ExampleDatabase``, or None) and
+    ``max_examples`` (default: the active profile's) are its settings.
+    An outer ``@settings(...)`` replaces them, as Hypothesis does: name
+    ``database=example_database()`` in it to keep the cache folder.
+    ``parts``: judge only those parts."""
+    db = example_database(database)
+
     def test_parity(case: S.Case) -> None:
-        case.check(impl, tolerance=tolerance, layout=layout, **tol)
+        case.check(impl, tolerance=tolerance, layout=layout, parts=parts, **tol)
 
     test_parity.__name__ = test_parity.__qualname__ = f"test_parity_of_{getattr(impl, '__name__', 'impl')}"
+    # The database only: Hypothesis's other caches follow its configuration
+    # in the user's test session (HYPOTHESIS_STORAGE_DIRECTORY).  Set as
+    # hypothesis.seed sets it (the settings given() starts from), not with
+    # @settings, so that the test stays one that @settings can decorate.
+    chosen = settings(database=db) if max_examples is None else settings(database=db, max_examples=max_examples)
+    test_parity._hypothesis_internal_use_settings = chosen  # type: ignore[attr-defined]
     return given(case=S.cases(layer, kind=kind, net=net, options=options))(test_parity)
 
 
@@ -422,7 +601,7 @@ class JobOutcome:
     """What one process of a --jobs run found (plain data, sent back between processes)."""
 
     job: int
-    seed: int
+    seed: Optional[int]
     ok: bool
     examples: int
     passed: int
@@ -438,19 +617,27 @@ class JobOutcome:
 def run_job(args: Tuple[Any, ...]) -> JobOutcome:
     """One job of ``pydarknet-loss fuzz``: its own seed, its share of the
     examples.  ``args``: (impl spec, layers, kind, examples, seed, tolerance,
-    layout, out, net, job[, options])."""
+    layout, out, net, job[, options[, parts[, database]]]); database: a
+    folder, ``"none"`` (no database) or absent (the default)."""
     spec, layers, kind, examples, seed, tolerance, layout, out, net, job = args[:10]
     options = args[10] if len(args) > 10 else None
+    parts = args[11] if len(args) > 11 else None
+    database: Any = args[12] if len(args) > 12 else DEFAULT_DATABASE
+    if database is None:
+        database = DEFAULT_DATABASE
+    elif isinstance(database, str) and database.lower() == "none":
+        database = None
     impl = load_impl(spec)
 
     def say(msg: str) -> None:
         print(f"[job {job}] {msg}", file=sys.stderr, flush=True)
 
     res = fuzz(impl, layers, kind=kind, examples=examples, seed=seed, tolerance=tolerance, layout=layout, out=out,
-               net=net, progress=say, options=options)
+               net=net, progress=say, options=options, parts=parts, database=database)
     f = res.failure
     return JobOutcome(job=job, seed=seed, ok=res.ok, examples=res.examples, passed=res.passed,
                       max_difference=res.max_difference, seconds=res.seconds,
-                      summary=str(f) if f is not None else "", reproducer=f.reproducer if f is not None else "",
+                      summary=str(f) + _others_words(res.others) if f is not None else "",
+                      reproducer=f.reproducer if f is not None else "",
                       path=str(f.path) if f is not None and f.path is not None else None,
                       cause=f.cause if f is not None else "", report=str(f.report) if f is not None else "")

@@ -59,19 +59,20 @@ def truth_thresh(arr: Array) -> Optional[Claim]:
     return Claim(arr.cell_mask(cells), rows={}, say=say)
 
 def _truth_thresh_ab(arr: Array) -> Optional[Claim]:
-    """AlexeyAB's layer: darknet's run with truth_thresh = 1 (the branch never
-    taken) reproduces the elements."""
+    """AlexeyAB's layer: darknet's run with the branch never taken reproduces
+    the elements.  truth_thresh = 1 does not turn it off: upstream's float
+    IoU of a box with itself can round to just above 1 (yolo_layer.c's
+    ``best_iou > l.truth_thresh``), so the replay uses 2."""
     from ._ab_replay import replay, reproduced
     tt = float(arr.layer.truth_thresh)
-    if tt >= 1:
-        return None
-    m = reproduced(arr, replay(arr, truth_thresh=1.0))
+    m = reproduced(arr, replay(arr, truth_thresh=2.0))
     if m is None:
         return None
     return Claim(m, say=lambda sel: (
         f"{int(sel.sum())} elements are darknet's without its truth_thresh branch: upstream's first loop assigns "
         f"every cell whose best IoU (over all truths, no class gate) beats truth_thresh = {tt:g} (objectness 1, the "
-        "best truth's class and box deltas, accumulated); the implementation left it out."))
+        "best truth's class and box deltas, accumulated"
+        + ("; at 1, where its float IoU rounds above 1" if tt >= 1 else "") + "); the implementation left it out."))
 
 
 CAUSE = CauseSpec(
