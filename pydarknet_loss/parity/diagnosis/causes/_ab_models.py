@@ -234,3 +234,116 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 "IoU of the shapes (both centred), over all anchors, and skips the truth when that one is not in "
                 "the mask.")
     return Claim(mask, say=say, detail={"measure": tuple(sorted(used))})
+
+
+# ---- the rows read: past an x == 0 row, or fewer than max_boxes ---------------------------
+def _option_changes(layer: Any) -> List[Dict[str, Any]]:
+    """Option departures a rows model is composed with (a port that reads
+    other rows AND misses one of these): no iou_thresh anchors, a normalizer
+    left out."""
+    out: List[Dict[str, Any]] = []
+    if float(layer.iou_thresh) < 1:
+        out.append({"iou_thresh": 1.0})
+    for opt in ("iou_normalizer", "obj_normalizer"):
+        if float(getattr(layer, opt)) != 1:
+            out.append({opt: 1.0})
+    return out
+
+
+def _rows_replay(arr: Array, tag: str, truth: np.ndarray) -> Optional[np.ndarray]:
+    """The elements darknet's layer on ``truth`` reproduces; then, composed
+    with an option departure, those only both reproduce (not the option's
+    replay alone: those are that option's cause's): the elements of the
+    rows the implementation reads otherwise, which carry both."""
+    from ._ab_replay import replay, replay_with, reproduced
+
+    m = reproduced(arr, replay_with(arr, tag, truth=truth))
+    for ch in _option_changes(arr.layer):
+        both = reproduced(arr, replay_with(arr, tag, truth=truth, **ch))
+        if both is None:
+            continue
+        other = reproduced(arr, replay(arr, **ch))
+        if other is not None:
+            both &= ~other
+        if m is not None:
+            both &= ~m
+        if both.any():
+            m = both if m is None else (m | both)
+    return m
+
+
+def rows_past_x0(arr: Array) -> Optional[Claim]:
+    """Rows upstream never reads because an earlier row has x == 0 (its
+    loops stop there), read by the implementation, which skips such rows
+    (a zero row in the middle of the list) and reads on: darknet's layer run
+    on the truth buffer with the x == 0 rows taken out."""
+    ev = arr.ev
+    assert ev is not None
+    rec = ab_record(ev)
+    assert rec is not None
+    status = rec["row_status"]
+    truth = ev.truth
+    B, R = status.shape
+    compact = np.zeros_like(truth)
+    extra: List[Tuple[int, int]] = []
+    for b in range(B):
+        keep = [t for t in range(R) if truth[b, t, 0] != 0]
+        compact[b, :len(keep)] = truth[b, keep]
+        extra += [(b, t) for t in keep if status[b, t] != 0 and
+                  0 <= int(truth[b, t, 4]) < int(ev.layer.classes)]
+    if not extra:
+        return None
+    m = _rows_replay(arr, "rows:past_x0", compact)
+    if m is None:
+        return None
+    stops = {b: int(np.flatnonzero(truth[b, :, 0] == 0)[0]) for b, _ in extra}
+
+    def say(sel: np.ndarray) -> str:
+        where = ", ".join(f"image {b} row {t}" for b, t in sorted(stops.items()))
+        used = ", ".join(f"image {b} row {t}" for b, t in extra[:4]) + (f" and {len(extra) - 4} more"
+                                                                          if len(extra) > 4 else "")
+        return (f"{int(sel.sum())} elements are darknet's with the rows after an x == 0 row read too: upstream stops "
+                f"reading an image's truth list at its first row with x == 0 ({where}); the implementation skips "
+                f"that row and also used {used}. Stop at the first x == 0 (or pad the truth list with zero rows "
+                "only after the last box).")
+    return Claim(m, rows={}, say=say, detail={"rows": tuple(extra)})
+
+
+def fewer_rows(arr: Array) -> Optional[Claim]:
+    """An implementation that reads at most K rows per image where upstream
+    reads up to max_boxes (AlexeyAB's buffer holds exactly max_boxes rows, so
+    no port reads beyond it): darknet's layer run on the first K rows.  K is
+    the first read row whose best anchor's cell darknet assigns and the
+    implementation does not."""
+    ev = arr.ev
+    assert ev is not None
+    rec = ab_record(ev)
+    assert rec is not None
+    o = arr.obj
+    missing = []
+    for b, t in read_rows(ev):
+        a = int(rec["best_in_mask"][b, t])
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        if a < 0 or t == 0:
+            continue
+        if arr.E64[b, a, o, j, i] > 0 and not arr.A64[b, a, o, j, i] > 4 * arr.bound[b, a, o, j, i]:
+            missing.append(t)
+    if not missing:
+        return None
+    K = min(missing)
+    if K >= int(ev.layer.max_boxes):
+        return None
+    cut = ev.truth.copy()
+    cut[:, K:] = 0
+    m = _rows_replay(arr, f"rows:first_{K}", cut)
+    if m is None:
+        return None
+    lost = [(int(b), int(t)) for b, t in read_rows(ev) if t >= K]
+
+    def say(sel: np.ndarray) -> str:
+        used = ", ".join(f"image {b} row {t}" for b, t in lost[:4]) + (f" and {len(lost) - 4} more"
+                                                                         if len(lost) > 4 else "")
+        return (f"{int(sel.sum())} elements are darknet's with only the first {K} truth rows of each image read: "
+                f"upstream reads up to max_boxes = {int(ev.layer.max_boxes)} rows (until one with x == 0); the "
+                f"implementation left out {used}. Read every row up to max_boxes.")
+    return Claim(m, rows={}, say=say, detail={"rows_read": K})
