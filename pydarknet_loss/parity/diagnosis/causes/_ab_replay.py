@@ -57,26 +57,10 @@ def replay_with(arr: Array, tag: Optional[str], X: Optional[np.ndarray] = None, 
     return cache[key]
 
 
-def coverage(arr: Array, alt: np.ndarray) -> float:
-    """The share of the elements the replay changes (beyond darknet's
-    rounding) where the implementation has the replay's value: a departure
-    that a model of it describes shows wherever the model changes something,
-    not only where some other departure happens to agree."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        changed = ~arr.close(alt, arr.E64, rel=1e-5)
-        got = changed & arr.close(arr.A64, alt, rel=1e-5)
-    n = int(changed.sum())
-    return float(got.sum()) / n if n else 0.0
-
-
-def reproduced(arr: Array, alt: Optional[np.ndarray], min_coverage: float = 0.0) -> Optional[np.ndarray]:
+def reproduced(arr: Array, alt: Optional[np.ndarray]) -> Optional[np.ndarray]:
     """The failing elements where ``alt`` gives the implementation's value
-    (within darknet's rounding) and differs from darknet's; None if none, or
-    if the implementation has the replay's values on less than
-    ``min_coverage`` of what the replay changes."""
+    (within darknet's rounding) and differs from darknet's; None if none."""
     if alt is None:
-        return None
-    if min_coverage and coverage(arr, alt) < min_coverage:
         return None
     with np.errstate(invalid="ignore", over="ignore"):
         m = arr.fail & arr.close(arr.A64, alt, rel=1e-5) & (alt != arr.E64)
