@@ -65,6 +65,13 @@ class Dep:
     no_max_delta: bool = False         # no clip of the IoU box deltas
     no_smooth: bool = False            # label_smooth_eps missed
     new_coords_exp: bool = False       # new_coords head whose w, h are decoded with exp (the old form)
+    # written after the first 23 (issue 20, second round), before the causes they name:
+    new_coords_ignored: bool = False   # new_coords head run as an old one (logistic; exp w, h; log MSE targets)
+    as_new_coords: bool = False        # old head run as YOLOv7's: logistic on every channel, w, h = (2 sigma)^2 anchor
+    iou_thresh_used: Optional[float] = None  # the port's own iou_thresh in place of the cfg's
+    read_past_x0: bool = False         # rows with x == 0 skipped, the list read on (darknet stops there)
+    max_rows: Optional[int] = None     # a hard-coded limit on the rows read, below the cfg's max_boxes
+    cell_round: bool = False           # a truth's cell is round(x*W), round(y*H) (darknet: truncated)
 
 
 @dataclass
@@ -216,16 +223,22 @@ def ab_port(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int, net_h: int
     total = layer.total
     sxy = float(layer.scale_x_y)
     new_coords = bool(layer.new_coords)
+    if dep.new_coords_ignored:
+        new_coords = False
+    if dep.as_new_coords:
+        new_coords = True
     iou_loss = dep.box_loss or layer.iou_loss
     iou_norm = 1.0 if dep.no_iou_norm else float(layer.iou_normalizer)
     obj_norm = 1.0 if dep.no_obj_norm else float(layer.obj_normalizer)
     max_delta = None if dep.no_max_delta else layer.max_delta
     eps = 0.0 if dep.no_smooth else float(layer.label_smooth_eps)
-    iou_thresh = float(layer.iou_thresh)
+    iou_thresh = float(layer.iou_thresh) if dep.iou_thresh_used is None else _r(dep.iou_thresh_used)
     use_iou_thresh = iou_thresh < 1.0 and not dep.no_iou_thresh
     X = x.reshape(B, n_a, 5 + C, H, W).astype(F32)
     out = X.copy()
-    if not new_coords:  # forward: logistic on x, y, objectness and classes
+    if dep.as_new_coords:  # YOLOv7's head: every channel through the logistic
+        out = _logistic(X)
+    elif not new_coords:  # forward: logistic on x, y, objectness and classes
         out[:, :, 0:2] = _logistic(X[:, :, 0:2])
         out[:, :, 4:] = _logistic(X[:, :, 4:])
     unscaled = out[:, :, 0:2].copy()
@@ -327,9 +340,12 @@ def ab_port(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int, net_h: int
 
     for b in range(B):
         rows: List[Tuple[Tuple[float, ...], int]] = []
-        for t in range(layer.max_boxes):  # x == 0 ends the list; a bad class id skips the row
+        limit = layer.max_boxes if dep.max_rows is None else min(layer.max_boxes, dep.max_rows)
+        for t in range(limit):  # x == 0 ends the list; a bad class id skips the row
             row = truth[b, t]
             if not row[0]:
+                if dep.read_past_x0:
+                    continue
                 break
             cid = int(row[4])
             if cid < 0 or cid >= C:
@@ -366,6 +382,9 @@ def ab_port(x: np.ndarray, truth: np.ndarray, layer: Any, net_w: int, net_h: int
         # stage 2: the truths
         for t, cid in rows:
             i, j = int(F32(t[0]) * F32(W)), int(F32(t[1]) * F32(H))
+            if dep.cell_round:
+                i = min(int(math.floor(float(F32(t[0]) * F32(W)) + 0.5)), W - 1)
+                j = min(int(math.floor(float(F32(t[1]) * F32(H)) + 0.5)), H - 1)
             shifted = (0.0, 0.0, t[2], t[3])
             best_iou, best_n = 0.0, 0
             for a in range(total):
@@ -485,6 +504,14 @@ def _ciou_anchor_rows() -> List[List[List[float]]]:
     return [rows[:4], rows[4:]]
 
 
+def _x0_rows() -> List[List[List[float]]]:
+    """A zero row in the middle of each image's list (a loader that blanks a filtered box), real rows after it."""
+    return [[[0.41, 0.52, 0.17, 0.20, 1], [0.0, 0.0, 0.0, 0.0, 0], [0.75, 0.25, 0.10, 0.28, 2],
+             [0.27, 0.80, 0.21, 0.33, 3]],
+            [[0.20, 0.70, 0.25, 0.14, 0], [0.0, 0.0, 0.0, 0.0, 0], [0.0, 0.0, 0.0, 0.0, 0],
+             [0.62, 0.38, 0.12, 0.30, 2]]]
+
+
 C_, M_ = CIOU_HEAD, MSE_HEAD
 LN = dict(classes=4, anchors=YOLOV4_ANCHORS, mask=[3, 4, 5], iou_loss="ciou", iou_normalizer=0.05,
           obj_normalizer=0.4, iou_thresh=0.213, scale_x_y=2.0, new_coords=1, ignore_thresh=0.7, max_delta=20,
@@ -517,6 +544,19 @@ _CONFIGS: Dict[str, Tuple[Dep, set, Callable[[], Case]]] = {
     "ab_label_smoothing_missed": (Dep(no_smooth=True), {"label_smoothing"},
                                   lambda: ab_case(24, C_, label_smooth_eps=0.1)),
     "ab_new_coords_wh_exp": (Dep(new_coords_exp=True), {"new_coords"}, lambda: ab_case(25, LN)),
+    # second round (issue 20): new_coords both ways, iou_thresh anchors added, rows past x == 0,
+    # a row limit, rounded cells; written before the causes that name them
+    "ab_new_coords_ignored": (Dep(new_coords_ignored=True), {"new_coords"}, lambda: ab_case(41, LN)),
+    "ab_mse_new_coords_ignored": (Dep(new_coords_ignored=True), {"new_coords"},
+                                  lambda: ab_case(42, LN, iou_loss="mse", iou_normalizer=0.75)),
+    "ab_as_new_coords": (Dep(as_new_coords=True), {"new_coords"}, lambda: ab_case(43, C_)),
+    "ab_iou_thresh_added": (Dep(iou_thresh_used=0.213), {"iou_thresh"}, lambda: ab_case(44, C_, iou_thresh=1.0)),
+    "ab_iou_thresh_lower": (Dep(iou_thresh_used=0.213), {"iou_thresh"},
+                            lambda: ab_case(45, C_, iou_thresh=0.45, n_truth=8)),
+    "ab_read_past_x0": (Dep(read_past_x0=True), {"x0_terminator"}, lambda: ab_case(46, C_, rows=_x0_rows())),
+    "ab_row_limit": (Dep(max_rows=3), {"truth_limit"}, lambda: ab_case(47, C_, n_truth=6)),
+    "ab_cell_round": (Dep(cell_round=True), {"cell_assignment"}, lambda: ab_case(48, C_, n_truth=6)),
+    "ab_mse_cell_round": (Dep(cell_round=True), {"cell_assignment"}, lambda: ab_case(49, M_, n_truth=6)),
     # two departures at once
     "ab_tianxiaomo_like": (Dep(box_loss="mse", no_iou_thresh=True), {"box_loss", "iou_thresh"},
                            lambda: ab_case(31, C_)),
@@ -530,6 +570,12 @@ _CONFIGS: Dict[str, Tuple[Dep, set, Callable[[], Case]]] = {
                                     {"anchor_assignment", "scale_x_y"},
                                     lambda: ab_case(35, C_, rows=_ciou_anchor_rows(), iou_thresh=1.0, ignore_thresh=0.5,
                                                           scale_x_y=2.0)),
+    "ab_new_coords_wh_exp+iou_normalizer": (Dep(new_coords_exp=True, no_iou_norm=True), {"new_coords", "normalizer"},
+                                            lambda: ab_case(51, LN)),
+    "ab_read_past_x0+no_iou_thresh": (Dep(read_past_x0=True, no_iou_thresh=True), {"x0_terminator", "iou_thresh"},
+                                      lambda: ab_case(52, C_, rows=_x0_rows())),
+    "ab_cell_round+obj_normalizer": (Dep(cell_round=True, no_obj_norm=True), {"cell_assignment", "normalizer"},
+                                     lambda: ab_case(53, C_, n_truth=6, obj_normalizer=0.4)),
 }
 
 #: name -> (impl, expected codes)

@@ -85,6 +85,62 @@ def _zero_some_negatives(c: Any, k: int = 12, seed: int = 0) -> np.ndarray:
     return _join(D)
 
 
+def _port(**dep: Any) -> Any:
+    """The held-out port (tests/heldout_ab_impls.py) with these departures."""
+    return lambda c: H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(**dep))
+
+
+def _rows_of(c: Any) -> Any:
+    """(image, row, i, j, best anchor's mask index or -1) of every row darknet reads (x != 0 up to the first 0)."""
+    out = []
+    H_, W_ = c.x.shape[2], c.x.shape[3]
+    for b in range(c.truth.shape[0]):
+        for t in range(c.truth.shape[1]):
+            row = c.truth[b, t]
+            if not row[0]:
+                break
+            out.append((b, t, int(np.float32(row[0]) * np.float32(W_)), int(np.float32(row[1]) * np.float32(H_))))
+    return out
+
+
+def _obj_positive_at_other_anchors(c: Any) -> np.ndarray:
+    """Objectness 1 - p (an assignment's) at every masked anchor of each row's cell, box and class deltas left
+    as darknet's: the objectness of added anchors without their box deltas."""
+    D = _split(c, _run(c.layer, c))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Y = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h).output
+    Y = _split(c, Y)
+    for b, t, i, j in _rows_of(c):
+        for a in range(c.layer.n):
+            if D[b, a, 4, j, i] <= 0:
+                D[b, a, 4, j, i] = np.float32(1) - Y[b, a, 4, j, i]
+    return _join(D)
+
+
+def _objectness_dropped_from_row(c: Any, first: int) -> np.ndarray:
+    """Objectness zeroed at the cells of rows >= first, their box and class deltas kept."""
+    D = _split(c, _run(c.layer, c))
+    for b, t, i, j in _rows_of(c):
+        if t >= first:
+            D[b, :, 4, j, i] = np.where(D[b, :, 4, j, i] > 0, 0, D[b, :, 4, j, i])
+    return _join(D)
+
+
+def _box_copied_to_rounded_cell(c: Any) -> np.ndarray:
+    """Each row's deltas at its cell copied to the cell its x*W, y*H round to (darknet's values moved, not
+    recomputed there), its own cell keeping them too."""
+    D = _split(c, _run(c.layer, c))
+    H_, W_ = c.x.shape[2], c.x.shape[3]
+    for b, t, i, j in _rows_of(c):
+        row = c.truth[b, t]
+        ir = min(int(np.floor(float(np.float32(row[0]) * np.float32(W_)) + 0.5)), W_ - 1)
+        jr = min(int(np.floor(float(np.float32(row[1]) * np.float32(H_)) + 0.5)), H_ - 1)
+        if (ir, jr) != (i, j):
+            D[b, :, :, jr, ir] = D[b, :, :, j, i]
+    return _join(D)
+
+
 def _case(name: str, **kw: Any) -> Any:
     return {
         "ciou": lambda: H.ab_case(101, H.CIOU_HEAD, **kw),
@@ -120,10 +176,25 @@ PAIRS: Dict[str, Any] = {
     "anchor_assignment": (lambda: _case("anchors"),
                           lambda c: H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(anchor_by_ciou=True)),
                           lambda c: _box_times(c, 3.0)),
+    # second round (issue 20): new_coords, iou_thresh added, rows and cells on AlexeyAB's layer
+    "new_coords": (lambda: H.ab_case(106, H.LN), _port(new_coords_exp=True), lambda c: _box_times(c, 3.0)),
+    "new_coords_yolov7": (lambda: _case("ciou"), _port(as_new_coords=True), lambda c: _zero_some_negatives(c, seed=3)),
+    "new_coords_old_head": (lambda: H.ab_case(107, H.LN), lambda c: _with(c, new_coords=0),
+                            lambda c: _classes_times(c, 0.5)),
+    "iou_thresh_added": (lambda: _case("ciou", iou_thresh=1.0), lambda c: _with(c, iou_thresh=0.213),
+                         _obj_positive_at_other_anchors),
+    "x0_terminator": (lambda: H.ab_case(108, H.CIOU_HEAD, rows=H._x0_rows()), _port(read_past_x0=True),
+                      lambda c: _box_times(c, 2.0)),
+    "truth_limit": (lambda: _case("ciou", n_truth=6), _port(max_rows=3), lambda c: _objectness_dropped_from_row(c, 3)),
+    "cell_assignment": (lambda: _case("ciou", n_truth=6), _port(cell_round=True), _box_copied_to_rounded_cell),
+    "cell_assignment_mse": (lambda: _case("mse", n_truth=6), _port(cell_round=True), _box_copied_to_rounded_cell),
 }
 
 
 def _code(key: str) -> str:
+    for code in ("new_coords", "iou_thresh"):
+        if key.startswith(code):
+            return code
     return key.split("_obj")[0].split("_mse")[0]
 
 

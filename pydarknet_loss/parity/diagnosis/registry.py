@@ -11,14 +11,14 @@ from .causes import (activation, anchor_assignment, box_average, box_loss, box_s
                      class_short_circuit, class_target, darknet_flavor, float_rounding, ignore_rule, layout,
                      objectness_target, overwrite_order, prior_rule, rescore, saturated_gradient, scale, sigma_sign,
                      sign, truth_limit, truth_thresh, unexplained, weight, wh_target, x0_terminator)
-from .causes import iou_thresh, label_smoothing, max_delta, normalizer, scale_x_y  # AlexeyAB's lineage
+from .causes import iou_thresh, label_smoothing, max_delta, new_coords, normalizer, scale_x_y  # AlexeyAB's lineage
 from .model import CauseSpec
 
 REGISTRY: List[CauseSpec] = [m.CAUSE for m in (
     darknet_flavor, float_rounding, layout, sign, scale, weight, chain, x0_terminator, truth_limit, truth_thresh, anchor_assignment,
     cell_assignment, overwrite_order, class_short_circuit, class_target, class_loss, objectness_target, box_loss,
     saturated_gradient, ignore_rule, rescore, prior_rule, box_scale, wh_target, sigma_sign, box_average,
-    iou_thresh, normalizer, scale_x_y, label_smoothing, max_delta, activation,
+    iou_thresh, normalizer, scale_x_y, label_smoothing, max_delta, new_coords, activation,
     unexplained)]
 BY_CODE: Dict[str, CauseSpec] = {c.code: c for c in REGISTRY}
 #: Old codes that are now a case of another cause.

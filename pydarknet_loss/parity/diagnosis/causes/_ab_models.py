@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..evidence import ab_record
-from ..model import F, Array, Claim, cells_of, cells_str
+from ..model import F, Array, Claim, cells_of, cells_str, class_of
 
 F64 = np.float64
 
@@ -234,3 +234,247 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 "IoU of the shapes (both centred), over all anchors, and skips the truth when that one is not in "
                 "the mask.")
     return Claim(mask, say=say, detail={"measure": tuple(sorted(used))})
+
+
+# ---- the rows read: past an x == 0 row, or fewer than max_boxes ---------------------------
+def _option_changes(layer: Any) -> List[Dict[str, Any]]:
+    """Option departures a rows model is composed with (a port that reads
+    other rows AND misses one of these): no iou_thresh anchors, a normalizer
+    left out."""
+    out: List[Dict[str, Any]] = []
+    if float(layer.iou_thresh) < 1:
+        out.append({"iou_thresh": 1.0})
+    for opt in ("iou_normalizer", "obj_normalizer"):
+        if float(getattr(layer, opt)) != 1:
+            out.append({opt: 1.0})
+    return out
+
+
+def _rows_replay(arr: Array, tag: str, truth: np.ndarray) -> Optional[np.ndarray]:
+    """The elements darknet's layer on ``truth`` reproduces; then, composed
+    with an option departure, those only both reproduce (not the option's
+    replay alone: those are that option's cause's): the elements of the
+    rows the implementation reads otherwise, which carry both."""
+    from ._ab_replay import replay, replay_with, reproduced
+
+    m = reproduced(arr, replay_with(arr, tag, truth=truth))
+    for ch in _option_changes(arr.layer):
+        both = reproduced(arr, replay_with(arr, tag, truth=truth, **ch))
+        if both is None:
+            continue
+        other = reproduced(arr, replay(arr, **ch))
+        if other is not None:
+            both &= ~other
+        if m is not None:
+            both &= ~m
+        if both.any():
+            m = both if m is None else (m | both)
+    return m
+
+
+def rows_past_x0(arr: Array) -> Optional[Claim]:
+    """Rows upstream never reads because an earlier row has x == 0 (its
+    loops stop there), read by the implementation, which skips such rows
+    (a zero row in the middle of the list) and reads on: darknet's layer run
+    on the truth buffer with the x == 0 rows taken out."""
+    ev = arr.ev
+    assert ev is not None
+    rec = ab_record(ev)
+    assert rec is not None
+    status = rec["row_status"]
+    truth = ev.truth
+    B, R = status.shape
+    compact = np.zeros_like(truth)
+    extra: List[Tuple[int, int]] = []
+    for b in range(B):
+        keep = [t for t in range(R) if truth[b, t, 0] != 0]
+        compact[b, :len(keep)] = truth[b, keep]
+        extra += [(b, t) for t in keep if status[b, t] != 0 and
+                  0 <= int(truth[b, t, 4]) < int(ev.layer.classes)]
+    if not extra:
+        return None
+    m = _rows_replay(arr, "rows:past_x0", compact)
+    if m is None:
+        return None
+    stops = {b: int(np.flatnonzero(truth[b, :, 0] == 0)[0]) for b, _ in extra}
+
+    def say(sel: np.ndarray) -> str:
+        where = ", ".join(f"image {b} row {t}" for b, t in sorted(stops.items()))
+        used = ", ".join(f"image {b} row {t}" for b, t in extra[:4]) + (f" and {len(extra) - 4} more"
+                                                                          if len(extra) > 4 else "")
+        return (f"{int(sel.sum())} elements are darknet's with the rows after an x == 0 row read too: upstream stops "
+                f"reading an image's truth list at its first row with x == 0 ({where}); the implementation skips "
+                f"that row and also used {used}. Stop at the first x == 0 (or pad the truth list with zero rows "
+                "only after the last box).")
+    return Claim(m, rows={}, say=say, detail={"rows": tuple(extra)})
+
+
+def fewer_rows(arr: Array) -> Optional[Claim]:
+    """An implementation that reads at most K rows per image where upstream
+    reads up to max_boxes (AlexeyAB's buffer holds exactly max_boxes rows, so
+    no port reads beyond it): darknet's layer run on the first K rows.  K is
+    the first read row whose best anchor's cell darknet assigns and the
+    implementation does not."""
+    ev = arr.ev
+    assert ev is not None
+    rec = ab_record(ev)
+    assert rec is not None
+    o = arr.obj
+    missing = []
+    for b, t in read_rows(ev):
+        a = int(rec["best_in_mask"][b, t])
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        if a < 0 or t == 0:
+            continue
+        if arr.E64[b, a, o, j, i] > 0 and not arr.A64[b, a, o, j, i] > 4 * arr.bound[b, a, o, j, i]:
+            missing.append(t)
+    if not missing:
+        return None
+    K = min(missing)
+    if K >= int(ev.layer.max_boxes):
+        return None
+    cut = ev.truth.copy()
+    cut[:, K:] = 0
+    m = _rows_replay(arr, f"rows:first_{K}", cut)
+    if m is None:
+        return None
+    lost = [(int(b), int(t)) for b, t in read_rows(ev) if t >= K]
+
+    def say(sel: np.ndarray) -> str:
+        used = ", ".join(f"image {b} row {t}" for b, t in lost[:4]) + (f" and {len(lost) - 4} more"
+                                                                         if len(lost) > 4 else "")
+        return (f"{int(sel.sum())} elements are darknet's with only the first {K} truth rows of each image read: "
+                f"upstream reads up to max_boxes = {int(ev.layer.max_boxes)} rows (until one with x == 0); the "
+                f"implementation left out {used}. Read every row up to max_boxes.")
+    return Claim(m, rows={}, say=say, detail={"rows_read": K})
+
+
+# ---- a truth put in another cell ----------------------------------------------------------
+def moved_cells(arr: Array) -> Optional[Claim]:
+    """Rows the implementation assigns at the cell round(x*W), round(y*H)
+    instead of upstream's (int)(x*W), (int)(y*H), at the same anchors (the
+    best one and the iou_thresh ones).  The implementation's delta is then
+    darknet's with, at upstream's cell, loop 1's values (objectness
+    -obj_normalizer*p, or 0 where the ignore test passes; no box or class
+    delta) and, at the rounded cell, the row's assignment there: darknet's
+    own arithmetic for it is its truth_thresh branch, which assigns the best
+    truth at any cell, so the layer run on the row alone with truth_thresh
+    below 0 gives it.  Cells another row or the truth_thresh branch also
+    writes are left out (their values mix two rows)."""
+    from ._ab_replay import replay_with, reproduced
+
+    ev = arr.ev
+    assert ev is not None
+    rec = ab_record(ev)
+    assert rec is not None
+    H, W = ev.X.shape[3], ev.X.shape[4]
+    o = arr.obj
+    writes = rec["writes"]
+    moves = []
+    for b, t in read_rows(ev):
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        row = ev.truth[b, t]
+        ir = min(int(np.floor(F64(F(row[0] * F(W))) + 0.5)), W - 1)
+        jr = min(int(np.floor(F64(F(row[1] * F(H))) + 0.5)), H - 1)
+        if (ir, jr) == (i, j):
+            continue
+        anchors = [int(a) for a in np.flatnonzero(rec["extra"][b, t])]
+        if rec["best_in_mask"][b, t] >= 0:
+            anchors.append(int(rec["best_in_mask"][b, t]))
+        if anchors:
+            moves.append((b, t, i, j, ir, jr, anchors))
+    if not moves or len(moves) > 64:
+        return None
+    # who holds each cell and anchor, upstream and in the implementation
+    Cell = Tuple[int, int, int, int]
+    up: Dict[Cell, List[int]] = {}
+    port: Dict[Cell, List[int]] = {}
+    moved = {(b, t): (ir, jr) for b, t, i, j, ir, jr, _ in moves}
+    for b, t in read_rows(ev):
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        anchors = [int(a) for a in np.flatnonzero(rec["extra"][b, t])]
+        if rec["best_in_mask"][b, t] >= 0:
+            anchors.append(int(rec["best_in_mask"][b, t]))
+        ir, jr = moved.get((b, t), (i, j))
+        for a in anchors:
+            up.setdefault((b, a, j, i), []).append(t)
+            port.setdefault((b, a, jr, ir), []).append(t)
+    alt = arr.E64.copy()
+    touched = False
+    obj_norm = F(ev.layer.obj_normalizer)
+    thr = F(ev.layer.ignore_thresh)
+    tt = rec["best_iou_all"] > F(ev.layer.truth_thresh)
+    who: Dict[Tuple[int, int, int, int], set] = {}
+    averaged = float(ev.layer.iou_thresh) < 1
+
+    def assigned(b: int, t: int) -> Optional[np.ndarray]:
+        """Row t's assignment, alone: at any cell when it moved (the
+        truth_thresh branch assigns the row alone at any cell), at its own
+        cell when it did not."""
+        if (b, t) not in moved:
+            return row_alone(ev, b, t)
+        alone = np.zeros_like(ev.truth)
+        alone[b, 0] = ev.truth[b, t]
+        return replay_with(arr, f"cell:{b}:{t}", truth=alone, truth_thresh=-1.0)
+
+    for c in set(up) | set(port):
+        b, a, j, i = c
+        rows_up, rows_port = up.get(c, []), port.get(c, [])
+        if rows_up == rows_port or len(rows_port) > 3 or tt[b, a, j, i]:
+            continue
+        if not rows_port:  # loop 1's values: objectness -obj_normalizer*p, or 0 where ignored
+            p = F(ev.Y[b, a, o, j, i])
+            value = np.zeros(alt.shape[2])
+            value[o] = 0.0 if rec["best_iou"][b, a, j, i] > thr else float(F(obj_norm * F(F(0) - p)))
+        else:
+            Vs = [assigned(b, t) for t in rows_port]
+            if any(V is None for V in Vs):
+                continue
+            cols = [V[b, a, :, j, i] for V in Vs]  # type: ignore[index]
+            value = cols[0].copy()
+            if len(cols) > 1:
+                # loop 2 in row order: box deltas added (+=, before averaging), the objectness
+                # set again, a later row's class written alone when the class already has a delta
+                acc = np.zeros(4, F)
+                for t, col in zip(rows_port, cols):
+                    box = col[:4].astype(F)
+                    if averaged and col[o] != 0:
+                        box = (box * F(max(int((col[o + 1:] > 0).sum()), 1))).astype(F)
+                    acc = (acc + box).astype(F)
+                for t, col in zip(rows_port[1:], cols[1:]):
+                    cid = class_of(ev, b, t)
+                    if value[o + 1 + cid] != 0:
+                        value[o + 1 + cid] = col[o + 1 + cid]
+                    else:
+                        value[o + 1:] = col[o + 1:]
+                k = int((value[o + 1:] > 0).sum())
+                value[:4] = (acc / F(k)).astype(F) if averaged and k > 0 else acc
+        alt[b, a, :, j, i] = value
+        who[c] = set(rows_up) | set(rows_port)
+        touched = True
+    if not touched:
+        return None
+    m = reproduced(arr, alt)
+    if m is None:
+        return None
+    # A row's move shows where it lands: the cells it leaves (loop 1's
+    # values there are what any missing assignment gives) count only for a
+    # row whose landing cell the implementation's values reproduce.
+    landed = {(c[0], t) for c in who if c in port and m[c[0], c[1], :, c[2], c[3]].any()
+              for t in port[c] if (c[0], t) in moved}
+    for c, ts in who.items():
+        if any((c[0], t) in moved and (c[0], t) not in landed for t in ts):
+            m[c[0], c[1], :, c[2], c[3]] = False
+    who = {c: ts for c, ts in who.items() if m[c[0], c[1], :, c[2], c[3]].any()}
+    if not m.any():
+        return None
+    rows = sorted({(c[0], next(iter(ts))) for c, ts in who.items()})
+
+    def say(sel: np.ndarray) -> str:
+        b, t = rows[0]
+        x = float(F(ev.truth[b, t, 0] * F(W)))
+        return (f"{int(sel.sum())} elements: upstream puts a truth in cell (int)(x*W), (int)(y*H), the float32 "
+                f"product truncated; the implementation rounded it ({', '.join(f'image {b} row {t}' for b, t in rows[:4])}"
+                f"{' and more' if len(rows) > 4 else ''}; image {b} row {t}: x*W = {x:.6g}, column "
+                f"{int(rec['row_i'][b, t])} upstream). Truncate (floor) instead of rounding.")
+    return Claim(m, rows=who, say=say, detail={"rows": tuple(rows)})

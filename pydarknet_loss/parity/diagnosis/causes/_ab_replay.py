@@ -19,6 +19,14 @@ def replay(arr: Array, **changes: Any) -> Optional[np.ndarray]:
     """The delta (B, n, P, H, W, float64) of darknet's layer with ``changes``
     applied to its options; None when the layer has no such options or
     refuses them.  Cached on the evidence, per set of changes."""
+    return replay_with(arr, None, **changes)
+
+
+def replay_with(arr: Array, tag: Optional[str], X: Optional[np.ndarray] = None, truth: Optional[np.ndarray] = None,
+                **changes: Any) -> Optional[np.ndarray]:
+    """The same, on another input ``X`` (B, n, P, H, W) or truth buffer
+    (B, max_boxes, 6) where given: ``tag`` names them in the cache (one tag,
+    one input).  Without ``tag`` at least one option must change."""
     ev = arr.ev
     if ev is None or ev.kind != "yolo_ab" or arr.name != "delta":
         return None
@@ -27,10 +35,11 @@ def replay(arr: Array, **changes: Any) -> Optional[np.ndarray]:
     if params_of is None:
         return None
     cache: Dict[Tuple[Any, ...], Optional[np.ndarray]] = ev.__dict__.setdefault("_ab_replays", {})
-    key = tuple(sorted(changes.items()))
+    key = ((tag,) if tag is not None else ()) + tuple(sorted(changes.items()))
     if key not in cache:
         params = params_of()
-        if any(k not in params for k in changes) or all(params[k] == v for k, v in changes.items()):
+        if any(k not in params for k in changes) or \
+                (tag is None and all(params[k] == v for k, v in changes.items())):
             cache[key] = None
             return None
         params.update(changes)
@@ -39,7 +48,9 @@ def replay(arr: Array, **changes: Any) -> Optional[np.ndarray]:
                 warnings.simplefilter("ignore")
                 other = type(layer)(**params)
                 B, n, P, H, W = ev.X.shape
-                res = other.forward(ev.X.reshape(B, n * P, H, W), ev.truth, net_w=ev.net_w, net_h=ev.net_h)
+                x = ev.X if X is None else X
+                res = other.forward(np.ascontiguousarray(x.reshape(B, n * P, H, W), dtype=np.float32),
+                                    ev.truth if truth is None else truth, net_w=ev.net_w, net_h=ev.net_h)
             cache[key] = res.delta.reshape(ev.X.shape).astype(np.float64)
         except (TypeError, ValueError):
             cache[key] = None

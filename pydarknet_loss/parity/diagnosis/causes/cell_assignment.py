@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..model import F, Array, CauseSpec, Claim, cells_of, rows_str
+from ._ab_models import moved_cells
 from ._placement import moved_rows, region_moved
 
 
@@ -14,6 +15,8 @@ def cell_assignment(arr: Array) -> Optional[Claim]:
     the one it truncates to."""
     ev = arr.ev
     assert ev is not None
+    if ev.kind == "yolo_ab":
+        return moved_cells(arr)
     n = ev.Y.shape[1]
 
     def where(b: int, t: int) -> Optional[Tuple[int, int, List[int]]]:
@@ -50,8 +53,9 @@ def cell_assignment(arr: Array) -> Optional[Claim]:
 
 
 CAUSE = CauseSpec(
-    code="cell_assignment", stage="decision", model=cell_assignment, kinds=("yolo", "region"),
+    code="cell_assignment", stage="decision", model=cell_assignment, kinds=("yolo", "region", "yolo_ab"),
     parts=("box.x", "box.y", "box.w", "box.h", "objectness.positive", "objectness.negative", "objectness.ignored",
            "classes.positive", "classes.negative", "none", "prior"),
     summary="put a truth in another cell (rounded instead of truncated)",
-    recognised="the same, for `round(x·W)` instead of `(int)(x·W)`")
+    recognised="the same, for `round(x·W)` instead of `(int)(x·W)`; AlexeyAB: darknet's own assignment of the row "
+               "at the rounded cell (its truth_thresh branch, replayed) with loop 1's values left at its cell")

@@ -1,28 +1,68 @@
 """iou_thresh: AlexeyAB's extra anchors (every other masked anchor whose shape
-IoU with the truth beats iou_thresh) missed, or added where the layer has none."""
+IoU with the truth beats iou_thresh) missed, or added where the layer has none
+(a threshold below the layer's: an iou_thresh where the cfg has none)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
-from ..model import Array, CauseSpec, Claim
+import numpy as np
+
+from ..evidence import ab_record
+from ..model import F, Array, CauseSpec, Claim
+from ._ab_models import _shape_scores, read_rows
 from ._ab_replay import replay, reproduced
 
+
+def added_thresholds(arr: Array) -> List[float]:
+    """Thresholds below the layer's that would add the masked anchors the
+    implementation's values show assigned where darknet's do not (a positive
+    objectness delta at a read row's cell and anchor, darknet's not): just
+    below the lowest shape IoU among them.  Empty when none shows."""
+    ev = arr.ev
+    assert ev is not None
+    rec = ab_record(ev)
+    if rec is None:
+        return []
+    th = float(ev.layer.iou_thresh)
+    o = arr.obj
+    kind = str(getattr(ev.layer, "iou_thresh_kind", "iou"))
+    mask_ids = [int(m) for m in ev.layer.mask]
+    seen = []
+    for b, t in read_rows(ev):
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        best = int(rec["best_anchor"][b, t])
+        if i < 0 or j < 0:
+            continue
+        scores = _shape_scores(ev, float(ev.truth[b, t, 2]), float(ev.truth[b, t, 3]), kind)
+        for a, n in enumerate(mask_ids):
+            if n == best or rec["extra"][b, t, a] or scores[n] > th:
+                continue
+            if arr.A64[b, a, o, j, i] > 4 * arr.bound[b, a, o, j, i] and not arr.E64[b, a, o, j, i] > 0:
+                seen.append(scores[n])
+    if not seen:
+        return []
+    # just below the lowest (the replay's own float IoU decides)
+    low = float(F(min(seen) * (1 - 1e-6)))
+    return [low] if low < th else []
 
 
 def iou_thresh(arr: Array) -> Optional[Claim]:
     th = float(getattr(arr.layer, "iou_thresh", 1.0))
-    # Only "missed": extra anchors ADDED where the layer has none look, cell for
-    # cell, like a best anchor chosen another way (anchor_assignment).
-    cands = (1.0,) if th < 1 else ()
+    cands = ([1.0] if th < 1 else []) + added_thresholds(arr)
     for v in cands:
         m = reproduced(arr, replay(arr, iou_thresh=v))
         if m is None:
             continue
-        text = (f"darknet's without the iou_thresh anchors (iou_thresh = {th:g}: every other masked anchor whose "
-                    "shape IoU with the truth beats it is assigned too, and the box deltas of a cell are then divided "
-                "by its number of positive classes)")
+        if v == 1.0:
+            text = (f"darknet's without the iou_thresh anchors (iou_thresh = {th:g}: every other masked anchor whose "
+                    "shape IoU with the truth beats it is assigned too, and the box deltas of a cell are then "
+                    "divided by its number of positive classes)")
+        else:
+            text = (f"darknet's with extra anchors added: iou_thresh = {v:.4g} (or any value down to the next anchor "
+                    f"IoU) where the layer has {th:g}{' (none)' if th >= 1 else ''}; every other masked anchor whose "
+                    "shape IoU with the truth beats it is then assigned too. Use the cfg's iou_thresh")
         return Claim(m, say=lambda sel, text=text: f"{int(sel.sum())} elements are {text}.",
-                     detail={"iou_thresh": v})
+                     detail={"iou_thresh": v, "direction": "missed" if v == 1.0 else "added"})
     return None
 
 
@@ -30,6 +70,6 @@ CAUSE = CauseSpec(
     code="iou_thresh", stage="decision", model=iou_thresh, kinds=("yolo_ab",),
     parts=("box.x", "box.y", "box.w", "box.h", "objectness.positive", "objectness.negative", "classes.positive",
            "classes.negative"),
-    summary="AlexeyAB: the `iou_thresh` extra anchors missed",
-    recognised="darknet's layer run with `iou_thresh` = 1 gives your values (extra anchors added where the layer "
-               "has none: not recognised)")
+    summary="AlexeyAB: the `iou_thresh` extra anchors missed, or added where the layer has none (a lower threshold)",
+    recognised="darknet's layer run with `iou_thresh` = 1 gives your values; or run with a lower `iou_thresh` (just "
+                "below the lowest shape IoU of the anchors your values show assigned beyond darknet's)")

@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from ..model import Array, CauseSpec, Claim
+from . import new_coords
 from ._ab_replay import entries_named, replay, reproduced
 
 #: option -> what it multiplies upstream
@@ -16,12 +17,35 @@ WHAT = {"iou_normalizer": "the box deltas (times the class multiplier)",
                           "class multiplier)"}
 
 
+def _with_new_coords(arr: Array, opt: str) -> Optional[np.ndarray]:
+    """The elements darknet's layer reproduces with ``opt`` = 1 AND new_coords
+    flipped (one of new_coords's forms), less those the flip alone
+    reproduces (those are new_coords's): a port with both departures, whose
+    box deltas carry both."""
+    if float(getattr(arr.layer, opt)) == 1:
+        return None
+    for v in new_coords.variants(arr.layer):
+        both = reproduced(arr, new_coords.flipped(arr, v, **{opt: 1.0}))
+        if both is None:
+            continue
+        alone = reproduced(arr, new_coords.flipped(arr, v))
+        m = both & ~alone if alone is not None else both
+        if m.any():
+            return m
+    return None
+
+
 def normalizer(arr: Array) -> Optional[Claim]:
-    """Darknet's layer with one normalizer set to 1 reproduces the elements."""
+    """Darknet's layer with one normalizer set to 1 reproduces the elements
+    (or, where new_coords is flipped too, the elements that only both give)."""
     mask = np.zeros(arr.E.shape, bool)
     named = []
+    composed = False
     for opt in WHAT:
         m = reproduced(arr, replay(arr, **{opt: 1.0}))
+        if m is None and getattr(arr.ev, "kind", None) == "yolo_ab":
+            m = _with_new_coords(arr, opt)
+            composed |= m is not None
         if m is not None:
             mask |= m
             named.append(opt)
@@ -32,8 +56,9 @@ def normalizer(arr: Array) -> Optional[Claim]:
     def say(sel: np.ndarray) -> str:
         parts = "; ".join(f"{opt} = {values[opt]:g} multiplies {WHAT[opt]}" for opt in named)
         return (f"{int(sel.sum())} elements ({entries_named(arr, sel)}) are darknet's with "
-                f"{' and '.join(named)} left out (taken as 1): {parts}. Multiply by it as the cfg says.")
-    return Claim(mask, say=say, detail={"options": tuple(named)})
+                f"{' and '.join(named)} left out (taken as 1){' and new_coords flipped (see new_coords)' if composed else ''}"
+                f": {parts}. Multiply by it as the cfg says.")
+    return Claim(mask, say=say, detail={"options": tuple(named), "with_new_coords": composed})
 
 
 CAUSE = CauseSpec(
