@@ -20,8 +20,9 @@ def message(arr: Array, ev: Optional[Evidence], sel: np.ndarray, parts: str) -> 
                 f"decisions explain each element. Differences at {', '.join(roles)} entries.")
     hint = ("compare the targets there with the oracle's (pdl.implied.select gives each element's target and scale)"
             if ev.kind != "yolo_ab" else
-            "for AlexeyAB's layer only the generic causes are recognised (rounding, layout, sign, scale, weight, "
-            "chain, saturation); compare its deltas there term by term")
+            "none of the AlexeyAB causes in the README's table reproduces them alone (two departures acting on one "
+            "cell have no joint model); report.assignment shows darknet's decision per cell beside yours, and "
+            "parts= judges the other parts while you look")
     where = f"; the parts table says how your values relate to darknet's there ({parts})" if parts else ""
     return (f"no cause's model reproduces these {arr.name} elements ({', '.join(roles)} entries at "
             f"{cells_str(ev, cells_of(sel))}){where}; {hint}.")
