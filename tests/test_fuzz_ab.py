@@ -53,11 +53,12 @@ PORTS = {
     "truth_thresh": (H.Dep(no_truth_thresh=True), None, ("truth_thresh",), 0),
     "label_smoothing": (H.Dep(no_smooth=True), None, ("label_smooth_eps",), 0),
     "anchor_assignment": (H.Dep(anchor_by_ciou=True), HEADS_NO_IOU_THRESH, None, 1),
-    # seed 2: the first departure has two truths in one cell; without the
-    # cause kept, it shrank to a one-truth case of the truth_thresh branch
-    # (the branch's box delta overwritten by the same truth's, which both
-    # causes reproduce)
-    "overwrite_order": (H.Dep(overwrite=True), None, None, 2),
+    # seed 1: the first departure has two truths in one cell (with seeds 0,
+    # 2 and 6 it is a one-truth case where the truth_thresh branch's box
+    # delta is overwritten by the same truth's best anchor: truth_thresh and
+    # overwrite_order reproduce it alike and are shown as alternatives);
+    # without the cause kept, shrinking slipped to such a case
+    "overwrite_order": (H.Dep(overwrite=True), None, None, 1),
 }
 
 
@@ -105,12 +106,12 @@ def test_the_shrunk_case_keeps_the_ports_cause(cause: str) -> None:
 
 
 def test_two_departures_keep_the_first_and_report_the_other() -> None:
-    # No iou_thresh anchors and no class gate in the ignore test.  With seed 1
-    # the first case found departs for ignore_rule, and iou_thresh cases are
+    # No iou_thresh anchors and no class gate in the ignore test.  With seed 3
+    # the first case found departs for ignore_rule (seeds 0-7: 3 and 7 do), and iou_thresh cases are
     # smaller: shrinking used to slip to iou_thresh and lose ignore_rule.
     dep = H.Dep(no_iou_thresh=True, ignore_no_gate=True)
     impl, calls = _recording(H.impl(dep))
-    res = pdl.fuzz(impl, kind="yolo_ab", examples=300, seed=1, options=("ignore_thresh",), database=None)
+    res = pdl.fuzz(impl, kind="yolo_ab", examples=300, seed=3, options=("ignore_thresh",), database=None)
     assert res.failure is not None
     first = _first_cause(H.impl(dep), calls)
     assert first == "ignore_rule" and res.failure.cause == first, str(res)

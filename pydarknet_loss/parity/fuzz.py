@@ -134,6 +134,37 @@ def _hypothesis_home(keep: bool = True) -> Iterator[None]:
             hc.set_hypothesis_home_dir(before)
 
 
+@contextlib.contextmanager
+def _repeatable_draws(active: bool) -> Iterator[None]:
+    """Make a seeded run draw the same cases in every process.
+
+    Hypothesis (6.131 on) now and then draws a constant found in the
+    source of whatever local modules are imported at that moment, so the
+    same seed drew other cases under a whole test suite than in a single
+    test file (the seeded run repeated only within one set of imports).
+    While a seeded run lasts the pool of local constants is empty, which
+    is what it is where no local module is loaded; Hypothesis's own
+    constants stay.  Where its internals are not as expected, nothing
+    is changed."""
+    try:
+        from hypothesis.internal.conjecture import providers as hp
+    except ImportError:  # pragma: no cover - an older Hypothesis draws no local constants
+        hp = None
+    if not active or hp is None or not all(
+            hasattr(hp, n) for n in ("_get_local_constants", "Constants", "CONSTANTS_CACHE")):
+        yield
+        return
+    saved = hp._get_local_constants
+    empty = hp.Constants()
+    hp.CONSTANTS_CACHE.cache.clear()
+    hp._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        hp._get_local_constants = saved
+        hp.CONSTANTS_CACHE.cache.clear()
+
+
 def _database_key(impl: Impl, *parts: Any) -> bytes:
     """The example database's key of a run: the implementation's name (not
     its source: a fixed implementation is tried first on what failed
@@ -399,7 +430,7 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
         test = hypothesis_seed(seed)(test)
     failure: Optional[Failure] = None
     try:
-        with _hypothesis_home(keep=db is not None):
+        with _hypothesis_home(keep=db is not None), _repeatable_draws(seed is not None):
             test()
     except _Departure as dep:
         failure = _failure(impl, dep.case, dep.report, layout, out)
