@@ -113,6 +113,10 @@ def overwrite(arr: Array) -> Optional[Claim]:
     shared = rec["writes"] >= 2
     if not shared.any():
         return None
+    # cells the first loop's truth_thresh branch writes too (best IoU over
+    # all truths > truth_thresh, compared in float as upstream does; at
+    # truth_thresh = 1 a box's float IoU with itself can round above 1)
+    loop1 = rec["best_iou_all"].astype(F) > F(ev.layer.truth_thresh)
     rows = []
     for b, t in read_rows(ev):
         i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
@@ -121,15 +125,22 @@ def overwrite(arr: Array) -> Optional[Claim]:
             anchors.add(int(rec["best_in_mask"][b, t]))
         if any(shared[b, a, j, i] for a in anchors):
             rows.append((b, t))
-    if len(rows) < 2 or len(rows) > 64:
+    if not rows or len(rows) > 64 or (len(rows) < 2 and not loop1.any()):
         return None
     o = arr.obj
     averaged = float(ev.layer.iou_thresh) < 1
     # darknet's own rows, then the rows with iou_normalizer left out (the
-    # normalizer cause claims the other box deltas of such a port)
-    for changes in ({}, {"iou_normalizer": 1.0}):
-        if changes and float(ev.layer.iou_normalizer) == 1:
-            break
+    # normalizer cause claims the other box deltas of such a port); where
+    # the truth_thresh branch writes a cell before loop 2 does, a row's
+    # loop-2 write alone (the branch off: truth_thresh 2), the value a port
+    # that overwrites leaves there
+    variants: List[Dict[str, Any]] = [{}]
+    if float(ev.layer.iou_normalizer) != 1:
+        variants.append({"iou_normalizer": 1.0})
+    if loop1.any():
+        variants += [{**v, "truth_thresh": 2.0} for v in variants]
+    for changes in variants:
+        branch_off = "truth_thresh" in changes
         contrib: Dict[Tuple[int, int, int, int], List[np.ndarray]] = {}
         for b, t in rows:
             D = row_alone(ev, b, t, **changes)
@@ -141,7 +152,7 @@ def overwrite(arr: Array) -> Optional[Claim]:
                 contrib.setdefault((b, a, j, i), []).append(box)
         mask = np.zeros(arr.E.shape, bool)
         for (b, a, j, i), boxes in contrib.items():
-            if len(boxes) < 2:
+            if len(boxes) + int(branch_off and loop1[b, a, j, i]) < 2:
                 continue
             k = int((arr.E64[b, a, o + 1:, j, i] > 0).sum()) if averaged and arr.E64[b, a, o, j, i] != 0 else 0
             for box in (boxes[-1], boxes[0]):
@@ -158,8 +169,9 @@ def overwrite(arr: Array) -> Optional[Claim]:
     def say(sel: np.ndarray) -> str:
         cs = cells_of(sel)
         return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) two truth rows write the "
-                "box deltas: upstream ADDS them (delta_yolo_box's +=; rewritten_bbox counts them), then divides by "
-                "the cell's positive classes when iou_thresh < 1; the implementation kept one row's. Accumulate.")
+                "box deltas (or the first loop's truth_thresh branch and a truth's best anchor): upstream ADDS them "
+                "(delta_yolo_box's +=; rewritten_bbox counts them), then divides by the cell's positive classes when "
+                "iou_thresh < 1; the implementation kept one write's. Accumulate.")
     return Claim(mask, say=say, detail={"rule": "accumulate"})
 
 
