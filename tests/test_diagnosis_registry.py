@@ -183,6 +183,26 @@ def test_the_report_prints_the_parts_table() -> None:
     assert "parts of the delta" in text and "box.x" in text and "×2" in text
 
 
+def test_the_parts_table_counts_the_entries_darknet_gives_no_delta() -> None:
+    # A port that writes where darknet has no delta (the box of a cell it
+    # does not assign): the "none" row holds those failures, and the rows
+    # add up to every element and every failing one.
+    x, truth, exp = _case()
+    d = _split(exp.delta)
+    free = np.argwhere((d[:, :, :4] == 0).all(axis=2) & (d[:, :, 4] != 0))[:3]
+    for b, a, j, i in free:
+        d[b, a, :4, j, i] = np.float32(.25)
+    r = _report(_join(d), x, truth, exp)
+    rows = {p.part: p for p in r.parts}
+    assert rows["none"].failing == 12 and rows["none"].relation == "other", str(r)
+    assert sum(p.elements for p in r.parts) == exp.delta.size
+    assert sum(p.failing for p in r.parts) == int((r.cause_map("delta") != "").sum()) == 12
+    assert "    none " in str(r)
+    # an implementation equal to darknet's: the row is there, nothing fails
+    r = _report(exp.delta * np.float32(2), x, truth, exp)
+    assert {p.part: p for p in r.parts}["none"].failing == 0
+
+
 def test_build_gpu_compares_with_what_the_gpu_build_hands_on() -> None:
     """compare(build="gpu"): [region]'s GPU-build delta (times p(1 - p) on x,
     y and objectness) passes; the CPU build's delta is named as such."""

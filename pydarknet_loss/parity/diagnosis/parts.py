@@ -212,7 +212,25 @@ def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: SigmaPrime,
         relation, factor = _relation(e, a, b, tell, bad, lambda m, idx=idx: sig.at(idx[m])) if bad.any() \
             else ("equal", None)
         rows.append(PartRow(name, int(idx.size), int(fail[idx].sum()), relation, factor, int(tell.sum())))
+    rows.append(_none_row(arr, where, fail, rows))
     return rows
+
+
+def _none_row(arr: Array, where: Dict[int, np.ndarray], fail: np.ndarray, rows: List[PartRow]) -> PartRow:
+    """The entries darknet gives no delta (e.g. the box and classes of a
+    cell it does not assign, a truth row read past x == 0): their count
+    and failures from the other parts' (no pass over the array unless some
+    fail); darknet's value there is 0, so a failing one is "other" (a
+    value where darknet has none), never a factor."""
+    n_none = fail.size - sum(r.elements for r in rows)
+    n_fail = int(np.count_nonzero(fail)) - sum(r.failing for r in rows)
+    if n_fail <= 0:
+        return PartRow("none", n_none, 0, "equal")
+    in_part = np.zeros(fail.size, bool)
+    for idx in where.values():
+        in_part[idx] = True
+    a = arr.A64.reshape(-1)[fail & ~in_part]
+    return PartRow("none", n_none, n_fail, "zero" if (a == 0).mean() >= HOLDS else "other")
 
 
 def _relation(e: np.ndarray, a: np.ndarray, b: np.ndarray, tell: np.ndarray, bad: np.ndarray,
