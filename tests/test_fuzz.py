@@ -439,3 +439,27 @@ def test_a_seeded_fuzz_draws_the_same_cases_whatever_modules_are_imported(tmp_pa
     import pdl_many_constants  # noqa: F401
     after = _drawn_cases(5)
     assert len(before) == len(after) and before == after
+
+
+def gpu_form_region_halved(x: np.ndarray, truth: np.ndarray, layer: "pdl.RegionLayer", net_w: int, net_h: int,
+                           seen: int = 12800) -> np.ndarray:
+    """A [region] port whose values are the GPU build's, averaged over a batch of 2 (as lightnet's)."""
+    res = layer.forward(x, truth, seen=seen)
+    return (res.net_delta("gpu") * np.float32(.5)).astype(np.float32)
+
+
+def test_the_reproducer_judges_as_the_run_did_build_and_parts() -> None:
+    # The reproducer used to drop build="gpu": rerun as printed, a GPU-form
+    # port's case read as 'chain' (the CPU form's relation) instead of the
+    # run's 'scale'.
+    res = pdl.fuzz(gpu_form_region_halved, kind="region", build="gpu", seed=0, examples=50, database=None)
+    f = res.failure
+    assert f is not None and f.cause == "scale", str(res)
+    assert "build='gpu'" in f.reproducer
+    out: Dict[str, object] = {}
+    exec(compile(f.reproducer.replace("print(report)", "out['report'] = report"), "reproducer", "exec"),
+         {"out": out})
+    assert [c.code for c in out["report"].causes] == ["scale"], str(out["report"])  # type: ignore[attr-defined]
+    # parts= travels too
+    res = pdl.fuzz(M.YOLO["no_wh_scale"], seed=1, examples=200, options="all", parts=("box",), database=None)
+    assert res.failure is not None and "parts=('box',)" in res.failure.reproducer

@@ -433,11 +433,11 @@ def fuzz(impl: Impl, layer: Any = None, *, kind: str = "yolo", examples: int = 5
         with _hypothesis_home(keep=db is not None), _repeatable_draws(seed is not None):
             test()
     except _Departure as dep:
-        failure = _failure(impl, dep.case, dep.report, layout, out)
+        failure = _failure(impl, dep.case, dep.report, layout, out, tol)
     # the other top causes seen, less those the minimal case's report names too
     named = set() if failure is None else {c.code for c in failure.report.causes}
     others = [] if failure is None else [
-        _failure(impl, c, r, layout, None) for code, (_, c, r) in state["others"].items() if code not in named]
+        _failure(impl, c, r, layout, None, tol) for code, (_, c, r) in state["others"].items() if code not in named]
     result = FuzzResult(ok=failure is None, examples=state["n"], max_difference=state["best"], failure=failure,
                         seconds=time.monotonic() - start, passed=state["passed"], others=others)
     if progress is not None:
@@ -495,8 +495,23 @@ def _impl_source(impl: Impl) -> Tuple[str, str]:
     return "# from your_module import your_implementation", "your_implementation"
 
 
-def reproducer(impl: Impl, case: S.Case, report: ParityReport, layout: str) -> str:
-    """Python source that rebuilds the case and prints the diagnosis."""
+def _keywords_source(tol: Optional[Dict[str, Any]]) -> str:
+    """compare's other keywords as the run had them (build, parts, atol...),
+    as source: the reproducer judges as the run did."""
+    out = []
+    for k, v in sorted((tol or {}).items()):
+        if isinstance(v, (np.floating, np.integer)):
+            v = v.item()
+        elif isinstance(v, list):
+            v = tuple(v)
+        out.append(f", {k}={v!r}")
+    return "".join(out)
+
+
+def reproducer(impl: Impl, case: S.Case, report: ParityReport, layout: str,
+               tol: Optional[Dict[str, Any]] = None) -> str:
+    """Python source that rebuilds the case and prints the diagnosis
+    (``tol``: the run's other compare keywords, e.g. ``build="gpu"``)."""
     imp, name = _impl_source(impl)
     rows = [case.truth[b, t] for b in range(case.truth.shape[0]) for t in range(case.truth.shape[1])
             if case.truth[b, t].any()]
@@ -522,14 +537,16 @@ def reproducer(impl: Impl, case: S.Case, report: ParityReport, layout: str) -> s
         f"expected = layer.forward(x, truth, {net})",
         f"mine = {name}({to_layout}, truth, layer, {call_net})",
         "report = pdl.compare(expected, mine if isinstance(mine, dict) else {\"delta\": mine}, layer, input=x, "
-        f"truth=truth, {net}, layout={layout!r}, tolerance={report.tolerance.float32 and 'float32' or 'exact'!r})",
+        f"truth=truth, {net}, layout={layout!r}, tolerance={report.tolerance.float32 and 'float32' or 'exact'!r}"
+        f"{_keywords_source(tol)})",
         "print(report)",
         "",
     ])
 
 
-def _failure(impl: Impl, case: S.Case, report: ParityReport, layout: str, out: Optional[Any]) -> Failure:
-    src = reproducer(impl, case, report, layout)
+def _failure(impl: Impl, case: S.Case, report: ParityReport, layout: str, out: Optional[Any],
+             tol: Optional[Dict[str, Any]] = None) -> Failure:
+    src = reproducer(impl, case, report, layout, tol)
     fail = Failure(input=case.x, truth=case.truth, layer=case.layer, net_w=case.net_w, net_h=case.net_h,
                    seen=case.seen, report=report, reproducer=src)
     if out is not None:
