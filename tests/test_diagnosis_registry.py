@@ -218,6 +218,12 @@ def test_build_gpu_compares_with_what_the_gpu_build_hands_on() -> None:
     assert [c.code for c in r.causes] == ["chain"] and "CPU build's delta" in r.causes[0].message, str(r)
     r = pdl.compare(res, {"delta": res.net_delta("gpu")}, layer, **kw)
     assert [c.code for c in r.causes] == ["chain"] and "GPU build's values" in r.causes[0].message, str(r)
+    # the GPU form averaged over the batch of 2 (lightnet's RegionLoss), compared as the CPU build: still
+    # "the GPU build's values", with the factor named, not the MSE-vs-BCE advice
+    r = pdl.compare(res, {"delta": (res.net_delta("gpu") * np.float32(.5))}, layer, **kw)
+    chain = [c for c in r.causes if c.code == "chain"]
+    assert chain and "GPU build's values" in chain[0].message and "a mean over the batch of 2" in chain[0].message \
+        and "cross-entropy" not in chain[0].message, str(r)
     with pytest.raises(ValueError, match="build='gpu' needs input= and truth="):
         pdl.compare(res, {"delta": res.delta}, layer, build="gpu")
     with pytest.raises(ValueError, match="build must be"):

@@ -12,9 +12,13 @@ from ..model import Array, CauseSpec
 def say(arr: Array, detail: Mapping[str, Any]) -> Callable[[np.ndarray], str]:
     part, c, form = detail["part"], float(detail["factor"]), detail["form"]
     ev = arr.ev
-    region_gpu = (ev is not None and ev.kind == "region" and form == "times" and abs(c - 1) <= 1e-5
+    region_gpu = (ev is not None and ev.kind == "region" and form == "times"
                   and ("xy" in part or "objectness" in part))
     k = "" if abs(c - 1) <= 1e-5 else f"{c:.6g}·"
+    from .scale import factor_name
+    # c on top of the GPU form: e.g. the GPU build's values averaged over the batch (lightnet's)
+    times_c = "" if not k else (f" times {c:.6g}{factor_name(c, arr.E.shape[0])}, a constant the implementation "
+                                "applies on top (drop it)")
 
     gpu_compared = ev is not None and getattr(ev, "build", "cpu") == "gpu"
 
@@ -24,10 +28,10 @@ def say(arr: Array, detail: Mapping[str, Any]) -> Callable[[np.ndarray], str]:
                     "are the CPU build's delta. Upstream's GPU build hands on delta·p(1 - p) for x, y and "
                     "objectness; multiply by it, or compare with build='cpu'.")
         if region_gpu and not gpu_compared:
-            return (f"your {part} values are darknet's times p(1 - p): these are the GPU build's values "
-                    "(net_delta('gpu')): upstream's GPU build hands on delta·p(1 - p) for x, y and objectness, its "
-                    "CPU build the delta as is. Compare with build='gpu' if you mean the GPU build; otherwise drop "
-                    "the p(1 - p) factor.")
+            return (f"your {part} values are {k}darknet's times p(1 - p): these are the GPU build's values "
+                    f"(net_delta('gpu')){times_c}: upstream's GPU build hands on delta·p(1 - p) for x, y and "
+                    "objectness, its CPU build the delta as is. Compare with build='gpu' if you mean the GPU "
+                    "build; otherwise drop the p(1 - p) factor.")
         if form == "times":
             return (f"your {part} values are {k}darknet's times p(1 - p) of the activated output p = sigmoid(x): "
                     "the gradient of a squared error on p taken through the logistic (the MSE-vs-BCE question; "
