@@ -75,6 +75,23 @@ def test_weight_claims_a_part_weight_and_not_a_whole_array_factor() -> None:
     assert [c.code for c in r.causes] == ["scale"], str(r)
 
 
+def test_a_batch_mean_with_a_part_weight_on_most_elements_is_a_scale_and_a_weight() -> None:
+    # Everything halved (a batch mean) and negative objectness 4 times more:
+    # that part's factor (2) holds on more elements than the mean's (0.5),
+    # but on one part group only; the mean spans the others.  It used to be
+    # read as two weights, x2 and x0.5.
+    x, truth, exp = _case()
+    d = _split(exp.delta) * np.float32(.5)
+    neg = (_split(exp.delta)[:, :, :4] == 0).all(axis=2) & (_split(exp.delta)[:, :, 4] < 0)
+    d[:, :, 4] *= np.where(neg, 4, 1).astype(np.float32)
+    r = _report(_join(d), x, truth, exp)
+    codes = {c.code: c for c in r.causes}
+    assert set(codes) == {"scale", "weight"}, str(r)
+    assert codes["scale"].detail["factor"] == .5
+    assert codes["weight"].detail["part"] == "objectness.negative" and codes["weight"].detail["factor"] == 4
+    assert "besides the factor 0.5 on the whole array" in codes["weight"].message
+
+
 def test_scale_never_claims_an_element_no_factor_turns_into_the_implementations() -> None:
     x, truth, exp = _case()
     d = _split(exp.delta) / np.float32(2)

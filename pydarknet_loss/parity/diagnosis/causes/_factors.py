@@ -145,8 +145,12 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
     for r in scaled:
         by_k[float(r.factor)].append(r)  # type: ignore[arg-type]
     telling_groups = {GROUP[r.part] for r in rows if r.telling}
-    if by_k:
-        k, krows = max(by_k.items(), key=lambda kv: sum(r.telling for r in kv[1]))
+    # The factors in order of the telling elements they hold on; the first
+    # that spans two part groups (or the only one with values) is the whole
+    # array's, the others then part weights on top of it (a batch mean with
+    # a prior weighted 10 times: the prior's factor, 5, holds on more
+    # elements than the mean's, 0.5, but on one group only).
+    for k, krows in sorted(by_k.items(), key=lambda kv: -sum(r.telling for r in kv[1])):
         # A part with one telling element has no factor of its own; it goes
         # with k when its failing elements are k times darknet's.
         for r in rows:
@@ -161,6 +165,7 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
         if (len(groups) >= 2 or (groups == telling_groups and len(groups) == 1)) and not unchanged:
             out.k, out.global_parts = k, {r.part for r in krows}
             out.ambiguous = len(groups) == 1
+            break
     f.fill(out.k)
     if out.global_parts:
         mask = _close(arr, out.k, 1e-5, todo)
