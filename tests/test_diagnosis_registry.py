@@ -117,6 +117,62 @@ def test_chain_claims_p_one_minus_p_and_not_a_constant_weight() -> None:
     assert r.causes[0].code == "weight", str(r)
 
 
+def test_chain_is_shown_beside_saturation_where_both_reproduce_the_values() -> None:
+    # A squared error on the sigmoid's objectness, where every logit is
+    # saturated (no telling element for the part's fit to find the chain on): there its values are 0, as a saturated BCE's would be.
+    # saturated_gradient reproduces them, and so does the chain (p(1 - p)
+    # is 0 there too): the chain must be named or shown as the alternative,
+    # never saturation alone (the gallery's mse_objectness used to be).
+    x, truth, exp0 = _case()
+    X = _split(x)
+    X[:, :, 4] = np.where(X[:, :, 4] < 0, -40, 40).astype(np.float32)  # every objectness logit saturated
+    x = _join(X)
+    exp = LAYER.forward(x, truth, net_w=192, net_h=192)
+    y = _split(exp.output).astype(np.float64)
+    d = _split(exp.delta).astype(np.float64)
+    d[:, :, 4] *= y[:, :, 4] * (1 - y[:, :, 4])
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes, str(r)
+    for c in r.causes:
+        assert c.code == "chain" or "chain" in c.alternatives, str(r)
+    # the look-alike: a saturated BCE leaves the other logits' values as darknet's; no chain claims there
+    d = _split(exp.delta).copy()
+    sat = np.abs(X[:, :, 4]) > 30
+    d[:, :, 4] = np.where(sat, 0, d[:, :, 4])
+    r = _report(_join(d), x, truth, exp)
+    assert r.causes[0].code == "saturated_gradient", str(r)
+    assert set(r.cause_map("delta")[r.cause_map("delta") != ""]) == {"saturated_gradient"}, str(r)
+
+
+def test_a_part_whose_few_values_share_one_p_one_minus_p_reads_as_the_chain_not_an_odd_weight() -> None:
+    # Objectness through the logistic at the assigned cells only, whose
+    # logits are equal: the ratio to darknet's is one constant, p(1 - p) =
+    # 0.1966..., which a weight would claim as "times 0.196612".  The chain
+    # at c = 1 is the simpler model reproducing the same values.
+    x, truth, exp0 = _case()
+    pos = (_split(exp0.delta)[:, :, :4] != 0).any(axis=2)
+    X = _split(x)
+    X[:, :, 4] = np.where(pos, 1.5, X[:, :, 4]).astype(np.float32)
+    x = _join(X)
+    exp = LAYER.forward(x, truth, net_w=192, net_h=192)
+    assert (pos == (_split(exp.delta)[:, :, :4] != 0).any(axis=2)).all()
+    y = _split(exp.output).astype(np.float64)
+    d = _split(exp.delta).astype(np.float64)
+    d[:, :, 4] = np.where(pos, d[:, :, 4] * y[:, :, 4] * (1 - y[:, :, 4]), d[:, :, 4])
+    r = _report(_join(d), x, truth, exp)
+    row = {p.part: p for p in r.parts}["objectness.positive"]
+    assert (row.relation, row.factor) == ("×σ′", 1.0), str(r)
+    # (with one logit at every cell an odd objectness target reproduces them too: shown beside it)
+    named = {c.code for c in r.causes} | {a for c in r.causes for a in c.alternatives}
+    assert "chain" in named and "weight" not in named, str(r)
+    # the look-alike: a simple weight on the same cells (the case's own logits) stays a weight
+    x0 = _case()[0]
+    d = _split(exp0.delta).copy()
+    d[:, :, 4] = np.where(pos, d[:, :, 4] * np.float32(2), d[:, :, 4])
+    r = _report(_join(d), x0, truth, exp0)
+    assert [c.code for c in r.causes] == ["weight"] and r.causes[0].detail["factor"] == 2, str(r)
+
+
 def test_class_loss_claims_softmax_cross_entropy_and_not_class_weights() -> None:
     x, truth, exp = _case()
     X = _split(x).astype(np.float64)

@@ -234,7 +234,8 @@ def _none_row(arr: Array, where: Dict[int, np.ndarray], fail: np.ndarray, rows: 
 
 
 def _relation(e: np.ndarray, a: np.ndarray, b: np.ndarray, tell: np.ndarray, bad: np.ndarray,
-              sig: Callable[[np.ndarray], np.ndarray]) -> Tuple[str, Optional[float]]:
+              sig: Callable[[np.ndarray], np.ndarray],
+              forms: Optional[Sequence[str]] = None) -> Tuple[str, Optional[float]]:
     """The relation on one part's elements (1-D: darknet's values, yours,
     the bound, which are telling, which fail; ``sig(mask)``: p(1 - p) there)."""
     E, A = e[tell], a[tell]
@@ -248,7 +249,8 @@ def _relation(e: np.ndarray, a: np.ndarray, b: np.ndarray, tell: np.ndarray, bad
         # the sign, has no free parameter); a p(1 - p) form's factor c is a
         # prediction even on one element (1, 2 or 1/2), and is tried first
         # there.
-        forms = ["k", "×σ′", "÷σ′"] if E.size >= 2 else ["×σ′", "÷σ′", "k"]
+        if forms is None:
+            forms = ["k", "×σ′", "÷σ′"] if E.size >= 2 else ["×σ′", "÷σ′", "k"]
         for form in forms:
             if form == "k":
                 r = np.median(a[fb] / e[fb])
@@ -258,8 +260,15 @@ def _relation(e: np.ndarray, a: np.ndarray, b: np.ndarray, tell: np.ndarray, bad
                 if ok.mean() >= HOLDS:
                     if abs(r - 1) <= 1e-5:
                         return "equal", None
-                    r = _round_factor(float(r))
-                    return ("negated" if r == -1 else "×k"), r
+                    snapped = _round_factor(float(r))
+                    if not _simple(float(r)) and form == forms[0]:
+                        # an odd constant (5e-28, 1.7e-4) on a part whose few
+                        # telling elements share one p(1 - p): the chain with a
+                        # simple c, when it fits, is the reading
+                        alt = _relation(e, a, b, tell, bad, sig, forms=("×σ′", "÷σ′"))
+                        if alt[0] in ("×σ′", "÷σ′") and alt[1] in (1.0, 2.0, 0.5):
+                            return alt
+                    return ("negated" if snapped == -1 else "×k"), snapped
                 continue
             s = sig(tell)
             g = s if form == "×σ′" else 1 / s
@@ -282,10 +291,18 @@ def _relation(e: np.ndarray, a: np.ndarray, b: np.ndarray, tell: np.ndarray, bad
     return "other", None
 
 
+_SIMPLE = [float(v) for v in range(-16, 17) if v] + [1 / v for v in range(2, 129)] + \
+    [-1 / v for v in range(2, 129)] + [v / 2 for v in range(1, 33, 2)]
+
+
+def _simple(k: float) -> bool:
+    """Whether k is a simple value (1/n, n, n/2) within 1e-5."""
+    return any(abs(k - cand) <= 1e-5 * abs(cand) for cand in _SIMPLE)
+
+
 def _round_factor(k: float) -> float:
     """A fitted factor, snapped to a simple value (1/n, n, n/2) when within 1e-5."""
-    for cand in [float(v) for v in range(-16, 17) if v] + [1 / v for v in range(2, 129)] + \
-            [-1 / v for v in range(2, 129)] + [v / 2 for v in range(1, 33, 2)]:
+    for cand in _SIMPLE:
         if abs(k - cand) <= 1e-5 * abs(cand):
             return cand
     return k

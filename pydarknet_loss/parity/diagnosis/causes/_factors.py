@@ -236,7 +236,51 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
             detail = {"part": part_name(parts), "factor": c, "form": "times" if form == "×σ′" else "divided",
                       "parts": tuple(sorted(parts))}
             out.claims.append((chain.CAUSE.code, Claim(mask, say=chain.say(arr, detail), detail=detail)))
+    _chain_at_one(arr, rows, at, tod, sig, chains, out)
     return out
+
+
+#: The parts a squared error on the sigmoid's output reaches through p(1 - p).
+_LOGISTIC_PARTS = ("box.x", "box.y", "objectness.positive", "objectness.negative")
+
+
+def _chain_at_one(arr: Array, rows: List[PartRow], at: Any, tod: np.ndarray, sig: Any,
+                  chains: Dict[Tuple[str, float], Set[str]], out: Factors) -> None:
+    """The plain chain, darknet's times p(1 - p), where the part's fit could
+    not say so: on a part whose telling elements are all saturated (the
+    values there are 0 and p(1 - p) is 0 too), or too few to fit.  It claims
+    the failing elements it reproduces, so that a model of saturation or of
+    another target that reproduces them as well is shown beside it, not
+    alone."""
+    from . import chain
+
+    parts = [r.part for r in rows if r.part in _LOGISTIC_PARTS and r.failing
+             and not any(r.part in ps for (form, _), ps in chains.items() if form == "×σ′")]
+    if not parts:
+        return
+    idx = np.concatenate([at(p) for p in parts])
+    idx = idx[tod[idx]]
+    if not idx.size:
+        return
+    with np.errstate(invalid="ignore", over="ignore"):
+        g = sig.at(idx)
+        pred = g * arr.e64_at(idx)
+        ok = np.abs(arr.a64_at(idx) - pred) <= 1e-3 * np.abs(pred) + 4 * arr.bound_at(idx) + 1e-30
+    if not ok.any():
+        return
+    mask = np.zeros(arr.E.shape, bool)
+    mask.reshape(-1)[idx[ok]] = True
+    held = {p for p in parts if ok[np.isin(idx, at(p))].any()}
+    # one model, one claim: joined with the fitted chain at c = 1, if any
+    for k, (code, claim) in enumerate(out.claims):
+        d = claim.detail or {}
+        if code == chain.CAUSE.code and d.get("form") == "times" and d.get("factor") == 1.0:
+            mask |= claim.mask
+            held |= set(d.get("parts", ()))
+            del out.claims[k]
+            break
+    detail = {"part": part_name(held), "factor": 1.0, "form": "times", "parts": tuple(sorted(held))}
+    out.claims.append((chain.CAUSE.code, Claim(mask, say=chain.say(arr, detail), detail=detail)))
 
 
 def values_only(arr: Array, todo: np.ndarray) -> Factors:
