@@ -434,3 +434,42 @@ def test_a_cause_across_parts_is_split_between_judged_and_known(yolo):
     rows = {ln.split()[0]: ln.split()[-1] for ln in text.splitlines()
             if ln.strip().startswith(("box.", "objectness.", "classes."))}
     assert rows["box.x"] == "no" and rows["objectness.negative"] == "yes" and rows["classes.positive"] == "yes"
+
+
+def test_alexeyab_parts_break_down_the_iou_thresh_anchors_and_accumulated_cells():
+    """Issue 20: on AlexeyAB's layer each positive part says how many of its
+    elements (and failures) lie at cells only an iou_thresh anchor assigns,
+    and at cells two writes accumulate; the counts are checked against
+    darknet's own layer run without the extra anchors."""
+    case = AB.ab_case(31, AB.CIOU_HEAD)
+    args = dict(net_w=case.net_w, net_h=case.net_h)
+    res = case.layer.forward(case.x, case.truth, **args)
+    mine = AB.ab_port(case.x, case.truth, case.layer, case.net_w, case.net_h, AB.Dep(no_iou_thresh=True))
+    r = compare(res, {"delta": mine}, case.layer, input=case.x, truth=case.truth, **args)
+    # the cells the extra anchors write: where darknet's box x differs with iou_thresh = 1
+    alone = pdl.alexeyab.YoloLayer(**{**case.layer.params(), "iou_thresh": 1.0}).forward(case.x, case.truth, **args)
+    B, n = case.x.shape[0], case.layer.n
+    d, d1 = res.delta.reshape(B, n, -1, *res.delta.shape[2:]), alone.delta.reshape(B, n, -1, *res.delta.shape[2:])
+    extra_cells = int((d[:, :, 0] != d1[:, :, 0]).sum())
+    assert extra_cells > 0
+    rows = {p.part: p for p in r.parts}
+    for part in ("box.x", "box.h", "objectness.positive"):
+        cells = dict((label, (m, f)) for label, m, f in rows[part].cells)
+        assert cells["iou_thresh anchors"] == (extra_cells, extra_cells) and rows[part].failing == extra_cells, \
+            (part, rows[part], extra_cells)
+    assert f"(iou_thresh anchors: {extra_cells} of {extra_cells} fail)" in str(r)
+    # two truths in one cell, a port that overwrites: its failures lie at the accumulated cells
+    case = AB.ab_case(103, AB.CIOU_HEAD, rows=AB._shared_rows())
+    res = case.layer.forward(case.x, case.truth, **args)
+    mine = AB.ab_port(case.x, case.truth, case.layer, case.net_w, case.net_h, AB.Dep(overwrite=True))
+    r = compare(res, {"delta": mine}, case.layer, input=case.x, truth=case.truth, **args)
+    row = {p.part: p for p in r.parts}["box.x"]
+    acc = dict((label, (m, f)) for label, m, f in row.cells)["accumulated"]
+    assert row.failing > 0 and acc[1] == row.failing, (row, r)
+
+def test_pjreddies_parts_have_no_cell_breakdown(yolo):
+    layer, x, truth, res = yolo
+    d = res.delta.copy()
+    d *= np.float32(2)
+    r = compare(res, {"delta": d}, layer, input=x, truth=truth, net_w=416, net_h=416)
+    assert r.parts and all(p.cells == () and p.note == "" for p in r.parts)

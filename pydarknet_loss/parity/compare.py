@@ -415,7 +415,8 @@ class ParityReport:
             for r in self.parts:
                 rel = r.relation_text if r.failing else 'equal'
                 lines.append(f"    {r.part:<22}{r.elements:>10}{r.failing:>9}  "
-                             + (f"{rel:<16}{judge.judges_part(r.part)}" if judge is not None else rel))
+                             + (f"{rel:<16}{judge.judges_part(r.part)}" if judge is not None else rel)
+                             + (f"  ({r.note})" if r.failing and r.note else ""))
         if self.known:
             lines.append(f"  known departures (outside the judged parts {judge.label() if judge else ''}: "
                          "reported, not judged):")

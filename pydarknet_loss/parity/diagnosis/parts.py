@@ -47,6 +47,15 @@ class PartRow:
     relation: str
     factor: Optional[float] = None
     telling: int = 0  #: elements whose darknet value stands out of its rounding (what the fit looks at)
+    #: AlexeyAB's layer: (cells, elements, failing) of this part at the cells
+    #: only an ``iou_thresh`` anchor assigns, and at the cells two writes or
+    #: more accumulate (``"iou_thresh anchors"``, ``"accumulated"``)
+    cells: Tuple[Tuple[str, int, int], ...] = ()
+
+    @property
+    def note(self) -> str:
+        """The breakdown over those cells, e.g. ``iou_thresh anchors: 30 of 32 fail``."""
+        return "; ".join(f"{label}: {failing} of {n} fail" for label, n, failing in self.cells)
 
     @property
     def relation_text(self) -> str:
@@ -200,6 +209,7 @@ def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: SigmaPrime,
     part (``where``: :func:`part_indices` of ``ids``, when the caller has it)."""
     where = part_indices(ids) if where is None else where
     fail, tod = arr.fail.reshape(-1), todo.reshape(-1)
+    ab_cells = _ab_cells(arr)
     rows: List[PartRow] = []
     for pid, name in enumerate(PARTS):
         idx = where.get(pid)
@@ -211,9 +221,50 @@ def fit(arr: Array, ids: np.ndarray, todo: np.ndarray, sig: SigmaPrime,
         bad = tod[idx]
         relation, factor = _relation(e, a, b, tell, bad, lambda m, idx=idx: sig.at(idx[m])) if bad.any() \
             else ("equal", None)
-        rows.append(PartRow(name, int(idx.size), int(fail[idx].sum()), relation, factor, int(tell.sum())))
+        rows.append(PartRow(name, int(idx.size), int(fail[idx].sum()), relation, factor, int(tell.sum()),
+                            _at_cells(ab_cells, arr.E.shape, idx, fail)))
     rows.append(_none_row(arr, where, fail, rows))
     return rows
+
+
+def _ab_cells(arr: Array) -> List[Tuple[str, np.ndarray]]:
+    """AlexeyAB's layer: the (B, n, H, W) cells only an ``iou_thresh``
+    anchor assigns (not a row's best anchor, not the truth_thresh branch),
+    and the cells written twice or more (ab_record.c's count of loop 1's
+    branch and loop 2's writes), as flat cell masks."""
+    ev = arr.ev
+    if ev is None or ev.kind != "yolo_ab":
+        return []
+    from .evidence import ab_record
+    rec = ab_record(ev)
+    if rec is None:
+        return []
+    writes = rec["writes"]
+    extra = np.zeros(writes.shape, bool)
+    best = rec["best_iou_all"].astype(np.float32) > np.float32(ev.layer.truth_thresh)  # loop 1's branch
+    for b, t in np.argwhere(rec["row_status"] == 0):
+        i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+        for a in np.flatnonzero(rec["extra"][b, t]):
+            extra[b, a, j, i] = True
+        if rec["best_in_mask"][b, t] >= 0:
+            best[b, int(rec["best_in_mask"][b, t]), j, i] = True
+    return [("iou_thresh anchors", (extra & ~best).reshape(-1)), ("accumulated", (writes >= 2).reshape(-1))]
+
+
+def _at_cells(ab_cells: List[Tuple[str, np.ndarray]], shape: Tuple[int, ...], idx: np.ndarray,
+              fail: np.ndarray) -> Tuple[Tuple[str, int, int], ...]:
+    """A part's elements and failures at each of those cell sets, where it
+    has any (``shape``: the (B, n, entries, H, W) array's)."""
+    if not ab_cells or not idx.size:
+        return ()
+    P, hw = shape[2], shape[3] * shape[4]
+    cell = (idx // (P * hw)) * hw + idx % hw  # element (b, a, e, j, i) -> cell (b, a, j, i)
+    out = []
+    for label, cells in ab_cells:
+        at = cells[cell]
+        if at.any():
+            out.append((label, int(at.sum()), int(fail[idx[at]].sum())))
+    return tuple(out)
 
 
 def _none_row(arr: Array, where: Dict[int, np.ndarray], fail: np.ndarray, rows: List[PartRow]) -> PartRow:
