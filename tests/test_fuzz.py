@@ -448,11 +448,12 @@ def gpu_form_region_halved(x: np.ndarray, truth: np.ndarray, layer: "pdl.RegionL
     return (res.net_delta("gpu") * np.float32(.5)).astype(np.float32)
 
 
-def test_the_reproducer_judges_as_the_run_did_build_and_parts() -> None:
+def test_the_reproducer_judges_as_the_run_did_build_and_parts(tmp_path: Path) -> None:
     # The reproducer used to drop build="gpu": rerun as printed, a GPU-form
     # port's case read as 'chain' (the CPU form's relation) instead of the
-    # run's 'scale'.
-    res = pdl.fuzz(gpu_form_region_halved, kind="region", build="gpu", seed=0, examples=50, database=None)
+    # run's 'scale'.  The stored case keeps it too (tag build_gpu).
+    res = pdl.fuzz(gpu_form_region_halved, kind="region", build="gpu", seed=0, examples=50, database=None,
+                   out=tmp_path)
     f = res.failure
     assert f is not None and f.cause == "scale", str(res)
     assert "build='gpu'" in f.reproducer
@@ -460,6 +461,14 @@ def test_the_reproducer_judges_as_the_run_did_build_and_parts() -> None:
     exec(compile(f.reproducer.replace("print(report)", "out['report'] = report"), "reproducer", "exec"),
          {"out": out})
     assert [c.code for c in out["report"].causes] == ["scale"], str(out["report"])  # type: ignore[attr-defined]
+    assert f.path is not None
+    case = golden.GoldenCase.load(f.path)
+    assert "build_gpu" in case.tags
+    mine = gpu_form_region_halved(case.input, case.truth, case.layer(), 416, 416, seen=case.seen)
+    gpu, cpu = case.check({"delta": mine}), case.check({"delta": mine}, build="cpu")
+    assert [(c.code, c.detail.get("factor")) for c in gpu.causes] == [("scale", .5)], str(gpu)
+    # (on this shrunk case every p is 1/2: as the CPU build, 0.5 times p(1 - p) reads as a scale of 1/8)
+    assert [(c.code, c.detail.get("factor")) for c in cpu.causes] != [("scale", .5)], str(cpu)
     # parts= travels too
     res = pdl.fuzz(M.YOLO["no_wh_scale"], seed=1, examples=200, options="all", parts=("box",), database=None)
     assert res.failure is not None and "parts=('box',)" in res.failure.reproducer

@@ -550,13 +550,15 @@ def _failure(impl: Impl, case: S.Case, report: ParityReport, layout: str, out: O
     fail = Failure(input=case.x, truth=case.truth, layer=case.layer, net_w=case.net_w, net_h=case.net_h,
                    seen=case.seen, report=report, reproducer=src)
     if out is not None:
-        fail.path = store(case, report, Path(out), src)
+        fail.path = store(case, report, Path(out), src, build=(tol or {}).get("build", "cpu"))
     return fail
 
 
-def store(case: S.Case, report: ParityReport, out: Path, source: str = "") -> Path:
+def store(case: S.Case, report: ParityReport, out: Path, source: str = "", build: str = "cpu") -> Path:
     """Write the case as a golden ``.npz`` (tags ``fuzz`` and the cause) into
-    ``out``, add it to the folder's MANIFEST.json, and the reproducer beside it."""
+    ``out``, add it to the folder's MANIFEST.json, and the reproducer beside it.
+    ``build="gpu"`` (the run compared with the GPU build's values) adds the
+    tag ``build_gpu``, with which the case's check compares the same way."""
     out.mkdir(parents=True, exist_ok=True)
     cause = report.causes[0].code if report.causes else "problem"
     digest = hashlib.sha256(case.x.tobytes() + case.truth.tobytes()).hexdigest()[:10]
@@ -566,7 +568,7 @@ def store(case: S.Case, report: ParityReport, out: Path, source: str = "") -> Pa
     b, h, w = (case.x.shape[0], case.x.shape[2], case.x.shape[3]) if case.x.ndim == 4 else (case.x.shape[0], 1, 1)
     params = golden.layer_params(layer, w=w, h=h, batch=b, net_w=case.net_w, net_h=case.net_h)
     res = case.expected()
-    tags = ["fuzz", f"cause_{cause}"]
+    tags = ["fuzz", f"cause_{cause}"] + (["build_gpu"] if build == "gpu" else [])
     arrays = golden.case_arrays(kind, params, case.x, case.truth, True, case.seen, res, tags,
                                 golden.provenance(found_by="pydarknet_loss.fuzz", cause=cause))
     path = out / f"{name}.npz"

@@ -376,9 +376,13 @@ class GoldenCase:
         its tree, if any, is at hand).  ``parts``: judge only those parts
         (compare's ``parts=``, e.g. ``("objectness", "classes")``); the
         failing elements of the others are reported as known departures.
-        It needs a training case whose oracle can run (its tree at hand)."""
+        It needs a training case whose oracle can run (its tree at hand).
+        A case tagged ``build_gpu`` (found by a fuzz run with ``build="gpu"``)
+        is compared with the GPU build's values unless ``build=`` says otherwise."""
         if parts is not None:
             kw["parts"] = parts
+        if "build_gpu" in self.tags:
+            kw.setdefault("build", "gpu")
         try:
             layer = self.layer()
         except FileNotFoundError as exc:
