@@ -258,3 +258,35 @@ def test_tianxiaomo_like_port_on_a_yolov4_sized_head() -> None:
     codes = [k.code for k in report.causes]
     assert codes == ["iou_thresh", "box_loss"], codes
     assert next(k for k in report.causes if k.code == "box_loss").detail["iou_loss"] == "mse"
+
+
+def test_ignore_rule_claims_an_assigned_cell_only_with_the_iou_thresh_anchor_left_out_too() -> None:
+    """The ignore test alone cannot change a cell darknet assigns.  A port
+    without the iou_thresh anchors and without the class gate zeroes such a
+    cell's objectness through both departures; ignore_rule claims it only
+    where darknet's run with iou_thresh = 1 leaves the cell a negative, and
+    says both.  The look-alike, objectness zeroed at assigned cells whose
+    box is kept, is not claimed."""
+    case = H.ab_case(32, H.CIOU_HEAD, no_class_cells=True, ignore_thresh=0.5)
+    args = dict(net_w=case.net_w, net_h=case.net_h)
+    exp = case.layer.forward(case.x, case.truth, **args)
+    mine = H.ab_port(case.x, case.truth, case.layer, case.net_w, case.net_h,
+                     H.Dep(no_iou_thresh=True, ignore_no_gate=True))
+    r = pdl.compare(exp, {"delta": mine}, case.layer, input=case.x, truth=case.truth, **args)
+    B, n = case.x.shape[0], case.layer.n
+    E = exp.delta.reshape(B, n, -1, *exp.delta.shape[2:])
+    A = mine.reshape(E.shape)
+    R = pdl.alexeyab.YoloLayer(**{**case.layer.params(), "iou_thresh": 1.0}).forward(case.x, case.truth, **args)
+    R = R.delta.reshape(E.shape)
+    cm = r.cause_map("delta").reshape(E.shape)
+    at_assigned = [(b, a, j, i) for b, a, e, j, i in np.argwhere(cm == "ignore_rule") if E[b, a, 4, j, i] > 0]
+    assert at_assigned, str(r)
+    for b, a, j, i in at_assigned:
+        assert R[b, a, 4, j, i] < 0 and A[b, a, 4, j, i] == 0 and not A[b, a, :4, j, i].any()
+    assert "through an iou_thresh anchor" in next(c.message for c in r.causes if c.code == "ignore_rule")
+    # the look-alike: darknet's delta with the objectness of those cells zeroed, their box kept
+    D = E.copy()
+    for b, a, j, i in at_assigned:
+        D[b, a, 4, j, i] = 0
+    r = pdl.compare(exp, {"delta": D.reshape(exp.delta.shape)}, case.layer, input=case.x, truth=case.truth, **args)
+    assert not r.ok and "ignore_rule" not in {c.code for c in r.causes}, str(r)
