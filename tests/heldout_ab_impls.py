@@ -512,6 +512,13 @@ def _x0_rows() -> List[List[List[float]]]:
              [0.62, 0.38, 0.12, 0.30, 2]]]
 
 
+def _skinny_rows() -> List[List[List[float]]]:
+    """Skinny truths: darknet's IoU-best anchor and the CIoU-best differ, and no other masked anchor passes
+    iou_thresh = .213, so the extra anchors do not cover a CIoU-argmax port (found on Tianxiaomo's port)."""
+    return [[[0.30, 0.40, 15 / 416, 372 / 416, 1], [0.70, 0.55, 192 / 416, 12 / 416, 2]],
+            [[0.45, 0.35, 18 / 416, 309 / 416, 0], [0.62, 0.70, 300 / 416, 30 / 416, 3]]]
+
+
 C_, M_ = CIOU_HEAD, MSE_HEAD
 LN = dict(classes=4, anchors=YOLOV4_ANCHORS, mask=[3, 4, 5], iou_loss="ciou", iou_normalizer=0.05,
           obj_normalizer=0.4, iou_thresh=0.213, scale_x_y=2.0, new_coords=1, ignore_thresh=0.7, max_delta=20,
@@ -576,6 +583,18 @@ _CONFIGS: Dict[str, Tuple[Dep, set, Callable[[], Case]]] = {
                                       lambda: ab_case(52, C_, rows=_x0_rows())),
     "ab_cell_round+obj_normalizer": (Dep(cell_round=True, no_obj_norm=True), {"cell_assignment", "normalizer"},
                                      lambda: ab_case(53, C_, n_truth=6, obj_normalizer=0.4)),
+    # third round (issue 20, after the Tianxiaomo evaluation): its box (MSE without iou_normalizer), the
+    # CIoU anchor choice with the layer's own iou_thresh, and with the extra anchors left out too; written
+    # before the models that name them
+    "ab_mse+iou_normalizer_missed": (Dep(box_loss="mse", no_iou_norm=True), {"box_loss", "normalizer"},
+                                     lambda: ab_case(61, C_)),
+    "ab_anchor_by_ciou_skinny": (Dep(anchor_by_ciou=True), {"anchor_assignment"},
+                                 lambda: ab_case(62, C_, rows=_skinny_rows())),
+    "ab_anchor_by_ciou+no_iou_thresh": (Dep(anchor_by_ciou=True, no_iou_thresh=True),
+                                        {"anchor_assignment", "iou_thresh"},
+                                        lambda: ab_case(63, C_, rows=[s + o for s, o in zip(
+                                            _skinny_rows(), [[[0.75, 0.25, 0.10, 0.28, 2]],
+                                                             [[0.60, 0.40, 0.30, 0.30, 2]]])])),
 }
 
 #: name -> (impl, expected codes)
