@@ -146,8 +146,6 @@ def test_each_departure_of_a_pair_shows(name: str) -> None:
 #: Known gaps, failing for the reason given (strict: they fail the suite once they pass).
 NOT_YET: dict = {
     "ab_mse+iou_normalizer_missed": "two option departures on the box: no joint model of iou_loss and iou_normalizer",
-    "ab_anchor_by_ciou_skinny": "anchor_assignment is not modelled where the layer has iou_thresh < 1",
-    "ab_anchor_by_ciou+no_iou_thresh": "anchor_assignment is not modelled where the layer has iou_thresh < 1",
 }
 
 

@@ -141,6 +141,18 @@ def _box_copied_to_rounded_cell(c: Any) -> np.ndarray:
     return _join(D)
 
 
+def _cell_moved_to_another_anchor(c: Any) -> np.ndarray:
+    """Darknet's own values of each assigned cell moved to the next masked anchor of that cell (not what
+    upstream's arithmetic writes for the row at that anchor: its anchor shape is another)."""
+    D = _split(c, _run(c.layer, c))
+    out = D.copy()
+    for b, a, j, i in np.argwhere((D[:, :, :4] != 0).any(axis=2)):
+        k = (a + 1) % D.shape[1]
+        if not (D[b, k, :4, j, i] != 0).any():
+            out[b, k, :, j, i], out[b, a, :, j, i] = D[b, a, :, j, i], D[b, k, :, j, i]
+    return _join(out)
+
+
 def _case(name: str, **kw: Any) -> Any:
     return {
         "ciou": lambda: H.ab_case(101, H.CIOU_HEAD, **kw),
@@ -176,6 +188,11 @@ PAIRS: Dict[str, Any] = {
     "anchor_assignment": (lambda: _case("anchors"),
                           lambda c: H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(anchor_by_ciou=True)),
                           lambda c: _box_times(c, 3.0)),
+    # third round: with the layer's own iou_thresh (skinny truths no extra anchor covers)
+    "anchor_assignment_iou_thresh": (lambda: H.ab_case(109, H.CIOU_HEAD, rows=H._skinny_rows()),
+                                     lambda c: H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h,
+                                                         H.Dep(anchor_by_ciou=True)),
+                                     _cell_moved_to_another_anchor),
     # second round (issue 20): new_coords, iou_thresh added, rows and cells on AlexeyAB's layer
     "new_coords": (lambda: H.ab_case(106, H.LN), _port(new_coords_exp=True), lambda c: _box_times(c, 3.0)),
     "new_coords_yolov7": (lambda: _case("ciou"), _port(as_new_coords=True), lambda c: _zero_some_negatives(c, seed=3)),
@@ -192,7 +209,7 @@ PAIRS: Dict[str, Any] = {
 
 
 def _code(key: str) -> str:
-    for code in ("new_coords", "iou_thresh"):
+    for code in ("new_coords", "iou_thresh", "anchor_assignment"):
         if key.startswith(code):
             return code
     return key.split("_obj")[0].split("_mse")[0]
@@ -290,3 +307,33 @@ def test_ignore_rule_claims_an_assigned_cell_only_with_the_iou_thresh_anchor_lef
         D[b, a, 4, j, i] = 0
     r = pdl.compare(exp, {"delta": D.reshape(exp.delta.shape)}, case.layer, input=case.x, truth=case.truth, **args)
     assert not r.ok and "ignore_rule" not in {c.code for c in r.causes}, str(r)
+
+
+def test_anchor_assignment_with_the_iou_thresh_anchors_left_out_too() -> None:
+    """A port matching anchors by CIoU AND without the extra anchors: where its
+    CIoU-best anchor is one of darknet's extra anchors, darknet's best (IoU)
+    anchor is dropped: anchor_assignment claims that cell (the two departures
+    together), iou_thresh the other extra anchors; nothing is left unexplained."""
+    c = H.ab_case(110, H.CIOU_HEAD, rows=H._ciou_anchor_rows())
+    dep = H.Dep(anchor_by_ciou=True, no_iou_thresh=True)
+    r = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, dep))
+    codes = {k.code for k in r.causes} - {"float_rounding"}
+    assert codes == {"iou_thresh", "anchor_assignment"}, str(r)
+    cause = next(k for k in r.causes if k.code == "anchor_assignment")
+    assert cause.detail["with_iou_thresh_left_out"] and "(see iou_thresh)" in cause.message
+    # its cells are darknet's best anchors (by IoU of the shapes), checked with the port's own IoU
+    cm = r.cause_map("delta").reshape(c.x.shape[0], c.layer.n, -1, *c.x.shape[2:])
+    best = set()
+    for b in range(c.x.shape[0]):
+        for t in range(c.truth.shape[1]):
+            row = c.truth[b, t]
+            if not row[0]:
+                continue
+            shape = (0.0, 0.0, float(row[2]), float(row[3]))
+            ious = [H.box_iou(shape, (0.0, 0.0, c.layer.anchors[2 * a] / c.net_w, c.layer.anchors[2 * a + 1] / c.net_h))
+                    for a in range(c.layer.total)]
+            n = int(np.argmax(ious))
+            if n in list(c.layer.mask):
+                best.add((b, list(c.layer.mask).index(n), int(row[1] * 13), int(row[0] * 13)))
+    at = {(int(b), int(a), int(j), int(i)) for b, a, _, j, i in np.argwhere(cm == "anchor_assignment")}
+    assert at and at <= best, (at, best)

@@ -214,8 +214,17 @@ def _shape_scores(ev: Any, w: float, h: float, kind: str) -> List[float]:
         else:
             v = 4 / math.pi ** 2 * (math.atan(w / h) - math.atan(aw / ah)) ** 2
             alpha = v / (1 - iou + v + 1e-6)
-            out.append(iou - alpha * v if c > 0 else iou)
+            # "ciou_corner": both shapes from the origin (x1 y1 x2 y2 = 0 0 w h, as
+            # Tianxiaomo's port matches anchors), so their centres are apart
+            rho = ((w - aw) ** 2 + (h - ah) ** 2) / 4 if kind == "ciou_corner" else 0.0
+            out.append(iou - rho / c - alpha * v if c > 0 else iou)
     return out
+
+
+def _assigned_anchors(scores: List[float], best: int, th: float) -> set:
+    """The anchors loop 2 assigns a row: its best, and where iou_thresh < 1
+    every other whose shape IoU beats it (yolo_layer.c's second test)."""
+    return {best} | ({n for n, v in enumerate(scores) if n != best and v > th} if th < 1 else set())
 
 
 def anchor_measure(arr: Array) -> Optional[Claim]:
@@ -225,35 +234,66 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
     assignment there, and at upstream's anchor's cell those of the other rows."""
     ev = arr.ev
     assert ev is not None
-    if float(ev.layer.iou_thresh) < 1:
-        return None  # the extra anchors assign both anchors either way
+    th = float(ev.layer.iou_thresh)
     mask = np.zeros(arr.E.shape, bool)
     mask_ids = [int(m) for m in ev.layer.mask]
     H, W = ev.X.shape[3], ev.X.shape[4]
-    used = set()
+    used, joints = set(), set()
     for b, t in read_rows(ev):
         row = ev.truth[b, t]
         i, j = int(F(row[0]) * F(W)), int(F(row[1]) * F(H))
         ious = _shape_scores(ev, float(row[2]), float(row[3]), "iou")
         e_best = int(np.argmax(ious))
-        for kind in ("ciou", "giou"):
+        darknet = _assigned_anchors(ious, e_best, th)
+        # the layer's own iou_thresh, then (iou_thresh < 1) a port without the
+        # extra anchors too: only its best anchor is assigned (the extras it
+        # drops are iou_thresh's to claim; this model claims darknet's best)
+        for kind, joint in [(k, jo) for jo in ([False, True] if th < 1 else [False])
+                            for k in ("ciou", "giou", "ciou_corner")]:
             a_best = int(np.argmax(_shape_scores(ev, float(row[2]), float(row[3]), kind)))
             if a_best == e_best:
                 continue
+            # with iou_thresh < 1 the extra anchors stay as darknet has them;
+            # what changes is an anchor the other best adds (its IoU below
+            # the threshold) and darknet's best, dropped when it does not
+            # pass the threshold itself
+            theirs = {a_best} if joint else _assigned_anchors(ious, a_best, th)
+            added = [mask_ids.index(n) for n in sorted(theirs - darknet) if n in mask_ids]
+            dropped = [mask_ids.index(n) for n in sorted((({e_best} if joint else darknet) - theirs))
+                       if n in mask_ids]
             got = np.zeros(arr.E.shape, bool)
-            if a_best in mask_ids:
-                a = mask_ids.index(a_best)
+            moved = True
+            for a in added:
                 V = row_alone(ev, b, t, iou_thresh=0.0)  # the row assigned at every masked anchor
-                m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
-                got[b, a, :, j, i] = m
-            if e_best in mask_ids:
-                a = mask_ids.index(e_best)
-                V = without_row(ev, b, t)
-                m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
+                near = _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
+                # the move shows where the row lands: its box there is the
+                # row's at that anchor (a box of 0, or another anchor's box
+                # moved over, is no sign of it)
+                moved &= bool(near[:4].all()) and bool((V[b, a, :4, j, i] != 0).any())
+                got[b, a, :, j, i] = arr.fail[b, a, :, j, i] & near
+            if not added and dropped:
+                # the row skipped at this head (or, joint, kept at an anchor
+                # darknet also assigns): no other anchor of its cell shows a
+                # box where darknet has none
+                others = [a for a in range(len(mask_ids)) if mask_ids[a] not in darknet]
+                moved = not any(arr.fail[b, a, :4, j, i].any() for a in others)
+                if joint and a_best in mask_ids:  # ... and the row's box stands at its CIoU-best anchor
+                    k = mask_ids.index(a_best)
+                    moved &= not arr.fail[b, k, :4, j, i].any() and bool((arr.E64[b, k, :4, j, i] != 0).any())
+            if not moved:
+                continue
+            for a in dropped:
+                V = without_row(ev, b, t)[b, a, :, j, i].copy()
+                # the row is still a truth for loop 1's ignore test there: its
+                # best IoU (ab_record.c, over every truth, class gate) decides
+                if ab_record(ev)["best_iou"][b, a, j, i] > F(ev.layer.ignore_thresh):
+                    V[arr.obj] = 0.0
+                m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V)
                 got[b, a, :, j, i] |= m
             if got.any():
                 mask |= got
                 used.add(kind)
+                joints.add(joint)
                 break
     if not mask.any():
         return None
@@ -261,10 +301,13 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
     def say(sel: np.ndarray) -> str:
         cs = cells_of(sel)
         return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) a truth is assigned to the "
-                f"anchor that is best by {'/'.join(sorted(used)).upper()} of the shapes; upstream takes the best by "
+                f"anchor that is best by {'/'.join(sorted(used)).upper().replace('_CORNER', ' (corner-aligned)')} of "
+                "the shapes; upstream takes the best by "
                 "IoU of the shapes (both centred), over all anchors, and skips the truth when that one is not in "
-                "the mask.")
-    return Claim(mask, say=say, detail={"measure": tuple(sorted(used))})
+                "the mask." + (" Where darknet's best anchor passes no iou_thresh test, the implementation also "
+                               "left out the iou_thresh anchors (see iou_thresh): both together give its values "
+                               "there." if True in joints else ""))
+    return Claim(mask, say=say, detail={"measure": tuple(sorted(used)), "with_iou_thresh_left_out": True in joints})
 
 
 # ---- the rows read: past an x == 0 row, or fewer than max_boxes ---------------------------
