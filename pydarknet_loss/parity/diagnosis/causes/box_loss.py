@@ -4,7 +4,7 @@ AlexeyAB's lineage the box deltas of another iou_loss (MSE against the IoU
 family, or another IoU kind)."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -131,6 +131,21 @@ def _alexeyab_box_loss(arr: Array) -> Optional[Claim]:
         m = m & arr.role_mask([0, 1, 2, 3]) & ~unassigned[:, :, None]
         if m.any() and (best_m is None or m.sum() > best_m.sum()):
             best, best_m = kind, m
+    joint: Tuple[str, ...] = ()
+    box_failing = arr.fail & arr.role_mask([0, 1, 2, 3])
+    if best_m is None or (box_failing & ~best_m).any():
+        # Several option departures on the box at once (Tianxiaomo's port:
+        # MSE, no iou_normalizer, x, y without scale_x_y): the layer replayed
+        # with another iou_loss AND those options as the implementation's;
+        # bounded: three option sets, tried only where the single replays
+        # leave failing box elements.
+        for kind, extra, names in _composed(arr.layer, mine):
+            m = reproduced(arr, replay(arr, iou_loss=kind, **extra))
+            if m is None:
+                continue
+            m = m & arr.role_mask([0, 1, 2, 3]) & ~(arr.A64[:, :, :4] == 0).all(axis=2)[:, :, None]
+            if m.any() and (best_m is None or m.sum() > best_m.sum()):
+                best, best_m, joint = kind, m, names
     if best_m is None:
         return None
 
@@ -138,9 +153,30 @@ def _alexeyab_box_loss(arr: Array) -> Optional[Claim]:
         how = ("the MSE form scale*(t - x)*iou_normalizer on the activated x, y and raw w, h" if best == "mse" else
                f"the {best.upper()} gradient (box.c dx_box_iou, w and h times exp, times iou_normalizer, NaN "
                "zeroed, clipped to max_delta)")
-        return (f"{int(sel.sum())} box deltas are darknet's with iou_loss = {best} where the layer says {mine}: "
-                f"{how}. Use the cfg's iou_loss.")
-    return Claim(best_m, say=say, detail={"iou_loss": best})
+        also = ""
+        if joint:
+            what = {"normalizer": f"iou_normalizer = {float(arr.layer.iou_normalizer):g} left out (normalizer)",
+                    "scale_x_y": f"x, y decoded without scale_x_y = {float(arr.layer.scale_x_y):g} (scale_x_y)"}
+            also = (" and " + " and ".join(what[n] for n in joint) +
+                    ": each departure alone gives other values there; together they give yours")
+        return (f"{int(sel.sum())} box deltas are darknet's with iou_loss = {best} where the layer says {mine}"
+                f"{also}: {how}. Use the cfg's iou_loss"
+                + "".join({"normalizer": " and iou_normalizer", "scale_x_y": " and scale_x_y"}[n] for n in joint) + ".")
+    return Claim(best_m, say=say, detail={"iou_loss": best, "with": joint})
+
+
+def _composed(layer: Any, mine: Optional[str]) -> List[Tuple[str, Dict[str, float], Tuple[str, ...]]]:
+    """(iou_loss, other options, the causes they are) for the composed
+    replays: another iou_loss with iou_normalizer = 1, scale_x_y = 1, or both
+    (those the layer does not already have at 1)."""
+    opts = []
+    if float(getattr(layer, "iou_normalizer", 1.0)) != 1:
+        opts.append(({"iou_normalizer": 1.0}, ("normalizer",)))
+    if float(getattr(layer, "scale_x_y", 1.0)) != 1:
+        opts.append(({"scale_x_y": 1.0}, ("scale_x_y",)))
+    if len(opts) == 2:
+        opts.append(({**opts[0][0], **opts[1][0]}, opts[0][1] + opts[1][1]))
+    return [(kind, extra, names) for kind in AB_KINDS if kind != mine for extra, names in opts]
 
 
 def box_loss(arr: Array) -> Optional[Claim]:
