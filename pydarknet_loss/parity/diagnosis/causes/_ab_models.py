@@ -268,8 +268,13 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 near = _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
                 # the move shows where the row lands: its box there is the
                 # row's at that anchor (a box of 0, or another anchor's box
-                # moved over, is no sign of it)
-                moved &= bool(near[:4].all()) and bool((V[b, a, :4, j, i] != 0).any())
+                # moved over, is no sign of it), or, where another departure
+                # changes the box (Tianxiaomo's MSE), its objectness and
+                # classes are the row's there; the box is then not claimed
+                o = arr.obj
+                box_ok = bool(near[:4].all()) and bool((V[b, a, :4, j, i] != 0).any())
+                rest_ok = bool(near[o:].all()) and V[b, a, o, j, i] > 0
+                moved &= box_ok or rest_ok
                 got[b, a, :, j, i] = arr.fail[b, a, :, j, i] & near
             if not added and dropped:
                 # the row skipped at this head (or, joint, kept at an anchor
@@ -413,6 +418,20 @@ def fewer_rows(arr: Array) -> Optional[Claim]:
     if m is None:
         return None
     lost = [(int(b), int(t)) for b, t in read_rows(ev) if t >= K]
+    # A row past K that the implementation visibly reads refutes the limit:
+    # a positive objectness at one of its cell's anchors where darknet's run
+    # on the first K rows has none (Tianxiaomo's port reads every row, and
+    # drops at a head those whose CIoU-best anchor lies in another).
+    from ._ab_replay import replay_with
+    R = replay_with(arr, f"rows:first_{K}", truth=cut)
+    if R is not None:
+        for b, t in lost:
+            i, j = int(rec["row_i"][b, t]), int(rec["row_j"][b, t])
+            if not (0 <= i < R.shape[4] and 0 <= j < R.shape[3]):
+                continue
+            if (arr.A64[b, :, o, j, i] > 4 * arr.bound[b, :, o, j, i]).any() and \
+                    ((arr.A64[b, :, o, j, i] > 4 * arr.bound[b, :, o, j, i]) & ~(R[b, :, o, j, i] > 0)).any():
+                return None
 
     def say(sel: np.ndarray) -> str:
         used = ", ".join(f"image {b} row {t}" for b, t in lost[:4]) + (f" and {len(lost) - 4} more"
