@@ -79,4 +79,5 @@ CAUSE = CauseSpec(
            "classes.positive", "classes.negative", "none"),
     summary="matched a truth to another anchor (e.g. the best anchor searched within the mask only)",
     recognised="with the truths placed as the departure places them, upstream's arithmetic gives your values at "
-               "every cell it changes")
+               "every cell it changes; AlexeyAB: the best anchor by CIoU/GIoU of the shapes (centred or "
+               "corner-aligned), with darknet's `iou_thresh` anchors kept or left out too")
