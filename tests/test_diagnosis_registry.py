@@ -323,3 +323,27 @@ def test_box_loss_claims_an_iou_family_gradient_and_not_a_box_weight() -> None:
     d[:, :, :4] *= np.float32(5)
     r = _report(_join(d), x, truth, exp)
     assert [c.code for c in r.causes] == ["weight"], str(r)
+
+
+def test_class_short_circuit_claims_only_the_positives_its_model_predicts() -> None:
+    # Two truths share a cell.  A missing short-circuit leaves the last
+    # truth's class alone positive: claimed.  A third class added there (a
+    # row read past x == 0 landing in that cell) is not what a missing
+    # short-circuit gives: not claimed by it.
+    layer = pdl.YoloLayer(classes=6, anchors=[10, 13, 16, 30, 33, 23], mask=[0, 1, 2], ignore_thresh=.6)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, layer.channels, 4, 4)).astype(np.float32)
+    truth = [np.array([[.30, .30, .05, .07, 1], [.31, .32, .05, .07, 4]], np.float32)]
+    res = layer.forward(x, truth, net_w=64, net_h=64)
+    d = res.delta.reshape(1, 3, 11, 4, 4).copy()
+    a, j, i = np.argwhere((d[0, :, :4] != 0).any(axis=1))[0]
+    assert d[0, a, 5 + 1, j, i] > 0 and d[0, a, 5 + 4, j, i] > 0  # the short-circuit keeps both
+    y = res.output.reshape(d.shape)
+    mine = d.copy()
+    mine[0, a, 5 + 1, j, i] = 0 - y[0, a, 5 + 1, j, i]  # without it: the last truth's vector, class 4 alone
+    r = pdl.compare(res, {"delta": mine.reshape(res.delta.shape)}, layer, input=x, truth=truth, net_w=64, net_h=64)
+    assert [c.code for c in r.causes] == ["class_short_circuit"], str(r)
+    mine = d.copy()
+    mine[0, a, 5 + 2, j, i] = 1 - y[0, a, 5 + 2, j, i]  # a third class made positive there
+    r = pdl.compare(res, {"delta": mine.reshape(res.delta.shape)}, layer, input=x, truth=truth, net_w=64, net_h=64)
+    assert "class_short_circuit" not in {c.code for c in r.causes}, str(r)

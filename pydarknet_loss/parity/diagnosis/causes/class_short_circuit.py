@@ -5,7 +5,7 @@ from typing import Dict, Optional, Set, Tuple
 
 import numpy as np
 
-from ..model import Array, CauseSpec, Claim, cells_of, multi, positive_classes, rows_str
+from ..model import Array, CauseSpec, Claim, cells_of, class_of, multi, positive_classes, rows_str
 
 
 def class_short_circuit(arr: Array) -> Optional[Claim]:
@@ -18,9 +18,19 @@ def class_short_circuit(arr: Array) -> Optional[Claim]:
     cells = np.zeros(ev.Y.shape[:2] + ev.Y.shape[3:], bool)
     who: Dict[Tuple[int, int, int, int], Set[int]] = {}
     k0 = arr.coords + 1
+    flat = ev.kind == "region" and (ev.layer.softmax or ev.layer.tree is not None)
     for c, rows in multi(ev).items():
         e_pos, a_pos = positive_classes(arr, False, c), positive_classes(arr, True, c)
         if e_pos == a_pos:
+            continue
+        # The model's positives: without the short-circuit the last truth
+        # writes the whole class vector (its class alone stays positive);
+        # with one where upstream has none (softmax) every truth's class
+        # stays.  Other sets (a row read past x == 0 adding its class) are
+        # not this departure's.
+        b = c[0]
+        pred = {class_of(ev, b, r) for r in rows} if flat else {class_of(ev, b, rows[-1])}
+        if a_pos != pred:
             continue
         # The classes in dispute hold what a truth setting them would write:
         # s*(0 - p) where upstream keeps 1 - p, s*(1 - p) the other way.
@@ -38,7 +48,6 @@ def class_short_circuit(arr: Array) -> Optional[Claim]:
     if not cells.any():
         return None
     mask = arr.role_mask(range(arr.coords + 1, arr.E.shape[2]), cells)
-    flat = ev.kind == "region" and (ev.layer.softmax or ev.layer.tree is not None)
 
     def say(sel: np.ndarray) -> str:
         cs = cells_of(sel)
