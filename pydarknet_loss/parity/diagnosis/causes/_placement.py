@@ -72,24 +72,50 @@ def predicted(arr: Array, c: Tuple[int, int, int, int], rows: List[int]) -> Opti
     truth rows land there in this order: the last one's box and objectness,
     every one's class at 1 - p (the short-circuit), the rest -p; with no
     truth, objectness -p (0 where the ignore test holds) and nothing else.
-    None at a cell the truth_thresh branch also writes."""
+    At a cell the truth_thresh branch writes first (loop 1: the best
+    truth's box, objectness 1 - p and class vector), the rows then overwrite
+    the box and add their classes (delta_yolo_class's short-circuit)."""
     ev = arr.ev
     assert ev is not None
-    if ev.thresh_cells is not None and ev.thresh_cells[c]:
-        return None
     b, a, j, i = c
     co = arr.coords
     y = ev.Y[b, a, :, j, i].astype(np.float64)
     out = np.zeros(arr.E.shape[2])
+    if ev.thresh_cells is not None and ev.thresh_cells[c]:
+        if ev.kind != "yolo":
+            return None
+        best = int(ev.rec["best_truth"][c])
+        if best < 0:
+            return None
+        out[:4] = box_delta_of_row(ev, b, a, rows[-1] if rows else best, j, i)
+        out[co] = 1 - y[co]
+        out[co + 1:] = _class_deltas(ev.Y[b, a, co + 1:, j, i], [class_of(ev, b, r) for r in [best] + list(rows)])
+        return out
     if rows:
         out[:4] = box_delta_of_row(ev, b, a, rows[-1], j, i)
         out[co] = 1 - y[co]
-        t = np.zeros(arr.E.shape[2] - co - 1)
-        t[[class_of(ev, b, r) for r in rows]] = 1
-        out[co + 1:] = t - y[co + 1:]
+        out[co + 1:] = _class_deltas(ev.Y[b, a, co + 1:, j, i], [class_of(ev, b, r) for r in rows])
     else:
         out[co] = 0.0 if ev.rec["best_iou"][c] > ev.ignore else -y[co]
     return out
+
+
+def _class_deltas(y: np.ndarray, classes: List[int]) -> np.ndarray:
+    """delta_yolo_class called for each class in turn on one cell, in float32:
+    the first writes the whole vector (t - p); a later one only its own
+    class's 1 - p, when the first class entry's delta is non-zero (the
+    short-circuit tests that entry: where it is exactly 0, e.g. class 0
+    positive with p rounded to 1, the next truth writes the whole vector)."""
+    F32 = np.float32
+    d = np.zeros(y.shape, F32)
+    for k in classes:
+        if d[0] != 0:
+            d[k] = F32(1) - y[k]
+        else:
+            t = np.zeros(y.shape, F32)
+            t[k] = 1
+            d = (t - y.astype(F32)).astype(F32)
+    return d.astype(np.float64)
 
 
 def fits(arr: Array, c: Tuple[int, int, int, int], pred: np.ndarray) -> bool:
