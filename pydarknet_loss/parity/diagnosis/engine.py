@@ -349,14 +349,16 @@ def _causes(items: Dict[str, List[_Taken]], alternatives: Dict[str, Set[str]]) -
         sizes = [int(np.count_nonzero(t.sel)) for t in got]
         count = sum(sizes)
         rows: Set[Tuple[int, int]] = set()
-        held_any: Optional[np.ndarray] = None
+        held_any: Optional[np.ndarray] = None  # over the (B, n, H, W) cells: some claim holds elements there
         cell_shape: Optional[Tuple[int, ...]] = None
         for t in got:
             B, n, P, H, W = t.space.shape
             shape = (B, n, H, W)
             g = t.space.flat[t.sel]
             # The cells this claim holds elements of, as linear (B, n, H, W) indices, ascending.
-            held = np.unique((g // (P * H * W)) * (H * W) + g % (H * W))
+            mark = np.zeros(B * n * H * W, bool)
+            mark[(g // (P * H * W)) * (H * W) + g % (H * W)] = True
+            held = np.flatnonzero(mark)
             keys = [c for c, ts in t.claim.rows.items()  # the truth rows behind the cells it holds
                     if ts and all(0 <= v < d for v, d in zip(c, shape))]
             if keys and held.size:
@@ -366,7 +368,7 @@ def _causes(items: Dict[str, List[_Taken]], alternatives: Dict[str, Set[str]]) -
                     if hit:
                         rows.update((c[0], r) for r in t.claim.rows[c])
             if cell_shape is None or cell_shape == shape:
-                held_any = held if held_any is None else np.union1d(held_any, held)
+                held_any = mark if held_any is None else held_any | mark
                 cell_shape = shape
             else:  # pragma: no cover - the arrays of one layer share their cells
                 raise AssertionError("arrays of one layer with different cells")
@@ -382,7 +384,7 @@ def _causes(items: Dict[str, List[_Taken]], alternatives: Dict[str, Set[str]]) -
                         "elements: the arrays cannot tell them apart here.)")
         detail = got[int(np.argmax(sizes))].claim.detail  # the first of the largest, as max() picks
         causes.append(Cause(code=name, count=count, truth_rows=tuple(sorted(rows)),
-                            cells=Cells(held_any, cell_shape), message=" ".join(msgs),
+                            cells=Cells(np.flatnonzero(held_any), cell_shape), message=" ".join(msgs),
                             arrays=tuple((t.array, k) for t, k in zip(got, sizes)),
                             detail=dict(detail), alternatives=alts))
     order = {c.code: k for k, c in enumerate(REGISTRY)}

@@ -159,11 +159,14 @@ class Evidence:
         elements (the whole array's values) when many."""
         if name in self._bound or (name == "delta" and self._call is None):
             return self.bound_for(name).reshape(-1)[flat]
-        b, a, e, j, i = np.unravel_index(flat, self.D.shape)
-        cell = np.ravel_multi_index((b, a, j, i), self.D.shape[:2] + self.D.shape[3:])
-        uniq, inv = np.unique(cell, return_inverse=True)
-        if uniq.size * 8 > self.D.size // self.D.shape[2]:  # many cells: the whole array's values
+        B, n, P, H, W = self.D.shape
+        cell = (flat // (P * H * W)) * (H * W) + flat % (H * W)  # (B, n, H, W) linear
+        seen = np.zeros(B * n * H * W, bool)
+        seen[cell] = True
+        if np.count_nonzero(seen) * 8 > self.D.size // P:  # many cells: the whole array's values
             return self.bound_flat(name, flat)
+        e = (flat // (H * W)) % P
+        uniq, inv = np.unique(cell, return_inverse=True)
         cells = np.unravel_index(uniq, self.D.shape[:2] + self.D.shape[3:])
         return self.bound_cells(name, cells)[inv.reshape(-1), e]
 
