@@ -85,7 +85,10 @@ class Array:
     def _cell_flat(self, b: int, a: int, j: int, i: int) -> np.ndarray:
         """Flat indices of every entry of one cell."""
         _, n, P, H, W = self.E.shape
-        return ((b * n + a) * P + np.arange(P, dtype=np.int64)) * (H * W) + j * W + i
+        step = self._shared.get("entry_step")
+        if step is None:
+            step = self._shared["entry_step"] = np.arange(P, dtype=np.int64) * (H * W)
+        return step + (((b * n + a) * P) * (H * W) + j * W + i)
 
     def a64_cell(self, b: int, a: int, j: int, i: int) -> np.ndarray:
         """``A64[b, a, :, j, i]`` without making A64."""
@@ -98,11 +101,18 @@ class Array:
         return got[b, a, :, j, i] if got is not None else self.E[b, a, :, j, i].astype(np.float64)
 
     def bound_cell(self, b: int, a: int, j: int, i: int) -> np.ndarray:
-        """``bound[b, a, :, j, i]``: the same bits, without making the whole bound."""
+        """``bound[b, a, :, j, i]``: the same bits, without making the whole bound
+        (kept per cell: the models ask for the same cells again)."""
         got = self._shared.get("bound")
         if got is not None:
             return got[b, a, :, j, i]
-        return self.bound_at(self._cell_flat(b, a, j, i))
+        cache = self._shared.setdefault("cell_bound", {})
+        key = (int(b), int(a), int(j), int(i))
+        out = cache.get(key)
+        if out is None:
+            out = cache[key] = self.bound_at(self._cell_flat(b, a, j, i))
+            out.flags.writeable = False
+        return out
 
     def a64_ix(self, ix: Tuple[Any, ...]) -> np.ndarray:
         """``A64[ix]`` (a NumPy index) without making A64."""
@@ -230,6 +240,15 @@ def box_matches(arr: Array, b: int, a: int, j: int, i: int, target: np.ndarray) 
 def box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np.ndarray:
     """The four box deltas upstream computes for truth row t at this cell
     (what it writes before a later truth overwrites them)."""
+    cache = ev.__dict__.setdefault("_box_deltas", {})  # the models ask for the same rows and cells again
+    key = (int(b), int(a), int(t), int(j), int(i))
+    got = cache.get(key)
+    if got is None:
+        got = cache[key] = _box_delta_of_row(ev, b, a, t, j, i)
+    return got.copy()
+
+
+def _box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np.ndarray:
     row = ev.truth[b, t]
     H, W = ev.Y.shape[3], ev.Y.shape[4]
     if ev.kind == "yolo":
