@@ -34,6 +34,38 @@ static long long ulp_distance(float e, float a)
     return d < 0 ? -d : d;
 }
 
+/* Whether some of v[0..n) is finite, and some finite one not 0: the bit
+ * patterns read as integers (|v| below the infinities' exponent; not +-0),
+ * a plane of zeros -- most of a delta -- told by one OR over it. */
+static void plane_kinds(const float *v, long long n, int *finite, int *nonzero)
+{
+    long long k;
+    unsigned int any = 0;
+    for (k = 0; k < n; ++k) {
+        unsigned int u;
+        memcpy(&u, v + k, sizeof u);
+        any |= u & 0x7FFFFFFFu;
+    }
+    if (!any) {  /* only +0 and -0 */
+        *finite = n > 0;
+        *nonzero = 0;
+        return;
+    }
+    *finite = *nonzero = 0;
+    for (k = 0; k < n; ++k) {
+        unsigned int u;
+        memcpy(&u, v + k, sizeof u);
+        u &= 0x7FFFFFFFu;
+        if (u < 0x7F800000u) {
+            *finite = 1;
+            if (u) {
+                *nonzero = 1;
+                return;
+            }
+        }
+    }
+}
+
 long long dn_compare_arrays(const float *expected, const float *actual, long long blocks, int entries, long long hw,
                             double atol, double rtol, long long max_ulp, dn_compare_stats *stats,
                             unsigned char *fail)
@@ -55,12 +87,11 @@ long long dn_compare_arrays(const float *expected, const float *actual, long lon
             s->size += hw;
             if (memcmp(E, A, (size_t)hw*sizeof *E) == 0) {
                 /* The same bits everywhere (what a passing comparison mostly
-                 * sees): distance 0, difference 0 where finite. */
+                 * sees): distance 0, difference 0 where finite.  Whether
+                 * some value is finite, and some finite one not 0, matters
+                 * only while the entry has no difference yet. */
                 int finite = 0, nonzero = 0;
-                for (k = 0; k < hw; ++k) {
-                    finite |= isfinite(E[k]) != 0;
-                    nonzero |= isfinite(E[k]) && E[k] != 0;
-                }
+                if (s->max_abs < 0 || s->max_rel < 0) plane_kinds(E, hw, &finite, &nonzero);
                 if (finite && s->max_abs < 0) s->max_abs = 0;
                 if (nonzero && s->max_rel < 0) s->max_rel = 0;
                 if (s->max_ulp < 0) s->max_ulp = 0;
