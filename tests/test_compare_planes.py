@@ -76,3 +76,30 @@ def test_all_planes_identical() -> None:
     # a zero entry has a (zero) difference and no relative one; a dense one both
     k_zero, k_dense = KINDS.index("zero"), KINDS.index("dense")
     assert got.max_abs[k_zero] == 0 and not got.max_rel[k_zero] >= 0 and got.max_rel[k_dense] == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_runs_of_the_same_bits_inside_a_plane_that_differs(seed: int) -> None:
+    """Planes longer than the C pass's run (256 floats) that differ in one
+    run only: the runs of the same bits around it, holding each kind of
+    value, must count as the element loop counts them."""
+    rng = np.random.default_rng([seed, 256])
+    hw = 700
+    e = np.zeros((2, 1, len(KINDS), hw), F)
+    for b in range(2):
+        for k, kind in enumerate(KINDS):
+            where = int(rng.integers(0, hw - 20))
+            e[b, 0, k, where:where + 15] = _plane(kind, rng).reshape(-1)
+    a = e.copy()
+    for k in range(len(KINDS)):  # one element moved, in the middle run of image 1's plane only
+        at = 300 + int(rng.integers(0, 200))
+        a[1, 0, k, at] = F(0.25) if not np.isfinite(e[1, 0, k, at]) else np.nextafter(e[1, 0, k, at], F(-9))
+    e, a = e.reshape(2, 1, len(KINDS), 7, 100), a.reshape(2, 1, len(KINDS), 7, 100)
+    stats, bad, n = _native.compare_arrays(e, a, 0.0, 0.0, 0)
+    ulp = ulp_distance(e, a)
+    want_bad = ~pdl.parity.compare.Tolerance(0.0, 0.0, 0).passes(e, a, ulp)
+    assert np.array_equal(bad, want_bad) and n == int(want_bad.sum()) == len(KINDS)
+    pe = _per_entry(e, a, want_bad, ulp)
+    got = pdl.parity.compare._PerEntry.of(stats)
+    for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
+        assert np.array_equal(getattr(got, f), getattr(pe, f)), f
