@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, 
 
 import numpy as np
 
+from ... import _buffers
 from .causes import _factors, float_rounding, layout, unexplained
 from .evidence import Evidence
 from .model import Array, CauseSpec, Claim
@@ -120,7 +121,8 @@ class _Failing:
 
     def full(self, sel: np.ndarray) -> np.ndarray:
         """The whole-array mask of some failing elements (a bool array over ``flat``)."""
-        out = np.zeros(self.shape, bool)
+        out = _buffers.empty(self.shape, bool)  # recycled pages: a fresh mask this size is mostly page faults
+        out.fill(False)
         out.reshape(-1)[self.flat[sel]] = True
         return out
 
@@ -249,7 +251,8 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
         flat = space.flat
         code = np.zeros(flat.size, np.uint8)  # each failing element's cause number
         left = np.ones(flat.size, bool)  # the failing elements still to explain
-        todo = arr.fail.copy()  # the same, over the whole array (the models and the factor fits read it)
+        todo = _buffers.empty(arr.fail.shape, bool)  # the same, over the whole array (the models and the
+        np.copyto(todo, arr.fail)                    # factor fits read it)
 
         def take(name: str, sel: np.ndarray, claim: Claim) -> None:
             code[sel] = _CODE_NUMBER[name]
