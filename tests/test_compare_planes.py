@@ -103,3 +103,18 @@ def test_runs_of_the_same_bits_inside_a_plane_that_differs(seed: int) -> None:
     got = pdl.parity.compare._PerEntry.of(stats)
     for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
         assert np.array_equal(getattr(got, f), getattr(pe, f)), f
+
+
+def test_the_worst_elements_are_the_full_sorts_first() -> None:
+    """report.worst's selection (compare._largest_first) is the stable
+    argsort's first k: largest ULP first, ties in index order."""
+    from pydarknet_loss.parity.compare import ULP_INF, _largest_first
+
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        n = int(rng.integers(0, 300))
+        v = rng.integers(0, int(rng.integers(1, 12)), n).astype(np.int64)
+        if n and rng.random() < 0.3:
+            v[rng.integers(0, n, 3)] = ULP_INF
+        k = int(rng.integers(0, 25))
+        assert np.array_equal(_largest_first(v, k), np.argsort(-v, kind="stable")[:k]), (n, k)

@@ -103,9 +103,9 @@ class _Failing:
     read there only, so that a large delta with few failing elements costs
     those elements, not passes over the whole array."""
 
-    def __init__(self, fail: np.ndarray) -> None:
-        self.shape = fail.shape
-        self.flat = np.flatnonzero(fail)
+    def __init__(self, arr: Array) -> None:
+        self.shape = arr.fail.shape
+        self.flat = arr.fail_flat()
         self._ix: Optional[Tuple[np.ndarray, ...]] = None
 
     def at(self, mask: np.ndarray) -> np.ndarray:
@@ -247,7 +247,7 @@ def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
     alternatives: Dict[str, Set[str]] = defaultdict(set)
     parts: List[PartRow] = []
     for arr in arrays:
-        space = _Failing(arr.fail)
+        space = _Failing(arr)
         flat = space.flat
         code = np.zeros(flat.size, np.uint8)  # each failing element's cause number
         left = np.ones(flat.size, bool)  # the failing elements still to explain

@@ -49,6 +49,19 @@ class Array:
         self._shared: Dict[str, np.ndarray] = {}
         self.coords = int(layer.coords)
         self.obj = self.coords
+        self._fail_flat: Optional[np.ndarray] = None
+
+    def known_failing(self, flat: np.ndarray) -> "Array":
+        """Says that ``np.flatnonzero(self.fail)`` is ``flat`` (the caller
+        has it), so that it is not found again; returns self."""
+        self._fail_flat = flat
+        return self
+
+    def fail_flat(self) -> np.ndarray:
+        """``np.flatnonzero(self.fail)``."""
+        if self._fail_flat is None:
+            self._fail_flat = np.flatnonzero(self.fail)
+        return self._fail_flat
 
     @property
     def E64(self) -> np.ndarray:
@@ -190,14 +203,15 @@ class Array:
         out.__dict__.update(self.__dict__)
         out.A = A32
         out._vals = {"A64": A64}
-        out.fail = self.fail if fail is None else fail
+        if fail is not None:
+            out.fail, out._fail_flat = fail, None
         return out
 
     def with_fail(self, fail: np.ndarray) -> "Array":
         """The same values, another set of failing elements (``with_values(A64, fail)`` without making A64)."""
         out = Array.__new__(Array)
         out.__dict__.update(self.__dict__)
-        out.fail = fail
+        out.fail, out._fail_flat = fail, None
         return out
 
     def close(self, a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> np.ndarray:
