@@ -224,10 +224,13 @@ class Array:
         return np.broadcast_to(cells[:, :, None], self.E.shape)
 
     def role_mask(self, entries: Sequence[int], cells: Optional[np.ndarray] = None) -> np.ndarray:
+        """These entries (at these (B, n, H, W) cells): written plane by plane,
+        the other planes left as np.zeros gives them (no pass over them)."""
         m = np.zeros(self.E.shape, bool)
-        m[:, :, list(entries)] = True
-        if cells is not None:
-            m &= self.cell_mask(cells)
+        if cells is None:
+            m[:, :, list(entries)] = True
+        else:
+            m[:, :, list(entries)] = np.broadcast_to(cells, self.E.shape[:2] + self.E.shape[3:])[:, :, None]
         return m
 
     def a_assigned(self) -> np.ndarray:
