@@ -300,6 +300,22 @@ def box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np
 def _box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np.ndarray:
     row = ev.truth[b, t]
     H, W = ev.Y.shape[3], ev.Y.shape[4]
+    scale, tw, th = _row_terms(ev, b, a, t)
+    t4 = (F(row[0] * F(W) - F(i)), F(row[1] * F(H) - F(j)), tw, th)
+    v = (ev.Y[b, a, 0, j, i], ev.Y[b, a, 1, j, i], ev.X[b, a, 2, j, i], ev.X[b, a, 3, j, i])
+    return np.array([F(scale * F(tk - vk)) for tk, vk in zip(t4, v)], np.float64)
+
+
+def _row_terms(ev: Evidence, b: int, a: int, t: int) -> Tuple[Any, Any, Any]:
+    """A truth row's box scale and w, h targets on anchor a: what its box
+    deltas share wherever it lands (kept: the models place a row on several cells)."""
+    cache = ev.__dict__.setdefault("_row_terms", {})
+    key = (int(b), int(a), int(t))
+    got = cache.get(key)
+    if got is not None:
+        return got
+    row = ev.truth[b, t]
+    H, W = ev.Y.shape[3], ev.Y.shape[4]
     if ev.kind == "yolo":
         anchor = int(ev.layer.mask[a])
         size_w, size_h = F(ev.net_w), F(ev.net_h)
@@ -310,11 +326,10 @@ def _box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> n
         scale = F(ev.layer.coord_scale * F(F(2) - row[2] * row[3]))
     bias = ev.layer.anchors
     with np.errstate(divide="ignore"):
-        t4 = (F(row[0] * F(W) - F(i)), F(row[1] * F(H) - F(j)),
-              F(np.log(np.float64(F(F(row[2] * size_w) / bias[2 * anchor])))),
-              F(np.log(np.float64(F(F(row[3] * size_h) / bias[2 * anchor + 1])))))
-    v = (ev.Y[b, a, 0, j, i], ev.Y[b, a, 1, j, i], ev.X[b, a, 2, j, i], ev.X[b, a, 3, j, i])
-    return np.array([F(scale * F(tk - vk)) for tk, vk in zip(t4, v)], np.float64)
+        tw = F(np.log(np.float64(F(F(row[2] * size_w) / bias[2 * anchor]))))
+        th = F(np.log(np.float64(F(F(row[3] * size_h) / bias[2 * anchor + 1]))))
+    got = cache[key] = (scale, tw, th)
+    return got
 
 
 def multi(ev: Evidence) -> Dict[Tuple[int, int, int, int], List[int]]:
