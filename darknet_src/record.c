@@ -162,22 +162,41 @@ static void ignore_loop_reference(const layer *l, const network *net, const loss
 
 #define CHUNK 256  /* cells per batch of the fast kernels */
 
+/* box_iou(pred, truth t) with the prediction given by its edges and area and
+ * the truth's from ts (dn_truths_load: the same float operations overlap()
+ * and box_union() apply to it), as fast.c's kernels compute it: overlap()'s
+ * ternaries, box_intersection's test, box_union's sum in its order.  Returns
+ * 0 where the boxes are apart along x or y (box_intersection is 0 there, and
+ * the IoU 0 or NaN, never a best under '>'), else 1 with *iou set. */
+static int iou_edges(const dn_truths *ts, int t, float l1, float r1, float t1, float b1, float area1, float *iou)
+{
+    const float left = l1 > ts->l[t] ? l1 : ts->l[t];
+    const float right = r1 < ts->r[t] ? r1 : ts->r[t];
+    const float top = t1 > ts->t[t] ? t1 : ts->t[t];
+    const float bottom = b1 < ts->b[t] ? b1 : ts->b[t];
+    const float w = right - left, h = bottom - top;
+    float inter;
+    if (w < 0 || h < 0) return 0;
+    inter = w*h;
+    *iou = inter/(area1 + ts->area[t] - inter);
+    return 1;
+}
+
 /* [yolo]'s ignore loop over one image when every row it can use is read
  * (the rows read are a prefix of the list, ts's): the forward's fast path's
  * arithmetic (fast.c: get_yolo_box's w and h by dn_exp_box_impl, the best
  * IoU of each cell by dn_max_iou_impl, both the reference's bits), then,
- * only at a cell whose best is positive, the reference loop for the row
- * that attains it, which stops at that best (no later row beats it under
- * upstream's '>', so the first one attaining it is the row).  A cell whose
- * best is 0 has no row: -1, as the reference leaves it. */
+ * only at a cell whose best is positive, the rows in order for the first
+ * one that attains it (box_iou as the kernels compute it, iou_edges):
+ * no later row beats it under upstream's '>', so that one is the
+ * reference loop's row.  A cell whose best is 0 has no row:
+ * -1, as the reference leaves it. */
 static void ignore_loop_yolo_fast(const layer *l, const network *net, const loss_record *rec, int b, int impl)
 {
     const int wh = l->w*l->h;
-    const int cols = 4 + 1;
-    const float *truths = net->truth + b*l->truths;
     dn_truths ts;
     int n, c0, k, t;
-    dn_truths_load(&ts, truths, cols, l->max_boxes);
+    dn_truths_load(&ts, net->truth + b*l->truths, 4 + 1, l->max_boxes);
     for (n = 0; n < l->n; ++n) {
         const float *out = l->output + entry_index(l, b, n*wh, 0);
         for (c0 = 0; c0 < wh; c0 += CHUNK) {
@@ -197,16 +216,13 @@ static void ignore_loop_yolo_fast(const layer *l, const network *net, const loss
                 float best = 0;
                 int best_t = -1;
                 if (m[k] > 0) {
-                    box pred;
-                    pred.x = px[k];
-                    pred.y = py[k];
-                    pred.w = pw[k];
-                    pred.h = ph[k];
+                    /* overlap()'s l1, r1 and box_union's a.w*a.h for the prediction */
+                    const float l1 = px[k] - pw[k]/2, r1 = px[k] + pw[k]/2;
+                    const float t1 = py[k] - ph[k]/2, b1 = py[k] + ph[k]/2;
+                    const float area1 = pw[k]*ph[k];
                     for (t = 0; t < ts.n; ++t) {
-                        box truth = float_to_box(truths + t*cols, 1);
                         float iou;
-                        if (apart(pred, truth)) continue;
-                        iou = box_iou(pred, truth);
+                        if (!iou_edges(&ts, t, l1, r1, t1, b1, area1, &iou)) continue;  /* apart: 0 (or NaN) */
                         if (iou > best) {
                             best = iou;
                             best_t = t;
