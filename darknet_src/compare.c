@@ -34,11 +34,45 @@ static long long ulp_distance(float e, float a)
     return d < 0 ? -d : d;
 }
 
+/* Whether some of v[0..n) is finite, and some finite one not 0: the bit
+ * patterns read as integers (|v| below the infinities' exponent; not +-0),
+ * a plane of zeros -- most of a delta -- told by one OR over it. */
+static void plane_kinds(const float *v, long long n, int *finite, int *nonzero)
+{
+    long long k;
+    unsigned int any = 0;
+    for (k = 0; k < n; ++k) {
+        unsigned int u;
+        memcpy(&u, v + k, sizeof u);
+        any |= u & 0x7FFFFFFFu;
+    }
+    if (!any) {  /* only +0 and -0 */
+        *finite = n > 0;
+        *nonzero = 0;
+        return;
+    }
+    *finite = *nonzero = 0;
+    for (k = 0; k < n; ++k) {
+        unsigned int u;
+        memcpy(&u, v + k, sizeof u);
+        u &= 0x7FFFFFFFu;
+        if (u < 0x7F800000u) {
+            *finite = 1;
+            if (u) {
+                *nonzero = 1;
+                return;
+            }
+        }
+    }
+}
+
+#define RUN 256  /* floats compared at once: a run of the same bits skips the element loop */
+
 long long dn_compare_arrays(const float *expected, const float *actual, long long blocks, int entries, long long hw,
                             double atol, double rtol, long long max_ulp, dn_compare_stats *stats,
                             unsigned char *fail)
 {
-    long long b, k, total = 0;
+    long long b, k, k0, k1, total = 0;
     int e;
     const int widen = atol != 0 || rtol != 0;
     for (e = 0; e < entries; ++e) {
@@ -53,37 +87,39 @@ long long dn_compare_arrays(const float *expected, const float *actual, long lon
             const float *A = actual + off;
             dn_compare_stats *s = stats + e;
             s->size += hw;
-            if (memcmp(E, A, (size_t)hw*sizeof *E) == 0) {
-                /* The same bits everywhere (what a passing comparison mostly
-                 * sees): distance 0, difference 0 where finite. */
-                int finite = 0, nonzero = 0;
-                for (k = 0; k < hw; ++k) {
-                    finite |= isfinite(E[k]) != 0;
-                    nonzero |= isfinite(E[k]) && E[k] != 0;
+            /* Runs of the same bits (most of a delta, even one that fails
+             * somewhere): distance 0, difference 0 where finite.  Whether
+             * some value there is finite, and some finite one not 0,
+             * matters only while the entry has no difference yet. */
+            for (k0 = 0; k0 < hw; k0 = k1) {
+                k1 = hw - k0 < RUN ? hw : k0 + RUN;
+                if (memcmp(E + k0, A + k0, (size_t)(k1 - k0)*sizeof *E) == 0) {
+                    int finite = 0, nonzero = 0;
+                    if (s->max_abs < 0 || s->max_rel < 0) plane_kinds(E + k0, k1 - k0, &finite, &nonzero);
+                    if (finite && s->max_abs < 0) s->max_abs = 0;
+                    if (nonzero && s->max_rel < 0) s->max_rel = 0;
+                    if (s->max_ulp < 0) s->max_ulp = 0;
+                    if (fail) memset(fail + off + k0, 0, (size_t)(k1 - k0));
+                    continue;
                 }
-                if (finite && s->max_abs < 0) s->max_abs = 0;
-                if (nonzero && s->max_rel < 0) s->max_rel = 0;
-                if (s->max_ulp < 0) s->max_ulp = 0;
-                if (fail) memset(fail + off, 0, (size_t)hw);
-                continue;
-            }
-            for (k = 0; k < hw; ++k) {
-                const float ev = E[k], av = A[k];
-                const long long u = ulp_distance(ev, av);
-                const double d = fabs((double)av - (double)ev);
-                const int opposite = (ev > 0 && av < 0) || (ev < 0 && av > 0);
-                int bad = u > max_ulp;
-                if (bad && widen && d <= atol + rtol*fabs((double)ev)) bad = 0;
-                if (isfinite(d)) {
-                    if (d > s->max_abs) s->max_abs = d;
-                    if (ev != 0 && d/fabs((double)ev) > s->max_rel) s->max_rel = d/fabs((double)ev);
+                for (k = k0; k < k1; ++k) {
+                    const float ev = E[k], av = A[k];
+                    const long long u = ulp_distance(ev, av);
+                    const double d = fabs((double)av - (double)ev);
+                    const int opposite = (ev > 0 && av < 0) || (ev < 0 && av > 0);
+                    int bad = u > max_ulp;
+                    if (bad && widen && d <= atol + rtol*fabs((double)ev)) bad = 0;
+                    if (isfinite(d)) {
+                        if (d > s->max_abs) s->max_abs = d;
+                        if (ev != 0 && d/fabs((double)ev) > s->max_rel) s->max_rel = d/fabs((double)ev);
+                    }
+                    if (u == LLONG_MAX) s->nan_vs_num++;
+                    else if (!opposite && u > s->max_ulp) s->max_ulp = u;
+                    if (opposite && !isnan(d)) s->flips++;
+                    s->fail += bad;
+                    total += bad;
+                    if (fail) fail[off + k] = (unsigned char)bad;
                 }
-                if (u == LLONG_MAX) s->nan_vs_num++;
-                else if (!opposite && u > s->max_ulp) s->max_ulp = u;
-                if (opposite && !isnan(d)) s->flips++;
-                s->fail += bad;
-                total += bad;
-                if (fail) fail[off + k] = (unsigned char)bad;
             }
         }
     }

@@ -408,8 +408,13 @@ typedef struct loss_record {
 } loss_record;
 
 /* Fills rec for a layer whose l.output a training forward of the same net
- * has just computed.  Returns DN_OK, or DN_E_LAYER for an unusable layer. */
+ * has just computed.  Returns DN_OK, or DN_E_LAYER for an unusable layer.
+ * record_loss_layer runs upstream's loops as written, on one thread;
+ * record_loss_layer_opt runs on a DN_PATH_* with up to `threads` threads
+ * (images in parallel; [yolo]'s ignore loop through the forward's fast
+ * kernels) and fills rec with the same values, bit for bit. */
 int record_loss_layer(const layer l, network net, loss_record rec);
+int record_loss_layer_opt(const layer l, network net, loss_record rec, int threads, int path);
 
 /* ==== The parity toolkit's comparison (compare.c) ====
  *

@@ -328,9 +328,12 @@ class Call:
         return int(fn(self.layer[0], net[0], threads, forward_path()))
 
 
-def record(call: Call, truth: np.ndarray, *, net_w: int = 0, net_h: int = 0) -> Dict[str, np.ndarray]:
-    """record_loss_layer after a training forward of `call` on `truth`: the
-    decisions the forward took, as arrays (see darknet_loss.h)."""
+def record(call: Call, truth: np.ndarray, *, net_w: int = 0, net_h: int = 0, threads: Optional[int] = None,
+           path: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """record_loss_layer_opt after a training forward of `call` on `truth`:
+    the decisions the forward took, as arrays (see darknet_loss.h).  On the
+    forward's kernels and threads (``path``: a DN_PATH_*, $PYDARKNET_LOSS_PATH
+    when None; every path gives the same values)."""
     l = call.layer
     cells = (l.batch, l.n, l.h, l.w)
     rows = (l.batch, l.truths // (l.coords + 1))
@@ -347,7 +350,9 @@ def record(call: Call, truth: np.ndarray, *, net_w: int = 0, net_h: int = 0) -> 
     net.train = 1
     net.w = net_w
     net.h = net_h
-    rc = lib.record_loss_layer(l[0], net[0], rec[0])
+    if threads is None:
+        threads = default_threads() if l.batch * l.outputs >= 1 << 19 else 1  # as forward() decides
+    rc = lib.record_loss_layer_opt(l[0], net[0], rec[0], threads, forward_path() if path is None else path)
     if rc != DN_OK:  # pragma: no cover - the forward accepted the same layer
         raise RuntimeError(f"the C core refused to record the forward ({ERRORS.get(rc, rc)})")
     return out
@@ -364,7 +369,7 @@ def compare_arrays(expected: np.ndarray, actual: np.ndarray, atol: float, rtol: 
     blocks, entries = int(np.prod(expected.shape[:-3] or (1,))), int(expected.shape[-3])
     hw = int(np.prod(expected.shape[-2:]))
     stats = ffi.new("dn_compare_stats[]", entries)
-    fail = np.empty(expected.shape, np.uint8)
+    fail = _buffers.empty(expected.shape, np.uint8)  # every element written; recycled pages (no faults)
     total = lib.dn_compare_arrays(_f32(expected), _f32(actual), blocks, entries, hw, float(atol), float(rtol),
                                   int(max_ulp), stats, ffi.cast("unsigned char *", ffi.from_buffer(fail)))
     names = ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips")

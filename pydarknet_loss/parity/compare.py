@@ -771,6 +771,7 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
                          "oracle's output on that input")
 
     arrays: List[dg.Array] = []
+    failing: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}  # per array compared in NCHW: (flat indices, ULPs)
     for key in present:
         exp = _get(expected, key)
         if exp is None:
@@ -863,14 +864,16 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             report.tolerance_used = max(report.tolerance_used, float(ratio.max(initial=0.0)))
             bad.reshape(-1)[flat] = sub_bad
             stats["fail"] = np.bincount(np.unravel_index(flat, bad.shape)[2][sub_bad], minlength=per)
+            failing[key] = (flat[sub_bad], ulp[sub_bad])  # the failing elements, ascending, and their ULPs
         report._pairs[key] = (e5, a5, bad)
-        if bad.any() and g is not None:
+        if key in failing and failing[key][0].size and g is not None:
             # The causes are found in the CPU build's terms: the GPU factor taken out of your values.
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 a64 = np.where(g != 0, a5.astype(np.float64) / g, a5.astype(np.float64))
-            arrays.append(dg.Array(key, e_cpu, a64.astype(np.float32), bad, oracle(), layer, A64=a64))
-        elif bad.any():
-            arrays.append(dg.Array(key, e5, a5, bad, oracle(), layer))
+            arrays.append(dg.Array(key, e_cpu, a64.astype(np.float32), bad, oracle(), layer, A64=a64)
+                          .known_failing(failing[key][0]))
+        elif key in failing and failing[key][0].size:
+            arrays.append(dg.Array(key, e5, a5, bad, oracle(), layer).known_failing(failing[key][0]))
         report.components.extend(_components(key, names, _PerEntry.of(stats)))
 
     if report.explained and "delta" in report._pairs and not (gaussian or other):
@@ -896,13 +899,16 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
         judged = {arr.name: judge.at(np.flatnonzero(arr.fail), arr.fail.shape) for arr in arrays}
         _split(report, judge, arrays, judged, diag.index)
     for arr in arrays:
-        flat = np.flatnonzero(arr.fail)
-        if arr.name in judged:
-            flat = flat[judged[arr.name]]  # the worst elements of the judged parts
-        if flat.size:
-            E, A, _ = report._pairs[arr.name]  # as compared (the GPU build's delta with build="gpu")
+        E, A, _ = report._pairs[arr.name]  # as compared (the GPU build's delta with build="gpu")
+        if arr.name in failing:
+            flat, ulp = failing[arr.name]
+        else:
+            flat = np.flatnonzero(arr.fail)
             ulp = ulp_distance(E.reshape(-1)[flat], A.reshape(-1)[flat])
-            top = np.argsort(-ulp, kind="stable")[:worst]
+        if arr.name in judged:
+            flat, ulp = flat[judged[arr.name]], ulp[judged[arr.name]]  # the worst elements of the judged parts
+        if flat.size:
+            top = _largest_first(ulp, worst)
             codes = diag.index[arr.name]
             for f, u in zip(flat[top], ulp[top]):
                 bi, ai, ei, ri, ci = (int(v) for v in np.unravel_index(f, arr.fail.shape))
@@ -924,6 +930,17 @@ def compare(expected: Any, actual: Any, layer: LayerLike, *, input: Optional[np.
             if report.cost_judged:
                 report.tolerance_used = max(report.tolerance_used, float(tol.ratio(e, a, u)))
     return report
+
+
+def _largest_first(v: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(-v, kind="stable")[:k]`` (the k largest, ties in index
+    order) without sorting all of v: only the values at or above the k-th
+    largest are sorted."""
+    if k <= 0 or v.size <= 4 * k:
+        return np.argsort(-v, kind="stable")[:max(k, 0)]
+    kth = np.partition(-v, k - 1)[k - 1]  # the k-th smallest of -v
+    cand = np.flatnonzero(-v <= kth)  # every element the full sort puts first, in index order
+    return cand[np.argsort(-v[cand], kind="stable")[:k]]
 
 
 def _split(report: ParityReport, judge: _Judge, arrays: Sequence[dg.Array], judged: Dict[str, np.ndarray],

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from collections.abc import Sequence as SequenceABC
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from ... import _buffers
 from .causes import _factors, float_rounding, layout, unexplained
 from .evidence import Evidence
 from .model import Array, CauseSpec, Claim
@@ -55,7 +57,7 @@ class Cause:
     code: str
     count: int
     truth_rows: Tuple[Tuple[int, int], ...]
-    cells: Tuple[Tuple[int, int, int, int], ...]
+    cells: Sequence[Tuple[int, int, int, int]]  #: a tuple, or ``Cells`` (made into tuples when read)
     message: str
     arrays: Tuple[Tuple[str, int], ...] = ()  #: (array name, elements) pairs
     detail: Mapping[str, Any] = field(default_factory=dict)
@@ -94,49 +96,91 @@ def _decisions(arr: Array, kind: str, stage: str) -> List[CauseSpec]:
     return [c for c in REGISTRY if c.stage == stage and kind in c.kinds]
 
 
-def _run(spec: CauseSpec, arr: Array, todo: np.ndarray) -> Optional[Claim]:
+class _Failing:
+    """The failing elements of one array as flat indices (ascending): the
+    engine's own bookkeeping (what is left, what each model claims, the
+    set cover) works on these alone, and a model's whole-array mask is
+    read there only, so that a large delta with few failing elements costs
+    those elements, not passes over the whole array."""
+
+    def __init__(self, arr: Array) -> None:
+        self.shape = arr.fail.shape
+        self.flat = arr.fail_flat()
+        self._ix: Optional[Tuple[np.ndarray, ...]] = None
+
+    def at(self, mask: np.ndarray) -> np.ndarray:
+        """A whole-array mask (or one that broadcasts to it) at the failing elements."""
+        m = np.asarray(mask)
+        if m.shape == self.shape and m.flags.c_contiguous:
+            out = m.reshape(-1)[self.flat]
+        else:  # a broadcast view (a cell mask): read through it, nothing of the array's size is made
+            if self._ix is None:
+                self._ix = np.unravel_index(self.flat, self.shape)
+            out = np.broadcast_to(m, self.shape)[self._ix]
+        return out if out.dtype == bool else out.astype(bool)
+
+    def full(self, sel: np.ndarray) -> np.ndarray:
+        """The whole-array mask of some failing elements (a bool array over ``flat``)."""
+        out = _buffers.empty(self.shape, bool)  # recycled pages: a fresh mask this size is mostly page faults
+        out.fill(False)
+        out.reshape(-1)[self.flat[sel]] = True
+        return out
+
+
+#: A candidate: the cause's code, its model's claim, and the elements it
+#: claims among those still to explain (a bool array over the failing ones).
+Found = Tuple[str, Claim, np.ndarray]
+
+
+def _run(spec: CauseSpec, arr: Array, space: _Failing, left: np.ndarray) -> Optional[Found]:
     assert spec.model is not None
     claim = spec.model(arr)
     if claim is None:
         return None
-    mask = claim.mask & todo
+    mask = space.at(claim.mask) & left
     if not mask.any():
         return None
-    return Claim(mask, rows=claim.rows, say=claim.say, detail=claim.detail)
+    return spec.code, claim, mask
 
 
-def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out: List[PartRow]) -> List[Candidate]:
-    out: List[Candidate] = []
+def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, space: _Failing, left: np.ndarray,
+                parts_out: List[PartRow]) -> List[Found]:
+    out: List[Found] = []
     arr = arr.with_fail(todo)  # the models look at what is still to explain
+
+    def add(claims: Sequence[Candidate]) -> None:
+        for code, claim in claims:
+            out.append((code, claim, space.at(claim.mask) & left))
+
     if ev is None or arr.name != "delta":
-        out += _factors.values_only(arr, todo).claims
+        add(_factors.values_only(arr, todo).claims)
         kind = getattr(arr.layer, "kind", "")
         for spec in REGISTRY:  # models that need no oracle run (e.g. [Gaussian_yolo]'s)
             if spec.stage == "decision" and not spec.needs_evidence and kind in spec.kinds:
-                c = _run(spec, arr, todo)
+                c = _run(spec, arr, space, left)
                 if c is not None:
-                    out.append((spec.code, c))
+                    out.append(c)
         if ev is not None and arr.name == "output":
             for spec in _decisions(arr, ev.kind, "output"):
-                c = _run(spec, arr, todo)
+                c = _run(spec, arr, space, left)
                 if c is not None:
-                    out.append((spec.code, c))
+                    out.append(c)
         return out
     where = part_where(arr)
     sig = sigma_prime(arr)
     rows = fit(arr, None, todo, sig, where)
     parts_out.extend(rows)
     factors = _factors.fit(arr, where, rows, todo, sig)
-    out += factors.claims
+    add(factors.claims)
     specs = _decisions(arr, ev.kind, "decision")
     # The search's bound: on a large array whose failing elements the factor
     # models reproduce every one of, the decisions are not replayed (they
     # could only add alternatives there, at the cost of whole-array passes).
-    if factors.claims and int(todo.sum()) > LARGE:
-        covered = np.zeros_like(todo)
-        for _, c in factors.claims:
-            covered |= c.mask
-        if not (todo & ~covered).any():
+    if factors.claims and int(left.sum()) > LARGE:
+        covered = np.zeros_like(left)
+        for _, _, m in out:
+            covered |= m
+        if not (left & ~covered).any():
             return out
     views = [arr]
     assert factors.f is not None
@@ -149,124 +193,202 @@ def _candidates(arr: Array, ev: Optional[Evidence], todo: np.ndarray, parts_out:
             views.insert(0, arr.with_values(arr.A64 / f, fail=todo))
     for view in views:
         for spec in specs:
-            c = _run(spec, view, todo)
+            c = _run(spec, view, space, left)
             if c is not None:
-                out.append((spec.code, c))
+                out.append(c)
     return out
 
 
-def _cover(cands: List[Candidate], todo: np.ndarray) -> List[Tuple[str, np.ndarray, Claim, Tuple[str, ...]]]:
+def _cover(cands: List[Found], todo: np.ndarray) -> List[Tuple[str, np.ndarray, Claim, Tuple[str, ...]]]:
     """Greedy set cover: the model reproducing the most unclaimed elements
     first (registry order breaks ties), with the other models that
-    reproduce its elements as alternatives."""
+    reproduce its elements as alternatives.  ``todo`` and the candidates'
+    masks are over the failing elements (``_Failing``)."""
     # Ties: a decision's model (it replays darknet's arithmetic) before a
     # fitted factor, then the registry's order.
     order = {c.code: k + (0 if c.stage == "decision" else len(REGISTRY)) for k, c in enumerate(REGISTRY)}
     left = todo.copy()
     chosen = []
-    counts = [int(c.mask.sum()) for _, c in cands]
+    counts = [int(m.sum()) for _, _, m in cands]
     while left.any():
         best, best_n = None, 0
-        for k, (code, claim) in enumerate(cands):
+        for k, (code, claim, m) in enumerate(cands):
             if counts[k] < best_n:  # '<': a tie is still weighed by the order below
                 continue
-            n = int((claim.mask & left).sum())
+            n = int(np.count_nonzero(m & left))
             counts[k] = n
             if n > best_n or (n == best_n and best is not None and order[code] < order[cands[best][0]]):
                 best, best_n = k, n
         if best is None or best_n == 0:
             break
-        code, claim = cands[best]
-        sel = claim.mask & left
-        alts = sorted({c for c, other in cands if c != code and (other.mask & sel).sum() >= ALTERNATIVE * best_n},
+        code, claim, m = cands[best]
+        sel = m & left
+        alts = sorted({c for c, _, other in cands
+                       if c != code and np.count_nonzero(other & sel) >= ALTERNATIVE * best_n},
                       key=lambda c: order[c])
         chosen.append((code, sel, claim, tuple(alts)))
         left &= ~sel
     return chosen
 
 
+@dataclass
+class _Taken:
+    """Elements one cause took in one array: ``sel`` over ``space``'s failing elements."""
+
+    array: str
+    space: _Failing
+    sel: np.ndarray
+    claim: Claim
+
+
 def diagnose(arrays: Sequence[Array], ev: Optional[Evidence]) -> Diagnosis:
     codes: Dict[str, np.ndarray] = {}
-    items: Dict[str, List[Tuple[str, np.ndarray, Claim]]] = defaultdict(list)
+    items: Dict[str, List[_Taken]] = defaultdict(list)
     alternatives: Dict[str, Set[str]] = defaultdict(set)
     parts: List[PartRow] = []
     for arr in arrays:
-        code = np.zeros(arr.E.shape, np.uint8)
-        todo = arr.fail.copy()
+        space = _Failing(arr)
+        flat = space.flat
+        code = np.zeros(flat.size, np.uint8)  # each failing element's cause number
+        left = np.ones(flat.size, bool)  # the failing elements still to explain
+        todo = _buffers.empty(arr.fail.shape, bool)  # the same, over the whole array (the models and the
+        np.copyto(todo, arr.fail)                    # factor fits read it)
 
         def take(name: str, sel: np.ndarray, claim: Claim) -> None:
             code[sel] = _CODE_NUMBER[name]
-            items[name].append((arr.name, sel, claim))
-            todo[...] = todo & ~sel
+            items[name].append(_Taken(arr.name, space, sel, claim))
+            left[sel] = False
+            todo.reshape(-1)[flat[sel]] = False
 
-        if ev is not None and todo.any():
+        if ev is not None and left.any():
             for spec in _decisions(arr, ev.kind, "exact"):
-                c = _run(spec, arr, todo)
+                c = _run(spec, arr, space, left)
                 if c is not None:
-                    take(spec.code, c.mask, c)
-        if ev is not None and todo.any():
-            flat = np.flatnonzero(todo)  # darknet's own rounding, at the failing elements
+                    take(spec.code, c[2], c[1])
+        if ev is not None and left.any():
+            at = flat[left]  # darknet's own rounding, at the failing elements
             with np.errstate(invalid="ignore"):  # inf - inf where both are infinite
-                within = np.abs(arr.a64_at(flat) - arr.e64_at(flat)) <= arr.bound_at(flat)
-            sel = np.zeros(todo.shape, bool)
-            sel.reshape(-1)[flat[within]] = True
+                within = np.abs(arr.a64_at(at) - arr.e64_at(at)) <= arr.bound_at(at)
+            sel = np.zeros(flat.size, bool)
+            sel[np.flatnonzero(left)[within]] = True
             if sel.any():
                 take("float_rounding", sel, Claim(sel, say=lambda s, a=arr: float_rounding.message(a, s)))
         work = arr
-        relaid = layout.relayout(arr, todo) if todo.any() else None
+        relaid = layout.relayout(arr, todo) if left.any() else None
         if relaid is not None:
             name, A64 = relaid
             work = arr.with_values(A64)
-            sel = todo & work.close(A64, arr.E64, rel=1e-6)
+            at = flat[left]
+            with np.errstate(invalid="ignore", over="ignore"):  # Array.close, at those elements
+                e = arr.e64_at(at)
+                ok = np.abs(A64.reshape(-1)[at] - e) <= 1e-6 * np.abs(e) + 4 * arr.bound_at(at) + 1e-30
+            sel = np.zeros(flat.size, bool)
+            sel[np.flatnonzero(left)[ok]] = True
             if sel.any():
                 take("layout", sel, Claim(sel, say=lambda s, n=name: layout.message(n), detail={"layout": name}))
-        if todo.any():
+        if left.any():
             arr_parts: List[PartRow] = []
-            cands = _candidates(work, ev, todo, arr_parts)
+            cands = _candidates(work, ev, todo, space, left, arr_parts)
             if arr.name == "delta":
                 parts = arr_parts
-            for name, sel, claim, alts in _cover(cands, todo):
+            for name, sel, claim, alts in _cover(cands, left):
                 take(name, sel, claim)
                 alternatives[name].update(alts)
-        if todo.any():
-            sel = todo.copy()
+        if left.any():
+            sel = left.copy()
             relations = ", ".join(f"{r.part} {r.relation}" for r in parts if r.failing) if arr.name == "delta" else ""
             take("unexplained", sel, Claim(sel, say=lambda s, a=work, r=relations: unexplained.message(a, ev, s, r)))
-        codes[arr.name] = code
+        whole = np.zeros(arr.E.shape, np.uint8)
+        whole.reshape(-1)[flat] = code
+        codes[arr.name] = whole
     return Diagnosis(index=codes, causes=_causes(items, alternatives), parts=parts)
 
 
-def _causes(items: Dict[str, List[Tuple[str, np.ndarray, Claim]]], alternatives: Dict[str, Set[str]]) -> List[Cause]:
+class Cells(SequenceABC):
+    """A cause's cells, (image, mask_index, row, col) tuples in ascending
+    linear order: a tuple's behaviour (len, indexing, iteration, equality
+    with a tuple), made into Python tuples only when first read, so that a
+    cause holding a whole grid of cells costs nothing until one looks."""
+
+    __slots__ = ("_lin", "_shape", "_tuple")
+
+    def __init__(self, lin: np.ndarray, shape: Tuple[int, ...]) -> None:
+        self._lin, self._shape = lin, shape
+        self._tuple: Optional[Tuple[Tuple[int, int, int, int], ...]] = None
+
+    def _cells(self) -> Tuple[Tuple[int, int, int, int], ...]:
+        if self._tuple is None:
+            axes = np.unravel_index(self._lin, self._shape)
+            self._tuple = tuple(zip(*(ax.tolist() for ax in axes)))  # type: ignore[arg-type]
+        return self._tuple
+
+    def __len__(self) -> int:
+        return int(self._lin.size)
+
+    def __bool__(self) -> bool:
+        return bool(self._lin.size)
+
+    def __getitem__(self, k: Any) -> Any:
+        return self._cells()[k]
+
+    def __iter__(self) -> Iterator[Tuple[int, int, int, int]]:
+        return iter(self._cells())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Cells):
+            other = other._cells()
+        return self._cells() == other
+
+    def __hash__(self) -> int:
+        return hash(self._cells())
+
+    def __repr__(self) -> str:
+        return repr(self._cells())
+
+
+def _causes(items: Dict[str, List[_Taken]], alternatives: Dict[str, Set[str]]) -> List[Cause]:
     causes = []
     for name, got in items.items():
-        sizes = [int(sel.sum()) for _, sel, _ in got]
+        sizes = [int(np.count_nonzero(t.sel)) for t in got]
         count = sum(sizes)
         rows: Set[Tuple[int, int]] = set()
-        held_any: Optional[np.ndarray] = None
-        for _, sel, claim in got:
-            held = sel.any(axis=2)  # (B, n, H, W): the cells this claim holds elements of
-            for c, ts in claim.rows.items():  # the truth rows behind the cells it holds
-                if ts and all(0 <= v < d for v, d in zip(c, held.shape)) and held[c]:
-                    rows.update((c[0], t) for t in ts)
-            if held_any is None or held_any.shape == held.shape:
-                held_any = held if held_any is None else held_any | held
+        held_any: Optional[np.ndarray] = None  # over the (B, n, H, W) cells: some claim holds elements there
+        cell_shape: Optional[Tuple[int, ...]] = None
+        for t in got:
+            B, n, P, H, W = t.space.shape
+            shape = (B, n, H, W)
+            g = t.space.flat[t.sel]
+            # The cells this claim holds elements of, as linear (B, n, H, W) indices, ascending.
+            mark = np.zeros(B * n * H * W, bool)
+            mark[(g // (P * H * W)) * (H * W) + g % (H * W)] = True
+            held = np.flatnonzero(mark)
+            keys = [c for c, ts in t.claim.rows.items()  # the truth rows behind the cells it holds
+                    if ts and all(0 <= v < d for v, d in zip(c, shape))]
+            if keys and held.size:
+                lin = np.ravel_multi_index(tuple(np.array(keys, np.int64).T), shape)
+                pos = np.minimum(np.searchsorted(held, lin), held.size - 1)
+                for c, hit in zip(keys, (held[pos] == lin).tolist()):
+                    if hit:
+                        rows.update((c[0], r) for r in t.claim.rows[c])
+            if cell_shape is None or cell_shape == shape:
+                held_any = mark if held_any is None else held_any | mark
+                cell_shape = shape
             else:  # pragma: no cover - the arrays of one layer share their cells
                 raise AssertionError("arrays of one layer with different cells")
-        assert held_any is not None
-        # The cells, sorted: (image, anchor, row, col) in ascending linear order.
-        cells = tuple(zip(*(ax.tolist() for ax in np.unravel_index(np.flatnonzero(held_any), held_any.shape))))
+        assert held_any is not None and cell_shape is not None
         msgs: List[str] = []
-        for arr_name, sel, claim in got:
-            m = claim.say(sel)
+        for t in got:
+            m = t.claim.say(t.space.full(t.sel))
             if m and m not in msgs:
-                msgs.append(m if len(got) == 1 else f"{arr_name}: {m}")
+                msgs.append(m if len(got) == 1 else f"{t.array}: {m}")
         alts = tuple(sorted(alternatives.get(name, set()) - {name}))
         if alts:
             msgs.append(f"(On this input {', '.join(alts)} reproduce{'s' if len(alts) == 1 else ''} the same "
                         "elements: the arrays cannot tell them apart here.)")
-        detail = got[int(np.argmax(sizes))][2].detail  # the first of the largest, as max() picks
-        causes.append(Cause(code=name, count=count, truth_rows=tuple(sorted(rows)), cells=cells,
-                            message=" ".join(msgs), arrays=tuple((a, n) for (a, _, _), n in zip(got, sizes)),
+        detail = got[int(np.argmax(sizes))].claim.detail  # the first of the largest, as max() picks
+        causes.append(Cause(code=name, count=count, truth_rows=tuple(sorted(rows)),
+                            cells=Cells(np.flatnonzero(held_any), cell_shape), message=" ".join(msgs),
+                            arrays=tuple((t.array, k) for t, k in zip(got, sizes)),
                             detail=dict(detail), alternatives=alts))
     order = {c.code: k for k, c in enumerate(REGISTRY)}
     causes.sort(key=lambda c: (-c.count, order[c.code]))

@@ -159,11 +159,14 @@ class Evidence:
         elements (the whole array's values) when many."""
         if name in self._bound or (name == "delta" and self._call is None):
             return self.bound_for(name).reshape(-1)[flat]
-        b, a, e, j, i = np.unravel_index(flat, self.D.shape)
-        cell = np.ravel_multi_index((b, a, j, i), self.D.shape[:2] + self.D.shape[3:])
-        uniq, inv = np.unique(cell, return_inverse=True)
-        if uniq.size * 8 > self.D.size // self.D.shape[2]:  # many cells: the whole array's values
+        B, n, P, H, W = self.D.shape
+        cell = (flat // (P * H * W)) * (H * W) + flat % (H * W)  # (B, n, H, W) linear
+        seen = np.zeros(B * n * H * W, bool)
+        seen[cell] = True
+        if np.count_nonzero(seen) * 8 > self.D.size // P:  # many cells: the whole array's values
             return self.bound_flat(name, flat)
+        e = (flat // (H * W)) % P
+        uniq, inv = np.unique(cell, return_inverse=True)
         cells = np.unravel_index(uniq, self.D.shape[:2] + self.D.shape[3:])
         return self.bound_cells(name, cells)[inv.reshape(-1), e]
 
@@ -343,23 +346,26 @@ def _derive(ev: Evidence) -> None:
     cell = np.full((B, R, 2), -1, int)
     rnd = np.full((B, R, 2), -1, int)
     anchor = np.full((B, R), -1, int)
-    mask = [int(m) for m in ev.layer.mask] if ev.kind == "yolo" else None
-    for b in range(B):
-        for t in range(R):
-            best = int(rec["best_anchor"][b, t])
-            if best < 0:
-                continue
-            row = ev.truth[b, t]
-            fx, fy = F(row[0] * F(W)), F(row[1] * F(H))
-            cell[b, t] = (int(fy), int(fx))
-            rnd[b, t] = (min(int(np.floor(np.float64(fy) + 0.5)), H - 1), min(int(np.floor(np.float64(fx) + 0.5)), W - 1))
-            if mask is None:
-                anchor[b, t] = best
-            elif best in mask:
-                anchor[b, t] = mask.index(best)
-            if rec["row_status"][b, t] == _native.lib.DN_ROW_READ and anchor[b, t] >= 0:
-                j, i = cell[b, t]
-                ev._assigned.setdefault((b, int(anchor[b, t]), int(j), int(i)), []).append(t)
+    best = rec["best_anchor"]
+    bs, ts = np.nonzero(best >= 0)  # the rows loop 2 places, in (image, row) order
+    if bs.size:
+        rows = ev.truth[bs, ts]
+        fx, fy = (rows[:, 0] * F(W)).astype(F), (rows[:, 1] * F(H)).astype(F)  # float32 products, as upstream's
+        cell[bs, ts] = np.stack([fy.astype(int), fx.astype(int)], axis=1)  # (int): truncation toward 0
+        rnd[bs, ts] = np.stack([np.minimum(np.floor(fy.astype(np.float64) + 0.5).astype(int), H - 1),
+                                np.minimum(np.floor(fx.astype(np.float64) + 0.5).astype(int), W - 1)], axis=1)
+        k = best[bs, ts].astype(int)
+        if ev.kind == "yolo":
+            where = np.full(int(ev.layer.total), -1, int)  # anchor index -> its mask index (-1: not in the mask)
+            for m, a in enumerate(int(v) for v in ev.layer.mask):
+                if where[a] < 0:
+                    where[a] = m  # mask.index(): the first
+            k = where[k]
+        anchor[bs, ts] = k
+        read = (rec["row_status"][bs, ts] == _native.lib.DN_ROW_READ) & (k >= 0)
+        for b, t, a, j, i in zip(bs[read].tolist(), ts[read].tolist(), k[read].tolist(),
+                                 cell[bs[read], ts[read], 0].tolist(), cell[bs[read], ts[read], 1].tolist()):
+            ev._assigned.setdefault((b, a, j, i), []).append(t)
     ev._row_cell, ev._row_round, ev._row_anchor = cell, rnd, anchor
     if ev.kind == "yolo":
         ev._thresh_cells = rec["best_iou"] > ev.layer.truth_thresh

@@ -49,6 +49,19 @@ class Array:
         self._shared: Dict[str, np.ndarray] = {}
         self.coords = int(layer.coords)
         self.obj = self.coords
+        self._fail_flat: Optional[np.ndarray] = None
+
+    def known_failing(self, flat: np.ndarray) -> "Array":
+        """Says that ``np.flatnonzero(self.fail)`` is ``flat`` (the caller
+        has it), so that it is not found again; returns self."""
+        self._fail_flat = flat
+        return self
+
+    def fail_flat(self) -> np.ndarray:
+        """``np.flatnonzero(self.fail)``."""
+        if self._fail_flat is None:
+            self._fail_flat = np.flatnonzero(self.fail)
+        return self._fail_flat
 
     @property
     def E64(self) -> np.ndarray:
@@ -85,7 +98,10 @@ class Array:
     def _cell_flat(self, b: int, a: int, j: int, i: int) -> np.ndarray:
         """Flat indices of every entry of one cell."""
         _, n, P, H, W = self.E.shape
-        return ((b * n + a) * P + np.arange(P, dtype=np.int64)) * (H * W) + j * W + i
+        step = self._shared.get("entry_step")
+        if step is None:
+            step = self._shared["entry_step"] = np.arange(P, dtype=np.int64) * (H * W)
+        return step + (((b * n + a) * P) * (H * W) + j * W + i)
 
     def a64_cell(self, b: int, a: int, j: int, i: int) -> np.ndarray:
         """``A64[b, a, :, j, i]`` without making A64."""
@@ -98,11 +114,50 @@ class Array:
         return got[b, a, :, j, i] if got is not None else self.E[b, a, :, j, i].astype(np.float64)
 
     def bound_cell(self, b: int, a: int, j: int, i: int) -> np.ndarray:
-        """``bound[b, a, :, j, i]``: the same bits, without making the whole bound."""
+        """``bound[b, a, :, j, i]``: the same bits, without making the whole bound
+        (kept per cell: the models ask for the same cells again)."""
         got = self._shared.get("bound")
         if got is not None:
             return got[b, a, :, j, i]
-        return self.bound_at(self._cell_flat(b, a, j, i))
+        cache = self._shared.get("cell_bound")
+        if cache is None:
+            cache = self._shared["cell_bound"] = self._bounds_near_truths()
+        key = (int(b), int(a), int(j), int(i))
+        out = cache.get(key)
+        if out is None:
+            out = cache[key] = self.bound_at(self._cell_flat(b, a, j, i))
+            out.flags.writeable = False
+        return out
+
+    def _bounds_near_truths(self) -> Dict[Cell, np.ndarray]:
+        """The bound of every entry of the cells the decision models look at
+        (each truth row's cell, truncated and rounded, at every anchor, and
+        the cells that fail, when few), in one pass: the models then ask
+        for them cell by cell."""
+        ev = self.ev
+        if ev is None or ev._rec is None or ev.row_cell is None or ev.row_round is None:
+            return {}
+        B, n, P, H, W = self.E.shape
+        rows = np.flatnonzero(ev.rec["best_anchor"].reshape(-1) >= 0)
+        cells = []
+        for where in (ev.row_cell, ev.row_round):
+            jj, ii = where.reshape(-1, 2)[rows].T
+            bb = rows // where.shape[1]
+            ok = (jj >= 0) & (jj < H) & (ii >= 0) & (ii < W)
+            for a in range(n):
+                cells.append(((bb[ok] * n + a) * H + jj[ok]) * W + ii[ok])
+        failing = np.flatnonzero(self.fail.any(axis=2))
+        if failing.size <= 4096:
+            cells.append(failing)
+        lin = np.unique(np.concatenate(cells).astype(np.int64))
+        if not lin.size:
+            return {}
+        ba, ji = lin // (H * W), lin % (H * W)
+        step = np.arange(P, dtype=np.int64) * (H * W)
+        got = self.bound_at(((ba * P) * (H * W) + ji)[:, None] + step[None, :]).reshape(lin.size, P)
+        got.flags.writeable = False
+        keys = zip(*(v.tolist() for v in np.unravel_index(lin, (B, n, H, W))))
+        return dict(zip(keys, got))  # type: ignore[arg-type]
 
     def a64_ix(self, ix: Tuple[Any, ...]) -> np.ndarray:
         """``A64[ix]`` (a NumPy index) without making A64."""
@@ -148,14 +203,15 @@ class Array:
         out.__dict__.update(self.__dict__)
         out.A = A32
         out._vals = {"A64": A64}
-        out.fail = self.fail if fail is None else fail
+        if fail is not None:
+            out.fail, out._fail_flat = fail, None
         return out
 
     def with_fail(self, fail: np.ndarray) -> "Array":
         """The same values, another set of failing elements (``with_values(A64, fail)`` without making A64)."""
         out = Array.__new__(Array)
         out.__dict__.update(self.__dict__)
-        out.fail = fail
+        out.fail, out._fail_flat = fail, None
         return out
 
     def close(self, a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> np.ndarray:
@@ -168,10 +224,13 @@ class Array:
         return np.broadcast_to(cells[:, :, None], self.E.shape)
 
     def role_mask(self, entries: Sequence[int], cells: Optional[np.ndarray] = None) -> np.ndarray:
+        """These entries (at these (B, n, H, W) cells): written plane by plane,
+        the other planes left as np.zeros gives them (no pass over them)."""
         m = np.zeros(self.E.shape, bool)
-        m[:, :, list(entries)] = True
-        if cells is not None:
-            m &= self.cell_mask(cells)
+        if cells is None:
+            m[:, :, list(entries)] = True
+        else:
+            m[:, :, list(entries)] = np.broadcast_to(cells, self.E.shape[:2] + self.E.shape[3:])[:, :, None]
         return m
 
     def a_assigned(self) -> np.ndarray:
@@ -230,6 +289,31 @@ def box_matches(arr: Array, b: int, a: int, j: int, i: int, target: np.ndarray) 
 def box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np.ndarray:
     """The four box deltas upstream computes for truth row t at this cell
     (what it writes before a later truth overwrites them)."""
+    cache = ev.__dict__.setdefault("_box_deltas", {})  # the models ask for the same rows and cells again
+    key = (int(b), int(a), int(t), int(j), int(i))
+    got = cache.get(key)
+    if got is None:
+        got = cache[key] = _box_delta_of_row(ev, b, a, t, j, i)
+    return got.copy()
+
+
+def _box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np.ndarray:
+    row = ev.truth[b, t]
+    H, W = ev.Y.shape[3], ev.Y.shape[4]
+    scale, tw, th = _row_terms(ev, b, a, t)
+    t4 = (F(row[0] * F(W) - F(i)), F(row[1] * F(H) - F(j)), tw, th)
+    v = (ev.Y[b, a, 0, j, i], ev.Y[b, a, 1, j, i], ev.X[b, a, 2, j, i], ev.X[b, a, 3, j, i])
+    return np.array([F(scale * F(tk - vk)) for tk, vk in zip(t4, v)], np.float64)
+
+
+def _row_terms(ev: Evidence, b: int, a: int, t: int) -> Tuple[Any, Any, Any]:
+    """A truth row's box scale and w, h targets on anchor a: what its box
+    deltas share wherever it lands (kept: the models place a row on several cells)."""
+    cache = ev.__dict__.setdefault("_row_terms", {})
+    key = (int(b), int(a), int(t))
+    got = cache.get(key)
+    if got is not None:
+        return got
     row = ev.truth[b, t]
     H, W = ev.Y.shape[3], ev.Y.shape[4]
     if ev.kind == "yolo":
@@ -242,11 +326,10 @@ def box_delta_of_row(ev: Evidence, b: int, a: int, t: int, j: int, i: int) -> np
         scale = F(ev.layer.coord_scale * F(F(2) - row[2] * row[3]))
     bias = ev.layer.anchors
     with np.errstate(divide="ignore"):
-        t4 = (F(row[0] * F(W) - F(i)), F(row[1] * F(H) - F(j)),
-              F(np.log(np.float64(F(F(row[2] * size_w) / bias[2 * anchor])))),
-              F(np.log(np.float64(F(F(row[3] * size_h) / bias[2 * anchor + 1])))))
-    v = (ev.Y[b, a, 0, j, i], ev.Y[b, a, 1, j, i], ev.X[b, a, 2, j, i], ev.X[b, a, 3, j, i])
-    return np.array([F(scale * F(tk - vk)) for tk, vk in zip(t4, v)], np.float64)
+        tw = F(np.log(np.float64(F(F(row[2] * size_w) / bias[2 * anchor]))))
+        th = F(np.log(np.float64(F(F(row[3] * size_h) / bias[2 * anchor + 1]))))
+    got = cache[key] = (scale, tw, th)
+    return got
 
 
 def multi(ev: Evidence) -> Dict[Tuple[int, int, int, int], List[int]]:

@@ -280,7 +280,7 @@ def _none_row(arr: Array, where: Dict[int, np.ndarray], fail: np.ndarray, rows: 
     in_part = np.zeros(fail.size, bool)
     for idx in where.values():
         in_part[idx] = True
-    a = arr.A64.reshape(-1)[fail & ~in_part]
+    a = arr.a64_at(np.flatnonzero(fail & ~in_part))  # A64's values there, without making A64
     return PartRow("none", n_none, n_fail, "zero" if (a == 0).mean() >= HOLDS else "other")
 
 
