@@ -144,9 +144,7 @@ def test_each_departure_of_a_pair_shows(name: str) -> None:
 
 
 #: Known gaps, failing for the reason given (strict: they fail the suite once they pass).
-NOT_YET: dict = {
-    "ab_mse+iou_normalizer_missed": "two option departures on the box: no joint model of iou_loss and iou_normalizer",
-}
+NOT_YET: dict = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET[n], strict=True))

@@ -337,3 +337,27 @@ def test_anchor_assignment_with_the_iou_thresh_anchors_left_out_too() -> None:
                 best.add((b, list(c.layer.mask).index(n), int(row[1] * 13), int(row[0] * 13)))
     at = {(int(b), int(a), int(j), int(i)) for b, a, _, j, i in np.argwhere(cm == "anchor_assignment")}
     assert at and at <= best, (at, best)
+
+
+def test_two_option_departures_on_the_box_are_both_named() -> None:
+    """Tianxiaomo's box: MSE where the cfg says CIoU, without iou_normalizer.
+    Neither replay alone reproduces a box delta; both together do: box_loss
+    claims them and the normalizer is named beside it, holding no element of
+    its own.  Judged on objectness and classes only, both are known departures."""
+    c = H.ab_case(61, H.CIOU_HEAD)
+    mine = H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(box_loss="mse", no_iou_norm=True))
+    r = _report(c, mine)
+    codes = [k.code for k in r.causes if k.code != "float_rounding"]
+    assert codes == ["box_loss", "normalizer"], str(r)
+    box, norm = r.causes[0], r.causes[1]
+    assert box.detail["with"] == ("normalizer",) and "iou_normalizer = 0.07 left out" in box.message
+    assert norm.count == 0 and norm.detail == {"joint_with": "box_loss", "elements": box.count}
+    assert f"normalizer: with box_loss, in its {box.count} elements" in str(r)
+    assert set(np.unique(r.cause_map("delta"))) == {"", "box_loss"}
+    # each departure alone is its own cause, with no partner
+    alone = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(no_iou_norm=True)))
+    assert [k.code for k in alone.causes] == ["normalizer"] and alone.causes[0].count > 0
+    # parts=: the box is outside the judged parts; both are known departures there
+    r = pdl.compare(c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h), {"delta": mine}, c.layer,
+                    input=c.x, truth=c.truth, net_w=c.net_w, net_h=c.net_h, parts=("objectness", "classes"))
+    assert r.ok and [k.code for k in r.known_causes] == ["box_loss", "normalizer"], str(r)

@@ -449,7 +449,7 @@ class ParityReport:
             lines.append(f"  cost: expected {e!r}, got {a!r} ({_ulp_str(u)})"
                          + ("" if self.cost_judged else " (not judged: the cost sums every part)"))
         for k, c in enumerate(self.causes[:causes], 1):
-            lines.append(f"  {k}. {c.code}: {c.count} element{'s' if c.count != 1 else ''}")
+            lines.append(f"  {k}. {c.code}: {_count_text(c)}")
             lines.extend(_wrap(c.message, "     "))
         if len(self.causes) > causes:
             rest = self.causes[causes:]
@@ -525,6 +525,15 @@ def _per_class_row(name: str) -> bool:
     return name.startswith(("class ", "+"))
 
 
+def _count_text(c: Cause) -> str:
+    """'88 elements', or for a departure that acts only jointly with another
+    cause's model, 'with box_loss, in its 88 elements'."""
+    if c.count == 0 and c.detail.get("joint_with"):
+        n = int(c.detail.get("elements", 0))
+        return f"with {c.detail['joint_with']}, in its {n} element{'s' if n != 1 else ''}"
+    return f"{c.count} element{'s' if c.count != 1 else ''}"
+
+
 def _cause_lines(causes: Sequence[Cause]) -> List[str]:
     lines = []
     for k, c in enumerate(causes, 1):
@@ -533,7 +542,7 @@ def _cause_lines(causes: Sequence[Cause]) -> List[str]:
             where.append(f"{len(c.cells)} cell{'s' if len(c.cells) > 1 else ''}")
         if c.truth_rows:
             where.append(f"truth rows {_rows(c.truth_rows)}")
-        lines.append(f"    {k}. {c.code}: {c.count} element{'s' if c.count != 1 else ''}"
+        lines.append(f"    {k}. {c.code}: {_count_text(c)}"
                      + (f" ({'; '.join(where)})" if where else ""))
         lines.extend(_wrap(c.message, "       "))
     return lines
@@ -995,6 +1004,11 @@ def _split(report: ParityReport, judge: _Judge, arrays: Sequence[dg.Array], judg
             if per_array:
                 out.append(dataclasses.replace(c, count=sum(n for _, n in per_array), arrays=tuple(per_array),
                                                cells=tuple(sorted(cells))))
+    for c in report.causes:  # a departure acting only jointly goes where its partner's elements are
+        partner = c.detail.get("joint_with") if c.count == 0 else None
+        for out in (inside, outside):
+            if partner and any(o.code == partner for o in out):
+                out.append(c)
     inside.sort(key=lambda c: -c.count)  # stable: the engine's order breaks ties
     outside.sort(key=lambda c: -c.count)
     report.causes, report.known_causes = inside, outside
