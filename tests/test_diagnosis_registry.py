@@ -347,3 +347,29 @@ def test_class_short_circuit_claims_only_the_positives_its_model_predicts() -> N
     mine[0, a, 5 + 2, j, i] = 1 - y[0, a, 5 + 2, j, i]  # a third class made positive there
     r = pdl.compare(res, {"delta": mine.reshape(res.delta.shape)}, layer, input=x, truth=truth, net_w=64, net_h=64)
     assert "class_short_circuit" not in {c.code for c in r.causes}, str(r)
+
+
+def test_a_prior_weight_on_top_of_the_box_forms_is_named() -> None:
+    """lightnet's RegionLoss with its prior: GPU-build values averaged over
+    the batch, the prior 10 times darknet's; compared as the CPU build its
+    prior is 5·p(1 - p) on x, y and 5 on w, h.  The prior weight is fitted
+    on top of the forms the box entries carry (x, y: 0.5·p(1 - p); w, h:
+    0.5) and claims every prior element; it used to be all unexplained."""
+    layer = pdl.RegionLayer(classes=4, num=2, anchors=[1, 1.5, 3, 2], rescore=1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, layer.channels, 5, 5)).astype(np.float32)
+    truth = [np.array([[.3, .4, .2, .3, 1], [.7, .2, .4, .5, 2]], np.float32),
+             np.array([[.5, .5, .3, .3, 3]], np.float32)]
+    r0, r1 = layer.forward(x, truth, seen=0), layer.forward(x, truth, seen=20000)
+    d0, d1 = r0.net_delta("gpu").astype(np.float64), r1.net_delta("gpu").astype(np.float64)
+    mine = (0.5 * (d0 + 9 * (d0 - d1))).astype(np.float32)  # d0 - d1: the prior alone (assigned cells overwrite it)
+    r = pdl.compare(r0, {"delta": mine}, layer, input=x, truth=truth, seen=0)
+    prior = {p.part: p for p in r.parts}["prior"]
+    w = [c for c in r.causes if c.code == "weight" and c.detail.get("part") == "prior"]
+    assert w and w[0].detail["factor"] == 10 and w[0].count == prior.failing > 0, str(r)
+    assert "unexplained" not in {c.code for c in r.causes}, str(r)
+    # the look-alike: the prior 10 times darknet's in the CPU form, nothing else: a plain prior weight
+    d = r0.delta.astype(np.float64) + 9 * (r0.delta.astype(np.float64) - r1.delta.astype(np.float64))
+    r = pdl.compare(r0, {"delta": d.astype(np.float32)}, layer, input=x, truth=truth, seen=0)
+    assert [(c.code, c.detail.get("factor")) for c in r.causes] == [("weight", 10)], str(r)
+    assert "On top of the forms" not in r.causes[0].message

@@ -237,7 +237,72 @@ def fit(arr: Array, where: Dict[int, np.ndarray], rows: List[PartRow], todo: np.
                       "parts": tuple(sorted(parts))}
             out.claims.append((chain.CAUSE.code, Claim(mask, say=chain.say(arr, detail), detail=detail)))
     _chain_at_one(arr, rows, at, tod, sig, chains, out)
+    _prior_on_box_forms(arr, rows, at, tod, sig, out)
     return out
+
+
+_BOX = ("box.x", "box.y", "box.w", "box.h")
+
+
+def _prior_on_box_forms(arr: Array, rows: List[PartRow], at: Any, tod: np.ndarray, sig: Any, out: Factors) -> None:
+    """[region]'s prior holds box entries (x, y, w, h at cells no truth
+    takes): where the box parts carry forms of their own (the GPU build's
+    p(1 - p) on x, y, a batch mean) the prior carries them too, and a prior
+    weight shows only on top of them (lightnet's prior, 10 times darknet's,
+    in GPU-build values averaged over the batch: 5·p(1 - p) on x, y and 5 on
+    w, h).  The weight is fitted on the prior's values divided by its box
+    entries' forms; it claims the elements that product reproduces."""
+    from . import weight
+
+    prior = next((r for r in rows if r.part == "prior" and r.failing and r.relation == "other"), None)
+    if prior is None:
+        return
+    form: Dict[str, Tuple[str, float]] = {}
+    for r in rows:
+        if r.part not in _BOX:
+            continue
+        if r.relation == "×σ′" and r.factor:
+            form[r.part] = ("σ′", float(r.factor))
+        elif r.relation in ("×k", "negated") and r.factor:
+            form[r.part] = ("k", float(r.factor))
+        elif r.relation == "equal":
+            form[r.part] = ("k", 1.0)
+    if len(form) < 4 or all(f == ("k", 1.0) for f in form.values()):
+        return
+    idx = at("prior")
+    idx = idx[tod[idx]]
+    if not idx.size:
+        return
+    shape = arr.E.shape
+    entry = (idx // (shape[3] * shape[4])) % shape[2]
+    g = np.ones(idx.size)
+    for e, part in enumerate(_BOX):
+        sel = entry == e
+        kind, c = form[part]
+        g[sel] = c * (sig.at(idx[sel]) if kind == "σ′" else 1.0)
+    E, A, b = arr.e64_at(idx), arr.a64_at(idx), arr.bound_at(idx)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        tell = np.isfinite(E) & (np.abs(E) > 4 * b) & (g != 0)
+        if tell.sum() < 2:
+            return
+        r = float(np.median(A[tell] / (g[tell] * E[tell])))
+        from ..parts import _round_factor, _simple
+        if not (np.isfinite(r) and _simple(r)) or abs(r - 1) <= 1e-5:
+            return
+        r = _round_factor(r)
+        pred = r * g * E
+        ok = np.abs(A - pred) <= 1e-3 * np.abs(pred) + 4 * b * np.maximum(1.0, np.abs(r * g)) + 1e-30
+    if ok[tell].mean() < 0.9:
+        return
+    mask = np.zeros(shape, bool)
+    mask.reshape(-1)[idx[ok]] = True
+    forms = "; ".join(f"{'x, y' if p == 'box.x' else 'w, h'}: " + (f"{c:g}·p(1 - p)" if k == "σ′" else f"×{c:g}")
+                      for p, (k, c) in form.items() if p in ("box.x", "box.w"))
+    detail = {"part": "prior", "factor": r, "parts": ("prior",), "on_box_forms": forms}
+    base = weight.say(arr, detail, out)
+    out.claims.append((weight.CAUSE.code, Claim(mask, say=lambda sel: (
+        f"{base(sel)} (On top of the forms your box entries carry elsewhere, {forms}: the prior holds box "
+        "entries too.)"), detail=detail)))
 
 
 #: The parts a squared error on the sigmoid's output reaches through p(1 - p).
