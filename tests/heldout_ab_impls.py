@@ -561,6 +561,13 @@ def _corner_rows() -> List[List[List[float]]]:
              [0.20, 0.70, 0.25, 0.14, 0]]]
 
 
+def _unmatched_large_rows() -> List[List[List[float]]]:
+    """As ``_unmatched_rows`` with image 1's truths large (best anchors 7 and 8, no masked anchor past
+    iou_thresh): the predictions planted there overlap them well, so darknet's ignore test fires widely."""
+    return [[[0.41, 0.52, 0.17, 0.20, 1], [0.75, 0.25, 0.10, 0.28, 2], [0.27, 0.80, 0.21, 0.33, 3]],
+            [[0.30, 0.40, 300 / 416, 280 / 416, 1], [0.62, 0.65, 250 / 416, 330 / 416, 2]]]
+
+
 C_, M_ = CIOU_HEAD, MSE_HEAD
 LN = dict(classes=4, anchors=YOLOV4_ANCHORS, mask=[3, 4, 5], iou_loss="ciou", iou_normalizer=0.05,
           obj_normalizer=0.4, iou_thresh=0.213, scale_x_y=2.0, new_coords=1, ignore_thresh=0.7, max_delta=20,
@@ -657,6 +664,10 @@ _CONFIGS: Dict[str, Tuple[Dep, set, Callable[[], Case]]] = {
     "ab_ignore_skipped+no_iou_thresh": (Dep(ignore_skip_unmatched=True, no_iou_thresh=True),
                                         {"ignore_rule", "iou_thresh"}, lambda: ab_case(70, C_, rows=_unmatched_rows())),
     "ab_ignore_thresh_lower": (Dep(ignore_thresh_used=0.5), {"ignore_rule"}, lambda: ab_case(67, C_, n_truth=8)),
+    # added after the first run of the six above (the small truths of ab_ignore_skipped_unmatched make the
+    # departure show at one cell only): the same departure where it shows widely
+    "ab_ignore_skipped_large": (Dep(ignore_skip_unmatched=True), {"ignore_rule"},
+                                lambda: ab_case(71, C_, rows=_unmatched_large_rows())),
 }
 
 #: name -> (impl, expected codes)

@@ -154,9 +154,6 @@ def test_each_departure_of_a_pair_shows(name: str) -> None:
 NOT_YET: dict = {
     "ab_mse+iou_normalizer_missed": "two option departures on the box: no joint model of iou_loss and iou_normalizer",
     "ab_mse+iou_normalizer+scale_x_y_missed": "box_loss's composed replay names normalizer only in its message",
-    "ab_ignore_skipped_unmatched": "no model of an image's ignore test skipped; new_coords claims it",
-    "ab_ignore_skipped+no_iou_thresh": "no model of an image's ignore test skipped; new_coords claims it",
-    "ab_ignore_thresh_lower": "no model of another ignore threshold on AlexeyAB's layer",
 }
 
 

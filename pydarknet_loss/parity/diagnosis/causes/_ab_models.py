@@ -571,3 +571,182 @@ def moved_cells(arr: Array) -> Optional[Claim]:
                 f"{' and more' if len(rows) > 4 else ''}; image {b} row {t}: x*W = {x:.6g}, column "
                 f"{int(rec['row_i'][b, t])} upstream). Truncate (floor) instead of rounding.")
     return Claim(m, rows=who, say=say, detail={"rows": tuple(rows)})
+
+
+# ---- the ignore test, another way: threshold, class gate, scale_x_y, images skipped -------
+#: Thresholds named before a midpoint, when the implementation's values allow several.
+NICE = (0.5, 0.7, 0.6, 0.4, 0.3, 0.45, 0.55, 0.65, 0.75, 0.8, 0.35, 0.25, 0.2, 0.85, 0.9, 0.1, 0.15, 0.95)
+
+
+def _unscaled_best_iou(ev: Any) -> Optional[np.ndarray]:
+    """(B, n, H, W) float32: each cell's best IoU over the read rows with the
+    predicted x, y decoded WITHOUT scale_x_y (sigmoid only), as
+    ab_get_yolo_box and box_iou compute it in float; None for a new_coords
+    head (its x, y are not a sigmoid of the input)."""
+    if int(ev.layer.new_coords):
+        return None
+    cache = ev.__dict__.get("_ab_iou_nosxy")
+    if cache is not None:
+        return cache
+    B, n, P, H, W = ev.X.shape
+    one = np.float32(1)
+    with np.errstate(over="ignore"):
+        sig = (one / (one + np.exp(-ev.X[:, :, 0:2].astype(F64)).astype(F))).astype(F)
+    gi = np.arange(W, dtype=F)[None, :]
+    gj = np.arange(H, dtype=F)[:, None]
+    bias = [float(v) for v in ev.layer.anchors]
+    out = np.zeros((B, n, H, W), F)
+    two = np.float32(2)
+    for b, t in read_rows(ev):
+        T = [np.float32(v) for v in ev.truth[b, t, :4]]
+        for a, m in enumerate(int(v) for v in ev.layer.mask):
+            bx = ((gi + sig[b, a, 0]) / np.float32(W)).astype(F)
+            by = ((gj + sig[b, a, 1]) / np.float32(H)).astype(F)
+            bw = (np.exp(ev.X[b, a, 2].astype(F64)) * bias[2 * m] / ev.net_w).astype(F)
+            bh = (np.exp(ev.X[b, a, 3].astype(F64)) * bias[2 * m + 1] / ev.net_h).astype(F)
+            ow = np.minimum(bx + bw / two, T[0] + T[2] / two) - np.maximum(bx - bw / two, T[0] - T[2] / two)
+            oh = np.minimum(by + bh / two, T[1] + T[3] / two) - np.maximum(by - bh / two, T[1] - T[3] / two)
+            inter = np.where((ow < 0) | (oh < 0), np.float32(0), ow * oh).astype(F)
+            union = (bw * bh + T[2] * T[3] - inter).astype(F)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                iou = np.where((inter == 0) | (union == 0), np.float32(0), inter / union).astype(F)
+            out[b, a] = np.maximum(out[b, a], iou)
+    ev.__dict__["_ab_iou_nosxy"] = out
+    return out
+
+
+def _skip_sets(ev: Any) -> List[Tuple[str, Tuple[int, ...]]]:
+    """(measure, images) for each distinct set of images none of whose read
+    rows has its best anchor (by that measure of the shapes) in the mask:
+    an implementation that skips the ignore test there (Tianxiaomo's
+    build_target: `if sum(best_n_mask) == 0: continue`)."""
+    rec = ab_record(ev)
+    assert rec is not None
+    mask_ids = {int(m) for m in ev.layer.mask}
+    rows: Dict[int, List[int]] = {}
+    for b, t in read_rows(ev):
+        rows.setdefault(b, []).append(t)
+    out: List[Tuple[str, Tuple[int, ...]]] = []
+    for kind in ("iou", "ciou", "giou", "ciou_corner"):
+        imgs = []
+        for b, ts in rows.items():
+            if kind == "iou":
+                bests = [int(rec["best_anchor"][b, t]) for t in ts]
+            else:
+                bests = [int(np.argmax(_shape_scores(ev, float(ev.truth[b, t, 2]), float(ev.truth[b, t, 3]), kind)))
+                         for t in ts]
+            if not any(n in mask_ids for n in bests):
+                imgs.append(b)
+        key = tuple(sorted(imgs))
+        if key and key not in [s for _, s in out]:
+            out.append((kind, key))
+    return out
+
+
+def ignore_variants(arr: Array) -> Optional[Claim]:
+    """The ignore test as an implementation runs it, found from its values:
+    upstream ignores a cell's objectness when its best IoU (class gate, x, y
+    with scale_x_y) beats ignore_thresh, in every image.  Tried: the gate on
+    or off, x, y with or without scale_x_y, the images whose truths all
+    belong to other heads skipped or not; for each, the thresholds that
+    split the implementation's ignored cells from its negative ones (an
+    interval, empty when that variant cannot).  The variant with the fewest
+    departures that reproduces the failing objectness elements is claimed
+    (at cells darknet assigns nothing, where the implementation's value is
+    0 or -obj_normalizer*p)."""
+    ev = arr.ev
+    assert ev is not None
+    if not read_rows(ev):
+        return None
+    rec = ab_record(ev)
+    assert rec is not None
+    o = arr.obj
+    thr = float(ev.layer.ignore_thresh)
+    B, n, P, H, W = ev.X.shape
+    free = (arr.E64[:, :, o] <= 0) & ~ev.e_assigned()
+    p = ev.Y[:, :, o].astype(F)
+    neg = (np.float32(ev.layer.obj_normalizer) * (np.float32(0) - p)).astype(F).astype(F64)
+    A = arr.A64[:, :, o]
+    bnd = 4 * arr.bound[:, :, o]
+    is_zero = np.abs(A) <= bnd
+    is_neg = (np.abs(A - neg) <= 1e-5 * np.abs(neg) + bnd) & ~is_zero
+    info = free & (is_zero | is_neg)
+    fail = arr.fail[:, :, o] & info
+    if not fail.any():
+        return None
+    up_ignored = arr.E64[:, :, o] == 0
+    # the class gate per cell (ab_compare_class: any class probability > .25)
+    gate = (ev.Y[:, :, o + 1:] > np.float32(0.25)).any(axis=2)
+    grids = {("sxy",): rec["best_iou_all"].astype(F)}
+    if float(ev.layer.scale_x_y) != 1:
+        g = _unscaled_best_iou(ev)
+        if g is not None:
+            grids[("no_sxy",)] = g
+    skips: List[Tuple[str, Tuple[int, ...]]] = [("", ())] + _skip_sets(ev)
+    best: Optional[Tuple[int, float, np.ndarray, Dict[str, Any]]] = None
+    for (sx,), g in grids.items():
+        for gated in (True, False):
+            b_iou = np.where(gate, g, np.float32(0)) if gated else g
+            b_iou = b_iou.astype(F64)
+            for kind, imgs in skips:
+                skipped = np.zeros(B, bool)
+                skipped[list(imgs)] = True
+                sk = skipped[:, None, None, None]
+                # in a skipped image no informative cell is ignored
+                if (info & sk & is_zero).any():
+                    continue
+                rest = info & ~sk
+                lo = float(b_iou[rest & is_neg].max()) if (rest & is_neg).any() else -np.inf
+                hi = float(b_iou[rest & is_zero].min()) if (rest & is_zero).any() else np.inf
+                if not lo < hi:
+                    continue
+                if lo <= thr < hi:
+                    v = thr
+                else:
+                    v = next((c for c in NICE if lo <= c < hi), None)
+                    if v is None:
+                        v = (lo + hi) / 2 if np.isfinite(lo) and np.isfinite(hi) else (lo + 1e-6 if np.isfinite(lo) else hi - 1e-6)
+                pred_ign = ~sk & (b_iou > np.float32(v))
+                differs = info & (pred_ign != up_ignored)
+                claim = fail & differs & np.where(pred_ign, is_zero, is_neg)
+                k = int(claim.sum())
+                if not k:
+                    continue
+                deps = {"gate": not gated, "scale_x_y": sx == "no_sxy", "skip": bool(imgs), "thresh": v != thr}
+                # a threshold fitted to the values weighs more than a departure predicted without fitting
+                n_dep = sum(deps.values()) + 0.5 * deps["thresh"]
+                if not n_dep:
+                    continue
+                if best is None or k > best[0] or (k == best[0] and n_dep < best[1]):
+                    best = (k, n_dep, claim, {"thresh": float(v), "interval": (lo, hi), "gate": gated,
+                                               "scale_x_y": sx == "sxy", "skipped_images": imgs,
+                                               "skip_measure": kind})
+    # x, y without scale_x_y alone is scale_x_y's (its replay claims it)
+    if best is None or (best[1] == 1 and not best[3]["scale_x_y"]):
+        return None
+    _, _, cells, d = best
+
+    def say(sel: np.ndarray) -> str:
+        cs = cells_of(sel)
+        what = []
+        if d["thresh"] != thr:
+            lo, hi = d["interval"]
+            what.append(f"a threshold of {d['thresh']:g} where the cfg's ignore_thresh is {thr:g} (any value in "
+                        f"[{max(lo, 0):.4g}, {min(hi, 1):.4g}) gives the same cells)")
+        if not d["gate"]:
+            what.append("no class gate (upstream counts a truth only at a cell where some class probability "
+                        "exceeds .25, compare_yolo_class)")
+        if not d["scale_x_y"]:
+            what.append(f"the predicted x, y decoded without scale_x_y = {float(ev.layer.scale_x_y):g} (see "
+                        "scale_x_y)")
+        if d["skipped_images"]:
+            how = {"iou": "IoU", "ciou": "CIoU", "giou": "GIoU", "ciou_corner": "CIoU of corner-aligned shapes"}
+            what.append(f"no ignore test at all in image{'s' if len(d['skipped_images']) > 1 else ''} "
+                        f"{', '.join(map(str, d['skipped_images']))}, none of whose truths has its best anchor "
+                        f"(by {how[d['skip_measure']]}) in this head's mask (upstream tests every image)")
+        return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) the implementation's "
+                "ignore test decides otherwise than upstream's (best IoU with a truth > ignore_thresh, class gate, "
+                "x, y with scale_x_y, every image): its objectness there is what upstream's test gives with "
+                + "; with ".join(what) + ". Run the ignore test as upstream does.")
+    return Claim(arr.role_mask([o], cells), say=say, detail={"rule": "ignore test", **{k: v for k, v in d.items()
+                                                                                         if k != "interval"}})
