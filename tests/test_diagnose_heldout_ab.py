@@ -152,8 +152,6 @@ def test_each_departure_of_a_pair_shows(name: str) -> None:
 
 #: Known gaps, failing for the reason given (strict: they fail the suite once they pass).
 NOT_YET: dict = {
-    "ab_mse+iou_normalizer_missed": "two option departures on the box: no joint model of iou_loss and iou_normalizer",
-    "ab_mse+iou_normalizer+scale_x_y_missed": "box_loss's composed replay names normalizer only in its message",
 }
 
 

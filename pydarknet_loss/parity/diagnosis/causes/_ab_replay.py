@@ -8,7 +8,7 @@ implementation's within darknet's rounding, and not darknet's own."""
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -97,3 +97,128 @@ def entries_named(arr: Array, mask: np.ndarray) -> str:
         if name not in names:
             names.append(name)
     return ", ".join(names)
+
+
+#: The iou_loss values AlexeyAB's layer takes.
+IOU_LOSSES = ("mse", "iou", "giou", "diou", "ciou")
+#: Box option departures, the cause each is: the option and its value as the departure has it.
+BOX_OPTIONS = (("iou_normalizer", 1.0, "normalizer"), ("scale_x_y", 1.0, "scale_x_y"))
+
+
+def composed_box(arr: Array) -> Optional[Dict[str, Any]]:
+    """Several option departures on the box at once (Tianxiaomo's port: MSE
+    where the cfg says CIoU, no iou_normalizer, x, y without scale_x_y): the
+    layer replayed with two or three of them (another iou_loss, iou_normalizer
+    = 1, scale_x_y = 1: those the layer does not have) reproduces box deltas
+    that no single replay does.  Bounded: tried only where the single
+    replays leave failing box elements, at most 13 replays (4 other losses x
+    3 option sets, and the two options without a loss change), the first
+    set reproducing the most taken.  Each element is then given to the
+    departure whose replay ALONE comes nearest the implementation's value
+    there (all of them are needed; the nearest one carries most of the
+    change), so that each departure is named by its own cause, and each
+    cause's message names the others.  Cached per Array: box_loss,
+    normalizer and scale_x_y ask for it.  None when nothing composes."""
+    cache = arr.__dict__.setdefault("_composed_box", {})
+    if "v" in cache:
+        return cache["v"]
+    cache["v"] = None
+    ev = arr.ev
+    if ev is None or ev.kind != "yolo_ab" or arr.name != "delta":
+        return None
+    layer = arr.layer
+    box = arr.role_mask([0, 1, 2, 3])
+    box_fail = arr.fail & box
+    if not box_fail.any():
+        return None
+    mine = getattr(layer, "iou_loss", None)
+    opts = [(o, v, c) for o, v, c in BOX_OPTIONS if float(getattr(layer, o, v)) != v]
+    singles: Dict[str, Optional[np.ndarray]] = {}
+    alone = np.zeros(arr.E.shape, bool)
+    for kind in IOU_LOSSES:
+        if kind != mine:
+            m = reproduced(arr, replay(arr, iou_loss=kind))
+            if m is not None:
+                alone |= m
+    for o, v, _ in opts:
+        m = reproduced(arr, replay(arr, **{o: v}))
+        if m is not None:
+            alone |= m
+    if not (box_fail & ~alone).any():
+        return None
+    zero_box = (arr.A64[:, :, :4] == 0).all(axis=2)[:, :, None]
+    sets: List[Tuple[Dict[str, Any], Tuple[str, ...]]] = []
+    extras = [({o: v}, (c,)) for o, v, c in opts]
+    if len(opts) == 2:
+        both = ({**extras[0][0], **extras[1][0]}, extras[0][1] + extras[1][1])
+        extras.append(both)
+        sets.append(both)  # the two options, the loss kept
+    sets = [({"iou_loss": k, **e}, ("box_loss",) + names) for k in IOU_LOSSES if k != mine
+            for e, names in extras] + sets
+    best: Optional[Tuple[Dict[str, Any], Tuple[str, ...], np.ndarray]] = None
+    for changes, names in sorted(sets, key=lambda s: len(s[1])):
+        m = reproduced(arr, replay(arr, **changes))
+        if m is None:
+            continue
+        m = m & box & ~zero_box & ~alone
+        if m.any() and (best is None or m.sum() > best[2].sum()):
+            best = (changes, names, m)
+    if best is None:
+        return None
+    changes, names, m = best
+    # each element to the departure whose replay alone is nearest the implementation's value
+    dist = []
+    for name in names:
+        if name == "box_loss":
+            R = replay(arr, iou_loss=changes["iou_loss"])
+        else:
+            o = next(o for o, _, c in BOX_OPTIONS if c == name)
+            R = replay(arr, **{o: changes[o]})
+        assert R is not None
+        with np.errstate(invalid="ignore", over="ignore"):
+            dist.append(np.where(np.isfinite(R), np.abs(arr.A64 - R), np.inf))
+    owner = np.argmin(np.stack(dist), axis=0)
+    out = {"changes": changes, "names": names,
+           "masks": {name: m & (owner == k) for k, name in enumerate(names)}, "mask": m}
+    cache["v"] = out
+    return out
+
+
+def composed_text(arr: Array, comp: Dict[str, Any], me: str) -> str:
+    """How a composed box claim is said by cause ``me``: every departure of
+    the set, and that only all of them together give the values."""
+    layer = arr.layer
+    ch = comp["changes"]
+    what = {"box_loss": f"iou_loss = {ch.get('iou_loss')} where the layer says {getattr(layer, 'iou_loss', None)} "
+                        "(box_loss)",
+            "normalizer": f"iou_normalizer = {float(getattr(layer, 'iou_normalizer', 1)):g} left out (normalizer)",
+            "scale_x_y": f"x, y decoded without scale_x_y = {float(getattr(layer, 'scale_x_y', 1)):g} (scale_x_y)"}
+    names = comp["names"]
+    return (f"box deltas ({{n}}) that are darknet's with " + " and ".join(what[n] for n in names) +
+            ": each departure alone gives other values there, all of them together give yours (these are the "
+            f"elements where the {me} departure alone comes nearest yours; the other departures' causes hold the "
+            "rest). Use the cfg's " + ", ".join({"box_loss": "iou_loss", "normalizer": "iou_normalizer",
+                                                    "scale_x_y": "scale_x_y"}[n] for n in names) + ".")
+
+
+def with_composed(arr: Array, me: str, claim: Optional[Any]) -> Optional[Any]:
+    """``claim`` (cause ``me``'s single-departure claim, or None) together
+    with the box deltas ``composed_box`` gives cause ``me``, said as such."""
+    from ..model import Claim
+
+    comp = composed_box(arr)
+    if comp is None or me not in comp["names"] or not comp["masks"][me].any():
+        return claim
+    own = comp["masks"][me]
+
+    def say(sel: np.ndarray) -> str:
+        parts = []
+        if claim is not None and (sel & claim.mask).any():
+            parts.append(claim.say(sel & claim.mask))
+        got = sel & own
+        if got.any():
+            parts.append(f"{int(got.sum())} " + composed_text(arr, comp, me).format(n=entries_named(arr, got)))
+        return " ".join(parts)
+    detail = dict(claim.detail) if claim is not None else {}
+    detail["with"] = tuple(n for n in comp["names"] if n != me)
+    return Claim(own if claim is None else (np.asarray(claim.mask) | own), say=say, detail=detail)
