@@ -8,7 +8,7 @@ import numpy as np
 
 from ..model import Array, CauseSpec, Claim
 from . import new_coords
-from ._ab_replay import entries_named, replay, reproduced, with_composed
+from ._ab_replay import entries_named, replayed, reproduced, with_composed
 
 #: option -> what it multiplies upstream
 WHAT = {"iou_normalizer": "the box deltas (times the class multiplier)",
@@ -50,7 +50,7 @@ def _normalizer(arr: Array) -> Optional[Claim]:
     named = []
     composed = False
     for opt in WHAT:
-        m = reproduced(arr, replay(arr, **{opt: 1.0}))
+        m = replayed(arr, **{opt: 1.0})
         if m is None and getattr(arr.ev, "kind", None) == "yolo_ab":
             m = _with_new_coords(arr, opt)
             composed |= m is not None
