@@ -97,7 +97,8 @@ def ignore_gate(arr: Array) -> Optional[Claim]:
         R = replay(arr, iou_thresh=1.0)
         if R is not None:
             # ... and the cell's box is that run's too (the anchor left out: no box delta)
-            box = np.abs(arr.A64[:, :, :4] - R[:, :, :4]) <= 1e-5 * np.abs(R[:, :, :4]) + 4 * arr.bound[:, :, :4]
+            Rb = R[:, :, :4].astype(F64)
+            box = np.abs(arr.A64[:, :, :4] - Rb) <= 1e-5 * np.abs(Rb) + 4 * arr.bound[:, :, :4]
             joint = cells & (E > 0) & zero & (R[:, :, o] < 0) & box.all(axis=2)
     cells = alone | joint
     if not cells.any():
@@ -523,7 +524,7 @@ def moved_cells(arr: Array) -> Optional[Claim]:
             Vs = [assigned(b, t) for t in rows_port]
             if any(V is None for V in Vs):
                 continue
-            cols = [V[b, a, :, j, i] for V in Vs]  # type: ignore[index]
+            cols = [np.asarray(V[b, a, :, j, i], F64) for V in Vs]  # type: ignore[index]
             value = cols[0].copy()
             if len(cols) > 1:
                 # loop 2 in row order: box deltas added (+=, before averaging), the objectness

@@ -16,7 +16,7 @@ from ..model import Array
 
 
 def replay(arr: Array, **changes: Any) -> Optional[np.ndarray]:
-    """The delta (B, n, P, H, W, float64) of darknet's layer with ``changes``
+    """The delta (B, n, P, H, W; float32, the layer's own values) of darknet's layer with ``changes``
     applied to its options; None when the layer has no such options or
     refuses them.  Cached on the evidence, per set of changes."""
     return replay_with(arr, None, **changes)
@@ -51,7 +51,10 @@ def replay_with(arr: Array, tag: Optional[str], X: Optional[np.ndarray] = None, 
                 x = ev.X if X is None else X
                 res = other.forward(np.ascontiguousarray(x.reshape(B, n * P, H, W), dtype=np.float32),
                                     ev.truth if truth is None else truth, net_w=ev.net_w, net_h=ev.net_h)
-            cache[key] = res.delta.reshape(ev.X.shape).astype(np.float64)
+            # kept in float32 (a replay of a large head is tens of MB in
+            # float64, and a failing compare asks for dozens): readers take
+            # float64 values where they compute with them
+            cache[key] = res.delta.reshape(ev.X.shape)
         except (TypeError, ValueError):
             cache[key] = None
     return cache[key]
@@ -72,7 +75,7 @@ def reproduced(arr: Array, alt: Optional[np.ndarray]) -> Optional[np.ndarray]:
         idx = np.flatnonzero(~(alt == E))
     if not idx.size:
         return None
-    a = alt.reshape(-1)[idx]
+    a = alt.reshape(-1)[idx].astype(np.float64)
     e = E.reshape(-1)[idx]
     v = arr.a64_at(idx)
     tol = 4 * arr.bound_at(idx) + 1e-30
@@ -211,7 +214,7 @@ def composed_box(arr: Array) -> Optional[Dict[str, Any]]:
             o = next(o for o, _, c in BOX_OPTIONS if c == name)
             R = replay(arr, **{o: changes[o]})
         assert R is not None
-        r = R.reshape(-1)[at]
+        r = R.reshape(-1)[at].astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
             d = np.full(m.size, np.inf)
             d[at] = np.where(np.isfinite(r), np.abs(A - r), np.inf)

@@ -128,11 +128,12 @@ def _box_kept(arr: Array, V: Optional[np.ndarray]) -> bool:
     does not fire gives -p as the flip does)."""
     if V is None:
         return False
+    V = V[:, :, :4].astype(np.float64)
     E, tol = arr.E64[:, :, :4], 1e-5 * np.abs(arr.E64[:, :, :4]) + 4 * arr.bound[:, :, :4] + 1e-30
     with np.errstate(invalid="ignore", over="ignore"):
-        changed = ~(np.abs(V[:, :, :4] - E) <= tol)
+        changed = ~(np.abs(V - E) <= tol)
         kept = np.abs(arr.A64[:, :, :4] - E) <= tol
-        flip = np.abs(arr.A64[:, :, :4] - V[:, :, :4]) <= 1e-5 * np.abs(V[:, :, :4]) + 4 * arr.bound[:, :, :4] + 1e-30
+        flip = np.abs(arr.A64[:, :, :4] - V) <= 1e-5 * np.abs(V) + 4 * arr.bound[:, :, :4] + 1e-30
     cells = changed.any(axis=2)
     n_kept = int((cells & kept.all(axis=2)).sum())
     return n_kept > 0 and n_kept >= int((cells & flip.all(axis=2)).sum())
