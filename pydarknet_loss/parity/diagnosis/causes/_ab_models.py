@@ -685,6 +685,7 @@ def ignore_variants(arr: Array) -> Optional[Claim]:
             grids[("no_sxy",)] = g
     skips: List[Tuple[str, Tuple[int, ...]]] = [("", ())] + _skip_sets(ev)
     best: Optional[Tuple[int, float, np.ndarray, Dict[str, Any]]] = None
+    sxy_only = 0
     for (sx,), g in grids.items():
         for gated in (True, False):
             b_iou = np.where(gate, g, np.float32(0)) if gated else g
@@ -718,12 +719,15 @@ def ignore_variants(arr: Array) -> Optional[Claim]:
                 n_dep = sum(deps.values()) + 0.5 * deps["thresh"]
                 if not n_dep:
                     continue
+                if n_dep == 1 and deps["scale_x_y"]:
+                    sxy_only = max(sxy_only, k)
                 if best is None or k > best[0] or (k == best[0] and n_dep < best[1]):
                     best = (k, n_dep, claim, {"thresh": float(v), "interval": (lo, hi), "gate": gated,
                                                "scale_x_y": sx == "sxy", "skipped_images": imgs,
                                                "skip_measure": kind})
-    # x, y without scale_x_y alone is scale_x_y's (its replay claims it)
-    if best is None or (best[1] == 1 and not best[3]["scale_x_y"]):
+    # x, y without scale_x_y alone is scale_x_y's (its replay claims it):
+    # nothing here when that variant reproduces as many elements as the best
+    if best is None or sxy_only >= best[0]:
         return None
     _, _, cells, d = best
 
