@@ -337,3 +337,83 @@ def test_anchor_assignment_with_the_iou_thresh_anchors_left_out_too() -> None:
                 best.add((b, list(c.layer.mask).index(n), int(row[1] * 13), int(row[0] * 13)))
     at = {(int(b), int(a), int(j), int(i)) for b, a, _, j, i in np.argwhere(cm == "anchor_assignment")}
     assert at and at <= best, (at, best)
+
+
+def _ignore_cause(r: Any) -> Any:
+    return next((k for k in r.causes if k.code == "ignore_rule"), None)
+
+
+def test_ignore_rule_names_an_image_whose_ignore_test_is_skipped() -> None:
+    """Tianxiaomo's build_target skips the ignore test in an image none of
+    whose truths has its best anchor in the head's mask: ignore_rule names
+    that image (and new_coords, whose flipped decoding fires no ignore test
+    either, is not named).  Look-alike: a port that ignores nowhere, in every
+    image; it is not said to skip images."""
+    c = H.ab_case(71, H.CIOU_HEAD, rows=H._unmatched_large_rows(), ignore_thresh=0.5)
+    r = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(ignore_skip_unmatched=True)))
+    codes = {k.code for k in r.causes} - {"float_rounding"}
+    assert codes == {"ignore_rule"}, str(r)
+    cause = _ignore_cause(r)
+    assert cause.detail["skipped_images"] == (1,) and "no ignore test at all in image 1" in cause.message
+    assert _claimed(r, "ignore_rule") == _failing(r)
+    # the look-alike: darknet's delta with every ignored objectness set to -obj_normalizer*p
+    res = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h)
+    E = _split(c, res.delta)
+    Y = _split(c, res.output)
+    free = (E[:, :, 4] == 0) & ~(E[:, :, 5:] != 0).any(axis=2)
+    E[:, :, 4] = np.where(free, (np.float32(c.layer.obj_normalizer) * (np.float32(0) - Y[:, :, 4])), E[:, :, 4])
+    assert (free[0] & (_split(c, res.delta)[0, :, 4] == 0)).any()  # image 0 ignores cells: the two differ
+    r = _report(c, _join(E))
+    assert not r.ok
+    cause = _ignore_cause(r)
+    assert cause is None or not cause.detail.get("skipped_images"), str(r)
+    assert "no ignore test at all" not in str(r)
+
+
+def test_ignore_rule_names_another_threshold_and_not_a_scatter() -> None:
+    """A port whose ignore threshold is .5 where the cfg has .7: ignore_rule
+    names the threshold (.5 is in the interval the values allow).
+    Look-alike: darknet's delta with every other negative cell that the .5
+    test would ignore zeroed (a scatter no threshold splits): not claimed."""
+    c = H.ab_case(67, H.CIOU_HEAD, n_truth=8)
+    mine = H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(ignore_thresh_used=0.5))
+    r = _report(c, mine)
+    cause = _ignore_cause(r)
+    assert cause is not None and cause.detail["thresh"] == 0.5, str(r)
+    assert "a threshold of 0.5 where the cfg's ignore_thresh is 0.7" in cause.message
+    assert _claimed(r, "ignore_rule") == _failing(r)
+    res = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h)
+    E, A = _split(c, res.delta), _split(c, mine)
+    moved = np.argwhere((E[:, :, 4] != 0) & (A[:, :, 4] == 0))
+    assert len(moved) >= 4
+    D = E.copy()
+    for b, a, j, i in moved[::2]:
+        D[b, a, 4, j, i] = 0
+    r = _report(c, _join(D))
+    assert not r.ok and _ignore_cause(r) is None, str(r)
+
+
+def test_composed_box_departures_are_each_named() -> None:
+    """MSE where the cfg says CIoU AND iou_normalizer left out: only both
+    together give the box deltas; box_loss and normalizer each claim a share,
+    each message names both, and nothing is unexplained.  Look-alikes: the
+    normalizer alone (normalizer's single replay, box_loss not named), and
+    darknet's MSE box times 10 (no option set gives it: neither claims it)."""
+    c = H.ab_case(61, H.CIOU_HEAD)
+    r = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(box_loss="mse", no_iou_norm=True)))
+    codes = {k.code for k in r.causes} - {"float_rounding"}
+    assert codes == {"box_loss", "normalizer"}, str(r)
+    for k in r.causes:
+        if k.code in ("box_loss", "normalizer"):
+            assert "iou_loss = mse where the layer says ciou (box_loss)" in k.message
+            assert "iou_normalizer = 0.07 left out (normalizer)" in k.message
+    assert _claimed(r, "box_loss") + _claimed(r, "normalizer") == _failing(r)
+    r = _report(c, _with(c, iou_normalizer=1.0))
+    assert {k.code for k in r.causes} - {"float_rounding"} == {"normalizer"}, str(r)
+    mse = _split(c, _with(c, iou_loss="mse"))
+    E = _split(c, _run(c.layer, c))
+    D = E.copy()
+    D[:, :, :4] = mse[:, :, :4] * np.float32(10)
+    r = _report(c, _join(D))
+    assert not r.ok
+    assert all(not k.detail.get("with") for k in r.causes if k.code in ("box_loss", "normalizer", "scale_x_y")), str(r)
