@@ -576,7 +576,8 @@ def moved_cells(arr: Array) -> Optional[Claim]:
 
 # ---- the ignore test, another way: threshold, class gate, scale_x_y, images skipped -------
 #: Thresholds named before a midpoint, when the implementation's values allow several.
-NICE = (0.5, 0.7, 0.6, 0.4, 0.3, 0.45, 0.55, 0.65, 0.75, 0.8, 0.35, 0.25, 0.2, 0.85, 0.9, 0.1, 0.15, 0.95)
+NICE = (0.5, 0.7, 0.6, 0.4, 0.3, 0.45, 0.55, 0.65, 0.75, 0.8, 0.35, 0.25, 0.2, 0.85, 0.9, 0.1, 0.15, 0.95,
+        1.0)  # 1: no cell ever ignored
 
 
 def _unscaled_best_iou(ev: Any) -> Optional[np.ndarray]:
@@ -698,16 +699,22 @@ def ignore_variants(arr: Array) -> Optional[Claim]:
                 if (info & sk & is_zero).any():
                     continue
                 rest = info & ~sk
-                lo = float(b_iou[rest & is_neg].max()) if (rest & is_neg).any() else -np.inf
-                hi = float(b_iou[rest & is_zero].min()) if (rest & is_zero).any() else np.inf
-                if not lo < hi:
-                    continue
-                if lo <= thr < hi:
-                    v = thr
-                else:
-                    v = next((c for c in NICE if lo <= c < hi), None)
+                bn, bz = b_iou[rest & is_neg], b_iou[rest & is_zero]
+                lo = float(bn.max()) if bn.size else -np.inf
+                hi = float(bz.min()) if bz.size else np.inf
+                if lo < hi:  # a threshold splits them exactly
+                    v = thr if lo <= thr < hi else next((c for c in NICE if lo <= c < hi), None)
                     if v is None:
-                        v = (lo + hi) / 2 if np.isfinite(lo) and np.isfinite(hi) else (lo + 1e-6 if np.isfinite(lo) else hi - 1e-6)
+                        v = (lo + hi) / 2 if np.isfinite(lo) and np.isfinite(hi) else \
+                            (lo + 1e-6 if np.isfinite(lo) else hi - 1e-6)
+                else:
+                    # or up to the implementation's own rounding of IoUs next to it (its
+                    # boxes and IoU in another order of float operations): a round value
+                    # that the cells more than 1e-4 away from it do not contradict
+                    v = next((c for c in (thr,) + NICE
+                              if not (bn > c + 1e-4).any() and not (bz <= c - 1e-4).any()), None)
+                    if v is None:
+                        continue
                 pred_ign = ~sk & (b_iou > np.float32(v))
                 differs = info & (pred_ign != up_ignored)
                 claim = fail & differs & np.where(pred_ign, is_zero, is_neg)
@@ -715,8 +722,9 @@ def ignore_variants(arr: Array) -> Optional[Claim]:
                 if not k:
                     continue
                 deps = {"gate": not gated, "scale_x_y": sx == "no_sxy", "skip": bool(imgs), "thresh": v != thr}
-                # a threshold fitted to the values weighs more than a departure predicted without fitting
-                n_dep = sum(deps.values()) + 0.5 * deps["thresh"]
+                # a threshold fitted to the values weighs more than a departure predicted without
+                # fitting, and an odd one (no round value in its interval) more again
+                n_dep = sum(deps.values()) + (0.5 if v in NICE else 2.0) * deps["thresh"]
                 if not n_dep:
                     continue
                 if n_dep == 1 and deps["scale_x_y"]:
@@ -734,7 +742,9 @@ def ignore_variants(arr: Array) -> Optional[Claim]:
     def say(sel: np.ndarray) -> str:
         cs = cells_of(sel)
         what = []
-        if d["thresh"] != thr:
+        if d["thresh"] != thr and d["thresh"] >= 1:
+            what.append(f"no cell ignored at all (a threshold of 1 or more; the cfg's ignore_thresh is {thr:g})")
+        elif d["thresh"] != thr:
             lo, hi = d["interval"]
             what.append(f"a threshold of {d['thresh']:g} where the cfg's ignore_thresh is {thr:g} (any value in "
                         f"[{max(lo, 0):.4g}, {min(hi, 1):.4g}) gives the same cells)")
