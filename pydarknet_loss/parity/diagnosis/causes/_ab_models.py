@@ -240,6 +240,9 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
     mask_ids = [int(m) for m in ev.layer.mask]
     H, W = ev.X.shape[3], ev.X.shape[4]
     used, joints = set(), set()
+    notes: set = set()
+    from ._ab_replay import composed_box
+    comp = composed_box(arr)
     for b, t in read_rows(ev):
         row = ev.truth[b, t]
         i, j = int(F(row[0]) * F(W)), int(F(row[1]) * F(H))
@@ -264,6 +267,7 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                        if n in mask_ids]
             got = np.zeros(arr.E.shape, bool)
             moved = True
+            said: set = set()
             for a in added:
                 V = row_alone(ev, b, t, iou_thresh=0.0)  # the row assigned at every masked anchor
                 near = _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
@@ -277,15 +281,27 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 rest_ok = bool(near[o:].all()) and V[b, a, o, j, i] > 0
                 moved &= box_ok or rest_ok
                 got[b, a, :, j, i] = arr.fail[b, a, :, j, i] & near
+                if rest_ok and not box_ok and comp is not None:
+                    # the box by the option departures composed_box found (Tianxiaomo's MSE
+                    # without iou_normalizer and scale_x_y), at the anchor the row lands on
+                    V2 = row_alone(ev, b, t, iou_thresh=0.0, **comp["changes"])[b, a, :4, j, i]
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        box2 = np.abs(arr.A64[b, a, :4, j, i] - V2) <= 1e-4 * np.abs(V2) + 4 * arr.bound[b, a, :4, j, i]
+                    if box2.all() and (V2 != 0).any():
+                        got[b, a, :4, j, i] |= arr.fail[b, a, :4, j, i]
+                        said.add("boxed")
             if not added and dropped:
                 # the row skipped at this head (or, joint, kept at an anchor
                 # darknet also assigns): no other anchor of its cell shows a
                 # box where darknet has none
                 others = [a for a in range(len(mask_ids)) if mask_ids[a] not in darknet]
                 moved = not any(arr.fail[b, a, :4, j, i].any() for a in others)
-                if joint and a_best in mask_ids:  # ... and the row's box stands at its CIoU-best anchor
-                    k = mask_ids.index(a_best)
-                    moved &= not arr.fail[b, k, :4, j, i].any() and bool((arr.E64[b, k, :4, j, i] != 0).any())
+                if joint and a_best in mask_ids:  # ... and the row stands at its CIoU-best anchor: its box
+                    k = mask_ids.index(a_best)  # there is darknet's, or (another departure on the box) its
+                    o = arr.obj                 # objectness is darknet's positive one
+                    box_there = not arr.fail[b, k, :4, j, i].any() and bool((arr.E64[b, k, :4, j, i] != 0).any())
+                    obj_there = arr.E64[b, k, o, j, i] > 0 and not arr.fail[b, k, o, j, i]
+                    moved &= box_there or bool(obj_there)
             if not moved:
                 continue
             for a in dropped:
@@ -295,11 +311,19 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 if ab_record(ev)["best_iou"][b, a, j, i] > F(ev.layer.ignore_thresh):
                     V[arr.obj] = 0.0
                 m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V)
+                # ... unless the implementation's own ignore test decides that cell
+                # otherwise (ignore_rule's business): loop 1's other value is its own too
+                o = arr.obj
+                other = 0.0 if V[o] != 0 else float(F(F(ev.layer.obj_normalizer) * F(F(0) - F(ev.Y[b, a, o, j, i]))))
+                if arr.fail[b, a, o, j, i] and _near(arr, (b, a, o, j, i), np.float64(other)):
+                    m[o] = True
+                    said.add("loop1")
                 got[b, a, :, j, i] |= m
             if got.any():
                 mask |= got
                 used.add(kind)
                 joints.add(joint)
+                notes.update(said)
                 break
     if not mask.any():
         return None
@@ -312,7 +336,11 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 "IoU of the shapes (both centred), over all anchors, and skips the truth when that one is not in "
                 "the mask." + (" Where darknet's best anchor passes no iou_thresh test, the implementation also "
                                "left out the iou_thresh anchors (see iou_thresh): both together give its values "
-                               "there." if True in joints else ""))
+                               "there." if True in joints else "") +
+                (" Where the row lands, its box deltas are those of the box departures named by box_loss, "
+                 "normalizer and scale_x_y, composed with the anchor moved." if "boxed" in notes else "") +
+                (" Where darknet's anchor is dropped, the objectness is loop 1's value as the implementation's own "
+                 "ignore test decides it (see ignore_rule)." if "loop1" in notes else ""))
     return Claim(mask, say=say, detail={"measure": tuple(sorted(used)), "with_iou_thresh_left_out": True in joints})
 
 

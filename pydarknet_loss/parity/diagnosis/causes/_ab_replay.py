@@ -60,9 +60,10 @@ def replay_with(arr: Array, tag: Optional[str], X: Optional[np.ndarray] = None, 
     return cache[key]
 
 
-def reproduced(arr: Array, alt: Optional[np.ndarray]) -> Optional[np.ndarray]:
+def reproduced(arr: Array, alt: Optional[np.ndarray], rel: float = 1e-5) -> Optional[np.ndarray]:
     """The failing elements where ``alt`` gives the implementation's value
-    (within darknet's rounding) and differs from darknet's; None if none.
+    (within darknet's rounding, and ``rel`` of the value) and differs from
+    darknet's; None if none.
 
     Worked at the elements where ``alt`` is not darknet's own value (one
     pass over the array finds them; a replay changes few): every rule below
@@ -83,7 +84,7 @@ def reproduced(arr: Array, alt: Optional[np.ndarray]) -> Optional[np.ndarray]:
     ent = (idx // (H * W)) % P
     cell = (idx // (P * H * W)) * (H * W) + idx % (H * W)
     with np.errstate(invalid="ignore", over="ignore"):
-        m = arr.fail.reshape(-1)[idx] & (np.abs(v - a) <= 1e-5 * np.abs(a) + tol)
+        m = arr.fail.reshape(-1)[idx] & (np.abs(v - a) <= rel * np.abs(a) + tol)
         changed = ~(np.abs(a - e) <= 1e-5 * np.abs(e) + tol)
         # A negative objectness delta is -obj_normalizer*p or 0 (ignored): any
         # departure that moves the ignore test flips some of them, so these
@@ -194,7 +195,11 @@ def composed_box(arr: Array) -> Optional[Dict[str, Any]]:
             for e, names in extras] + sets
     best: Optional[Tuple[Dict[str, Any], Tuple[str, ...], np.ndarray]] = None
     for changes, names in sorted(sets, key=lambda s: len(s[1])):
-        m = replayed(arr, **changes)
+        # 1e-4: the rounding bound is darknet's at its own (IoU) delta, not at
+        # the replay's; an MSE x delta t*W - i - x loses digits to the
+        # cancellation (the port's t*W from pixel labels differs by an ULP of
+        # W: 1.8e-5 of the delta measured on Tianxiaomo's 19x19 head)
+        m = reproduced(arr, replay(arr, **changes), rel=1e-4)
         if m is None:
             continue
         m = m & box & ~zero_box & ~alone
