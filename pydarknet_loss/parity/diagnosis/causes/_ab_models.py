@@ -86,36 +86,21 @@ def ignore_gate(arr: Array) -> Optional[Claim]:
     zero = np.abs(A) <= 4 * arr.bound[:, :, o]
     # E < 0: a negative cell upstream keeps, the ignore test alone zeroes it
     alone = cells & (E < 0) & zero
-    # E > 0: a cell darknet assigns.  The ignore test cannot change that
-    # alone; with the iou_thresh anchors left out too it can: where
-    # darknet's run with iou_thresh = 1 leaves the cell a negative (-p,
-    # not ignored by the gated test), the ungated test then zeroes it.  Only
-    # that product of the two departures is claimed, and said so.
-    joint = np.zeros_like(alone)
-    if (cells & (E > 0) & zero).any() and float(ev.layer.iou_thresh) < 1:
-        from ._ab_replay import replay
-        R = replay(arr, iou_thresh=1.0)
-        if R is not None:
-            # ... and the cell's box is that run's too (the anchor left out: no box delta)
-            Rb = R[:, :, :4].astype(F64)
-            box = np.abs(arr.A64[:, :, :4] - Rb) <= 1e-5 * np.abs(Rb) + 4 * arr.bound[:, :, :4]
-            joint = cells & (E > 0) & zero & (R[:, :, o] < 0) & box.all(axis=2)
-    cells = alone | joint
+    # E > 0: a cell darknet assigns.  The ignore test alone cannot change
+    # that: where the iou_thresh anchor is left out too and the cell's
+    # objectness is then zeroed, iou_thresh claims it (the anchor left out
+    # is the departure that unassigns it; loop 1's value is the
+    # implementation's own test's), never this model.
+    cells = alone
     if not cells.any():
         return None
 
     def say(sel: np.ndarray) -> str:
         cs = cells_of(sel)
-        both = [c for c in cs if joint[c]]
-        text = (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) the implementation ignores "
+        return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) the implementation ignores "
                 f"the objectness (best IoU > ignore_thresh = {thr:g}) where upstream's test does not: upstream's "
                 "ignore test only counts a truth at a cell where some class probability exceeds .25 (the class "
                 "gate of compare_yolo_class). Apply the gate.")
-        if both:
-            text += (f" At {len(both)} of them ({cells_str(ev, both, 2)}) darknet assigns the cell through an "
-                     "iou_thresh anchor: the implementation left that anchor out too (iou_thresh), and its ungated "
-                     "ignore test then zeroed the objectness; both departures together give its value there.")
-        return text
     return Claim(arr.role_mask([o], cells), say=say, detail={"rule": "class gate"})
 
 
