@@ -82,4 +82,6 @@ CAUSE = CauseSpec(
     summary="treated a cell's objectness as negative where upstream ignores it, or the reverse (`>` vs `>=` shows "
             "here)",
     recognised="an unassigned cell's objectness is 0 in one array and not the other; ties with the threshold "
-               "first, when your non-saturated ties are ignored")
+               "first, when your non-saturated ties are ignored; AlexeyAB: the ignore test's variant (class gate "
+               "off, x, y without `scale_x_y`, images whose truths all belong to other heads skipped, another "
+               "threshold) with the fewest departures that splits your ignored cells from your negative ones")

@@ -99,5 +99,6 @@ CAUSE = CauseSpec(
     parts=("box.x", "box.y", "box.w", "box.h", "objectness.positive", "objectness.negative", "classes.positive",
            "classes.negative"),
     summary="AlexeyAB: the `iou_thresh` extra anchors missed, or added where the layer has none (a lower threshold)",
-    recognised="darknet's layer run with `iou_thresh` = 1 gives your values; or run with a lower `iou_thresh` (just "
-                "below the lowest shape IoU of the anchors your values show assigned beyond darknet's)")
+    recognised="darknet's layer run with `iou_thresh` = 1 gives your values (a cell it unassigns may carry loop 1's "
+               "other objectness, as your own ignore test decides); or run with a lower `iou_thresh` (just below the "
+               "lowest shape IoU of the anchors your values show assigned beyond darknet's)")
