@@ -432,6 +432,17 @@ def fewer_rows(arr: Array) -> Optional[Claim]:
     if m is None:
         return None
     lost = [(int(b), int(t)) for b, t in read_rows(ev) if t >= K]
+    # The rows past K darknet assigns in this head are all rows whose best
+    # anchor by CIoU/GIoU of the shapes (centred or corner-aligned) lies in
+    # another head: anchor_assignment's model names exactly those rows, from
+    # their shapes, where a limit at K only happens to fall before them
+    # (measured on Tianxiaomo's port: a 3-row limit for a skinny fourth row).
+    # The limit is then not this model's reading.
+    mask_ids = {int(m) for m in ev.layer.mask}
+    here = [(b, t) for b, t in lost if rec["best_in_mask"][b, t] >= 0 or rec["extra"][b, t].any()]
+    if here and all(any(int(np.argmax(_shape_scores(ev, float(ev.truth[b, t, 2]), float(ev.truth[b, t, 3]), kind)))
+                        not in mask_ids for kind in ("ciou", "giou", "ciou_corner")) for b, t in here):
+        return None
     # A row past K that the implementation visibly reads refutes the limit:
     # a positive objectness at one of its cell's anchors where darknet's run
     # on the first K rows has none (Tianxiaomo's port reads every row, and
