@@ -237,6 +237,7 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
         # the layer's own iou_thresh, then (iou_thresh < 1) a port without the
         # extra anchors too: only its best anchor is assigned (the extras it
         # drops are iou_thresh's to claim; this model claims darknet's best)
+        row_best: Optional[Tuple[int, np.ndarray, str, bool, set]] = None
         for kind, joint in [(k, jo) for jo in ([False, True] if th < 1 else [False])
                             for k in ("ciou", "giou", "ciou_corner")]:
             a_best = int(np.argmax(_shape_scores(ev, float(row[2]), float(row[3]), kind)))
@@ -304,12 +305,18 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                     m[o] = True
                     said.add("loop1")
                 got[b, a, :, j, i] |= m
-            if got.any():
-                mask |= got
-                used.add(kind)
-                joints.add(joint)
-                notes.update(said)
-                break
+            # the variant reproducing the most of this row's cells (with the
+            # layer's iou_thresh kept, darknet's best can stay an extra anchor
+            # and only the added one shows; without the extras it is dropped too)
+            n_got = int(got.sum())
+            if n_got and (row_best is None or n_got > row_best[0]):
+                row_best = (n_got, got, kind, joint, said)
+        if row_best is not None:
+            _, got, kind, joint, said = row_best
+            mask |= got
+            used.add(kind)
+            joints.add(joint)
+            notes.update(said)
     if not mask.any():
         return None
 
