@@ -46,6 +46,13 @@ cell_assignment on AlexeyAB's layer existed; commit 20b6b3b): 12 more ports, 0 o
 first run (ab_row_limit and the rounded-cell ports had wrong claims by iou_thresh, the new_coords
 ports a wrong claim by weight; the rest unexplained).  After those causes: 35 of 35 right, and
 every random case (3 seeds each) of the 32 mistaken ones.
+
+Fourth round (after the evaluation on Tianxiaomo's pytorch-YOLOv4; written before the models, on main
+a5c0c4d): 6 more ports, 2 of the 6 right on first run (ab_anchor_by_ciou_corner+no_iou_thresh,
+ab_no_iou_thresh+no_class_gate_at_extras); ab_mse+iou_normalizer+scale_x_y_missed named box_loss and
+scale_x_y but not normalizer (box_loss's message names it); ab_ignore_skipped_unmatched and
+ab_ignore_skipped+no_iou_thresh had a WRONG claim by new_coords (its flipped decoding also leaves the
+skipped image's cells un-ignored); ab_ignore_thresh_lower was all unexplained.
 """
 from __future__ import annotations
 

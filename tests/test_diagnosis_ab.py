@@ -277,13 +277,16 @@ def test_tianxiaomo_like_port_on_a_yolov4_sized_head() -> None:
     assert next(k for k in report.causes if k.code == "box_loss").detail["iou_loss"] == "mse"
 
 
-def test_ignore_rule_claims_an_assigned_cell_only_with_the_iou_thresh_anchor_left_out_too() -> None:
-    """The ignore test alone cannot change a cell darknet assigns.  A port
+def test_an_assigned_cell_zeroed_with_the_iou_thresh_anchor_left_out_is_iou_thresh_s() -> None:
+    """The ignore test alone cannot change a cell darknet assigns (the
+    Tianxiaomo evaluation found ignore_rule claiming such cells).  A port
     without the iou_thresh anchors and without the class gate zeroes such a
-    cell's objectness through both departures; ignore_rule claims it only
-    where darknet's run with iou_thresh = 1 leaves the cell a negative, and
-    says both.  The look-alike, objectness zeroed at assigned cells whose
-    box is kept, is not claimed."""
+    cell's objectness: the anchor left out unassigns it, and loop 1's value
+    there is the port's own ignore test's.  iou_thresh claims it, only where
+    darknet's run with iou_thresh = 1 leaves the cell a negative and the
+    rest of the cell is that run's, and says the ignore test; ignore_rule
+    claims no assigned cell.  The look-alike, objectness zeroed at assigned
+    cells whose box is kept, is claimed by neither."""
     case = H.ab_case(32, H.CIOU_HEAD, no_class_cells=True, ignore_thresh=0.5)
     args = dict(net_w=case.net_w, net_h=case.net_h)
     exp = case.layer.forward(case.x, case.truth, **args)
@@ -296,17 +299,21 @@ def test_ignore_rule_claims_an_assigned_cell_only_with_the_iou_thresh_anchor_lef
     R = pdl.alexeyab.YoloLayer(**{**case.layer.params(), "iou_thresh": 1.0}).forward(case.x, case.truth, **args)
     R = R.delta.reshape(E.shape)
     cm = r.cause_map("delta").reshape(E.shape)
-    at_assigned = [(b, a, j, i) for b, a, e, j, i in np.argwhere(cm == "ignore_rule") if E[b, a, 4, j, i] > 0]
-    assert at_assigned, str(r)
-    for b, a, j, i in at_assigned:
-        assert R[b, a, 4, j, i] < 0 and A[b, a, 4, j, i] == 0 and not A[b, a, :4, j, i].any()
-    assert "through an iou_thresh anchor" in next(c.message for c in r.causes if c.code == "ignore_rule")
+    assert not [1 for b, a, e, j, i in np.argwhere(cm == "ignore_rule") if E[b, a, 4, j, i] > 0], str(r)
+    zeroed = [(b, a, j, i) for b, a, j, i in np.argwhere((E[:, :, 4] > 0) & (A[:, :, 4] == 0))]
+    assert zeroed
+    for b, a, j, i in zeroed:  # R: 0 where darknet's own test ignores the cell too, else the product
+        assert R[b, a, 4, j, i] <= 0 and not A[b, a, :4, j, i].any()
+        assert cm[b, a, 4, j, i] == "iou_thresh", (b, a, j, i, cm[b, a, 4, j, i])
+    assert any(R[b, a, 4, j, i] < 0 for b, a, j, i in zeroed)
+    assert "own ignore test" in next(c.message for c in r.causes if c.code == "iou_thresh")
+    assert "unexplained" not in {c.code for c in r.causes}
     # the look-alike: darknet's delta with the objectness of those cells zeroed, their box kept
     D = E.copy()
-    for b, a, j, i in at_assigned:
+    for b, a, j, i in zeroed:
         D[b, a, 4, j, i] = 0
     r = pdl.compare(exp, {"delta": D.reshape(exp.delta.shape)}, case.layer, input=case.x, truth=case.truth, **args)
-    assert not r.ok and "ignore_rule" not in {c.code for c in r.causes}, str(r)
+    assert not r.ok and not {"ignore_rule", "iou_thresh"} & {c.code for c in r.causes}, str(r)
 
 
 def test_anchor_assignment_with_the_iou_thresh_anchors_left_out_too() -> None:
@@ -341,23 +348,124 @@ def test_anchor_assignment_with_the_iou_thresh_anchors_left_out_too() -> None:
 
 def test_two_option_departures_on_the_box_are_both_named() -> None:
     """Tianxiaomo's box: MSE where the cfg says CIoU, without iou_normalizer.
-    Neither replay alone reproduces a box delta; both together do: box_loss
-    claims them and the normalizer is named beside it, holding no element of
-    its own.  Judged on objectness and classes only, both are known departures."""
+    Neither replay alone reproduces a box delta; both together do, and both
+    causes are named, each message naming the other; no other cause claims a
+    box delta.  A departure that only acts jointly and holds no element is
+    named beside its partner (count 0, detail['joint_with']).  Judged on
+    objectness and classes only, both are known departures."""
     c = H.ab_case(61, H.CIOU_HEAD)
     mine = H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(box_loss="mse", no_iou_norm=True))
     r = _report(c, mine)
-    codes = [k.code for k in r.causes if k.code != "float_rounding"]
-    assert codes == ["box_loss", "normalizer"], str(r)
-    box, norm = r.causes[0], r.causes[1]
-    assert box.detail["with"] == ("normalizer",) and "iou_normalizer = 0.07 left out" in box.message
-    assert norm.count == 0 and norm.detail == {"joint_with": "box_loss", "elements": box.count}
-    assert f"normalizer: with box_loss, in its {box.count} elements" in str(r)
-    assert set(np.unique(r.cause_map("delta"))) == {"", "box_loss"}
+    codes = {k.code for k in r.causes} - {"float_rounding"}
+    assert codes == {"box_loss", "normalizer"}, str(r)
+    for k in r.causes:
+        other = ({"box_loss", "normalizer"} - {k.code}).pop()
+        assert other in k.message and k.detail["with"] == (other,), str(r)
+    assert set(np.unique(r.cause_map("delta"))) <= {"", "box_loss", "normalizer"}
     # each departure alone is its own cause, with no partner
     alone = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(no_iou_norm=True)))
     assert [k.code for k in alone.causes] == ["normalizer"] and alone.causes[0].count > 0
     # parts=: the box is outside the judged parts; both are known departures there
     r = pdl.compare(c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h), {"delta": mine}, c.layer,
                     input=c.x, truth=c.truth, net_w=c.net_w, net_h=c.net_h, parts=("objectness", "classes"))
-    assert r.ok and [k.code for k in r.known_causes] == ["box_loss", "normalizer"], str(r)
+    assert r.ok and {k.code for k in r.known_causes} == {"box_loss", "normalizer"}, str(r)
+
+
+def test_a_departure_acting_only_jointly_is_named_beside_its_partner() -> None:
+    """The engine's side: a claim whose model needs another departure too
+    lists it in detail['with']; where that departure claims nothing of its
+    own it is named anyway, holding no element, printed beside its partner."""
+    from pydarknet_loss.parity.diagnosis import engine
+    from pydarknet_loss.parity.diagnosis.engine import Cause
+    box = Cause(code="box_loss", count=88, truth_rows=((0, 1),), cells=((0, 1, 2, 3),), message="m",
+                detail={"iou_loss": "mse", "with": ("normalizer",)})
+    out = engine._joint([box])
+    assert [c.code for c in out] == ["box_loss", "normalizer"]
+    norm = out[1]
+    assert norm.count == 0 and norm.detail == {"joint_with": "box_loss", "elements": 88}
+    assert norm.cells == box.cells and "88 elements of box_loss" in norm.message
+    # where the partner claims elements of its own, nothing is added
+    own = Cause(code="normalizer", count=5, truth_rows=(), cells=(), message="n", detail={"with": ("box_loss",)})
+    assert engine._joint([box, own]) == [box, own]
+    from pydarknet_loss.parity.compare import _count_text
+    assert _count_text(norm) == "with box_loss, in its 88 elements" and _count_text(box) == "88 elements"
+
+
+def _ignore_cause(r: Any) -> Any:
+    return next((k for k in r.causes if k.code == "ignore_rule"), None)
+
+
+def test_ignore_rule_names_an_image_whose_ignore_test_is_skipped() -> None:
+    """Tianxiaomo's build_target skips the ignore test in an image none of
+    whose truths has its best anchor in the head's mask: ignore_rule names
+    that image (and new_coords, whose flipped decoding fires no ignore test
+    either, is not named).  Look-alike: a port that ignores nowhere, in every
+    image; it is not said to skip images."""
+    c = H.ab_case(71, H.CIOU_HEAD, rows=H._unmatched_large_rows(), ignore_thresh=0.5)
+    r = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(ignore_skip_unmatched=True)))
+    codes = {k.code for k in r.causes} - {"float_rounding"}
+    assert codes == {"ignore_rule"}, str(r)
+    cause = _ignore_cause(r)
+    assert cause.detail["skipped_images"] == (1,) and "no ignore test at all in image 1" in cause.message
+    assert _claimed(r, "ignore_rule") == _failing(r)
+    # the look-alike: darknet's delta with every ignored objectness set to -obj_normalizer*p
+    res = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h)
+    E = _split(c, res.delta)
+    Y = _split(c, res.output)
+    free = (E[:, :, 4] == 0) & ~(E[:, :, 5:] != 0).any(axis=2)
+    E[:, :, 4] = np.where(free, (np.float32(c.layer.obj_normalizer) * (np.float32(0) - Y[:, :, 4])), E[:, :, 4])
+    assert (free[0] & (_split(c, res.delta)[0, :, 4] == 0)).any()  # image 0 ignores cells: the two differ
+    r = _report(c, _join(E))
+    assert not r.ok
+    cause = _ignore_cause(r)
+    assert cause is None or not cause.detail.get("skipped_images"), str(r)
+    assert "no ignore test at all" not in str(r)
+
+
+def test_ignore_rule_names_another_threshold_and_not_a_scatter() -> None:
+    """A port whose ignore threshold is .5 where the cfg has .7: ignore_rule
+    names the threshold (.5 is in the interval the values allow).
+    Look-alike: darknet's delta with every other negative cell that the .5
+    test would ignore zeroed (a scatter no threshold splits): not claimed."""
+    c = H.ab_case(67, H.CIOU_HEAD, n_truth=8)
+    mine = H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(ignore_thresh_used=0.5))
+    r = _report(c, mine)
+    cause = _ignore_cause(r)
+    assert cause is not None and cause.detail["thresh"] == 0.5, str(r)
+    assert "a threshold of 0.5 where the cfg's ignore_thresh is 0.7" in cause.message
+    assert _claimed(r, "ignore_rule") == _failing(r)
+    res = c.layer.forward(c.x, c.truth, net_w=c.net_w, net_h=c.net_h)
+    E, A = _split(c, res.delta), _split(c, mine)
+    moved = np.argwhere((E[:, :, 4] != 0) & (A[:, :, 4] == 0))
+    assert len(moved) >= 4
+    D = E.copy()
+    for b, a, j, i in moved[::2]:
+        D[b, a, 4, j, i] = 0
+    r = _report(c, _join(D))
+    assert not r.ok and _ignore_cause(r) is None, str(r)
+
+
+def test_composed_box_departures_are_each_named() -> None:
+    """MSE where the cfg says CIoU AND iou_normalizer left out: only both
+    together give the box deltas; box_loss and normalizer each claim a share,
+    each message names both, and nothing is unexplained.  Look-alikes: the
+    normalizer alone (normalizer's single replay, box_loss not named), and
+    darknet's MSE box times 10 (no option set gives it: neither claims it)."""
+    c = H.ab_case(61, H.CIOU_HEAD)
+    r = _report(c, H.ab_port(c.x, c.truth, c.layer, c.net_w, c.net_h, H.Dep(box_loss="mse", no_iou_norm=True)))
+    codes = {k.code for k in r.causes} - {"float_rounding"}
+    assert codes == {"box_loss", "normalizer"}, str(r)
+    for k in r.causes:
+        if k.code in ("box_loss", "normalizer"):
+            assert "iou_loss = mse where the layer says ciou (box_loss)" in k.message
+            assert "iou_normalizer = 0.07 left out (normalizer)" in k.message
+    assert _claimed(r, "box_loss") + _claimed(r, "normalizer") == _failing(r)
+    r = _report(c, _with(c, iou_normalizer=1.0))
+    assert {k.code for k in r.causes} - {"float_rounding"} == {"normalizer"}, str(r)
+    mse = _split(c, _with(c, iou_loss="mse"))
+    E = _split(c, _run(c.layer, c))
+    D = E.copy()
+    D[:, :, :4] = mse[:, :, :4] * np.float32(10)
+    r = _report(c, _join(D))
+    assert not r.ok
+    assert all(not k.detail.get("with") for k in r.causes if k.code in ("box_loss", "normalizer", "scale_x_y")), str(r)

@@ -27,7 +27,6 @@ implementation's value, within darknet's rounding.  The steps, per array:
 from __future__ import annotations
 
 from collections import defaultdict
-import dataclasses
 from dataclasses import dataclass, field
 from collections.abc import Sequence as SequenceABC
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
@@ -402,20 +401,18 @@ def _joint(causes: List[Cause]) -> List[Cause]:
     (Tianxiaomo's MSE box without iou_normalizer): the cause whose model
     claims them lists the others in ``detail['with']``; each of those is
     named too, as a cause holding no element of its own (``count`` 0,
-    ``detail['joint_with']``), or, where it claims elements of its own as
-    well, its message says so."""
+    ``detail['joint_with']``), unless it claims elements of its own (whose
+    message then names the departures it acts with)."""
     present = {c.code: k for k, c in enumerate(causes)}
     out = list(causes)
     for c in causes:
         for w in c.detail.get("with", ()) or ():
             if w not in BY_CODE or w == c.code:
                 continue
+            if w in present:  # it claims elements of its own: its message names the departures it acts with
+                continue
             note = (f"{c.count} element{'s' if c.count != 1 else ''} of {c.code} are darknet's only with this "
                     f"departure too ({c.code}'s message says how): fix both.")
-            if w in present:
-                k = present[w]
-                out[k] = dataclasses.replace(out[k], message=f"{out[k].message} Besides, {note}")
-                continue
             present[w] = len(out)
             out.append(Cause(code=w, count=0, truth_rows=c.truth_rows, cells=c.cells,
                              message=f"together with {c.code}: {BY_CODE[w].summary}; no element is this departure's "

@@ -86,35 +86,21 @@ def ignore_gate(arr: Array) -> Optional[Claim]:
     zero = np.abs(A) <= 4 * arr.bound[:, :, o]
     # E < 0: a negative cell upstream keeps, the ignore test alone zeroes it
     alone = cells & (E < 0) & zero
-    # E > 0: a cell darknet assigns.  The ignore test cannot change that
-    # alone; with the iou_thresh anchors left out too it can: where
-    # darknet's run with iou_thresh = 1 leaves the cell a negative (-p,
-    # not ignored by the gated test), the ungated test then zeroes it.  Only
-    # that product of the two departures is claimed, and said so.
-    joint = np.zeros_like(alone)
-    if (cells & (E > 0) & zero).any() and float(ev.layer.iou_thresh) < 1:
-        from ._ab_replay import replay
-        R = replay(arr, iou_thresh=1.0)
-        if R is not None:
-            # ... and the cell's box is that run's too (the anchor left out: no box delta)
-            box = np.abs(arr.A64[:, :, :4] - R[:, :, :4]) <= 1e-5 * np.abs(R[:, :, :4]) + 4 * arr.bound[:, :, :4]
-            joint = cells & (E > 0) & zero & (R[:, :, o] < 0) & box.all(axis=2)
-    cells = alone | joint
+    # E > 0: a cell darknet assigns.  The ignore test alone cannot change
+    # that: where the iou_thresh anchor is left out too and the cell's
+    # objectness is then zeroed, iou_thresh claims it (the anchor left out
+    # is the departure that unassigns it; loop 1's value is the
+    # implementation's own test's), never this model.
+    cells = alone
     if not cells.any():
         return None
 
     def say(sel: np.ndarray) -> str:
         cs = cells_of(sel)
-        both = [c for c in cs if joint[c]]
-        text = (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) the implementation ignores "
+        return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) the implementation ignores "
                 f"the objectness (best IoU > ignore_thresh = {thr:g}) where upstream's test does not: upstream's "
                 "ignore test only counts a truth at a cell where some class probability exceeds .25 (the class "
                 "gate of compare_yolo_class). Apply the gate.")
-        if both:
-            text += (f" At {len(both)} of them ({cells_str(ev, both, 2)}) darknet assigns the cell through an "
-                     "iou_thresh anchor: the implementation left that anchor out too (iou_thresh), and its ungated "
-                     "ignore test then zeroed the objectness; both departures together give its value there.")
-        return text
     return Claim(arr.role_mask([o], cells), say=say, detail={"rule": "class gate"})
 
 
@@ -239,6 +225,9 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
     mask_ids = [int(m) for m in ev.layer.mask]
     H, W = ev.X.shape[3], ev.X.shape[4]
     used, joints = set(), set()
+    notes: set = set()
+    from ._ab_replay import composed_box
+    comp = composed_box(arr)
     for b, t in read_rows(ev):
         row = ev.truth[b, t]
         i, j = int(F(row[0]) * F(W)), int(F(row[1]) * F(H))
@@ -248,6 +237,7 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
         # the layer's own iou_thresh, then (iou_thresh < 1) a port without the
         # extra anchors too: only its best anchor is assigned (the extras it
         # drops are iou_thresh's to claim; this model claims darknet's best)
+        row_best: Optional[Tuple[int, np.ndarray, str, bool, set]] = None
         for kind, joint in [(k, jo) for jo in ([False, True] if th < 1 else [False])
                             for k in ("ciou", "giou", "ciou_corner")]:
             a_best = int(np.argmax(_shape_scores(ev, float(row[2]), float(row[3]), kind)))
@@ -263,6 +253,7 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                        if n in mask_ids]
             got = np.zeros(arr.E.shape, bool)
             moved = True
+            said: set = set()
             for a in added:
                 V = row_alone(ev, b, t, iou_thresh=0.0)  # the row assigned at every masked anchor
                 near = _near(arr, (b, a, slice(None), j, i), V[b, a, :, j, i])
@@ -276,15 +267,27 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 rest_ok = bool(near[o:].all()) and V[b, a, o, j, i] > 0
                 moved &= box_ok or rest_ok
                 got[b, a, :, j, i] = arr.fail[b, a, :, j, i] & near
+                if rest_ok and not box_ok and comp is not None:
+                    # the box by the option departures composed_box found (Tianxiaomo's MSE
+                    # without iou_normalizer and scale_x_y), at the anchor the row lands on
+                    V2 = row_alone(ev, b, t, iou_thresh=0.0, **comp["changes"])[b, a, :4, j, i]
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        box2 = np.abs(arr.A64[b, a, :4, j, i] - V2) <= 1e-4 * np.abs(V2) + 4 * arr.bound[b, a, :4, j, i]
+                    if box2.all() and (V2 != 0).any():
+                        got[b, a, :4, j, i] |= arr.fail[b, a, :4, j, i]
+                        said.add("boxed")
             if not added and dropped:
                 # the row skipped at this head (or, joint, kept at an anchor
                 # darknet also assigns): no other anchor of its cell shows a
                 # box where darknet has none
                 others = [a for a in range(len(mask_ids)) if mask_ids[a] not in darknet]
                 moved = not any(arr.fail[b, a, :4, j, i].any() for a in others)
-                if joint and a_best in mask_ids:  # ... and the row's box stands at its CIoU-best anchor
-                    k = mask_ids.index(a_best)
-                    moved &= not arr.fail[b, k, :4, j, i].any() and bool((arr.E64[b, k, :4, j, i] != 0).any())
+                if joint and a_best in mask_ids:  # ... and the row stands at its CIoU-best anchor: its box
+                    k = mask_ids.index(a_best)  # there is darknet's, or (another departure on the box) its
+                    o = arr.obj                 # objectness is darknet's positive one
+                    box_there = not arr.fail[b, k, :4, j, i].any() and bool((arr.E64[b, k, :4, j, i] != 0).any())
+                    obj_there = arr.E64[b, k, o, j, i] > 0 and not arr.fail[b, k, o, j, i]
+                    moved &= box_there or bool(obj_there)
             if not moved:
                 continue
             for a in dropped:
@@ -294,12 +297,26 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 if ab_record(ev)["best_iou"][b, a, j, i] > F(ev.layer.ignore_thresh):
                     V[arr.obj] = 0.0
                 m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V)
+                # ... unless the implementation's own ignore test decides that cell
+                # otherwise (ignore_rule's business): loop 1's other value is its own too
+                o = arr.obj
+                other = 0.0 if V[o] != 0 else float(F(F(ev.layer.obj_normalizer) * F(F(0) - F(ev.Y[b, a, o, j, i]))))
+                if arr.fail[b, a, o, j, i] and _near(arr, (b, a, o, j, i), np.float64(other)):
+                    m[o] = True
+                    said.add("loop1")
                 got[b, a, :, j, i] |= m
-            if got.any():
-                mask |= got
-                used.add(kind)
-                joints.add(joint)
-                break
+            # the variant reproducing the most of this row's cells (with the
+            # layer's iou_thresh kept, darknet's best can stay an extra anchor
+            # and only the added one shows; without the extras it is dropped too)
+            n_got = int(got.sum())
+            if n_got and (row_best is None or n_got > row_best[0]):
+                row_best = (n_got, got, kind, joint, said)
+        if row_best is not None:
+            _, got, kind, joint, said = row_best
+            mask |= got
+            used.add(kind)
+            joints.add(joint)
+            notes.update(said)
     if not mask.any():
         return None
 
@@ -311,7 +328,11 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 "IoU of the shapes (both centred), over all anchors, and skips the truth when that one is not in "
                 "the mask." + (" Where darknet's best anchor passes no iou_thresh test, the implementation also "
                                "left out the iou_thresh anchors (see iou_thresh): both together give its values "
-                               "there." if True in joints else ""))
+                               "there." if True in joints else "") +
+                (" Where the row lands, its box deltas are those of the box departures named by box_loss, "
+                 "normalizer and scale_x_y, composed with the anchor moved." if "boxed" in notes else "") +
+                (" Where darknet's anchor is dropped, the objectness is loop 1's value as the implementation's own "
+                 "ignore test decides it (see ignore_rule)." if "loop1" in notes else ""))
     return Claim(mask, say=say, detail={"measure": tuple(sorted(used)), "with_iou_thresh_left_out": True in joints})
 
 
@@ -418,6 +439,17 @@ def fewer_rows(arr: Array) -> Optional[Claim]:
     if m is None:
         return None
     lost = [(int(b), int(t)) for b, t in read_rows(ev) if t >= K]
+    # The rows past K darknet assigns in this head are all rows whose best
+    # anchor by CIoU/GIoU of the shapes (centred or corner-aligned) lies in
+    # another head: anchor_assignment's model names exactly those rows, from
+    # their shapes, where a limit at K only happens to fall before them
+    # (measured on Tianxiaomo's port: a 3-row limit for a skinny fourth row).
+    # The limit is then not this model's reading.
+    mask_ids = {int(m) for m in ev.layer.mask}
+    here = [(b, t) for b, t in lost if rec["best_in_mask"][b, t] >= 0 or rec["extra"][b, t].any()]
+    if here and all(any(int(np.argmax(_shape_scores(ev, float(ev.truth[b, t, 2]), float(ev.truth[b, t, 3]), kind)))
+                        not in mask_ids for kind in ("ciou", "giou", "ciou_corner")) for b, t in here):
+        return None
     # A row past K that the implementation visibly reads refutes the limit:
     # a positive objectness at one of its cell's anchors where darknet's run
     # on the first K rows has none (Tianxiaomo's port reads every row, and
@@ -523,7 +555,7 @@ def moved_cells(arr: Array) -> Optional[Claim]:
             Vs = [assigned(b, t) for t in rows_port]
             if any(V is None for V in Vs):
                 continue
-            cols = [V[b, a, :, j, i] for V in Vs]  # type: ignore[index]
+            cols = [np.asarray(V[b, a, :, j, i], F64) for V in Vs]  # type: ignore[index]
             value = cols[0].copy()
             if len(cols) > 1:
                 # loop 2 in row order: box deltas added (+=, before averaging), the objectness
@@ -571,3 +603,196 @@ def moved_cells(arr: Array) -> Optional[Claim]:
                 f"{' and more' if len(rows) > 4 else ''}; image {b} row {t}: x*W = {x:.6g}, column "
                 f"{int(rec['row_i'][b, t])} upstream). Truncate (floor) instead of rounding.")
     return Claim(m, rows=who, say=say, detail={"rows": tuple(rows)})
+
+
+# ---- the ignore test, another way: threshold, class gate, scale_x_y, images skipped -------
+#: Thresholds named before a midpoint, when the implementation's values allow several.
+NICE = (0.5, 0.7, 0.6, 0.4, 0.3, 0.45, 0.55, 0.65, 0.75, 0.8, 0.35, 0.25, 0.2, 0.85, 0.9, 0.1, 0.15, 0.95,
+        1.0)  # 1: no cell ever ignored
+
+
+def _unscaled_best_iou(ev: Any) -> Optional[np.ndarray]:
+    """(B, n, H, W) float32: each cell's best IoU over the read rows with the
+    predicted x, y decoded WITHOUT scale_x_y (sigmoid only), as
+    ab_get_yolo_box and box_iou compute it in float; None for a new_coords
+    head (its x, y are not a sigmoid of the input)."""
+    if int(ev.layer.new_coords):
+        return None
+    cache = ev.__dict__.get("_ab_iou_nosxy")
+    if cache is not None:
+        return cache
+    B, n, P, H, W = ev.X.shape
+    one = np.float32(1)
+    with np.errstate(over="ignore"):
+        sig = (one / (one + np.exp(-ev.X[:, :, 0:2].astype(F64)).astype(F))).astype(F)
+    gi = np.arange(W, dtype=F)[None, :]
+    gj = np.arange(H, dtype=F)[:, None]
+    bias = [float(v) for v in ev.layer.anchors]
+    out = np.zeros((B, n, H, W), F)
+    two = np.float32(2)
+    for b, t in read_rows(ev):
+        T = [np.float32(v) for v in ev.truth[b, t, :4]]
+        for a, m in enumerate(int(v) for v in ev.layer.mask):
+            bx = ((gi + sig[b, a, 0]) / np.float32(W)).astype(F)
+            by = ((gj + sig[b, a, 1]) / np.float32(H)).astype(F)
+            bw = (np.exp(ev.X[b, a, 2].astype(F64)) * bias[2 * m] / ev.net_w).astype(F)
+            bh = (np.exp(ev.X[b, a, 3].astype(F64)) * bias[2 * m + 1] / ev.net_h).astype(F)
+            ow = np.minimum(bx + bw / two, T[0] + T[2] / two) - np.maximum(bx - bw / two, T[0] - T[2] / two)
+            oh = np.minimum(by + bh / two, T[1] + T[3] / two) - np.maximum(by - bh / two, T[1] - T[3] / two)
+            inter = np.where((ow < 0) | (oh < 0), np.float32(0), ow * oh).astype(F)
+            union = (bw * bh + T[2] * T[3] - inter).astype(F)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                iou = np.where((inter == 0) | (union == 0), np.float32(0), inter / union).astype(F)
+            out[b, a] = np.maximum(out[b, a], iou)
+    ev.__dict__["_ab_iou_nosxy"] = out
+    return out
+
+
+def _skip_sets(ev: Any) -> List[Tuple[str, Tuple[int, ...]]]:
+    """(measure, images) for each distinct set of images none of whose read
+    rows has its best anchor (by that measure of the shapes) in the mask:
+    an implementation that skips the ignore test there (Tianxiaomo's
+    build_target: `if sum(best_n_mask) == 0: continue`)."""
+    rec = ab_record(ev)
+    assert rec is not None
+    mask_ids = {int(m) for m in ev.layer.mask}
+    rows: Dict[int, List[int]] = {}
+    for b, t in read_rows(ev):
+        rows.setdefault(b, []).append(t)
+    out: List[Tuple[str, Tuple[int, ...]]] = []
+    for kind in ("iou", "ciou", "giou", "ciou_corner"):
+        imgs = []
+        for b, ts in rows.items():
+            if kind == "iou":
+                bests = [int(rec["best_anchor"][b, t]) for t in ts]
+            else:
+                bests = [int(np.argmax(_shape_scores(ev, float(ev.truth[b, t, 2]), float(ev.truth[b, t, 3]), kind)))
+                         for t in ts]
+            if not any(n in mask_ids for n in bests):
+                imgs.append(b)
+        key = tuple(sorted(imgs))
+        if key and key not in [s for _, s in out]:
+            out.append((kind, key))
+    return out
+
+
+def ignore_variants(arr: Array) -> Optional[Claim]:
+    """The ignore test as an implementation runs it, found from its values:
+    upstream ignores a cell's objectness when its best IoU (class gate, x, y
+    with scale_x_y) beats ignore_thresh, in every image.  Tried: the gate on
+    or off, x, y with or without scale_x_y, the images whose truths all
+    belong to other heads skipped or not; for each, the thresholds that
+    split the implementation's ignored cells from its negative ones (an
+    interval, empty when that variant cannot).  The variant with the fewest
+    departures that reproduces the failing objectness elements is claimed
+    (at cells darknet assigns nothing, where the implementation's value is
+    0 or -obj_normalizer*p)."""
+    ev = arr.ev
+    assert ev is not None
+    if not read_rows(ev):
+        return None
+    rec = ab_record(ev)
+    assert rec is not None
+    o = arr.obj
+    thr = float(ev.layer.ignore_thresh)
+    B, n, P, H, W = ev.X.shape
+    free = (arr.E64[:, :, o] <= 0) & ~ev.e_assigned()
+    p = ev.Y[:, :, o].astype(F)
+    neg = (np.float32(ev.layer.obj_normalizer) * (np.float32(0) - p)).astype(F).astype(F64)
+    A = arr.A64[:, :, o]
+    bnd = 4 * arr.bound[:, :, o]
+    is_zero = np.abs(A) <= bnd
+    is_neg = (np.abs(A - neg) <= 1e-5 * np.abs(neg) + bnd) & ~is_zero
+    info = free & (is_zero | is_neg)
+    fail = arr.fail[:, :, o] & info
+    if not fail.any():
+        return None
+    up_ignored = arr.E64[:, :, o] == 0
+    # the class gate per cell (ab_compare_class: any class probability > .25)
+    gate = (ev.Y[:, :, o + 1:] > np.float32(0.25)).any(axis=2)
+    grids = {("sxy",): rec["best_iou_all"].astype(F)}
+    if float(ev.layer.scale_x_y) != 1:
+        g = _unscaled_best_iou(ev)
+        if g is not None:
+            grids[("no_sxy",)] = g
+    skips: List[Tuple[str, Tuple[int, ...]]] = [("", ())] + _skip_sets(ev)
+    best: Optional[Tuple[int, float, np.ndarray, Dict[str, Any]]] = None
+    sxy_only = 0
+    for (sx,), g in grids.items():
+        for gated in (True, False):
+            b_iou = np.where(gate, g, np.float32(0)) if gated else g
+            b_iou = b_iou.astype(F64)
+            for kind, imgs in skips:
+                skipped = np.zeros(B, bool)
+                skipped[list(imgs)] = True
+                sk = skipped[:, None, None, None]
+                # in a skipped image no informative cell is ignored
+                if (info & sk & is_zero).any():
+                    continue
+                rest = info & ~sk
+                bn, bz = b_iou[rest & is_neg], b_iou[rest & is_zero]
+                lo = float(bn.max()) if bn.size else -np.inf
+                hi = float(bz.min()) if bz.size else np.inf
+                if lo < hi:  # a threshold splits them exactly
+                    v = thr if lo <= thr < hi else next((c for c in NICE if lo <= c < hi), None)
+                    if v is None:
+                        v = (lo + hi) / 2 if np.isfinite(lo) and np.isfinite(hi) else \
+                            (lo + 1e-6 if np.isfinite(lo) else hi - 1e-6)
+                else:
+                    # or up to the implementation's own rounding of IoUs next to it (its
+                    # boxes and IoU in another order of float operations): a round value
+                    # that the cells more than 1e-4 away from it do not contradict
+                    v = next((c for c in (thr,) + NICE
+                              if not (bn > c + 1e-4).any() and not (bz <= c - 1e-4).any()), None)
+                    if v is None:
+                        continue
+                pred_ign = ~sk & (b_iou > np.float32(v))
+                differs = info & (pred_ign != up_ignored)
+                claim = fail & differs & np.where(pred_ign, is_zero, is_neg)
+                k = int(claim.sum())
+                if not k:
+                    continue
+                deps = {"gate": not gated, "scale_x_y": sx == "no_sxy", "skip": bool(imgs), "thresh": v != thr}
+                # a threshold fitted to the values weighs more than a departure predicted without
+                # fitting, and an odd one (no round value in its interval) more again
+                n_dep = sum(deps.values()) + (0.5 if v in NICE else 2.0) * deps["thresh"]
+                if not n_dep:
+                    continue
+                if n_dep == 1 and deps["scale_x_y"]:
+                    sxy_only = max(sxy_only, k)
+                if best is None or k > best[0] or (k == best[0] and n_dep < best[1]):
+                    best = (k, n_dep, claim, {"thresh": float(v), "interval": (lo, hi), "gate": gated,
+                                               "scale_x_y": sx == "sxy", "skipped_images": imgs,
+                                               "skip_measure": kind})
+    # x, y without scale_x_y alone is scale_x_y's (its replay claims it):
+    # nothing here when that variant reproduces as many elements as the best
+    if best is None or sxy_only >= best[0]:
+        return None
+    _, _, cells, d = best
+
+    def say(sel: np.ndarray) -> str:
+        cs = cells_of(sel)
+        what = []
+        if d["thresh"] != thr and d["thresh"] >= 1:
+            what.append(f"no cell ignored at all (a threshold of 1 or more; the cfg's ignore_thresh is {thr:g})")
+        elif d["thresh"] != thr:
+            lo, hi = d["interval"]
+            what.append(f"a threshold of {d['thresh']:g} where the cfg's ignore_thresh is {thr:g} (any value in "
+                        f"[{max(lo, 0):.4g}, {min(hi, 1):.4g}) gives the same cells)")
+        if not d["gate"]:
+            what.append("no class gate (upstream counts a truth only at a cell where some class probability "
+                        "exceeds .25, compare_yolo_class)")
+        if not d["scale_x_y"]:
+            what.append(f"the predicted x, y decoded without scale_x_y = {float(ev.layer.scale_x_y):g} (see "
+                        "scale_x_y)")
+        if d["skipped_images"]:
+            how = {"iou": "IoU", "ciou": "CIoU", "giou": "GIoU", "ciou_corner": "CIoU of corner-aligned shapes"}
+            what.append(f"no ignore test at all in image{'s' if len(d['skipped_images']) > 1 else ''} "
+                        f"{', '.join(map(str, d['skipped_images']))}, none of whose truths has its best anchor "
+                        f"(by {how[d['skip_measure']]}) in this head's mask (upstream tests every image)")
+        return (f"at {len(cs)} cell{'s' if len(cs) > 1 else ''} ({cells_str(ev, cs, 2)}) the implementation's "
+                "ignore test decides otherwise than upstream's (best IoU with a truth > ignore_thresh, class gate, "
+                "x, y with scale_x_y, every image): its objectness there is what upstream's test gives with "
+                + "; with ".join(what) + ". Run the ignore test as upstream does.")
+    return Claim(arr.role_mask([o], cells), say=say, detail={"rule": "ignore test", **{k: v for k, v in d.items()
+                                                                                         if k != "interval"}})

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..model import Array, CauseSpec, Claim, cells_of, cells_str
-from ._ab_replay import replay, reproduced
+from ._ab_replay import composed_box, composed_text, entries_named, replayed
 
 KINDS = ("iou", "giou", "diou", "ciou")
 AB_KINDS = ("mse", "iou", "giou", "diou", "ciou")
@@ -121,9 +121,8 @@ def _alexeyab_box_loss(arr: Array) -> Optional[Claim]:
     for kind in AB_KINDS:
         if kind == mine:
             continue
-        alt = replay(arr, iou_loss=kind)
-        m = reproduced(arr, alt)
-        if m is None or alt is None:
+        m = replayed(arr, iou_loss=kind)
+        if m is None:
             continue
         # four box deltas of 0 are what an unassigned cell has too (and the
         # IoU loss's gradient where the boxes do not overlap): they tell no loss
@@ -131,52 +130,34 @@ def _alexeyab_box_loss(arr: Array) -> Optional[Claim]:
         m = m & arr.role_mask([0, 1, 2, 3]) & ~unassigned[:, :, None]
         if m.any() and (best_m is None or m.sum() > best_m.sum()):
             best, best_m = kind, m
-    joint: Tuple[str, ...] = ()
-    box_failing = arr.fail & arr.role_mask([0, 1, 2, 3])
-    if best_m is None or (box_failing & ~best_m).any():
-        # Several option departures on the box at once (Tianxiaomo's port:
-        # MSE, no iou_normalizer, x, y without scale_x_y): the layer replayed
-        # with another iou_loss AND those options as the implementation's;
-        # bounded: three option sets, tried only where the single replays
-        # leave failing box elements.
-        for kind, extra, names in _composed(arr.layer, mine):
-            m = reproduced(arr, replay(arr, iou_loss=kind, **extra))
-            if m is None:
-                continue
-            m = m & arr.role_mask([0, 1, 2, 3]) & ~(arr.A64[:, :, :4] == 0).all(axis=2)[:, :, None]
-            if m.any() and (best_m is None or m.sum() > best_m.sum()):
-                best, best_m, joint = kind, m, names
-    if best_m is None:
-        return None
 
     def say(sel):
         how = ("the MSE form scale*(t - x)*iou_normalizer on the activated x, y and raw w, h" if best == "mse" else
                f"the {best.upper()} gradient (box.c dx_box_iou, w and h times exp, times iou_normalizer, NaN "
                "zeroed, clipped to max_delta)")
-        also = ""
-        if joint:
-            what = {"normalizer": f"iou_normalizer = {float(arr.layer.iou_normalizer):g} left out (normalizer)",
-                    "scale_x_y": f"x, y decoded without scale_x_y = {float(arr.layer.scale_x_y):g} (scale_x_y)"}
-            also = (" and " + " and ".join(what[n] for n in joint) +
-                    ": each departure alone gives other values there; together they give yours")
-        return (f"{int(sel.sum())} box deltas are darknet's with iou_loss = {best} where the layer says {mine}"
-                f"{also}: {how}. Use the cfg's iou_loss"
-                + "".join({"normalizer": " and iou_normalizer", "scale_x_y": " and scale_x_y"}[n] for n in joint) + ".")
-    return Claim(best_m, say=say, detail={"iou_loss": best, "with": joint})
+        return (f"{int(sel.sum())} box deltas are darknet's with iou_loss = {best} where the layer says {mine}: "
+                f"{how}. Use the cfg's iou_loss.")
 
+    comp = composed_box(arr)
+    if comp is not None and "box_loss" in comp["names"] and comp["masks"]["box_loss"].any():
+        own = comp["masks"]["box_loss"]
+        single = best_m
 
-def _composed(layer: Any, mine: Optional[str]) -> List[Tuple[str, Dict[str, float], Tuple[str, ...]]]:
-    """(iou_loss, other options, the causes they are) for the composed
-    replays: another iou_loss with iou_normalizer = 1, scale_x_y = 1, or both
-    (those the layer does not already have at 1)."""
-    opts = []
-    if float(getattr(layer, "iou_normalizer", 1.0)) != 1:
-        opts.append(({"iou_normalizer": 1.0}, ("normalizer",)))
-    if float(getattr(layer, "scale_x_y", 1.0)) != 1:
-        opts.append(({"scale_x_y": 1.0}, ("scale_x_y",)))
-    if len(opts) == 2:
-        opts.append(({**opts[0][0], **opts[1][0]}, opts[0][1] + opts[1][1]))
-    return [(kind, extra, names) for kind in AB_KINDS if kind != mine for extra, names in opts]
+        def say_both(sel: np.ndarray) -> str:
+            parts = []
+            if single is not None and (sel & single).any():
+                parts.append(say(sel & single))
+            got = sel & own
+            if got.any():
+                parts.append(f"{int(got.sum())} " + composed_text(arr, comp, "box_loss").format(
+                    n=entries_named(arr, got)))
+            return " ".join(parts)
+        return Claim(own if single is None else (own | single), say=say_both,
+                     detail={"iou_loss": best if single is not None else comp["changes"]["iou_loss"],
+                             "with": tuple(n for n in comp["names"] if n != "box_loss")})
+    if best_m is None:
+        return None
+    return Claim(best_m, say=say, detail={"iou_loss": best, "with": ()})
 
 
 def box_loss(arr: Array) -> Optional[Claim]:

@@ -51,13 +51,28 @@ def _ignore_rule(arr: Array, ties_only: bool) -> Optional[Claim]:
     return Claim(mask, say=say)
 
 
+def _either(first: Optional[Claim], second: Optional[Claim]) -> Optional[Claim]:
+    """Two models of the ignore test as one claim: the elements either
+    reproduces, each described by the model that reproduces it (the first
+    where both do)."""
+    if first is None or second is None:
+        return first or second
+    m1, m2 = np.asarray(first.mask), np.asarray(second.mask)
+    only2 = m2 & ~m1
+
+    def say(sel: np.ndarray) -> str:
+        parts = [c.say(sel & m) for c, m in ((first, m1), (second, only2)) if (sel & m).any()]
+        return " ".join(parts)
+    return Claim(m1 | m2, say=say, detail={**second.detail, **first.detail})
+
+
 def ignore_rule(arr: Array) -> Optional[Claim]:
     """Ties with the threshold decided the other way when the
     implementation shows it does so at unsaturated ties; else every
     unassigned cell whose objectness is 0 in one array and not the other."""
     if arr.ev is not None and arr.ev.kind == "yolo_ab":  # AlexeyAB's layer: causes/_ab_models.py
-        from ._ab_models import ignore_gate
-        return ignore_gate(arr)
+        from ._ab_models import ignore_gate, ignore_variants
+        return _either(ignore_gate(arr), ignore_variants(arr))
     return _ignore_rule(arr, ties_only=True) or _ignore_rule(arr, ties_only=False)
 
 
@@ -67,4 +82,6 @@ CAUSE = CauseSpec(
     summary="treated a cell's objectness as negative where upstream ignores it, or the reverse (`>` vs `>=` shows "
             "here)",
     recognised="an unassigned cell's objectness is 0 in one array and not the other; ties with the threshold "
-               "first, when your non-saturated ties are ignored")
+               "first, when your non-saturated ties are ignored; AlexeyAB: the ignore test's variant (class gate "
+               "off, x, y without `scale_x_y`, images whose truths all belong to other heads skipped, another "
+               "threshold) with the fewest departures that splits your ignored cells from your negative ones")

@@ -8,7 +8,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..evidence import ab_record
-from ..model import F, Array, CauseSpec, Claim
+from ..model import F, Array, CauseSpec, Claim, cells_of
 from ._ab_models import _shape_scores, read_rows
 from ._ab_replay import replay, reproduced
 
@@ -46,13 +46,37 @@ def added_thresholds(arr: Array) -> List[float]:
     return [low] if low < th else []
 
 
+def _loop1_zeroed(arr: Array, R: Optional[np.ndarray], m: np.ndarray) -> Optional[np.ndarray]:
+    """Objectness elements of cells darknet assigns only through an
+    iou_thresh anchor, which the implementation leaves unassigned (the rest
+    of the cell is the iou_thresh = 1 run's: ``m`` claims it) and ignores:
+    0 where that run keeps the cell a negative.  An unassigned cell's
+    objectness is loop 1's, -obj_normalizer*p or 0 as the ignore test
+    decides; the implementation's test is its own (ignore_rule's model), so
+    either value is this departure's there.  None if no such element."""
+    if R is None:
+        return None
+    o = arr.obj
+    cell_claimed = m.any(axis=2)
+    with np.errstate(invalid="ignore"):
+        cand = cell_claimed & arr.fail[:, :, o] & (arr.E64[:, :, o] > 0) & (R[:, :, o] < 0) & \
+            (np.abs(arr.A64[:, :, o]) <= 4 * arr.bound[:, :, o])
+    if not cand.any():
+        return None
+    return arr.role_mask([o], cand)
+
+
 def iou_thresh(arr: Array) -> Optional[Claim]:
     th = float(getattr(arr.layer, "iou_thresh", 1.0))
     cands = ([1.0] if th < 1 else []) + added_thresholds(arr)
     for v in cands:
-        m = reproduced(arr, replay(arr, iou_thresh=v))
+        R = replay(arr, iou_thresh=v)
+        m = reproduced(arr, R)
         if m is None:
             continue
+        loop1 = _loop1_zeroed(arr, R, m) if v == 1.0 else None
+        if loop1 is not None:
+            m = m | loop1
         if v == 1.0:
             text = (f"darknet's without the iou_thresh anchors (iou_thresh = {th:g}: every other masked anchor whose "
                     "shape IoU with the truth beats it is assigned too, and the box deltas of a cell are then "
@@ -61,6 +85,10 @@ def iou_thresh(arr: Array) -> Optional[Claim]:
             text = (f"darknet's with extra anchors added: iou_thresh = {v:.4g} (or any value down to the next anchor "
                     f"IoU) where the layer has {th:g}{' (none)' if th >= 1 else ''}; every other masked anchor whose "
                     "shape IoU with the truth beats it is then assigned too. Use the cfg's iou_thresh")
+        if loop1 is not None:
+            text += (f". At {len(cells_of(loop1))} of the cells left unassigned the objectness is 0, where darknet's "
+                     "own ignore test keeps it a negative: loop 1's other value, as the implementation's own ignore "
+                     "test decides it (see ignore_rule); the anchor left out and that test together give it")
         return Claim(m, say=lambda sel, text=text: f"{int(sel.sum())} elements are {text}.",
                      detail={"iou_thresh": v, "direction": "missed" if v == 1.0 else "added"})
     return None
@@ -71,5 +99,6 @@ CAUSE = CauseSpec(
     parts=("box.x", "box.y", "box.w", "box.h", "objectness.positive", "objectness.negative", "classes.positive",
            "classes.negative"),
     summary="AlexeyAB: the `iou_thresh` extra anchors missed, or added where the layer has none (a lower threshold)",
-    recognised="darknet's layer run with `iou_thresh` = 1 gives your values; or run with a lower `iou_thresh` (just "
-                "below the lowest shape IoU of the anchors your values show assigned beyond darknet's)")
+    recognised="darknet's layer run with `iou_thresh` = 1 gives your values (a cell it unassigns may carry loop 1's "
+               "other objectness, as your own ignore test decides); or run with a lower `iou_thresh` (just below the "
+               "lowest shape IoU of the anchors your values show assigned beyond darknet's)")

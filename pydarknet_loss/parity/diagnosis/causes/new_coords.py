@@ -120,12 +120,34 @@ def flipped(arr: Array, variant: Variant, **more: Any) -> Optional[np.ndarray]:
     return replay_with(arr, key, X=X, new_coords=1 - int(arr.layer.new_coords), **more)
 
 
+def _box_kept(arr: Array, V: Optional[np.ndarray]) -> bool:
+    """Another decoding changes the box deltas of every assigned cell: an
+    implementation whose box is darknet's own at as many of the cells the
+    flip changes as it is the flip's (and at one at least) does not decode
+    the other way (its objectness elsewhere can coincide: an ignore test that
+    does not fire gives -p as the flip does)."""
+    if V is None:
+        return False
+    V = V[:, :, :4].astype(np.float64)
+    E, tol = arr.E64[:, :, :4], 1e-5 * np.abs(arr.E64[:, :, :4]) + 4 * arr.bound[:, :, :4] + 1e-30
+    with np.errstate(invalid="ignore", over="ignore"):
+        changed = ~(np.abs(V - E) <= tol)
+        kept = np.abs(arr.A64[:, :, :4] - E) <= tol
+        flip = np.abs(arr.A64[:, :, :4] - V) <= 1e-5 * np.abs(V) + 4 * arr.bound[:, :, :4] + 1e-30
+    cells = changed.any(axis=2)
+    n_kept = int((cells & kept.all(axis=2)).sum())
+    return n_kept > 0 and n_kept >= int((cells & flip.all(axis=2)).sum())
+
+
 def new_coords(arr: Array) -> Optional[Claim]:
     if getattr(arr.ev, "kind", None) != "yolo_ab":
         return None
     best: Optional[Tuple[np.ndarray, Variant]] = None
     for v in variants(arr.layer):
-        m = reproduced(arr, flipped(arr, v))
+        V = flipped(arr, v)
+        m = reproduced(arr, V)
+        if m is not None and _box_kept(arr, V):
+            m = None
         if m is not None and (best is None or int(m.sum()) > int(best[0].sum())):
             best = (m, v)
     if best is None:

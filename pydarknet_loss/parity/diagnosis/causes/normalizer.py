@@ -8,7 +8,7 @@ import numpy as np
 
 from ..model import Array, CauseSpec, Claim
 from . import new_coords
-from ._ab_replay import entries_named, replay, reproduced
+from ._ab_replay import entries_named, replayed, reproduced, with_composed
 
 #: option -> what it multiplies upstream
 WHAT = {"iou_normalizer": "the box deltas (times the class multiplier)",
@@ -37,12 +37,20 @@ def _with_new_coords(arr: Array, opt: str) -> Optional[np.ndarray]:
 
 def normalizer(arr: Array) -> Optional[Claim]:
     """Darknet's layer with one normalizer set to 1 reproduces the elements
-    (or, where new_coords is flipped too, the elements that only both give)."""
+    (or, where new_coords is flipped too, the elements that only both give;
+    or, with another iou_loss or scale_x_y = 1 too, the box deltas that only
+    all of them give: ``composed_box``)."""
+    if getattr(arr.ev, "kind", None) == "yolo_ab":
+        return with_composed(arr, "normalizer", _normalizer(arr))
+    return _normalizer(arr)
+
+
+def _normalizer(arr: Array) -> Optional[Claim]:
     mask = np.zeros(arr.E.shape, bool)
     named = []
     composed = False
     for opt in WHAT:
-        m = reproduced(arr, replay(arr, **{opt: 1.0}))
+        m = replayed(arr, **{opt: 1.0})
         if m is None and getattr(arr.ev, "kind", None) == "yolo_ab":
             m = _with_new_coords(arr, opt)
             composed |= m is not None

@@ -5,16 +5,26 @@ from __future__ import annotations
 from typing import Optional
 
 from ..model import Array, CauseSpec, Claim
-from ._ab_replay import entries_named, replay, reproduced
+from ._ab_replay import entries_named, replayed, with_composed
 
 TRIED = (1.05, 1.1, 1.2, 2.0)  #: yolov4's and yolov7's values, tried where the layer has 1
 
 
 def scale_x_y(arr: Array) -> Optional[Claim]:
+    """Darknet's layer with scale_x_y = 1 (or, where the layer has 1, one of
+    the usual values) reproduces the elements; with another iou_loss or
+    iou_normalizer = 1 too, the box deltas only all of them give
+    (``composed_box``)."""
+    if getattr(arr.ev, "kind", None) != "yolo_ab":
+        return None
+    return with_composed(arr, "scale_x_y", _single(arr))
+
+
+def _single(arr: Array) -> Optional[Claim]:
     s = float(getattr(arr.layer, "scale_x_y", 1.0))
     cands = (1.0,) if s != 1 else TRIED
     for v in cands:
-        m = reproduced(arr, replay(arr, scale_x_y=v))
+        m = replayed(arr, scale_x_y=v)
         if m is None:
             continue
         # the output's x, y are the implementation's own business here: only the delta is judged
