@@ -35,7 +35,7 @@ import numpy as np
 
 from ... import _buffers
 from .causes import _factors, float_rounding, layout, unexplained
-from .evidence import Evidence
+from .evidence import Evidence, cell_index
 from .model import Array, CauseSpec, Claim
 from .parts import PartRow, fit, part_where, sigma_prime
 from .registry import BY_CODE, REGISTRY
@@ -360,7 +360,7 @@ def _causes(items: Dict[str, List[_Taken]], alternatives: Dict[str, Set[str]]) -
             g = t.space.flat[t.sel]
             # The cells this claim holds elements of, as linear (B, n, H, W) indices, ascending.
             mark = np.zeros(B * n * H * W, bool)
-            mark[(g // (P * H * W)) * (H * W) + g % (H * W)] = True
+            mark[cell_index(g, t.space.shape)] = True
             held = np.flatnonzero(mark)
             keys = [c for c, ts in t.claim.rows.items()  # the truth rows behind the cells it holds
                     if ts and all(0 <= v < d for v, d in zip(c, shape))]

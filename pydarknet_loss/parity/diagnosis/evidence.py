@@ -15,6 +15,13 @@ from ...implied import Selection, rounding_bound
 
 F = np.float32
 
+def cell_index(flat: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """Flat element indices into a (B, n, entries, H, W) array -> the linear
+    indices of their cells in (B, n, H, W) (the entry axis dropped)."""
+    P, hw = shape[2], shape[3] * shape[4]
+    return (flat // (P * hw)) * hw + flat % hw
+
+
 class Evidence:
     """The oracle's forward on one input, and its record of the decisions.
 
@@ -160,7 +167,7 @@ class Evidence:
         if name in self._bound or (name == "delta" and self._call is None):
             return self.bound_for(name).reshape(-1)[flat]
         B, n, P, H, W = self.D.shape
-        cell = (flat // (P * H * W)) * (H * W) + flat % (H * W)  # (B, n, H, W) linear
+        cell = cell_index(flat, self.D.shape)
         seen = np.zeros(B * n * H * W, bool)
         seen[cell] = True
         if np.count_nonzero(seen) * 8 > self.D.size // P:  # many cells: the whole array's values

@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .evidence import cell_index
 from .model import Array, activated
 
 #: Part names, in the order of their ids.
@@ -257,8 +258,7 @@ def _at_cells(ab_cells: List[Tuple[str, np.ndarray]], shape: Tuple[int, ...], id
     has any (``shape``: the (B, n, entries, H, W) array's)."""
     if not ab_cells or not idx.size:
         return ()
-    P, hw = shape[2], shape[3] * shape[4]
-    cell = (idx // (P * hw)) * hw + idx % hw  # element (b, a, e, j, i) -> cell (b, a, j, i)
+    cell = cell_index(idx, shape)
     out = []
     for label, cells in ab_cells:
         at = cells[cell]

@@ -221,6 +221,7 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
     ev = arr.ev
     assert ev is not None
     th = float(ev.layer.iou_thresh)
+    o = arr.obj
     mask = np.zeros(arr.E.shape, bool)
     mask_ids = [int(m) for m in ev.layer.mask]
     H, W = ev.X.shape[3], ev.X.shape[4]
@@ -262,7 +263,6 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 # moved over, is no sign of it), or, where another departure
                 # changes the box (Tianxiaomo's MSE), its objectness and
                 # classes are the row's there; the box is then not claimed
-                o = arr.obj
                 box_ok = bool(near[:4].all()) and bool((V[b, a, :4, j, i] != 0).any())
                 rest_ok = bool(near[o:].all()) and V[b, a, o, j, i] > 0
                 moved &= box_ok or rest_ok
@@ -284,7 +284,7 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 moved = not any(arr.fail[b, a, :4, j, i].any() for a in others)
                 if joint and a_best in mask_ids:  # ... and the row stands at its CIoU-best anchor: its box
                     k = mask_ids.index(a_best)  # there is darknet's, or (another departure on the box) its
-                    o = arr.obj                 # objectness is darknet's positive one
+                    # objectness is darknet's positive one
                     box_there = not arr.fail[b, k, :4, j, i].any() and bool((arr.E64[b, k, :4, j, i] != 0).any())
                     obj_there = arr.E64[b, k, o, j, i] > 0 and not arr.fail[b, k, o, j, i]
                     moved &= box_there or bool(obj_there)
@@ -295,11 +295,10 @@ def anchor_measure(arr: Array) -> Optional[Claim]:
                 # the row is still a truth for loop 1's ignore test there: its
                 # best IoU (ab_record.c, over every truth, class gate) decides
                 if ab_record(ev)["best_iou"][b, a, j, i] > F(ev.layer.ignore_thresh):
-                    V[arr.obj] = 0.0
+                    V[o] = 0.0
                 m = arr.fail[b, a, :, j, i] & _near(arr, (b, a, slice(None), j, i), V)
                 # ... unless the implementation's own ignore test decides that cell
                 # otherwise (ignore_rule's business): loop 1's other value is its own too
-                o = arr.obj
                 other = 0.0 if V[o] != 0 else float(F(F(ev.layer.obj_normalizer) * F(F(0) - F(ev.Y[b, a, o, j, i]))))
                 if arr.fail[b, a, o, j, i] and _near(arr, (b, a, o, j, i), np.float64(other)):
                     m[o] = True
