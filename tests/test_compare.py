@@ -226,9 +226,6 @@ def test_the_c_comparison_agrees_with_the_python_definitions() -> None:
     """dn_compare_arrays (one pass in C) against ulp_distance, same_sign and
     _per_entry, on arrays with NaN, infinities, signed zeros, subnormals and
     blocks that are bit-identical."""
-    from pydarknet_loss import _native
-    from pydarknet_loss.parity.compare import _per_entry, ulp_distance
-
     rng = np.random.default_rng(3)
     e = rng.standard_normal((3, 2, 7, 4, 5)).astype(np.float32)
     a = e.copy()
@@ -240,14 +237,27 @@ def test_the_c_comparison_agrees_with_the_python_definitions() -> None:
     a[1, 1, 3] = -a[1, 1, 3]
     e5, a5 = e.reshape(6, 1, 7, 4, 5), a.reshape(6, 1, 7, 4, 5)
     for atol, rtol, mu in ((0.0, 0.0, 0), (1e-3, 0.0, 0), (0.0, 1e-2, 3)):
-        stats, bad, n = _native.compare_arrays(np.ascontiguousarray(e5), np.ascontiguousarray(a5), atol, rtol, mu)
-        ulp = ulp_distance(e5, a5)
-        want_bad = ~pdl.parity.compare.Tolerance(atol, rtol, mu).passes(e5, a5, ulp)
-        assert np.array_equal(bad, want_bad) and n == int(want_bad.sum())
-        pe = _per_entry(e5, a5, want_bad, ulp)
-        got = pdl.parity.compare._PerEntry.of(stats)
-        for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
-            assert np.array_equal(getattr(got, f), getattr(pe, f)), f
+        assert_c_compare_is_the_python_one(np.ascontiguousarray(e5), np.ascontiguousarray(a5), atol, rtol, mu)
+
+
+def assert_c_compare_is_the_python_one(e: np.ndarray, a: np.ndarray, atol: float, rtol: float, mu: int,
+                                       note: Any = None) -> Any:
+    """dn_compare_arrays's failure map, count and per-entry table equal the
+    Python definitions' (Tolerance.passes, ulp_distance, _per_entry) on e, a
+    ((B, n, entries, H, W) float32); also used by test_compare_planes.
+    Returns (failing count, the C pass's per-entry table)."""
+    from pydarknet_loss import _native
+    from pydarknet_loss.parity.compare import _per_entry
+
+    stats, bad, n = _native.compare_arrays(e, a, atol, rtol, mu)
+    ulp = ulp_distance(e, a)
+    want_bad = ~pdl.parity.compare.Tolerance(atol, rtol, mu).passes(e, a, ulp)
+    assert np.array_equal(bad, want_bad) and n == int(want_bad.sum()), note
+    pe = _per_entry(e, a, want_bad, ulp)
+    got = pdl.parity.compare._PerEntry.of(stats)
+    for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
+        assert np.array_equal(getattr(got, f), getattr(pe, f)), (f, note)
+    return n, got
 
 
 @pytest.mark.parametrize("kind", ["yolo", "region"])

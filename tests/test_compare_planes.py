@@ -10,9 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
-import pydarknet_loss as pdl
-from pydarknet_loss import _native
-from pydarknet_loss.parity.compare import _per_entry, ulp_distance
+from test_compare import assert_c_compare_is_the_python_one
 
 F = np.float32
 H, W = 3, 5
@@ -54,25 +52,14 @@ def test_identical_planes_of_every_kind(order: tuple) -> None:
             for k in range(len(KINDS)):
                 a[b, 0, k, 1, 3] = F(0.5) if np.isnan(e[b, 0, k, 1, 3]) else np.nextafter(e[b, 0, k, 1, 3], F(9))
     for atol, rtol, mu in ((0.0, 0.0, 0), (1e-3, 0.0, 0)):
-        stats, bad, n = _native.compare_arrays(e, a, atol, rtol, mu)
-        ulp = ulp_distance(e, a)
-        want_bad = ~pdl.parity.compare.Tolerance(atol, rtol, mu).passes(e, a, ulp)
-        assert np.array_equal(bad, want_bad) and n == int(want_bad.sum())
-        pe = _per_entry(e, a, want_bad, ulp)
-        got = pdl.parity.compare._PerEntry.of(stats)
-        for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
-            assert np.array_equal(getattr(got, f), getattr(pe, f)), (f, order)
+        assert_c_compare_is_the_python_one(e, a, atol, rtol, mu, order)
 
 
 def test_all_planes_identical() -> None:
     rng = np.random.default_rng(5)
     e = np.stack([np.stack([_plane(k, rng) for k in KINDS])[None] for _ in range(2)])
-    stats, bad, n = _native.compare_arrays(e, e.copy(), 0.0, 0.0, 0)
-    assert n == 0 and not bad.any()
-    pe = _per_entry(e, e, np.zeros(e.shape, bool), ulp_distance(e, e))
-    got = pdl.parity.compare._PerEntry.of(stats)
-    for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
-        assert np.array_equal(getattr(got, f), getattr(pe, f)), f
+    n, got = assert_c_compare_is_the_python_one(e, e.copy(), 0.0, 0.0, 0)
+    assert n == 0
     # a zero entry has a (zero) difference and no relative one; a dense one both
     k_zero, k_dense = KINDS.index("zero"), KINDS.index("dense")
     assert got.max_abs[k_zero] == 0 and not got.max_rel[k_zero] >= 0 and got.max_rel[k_dense] == 0
@@ -95,14 +82,8 @@ def test_runs_of_the_same_bits_inside_a_plane_that_differs(seed: int) -> None:
         at = 300 + int(rng.integers(0, 200))
         a[1, 0, k, at] = F(0.25) if not np.isfinite(e[1, 0, k, at]) else np.nextafter(e[1, 0, k, at], F(-9))
     e, a = e.reshape(2, 1, len(KINDS), 7, 100), a.reshape(2, 1, len(KINDS), 7, 100)
-    stats, bad, n = _native.compare_arrays(e, a, 0.0, 0.0, 0)
-    ulp = ulp_distance(e, a)
-    want_bad = ~pdl.parity.compare.Tolerance(0.0, 0.0, 0).passes(e, a, ulp)
-    assert np.array_equal(bad, want_bad) and n == int(want_bad.sum()) == len(KINDS)
-    pe = _per_entry(e, a, want_bad, ulp)
-    got = pdl.parity.compare._PerEntry.of(stats)
-    for f in ("size", "fail", "max_abs", "max_rel", "max_ulp", "nan_vs_num", "flips"):
-        assert np.array_equal(getattr(got, f), getattr(pe, f)), f
+    n, _ = assert_c_compare_is_the_python_one(np.ascontiguousarray(e), np.ascontiguousarray(a), 0.0, 0.0, 0)
+    assert n == len(KINDS)
 
 
 def test_the_worst_elements_are_the_full_sorts_first() -> None:
