@@ -472,3 +472,21 @@ def test_the_reproducer_judges_as_the_run_did_build_and_parts(tmp_path: Path) ->
     # parts= travels too
     res = pdl.fuzz(M.YOLO["no_wh_scale"], seed=1, examples=200, options="all", parts=("box",), database=None)
     assert res.failure is not None and "parts=('box',)" in res.failure.reproducer
+
+
+def test_the_command_line_fuzz_takes_build(capsys: pytest.CaptureFixture) -> None:
+    # `check --build` had it; `fuzz` from the command line could not judge a
+    # GPU-form port as such.  With --build gpu the run reads the batch mean
+    # (scale 0.5) and its reproducer keeps build='gpu'; as the CPU build the
+    # same port reads otherwise (on the shrunk case, every p = 1/2: 1/8).
+    args = ["fuzz", "test_fuzz:gpu_form_region_halved", "--kind", "region", "--examples", "50", "--seed", "0",
+            "--database", "none"]
+    assert cli.main(args + ["--build", "gpu"]) == 1
+    out = capsys.readouterr()
+    assert "against the GPU build's values" in out.err
+    assert "departs from darknet: scale" in out.out and "times 0.5" in out.out and "build='gpu'" in out.out
+    assert cli.main(args) == 1
+    out = capsys.readouterr()
+    assert "times 0.5" not in out.out and "build=" not in out.out
+    with pytest.raises(SystemExit):
+        cli.main(args + ["--build", "tpu"])

@@ -412,13 +412,15 @@ def fuzz_command(args: argparse.Namespace) -> int:
         return 2
     work = [(args.impl, layers, kind, max(n, 1), None if seed is None else seed + j, args.tolerance, args.layout,
              str(args.out) if args.out is not None else None, tuple(args.net) if args.net else None, j, options,
-             parts, args.database)
+             parts, args.database, args.build)
             for j, n in enumerate(share)]
     what = (f"{args.cfg}'s loss layers" if layers is not None else
             f"the heads of {_standard_cfg(kind)}" + (f", drawing {', '.join(options) if options != 'all' else 'every layer option'}"
                                                      if options else ""))
     if parts is not None:
         what += f", judging {', '.join(parts)} only"
+    if args.build != "cpu":
+        what += f", against the {args.build.upper()} build's values"
     print(f"fuzzing {args.impl} on {what} ({args.examples} cases, {jobs} job{'s' if jobs > 1 else ''}, "
           f"{'unseeded' if seed is None else f'seed {seed}'}, "
           f"tolerance {Tolerance(float32=args.tolerance == 'float32')})", file=sys.stderr)
@@ -564,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_fz.add_argument("--parts", nargs="+", default=None, metavar="PART",
                       help="judge only these parts of darknet's delta (as check --parts: box, objectness, classes, "
                            "or single parts); departures elsewhere are known, not failures")
+    p_fz.add_argument("--build", choices=("cpu", "gpu"), default="cpu",
+                      help="as check --build: compare with the CPU build's delta (default) or, for [region], with "
+                           "what the GPU build hands on (delta times p(1 - p) on x, y and objectness)")
     p_fz.add_argument("--database", metavar="PATH|none", default=None,
                       help="folder of Hypothesis's example database (failures found are tried first next time); "
                            "default: $PYDARKNET_LOSS_HYPOTHESIS_DB, else $XDG_CACHE_HOME/pydarknet_loss/hypothesis, "

@@ -667,8 +667,9 @@ class JobOutcome:
 def run_job(args: Tuple[Any, ...]) -> JobOutcome:
     """One job of ``pydarknet-loss fuzz``: its own seed, its share of the
     examples.  ``args``: (impl spec, layers, kind, examples, seed, tolerance,
-    layout, out, net, job[, options[, parts[, database]]]); database: a
-    folder, ``"none"`` (no database) or absent (the default)."""
+    layout, out, net, job[, options[, parts[, database[, build]]]]); database:
+    a folder, ``"none"`` (no database) or absent (the default); build:
+    ``"cpu"`` (the default) or ``"gpu"``."""
     spec, layers, kind, examples, seed, tolerance, layout, out, net, job = args[:10]
     options = args[10] if len(args) > 10 else None
     parts = args[11] if len(args) > 11 else None
@@ -677,13 +678,15 @@ def run_job(args: Tuple[Any, ...]) -> JobOutcome:
         database = DEFAULT_DATABASE
     elif isinstance(database, str) and database.lower() == "none":
         database = None
+    build = args[13] if len(args) > 13 else "cpu"
     impl = load_impl(spec)
 
     def say(msg: str) -> None:
         print(f"[job {job}] {msg}", file=sys.stderr, flush=True)
 
     res = fuzz(impl, layers, kind=kind, examples=examples, seed=seed, tolerance=tolerance, layout=layout, out=out,
-               net=net, progress=say, options=options, parts=parts, database=database)
+               net=net, progress=say, options=options, parts=parts, database=database,
+               **({"build": build} if build != "cpu" else {}))
     f = res.failure
     return JobOutcome(job=job, seed=seed, ok=res.ok, examples=res.examples, passed=res.passed,
                       max_difference=res.max_difference, seconds=res.seconds,
